@@ -1,0 +1,202 @@
+"""Persistent entities (SQLModel tables).
+
+Relations are plain foreign keys read through the repository, not ORM relationships: it keeps
+loading explicit and the queries the flows run easy to see.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+from decimal import Decimal
+
+import sqlalchemy as sa
+from sqlalchemy.orm import declared_attr
+from sqlmodel import Field, SQLModel
+
+from models.lifecycle import State
+from models.money import ZERO, Money
+from models.types import ExactDecimal, UTCDateTime, enum_type
+from models.vocabulary import Axis, BudgetKind, CopilStatus, OrganisationKind, Priority, Role
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def _money(**kw: object) -> object:
+    return Field(default=ZERO, sa_type=Money, sa_column_kwargs={"nullable": False}, **kw)  # type: ignore[call-overload]
+
+
+class Territory(SQLModel, table=True):
+    id: int | None = Field(default=None, primary_key=True)
+    code: str = Field(
+        max_length=64, unique=True, description="identifiant court, ex. grand-est-touraine"
+    )
+    name: str = Field(max_length=200)
+    department: str | None = Field(default=None, max_length=100)
+    region: str | None = Field(default=None, max_length=100)
+    is_example: bool = Field(default=False, description="données d'exemple, pas un vrai plan")
+
+
+class Organisation(SQLModel, table=True):
+    __table_args__ = (sa.UniqueConstraint("territory_id", "name"),)
+    id: int | None = Field(default=None, primary_key=True)
+    territory_id: int = Field(foreign_key="territory.id", index=True)
+    name: str = Field(max_length=200)
+    short_name: str | None = Field(default=None, max_length=40)
+    kind: OrganisationKind = Field(sa_type=enum_type(OrganisationKind))
+    is_funder: bool = False
+
+
+class Person(SQLModel, table=True):
+    __table_args__ = (sa.UniqueConstraint("territory_id", "email"),)
+    id: int | None = Field(default=None, primary_key=True)
+    territory_id: int = Field(foreign_key="territory.id", index=True)
+    full_name: str = Field(max_length=200)
+    email: str = Field(max_length=254)
+    organisation_id: int | None = Field(default=None, foreign_key="organisation.id")
+    position: str | None = Field(default=None, max_length=200, description="fonction")
+
+
+class PersonRole(SQLModel, table=True):
+    person_id: int = Field(foreign_key="person.id", primary_key=True)
+    role: Role = Field(sa_type=enum_type(Role), primary_key=True)
+
+
+class ActionSheet(SQLModel, table=True):
+    """A *fiche action*. `version` gives optimistic locking: a stale write raises a conflict."""
+
+    __tablename__ = "action_sheet"
+    __table_args__ = (sa.UniqueConstraint("territory_id", "number"),)
+    id: int | None = Field(default=None, primary_key=True)
+    territory_id: int = Field(foreign_key="territory.id", index=True)
+    number: str = Field(max_length=20, description="numéro, ex. FA-07")
+    title: str = Field(max_length=300)
+    description: str = Field(default="", sa_type=sa.Text)
+    axis: Axis = Field(sa_type=enum_type(Axis))
+    pilot_id: int | None = Field(default=None, foreign_key="person.id", index=True)
+    firm_commitment: bool = Field(default=False, description="engagement ferme de réalisation")
+    priority: Priority = Field(default=Priority.MEDIUM, sa_type=sa.Integer)
+    start_date: date | None = None
+    end_date: date | None = None
+    state: State = Field(default=State.DRAFT, sa_type=enum_type(State), index=True)
+    version: int = Field(default=1, nullable=False)
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    updated_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+
+    @declared_attr  # type: ignore[arg-type]
+    def __mapper_args__(cls) -> dict[str, object]:
+        return {"version_id_col": cls.__table__.c.version}  # type: ignore[attr-defined]
+
+
+class ActionPartner(SQLModel, table=True):
+    __tablename__ = "action_partner"
+    action_id: int = Field(foreign_key="action_sheet.id", primary_key=True)
+    organisation_id: int = Field(foreign_key="organisation.id", primary_key=True)
+
+
+class Milestone(SQLModel, table=True):
+    id: int | None = Field(default=None, primary_key=True)
+    action_id: int = Field(foreign_key="action_sheet.id", index=True)
+    title: str = Field(max_length=300)
+    due_date: date
+    done_on: date | None = None
+
+
+class Indicator(SQLModel, table=True):
+    id: int | None = Field(default=None, primary_key=True)
+    action_id: int = Field(foreign_key="action_sheet.id", index=True)
+    name: str = Field(max_length=300)
+    unit: str = Field(default="", max_length=40)
+    target: Decimal = Field(sa_type=ExactDecimal)
+    actual: Decimal | None = Field(default=None, sa_type=ExactDecimal)
+    measured_on: date | None = None
+
+
+class BudgetLine(SQLModel, table=True):
+    __tablename__ = "budget_line"
+    __table_args__ = (sa.UniqueConstraint("action_id", "year", "kind"),)
+    id: int | None = Field(default=None, primary_key=True)
+    action_id: int = Field(foreign_key="action_sheet.id", index=True)
+    year: int
+    kind: BudgetKind = Field(sa_type=enum_type(BudgetKind))
+    amount: Decimal = _money()  # type: ignore[assignment]
+
+
+class Funding(SQLModel, table=True):
+    """One funder's part of one action for one year, and the funder's deadlines."""
+
+    __table_args__ = (sa.UniqueConstraint("action_id", "funder_id", "year"),)
+    id: int | None = Field(default=None, primary_key=True)
+    action_id: int = Field(foreign_key="action_sheet.id", index=True)
+    funder_id: int = Field(foreign_key="organisation.id", index=True)
+    year: int
+    requested: Decimal = _money()  # type: ignore[assignment]
+    granted: Decimal = _money()  # type: ignore[assignment]
+    paid: Decimal = _money()  # type: ignore[assignment]
+    decision_date: date | None = None
+    convention_ref: str | None = Field(default=None, max_length=100)
+    dossier_due: date | None = None
+    decision_expected: date | None = None
+    payment_expected: date | None = None
+    updated_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+
+
+class FollowUpNote(SQLModel, table=True):
+    __tablename__ = "follow_up_note"
+    id: int | None = Field(default=None, primary_key=True)
+    action_id: int = Field(foreign_key="action_sheet.id", index=True)
+    author_id: int | None = Field(default=None, foreign_key="person.id")
+    written_on: date
+    text: str = Field(sa_type=sa.Text)
+
+
+class CopilMeeting(SQLModel, table=True):
+    __tablename__ = "copil_meeting"
+    id: int | None = Field(default=None, primary_key=True)
+    territory_id: int = Field(foreign_key="territory.id", index=True)
+    held_at: datetime = Field(sa_type=UTCDateTime, description="date et heure (instant UTC)")
+    place: str = Field(default="", max_length=200)
+    status: CopilStatus = Field(default=CopilStatus.SCHEDULED, sa_type=enum_type(CopilStatus))
+    budget_year: int | None = None
+    validated_budget: Decimal | None = Field(default=None, sa_type=Money)
+
+
+class CopilMember(SQLModel, table=True):
+    __tablename__ = "copil_member"
+    copil_id: int = Field(foreign_key="copil_meeting.id", primary_key=True)
+    person_id: int = Field(foreign_key="person.id", primary_key=True)
+
+
+class CopilAgendaItem(SQLModel, table=True):
+    __tablename__ = "copil_agenda_item"
+    copil_id: int = Field(foreign_key="copil_meeting.id", primary_key=True)
+    action_id: int = Field(foreign_key="action_sheet.id", primary_key=True)
+    position: int = 0
+
+
+class CopilDecision(SQLModel, table=True):
+    __tablename__ = "copil_decision"
+    __table_args__ = (sa.UniqueConstraint("copil_id", "action_id"),)
+    id: int | None = Field(default=None, primary_key=True)
+    copil_id: int = Field(foreign_key="copil_meeting.id", index=True)
+    action_id: int = Field(foreign_key="action_sheet.id", index=True)
+    outcome: State = Field(sa_type=enum_type(State))
+    conditions: str = Field(default="", sa_type=sa.Text)
+    comment: str = Field(default="", sa_type=sa.Text)
+
+
+class TransitionRecord(SQLModel, table=True):
+    """Append-only history of every lifecycle transition."""
+
+    __tablename__ = "transition_record"
+    id: int | None = Field(default=None, primary_key=True)
+    action_id: int = Field(foreign_key="action_sheet.id", index=True)
+    from_state: State = Field(sa_type=enum_type(State))
+    to_state: State = Field(sa_type=enum_type(State))
+    at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    actor: str = Field(max_length=200)
+    reason: str | None = Field(default=None, sa_type=sa.Text)
+    correlation_id: str | None = Field(default=None, max_length=64, index=True)
+    copil_id: int | None = Field(default=None, foreign_key="copil_meeting.id")
+    override: bool = False

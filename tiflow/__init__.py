@@ -1,0 +1,1 @@
+"""tiflow: the action plan of a Territoire d'industrie, run as Prefect flows."""

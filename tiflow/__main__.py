@@ -1,0 +1,3 @@
+from tiflow.cli import app
+
+app(prog_name="tiflow")

@@ -1,0 +1,35 @@
+"""Configuration, read from the environment once, with embedded defaults for a fresh machine."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+PARIS = "Europe/Paris"
+
+
+@dataclass(frozen=True)
+class Settings:
+    data_dir: Path
+    database_url: str
+    notify_config: str | None  # apprise URLs or path to an apprise config file; None: .eml files
+
+    @property
+    def outbox_dir(self) -> Path:
+        return self.data_dir / "outbox"
+
+    @property
+    def reports_dir(self) -> Path:
+        return self.data_dir / "reports"
+
+
+def load_settings(env: dict[str, str] | None = None) -> Settings:
+    env = dict(os.environ if env is None else env)
+    data_dir = Path(env.get("TIFLOW_DATA_DIR", "var")).resolve()
+    url = env.get("TIFLOW_DATABASE_URL") or f"sqlite:///{data_dir / 'tiflow.db'}"
+    return Settings(
+        data_dir=data_dir,
+        database_url=url,
+        notify_config=env.get("TIFLOW_NOTIFY_CONFIG") or None,
+    )
