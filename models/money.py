@@ -6,7 +6,7 @@ that is exact on both SQLite and PostgreSQL, and that SQL can still SUM.
 
 from __future__ import annotations
 
-from decimal import Decimal, InvalidOperation
+from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from typing import Any
 
 from sqlalchemy import BigInteger
@@ -14,6 +14,8 @@ from sqlalchemy.engine import Dialect
 from sqlalchemy.types import TypeDecorator
 
 CENT = Decimal("0.01")
+THOUSANDS_SEP = "\u202f"  # narrow no-break space: "12 500,00 €" never wraps
+CURRENCY_SEP = "\u00a0"
 ZERO = Decimal("0.00")
 
 
@@ -35,14 +37,25 @@ def to_money(value: Any, field: str = "montant") -> Decimal:
     return quantized
 
 
-def format_eur(amount: Decimal) -> str:
-    """`12 500,00 €`: narrow no-break space between thousands, no-break space before €."""
-    if isinstance(amount, float):
-        raise TypeError("un montant ne doit jamais être un float")
-    sign = "-" if amount < 0 else ""
-    units, cents = f"{abs(amount).quantize(CENT)}".split(".")
-    groups = f"{int(units):,}".replace(",", "\u202f")
-    return f"{sign}{groups},{cents}\u00a0€"
+def format_eur(amount: Decimal | int) -> str:
+    """``12 500,00 €`` (U+202F between thousands, U+00A0 before €), ``-1 200,50 €``.
+
+    Rounded to the cent, half up (commercial rounding). Floats are refused: money is Decimal.
+    """
+    if isinstance(amount, bool) or not isinstance(amount, (Decimal, int)):
+        raise TypeError(f"amount must be Decimal (or int), not {type(amount).__name__}")
+    value = Decimal(amount)
+    if not value.is_finite():
+        raise ValueError(f"amount is not a finite number: {value}")
+    cents = value.quantize(CENT, rounding=ROUND_HALF_UP)
+    sign = "-" if cents < 0 else ""  # also turns -0.00 into 0,00
+    units, _, decimals = f"{abs(cents):.2f}".partition(".")
+    groups: list[str] = []
+    while len(units) > 3:
+        units, group = units[:-3], units[-3:]
+        groups.insert(0, group)
+    groups.insert(0, units)
+    return sign + THOUSANDS_SEP.join(groups) + "," + decimals + CURRENCY_SEP + "€"
 
 
 class Money(TypeDecorator[Decimal]):

@@ -1,0 +1,137 @@
+"""Notification configuration: apprise services from ``TIFLOW_NOTIFY_CONFIG``.
+
+apprise parses every URL itself (hosts, ports, TLS modes, credentials, provider defaults);
+this module checks tags and reads what tiflow's own SMTP delivery needs from the e-mail
+services. Error messages name the bad setting with passwords masked.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from dataclasses import dataclass, field
+from email.header import decode_header, make_header
+from pathlib import Path
+
+import apprise
+from apprise.plugins.email import NotifyEmail
+from apprise.utils.cwe312 import cwe312_url
+
+from .message import InvalidAddress, Mailbox, parse_mailbox, validate_address
+
+ENV_VAR = "TIFLOW_NOTIFY_CONFIG"
+
+_TAG_RE = re.compile(r"[a-z0-9][a-z0-9_-]*")
+_INLINE_RE = re.compile(r"(?:(?P<tags>[A-Za-z0-9_,-]+)=)?(?P<url>[A-Za-z0-9]{1,32}://\S+)")
+_FORBIDDEN_TAGS = {"all", "always"}  # "all" matches every service; "always" is implied
+
+log = logging.getLogger(__name__)
+
+
+class ConfigError(ValueError):
+    """Bad notification configuration (for the operator; never contains a password)."""
+
+
+@dataclass(frozen=True)
+class SmtpChannel:
+    """What tiflow needs from an apprise ``mailto(s)://`` service."""
+
+    name: str  # masked URL, safe for logs
+    tags: frozenset[str]
+    host: str
+    port: int
+    mode: str  # SecureMailMode: insecure | ssl | starttls
+    user: str | None
+    password: str | None = field(repr=False)
+    sender: str
+    targets: tuple[str, ...]
+    reply_to: str | None
+    timeout: float
+    verify_certificate: bool
+
+    @property
+    def sender_addr(self) -> str:
+        return parse_mailbox(self.sender).addr
+
+
+def tags_of(server: apprise.NotifyBase) -> frozenset[str]:
+    return frozenset(str(t).lower() for t in server.tags)
+
+
+def check_tag(tag: str) -> str:
+    if not isinstance(tag, str) or not _TAG_RE.fullmatch(tag) or tag in _FORBIDDEN_TAGS:
+        raise ValueError(f"invalid notification tag {tag!r} (lowercase word; not 'all'/'always')")
+    return tag
+
+
+def load_services(config: str) -> list[apprise.NotifyBase]:
+    """Instantiate every service of ``config`` (inline URLs or a config file path) with apprise."""
+    value = config.strip()
+    loaded: list[apprise.NotifyBase] = []
+    if "://" not in value:
+        path = Path(value).expanduser()
+        if not path.is_file():
+            raise ConfigError(f"{ENV_VAR}: no such apprise configuration file: {path}")
+        cfg = apprise.AppriseConfig()
+        # apprise only logs a bad entry and skips it: turn its errors into a ConfigError.
+        # Its log masks secrets (secure_logging); warnings are kept as the explanation.
+        with apprise.LogCapture(level=logging.WARNING, fmt="%(levelname)s %(message)s") as logs:
+            cfg.add(str(path))
+            loaded = list(cfg.servers())
+        messages = logs.getvalue().strip()
+        if not loaded or "ERROR " in messages:
+            detail = messages or "no service"
+            raise ConfigError(f"{ENV_VAR}: unusable apprise configuration {path}: {detail}")
+    else:
+        for token in value.split():
+            match = _INLINE_RE.fullmatch(token)
+            if not match:
+                raise ConfigError(f"{ENV_VAR}: expected [tags=]URL, got {cwe312_url(token)}")
+            # Apprise.add() silently drops a "tags=" prefix: we parse it ourselves.
+            apobj = apprise.Apprise()
+            if not apobj.add(match["url"], tag=(match["tags"] or "").lower() or None):
+                raise ConfigError(f"{ENV_VAR}: invalid apprise URL {cwe312_url(match['url'])}")
+            loaded.extend(apobj)
+    for server in loaded:
+        if not tags_of(server):
+            raise ConfigError(
+                f"{ENV_VAR}: service {server.url(privacy=True)} has no tag, it would never be used;"
+                " write it as 'pilots,copil,coordinator=URL' (or 'always=URL')"
+            )
+    return loaded
+
+
+def smtp_channel(server: NotifyEmail, sender_name: str | None = None) -> SmtpChannel:
+    """Read the SMTP settings apprise parsed from a ``mailto(s)://`` URL."""
+    name = server.url(privacy=True)
+    if str(server.pgp_mode) != "no":
+        raise ConfigError(f"{ENV_VAR}: PGP is not supported by tiflow's e-mail delivery: {name}")
+    display, addr = (str(part) if part else "" for part in server.from_addr)
+    # apprise keeps a non-ASCII name= RFC 2047-encoded; decode it, our MIME layer encodes.
+    display = str(make_header(decode_header(display))) if "=?" in display else display
+    # apprise puts its app id ("Apprise") as display name when it derives the sender, and
+    # refuses an apostrophe in name= ("Territoire d'industrie"): sender_name fills the gap.
+    if not display or display == server.app_id:
+        display = sender_name or ""
+    if server.cc or server.bcc:
+        log.warning("cc=/bcc= of %s are ignored: tiflow addresses each person itself", name)
+    try:
+        sender = str(Mailbox(display, parse_mailbox(addr).addr))
+        targets = tuple(validate_address(a) for _, a in server.targets)
+        reply_to = ", ".join(validate_address(a) for a in sorted(server.reply_to)) or None
+    except InvalidAddress as exc:
+        raise ConfigError(f"{ENV_VAR}: {exc} in {name}") from None
+    return SmtpChannel(
+        name=name,
+        tags=tags_of(server),
+        host=server.smtp_host,
+        port=int(str(server.port)),
+        mode=str(server.secure_mode),
+        user=server.user or None,
+        password=server.password or None,
+        sender=sender,
+        targets=targets,
+        reply_to=reply_to,
+        timeout=float(server.socket_connect_timeout),
+        verify_certificate=bool(server.verify_certificate),
+    )

@@ -1,0 +1,83 @@
+"""Embedded default transport: ``.eml`` files in an outbox folder."""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import secrets
+import tempfile
+from collections.abc import Collection
+from datetime import UTC, datetime
+from email.message import EmailMessage
+from pathlib import Path
+
+from .message import OutgoingEmail, build_mime, parse_mailbox, readdress, validate_address
+from .smtp import DeliveryResult, temporary
+
+COORDINATOR_TAG = "coordinator"
+DEFAULT_OUTBOX_SENDER = "tiflow <ne-pas-repondre@tiflow.invalid>"
+
+log = logging.getLogger(__name__)
+
+
+def _slug(value: str, limit: int = 60) -> str:
+    text = value.lower().replace("@", "-at-")
+    return re.sub(r"[^a-z0-9._-]+", "-", text).strip("-.")[:limit] or "x"
+
+
+class EmlDirectoryTransport:
+    """Embedded default: one standard ``.eml`` file per recipient in ``folder``.
+
+    Names are ASCII and sort by time (UTC, ``Z``), e.g.
+    ``2025-03-10T070000.123456Z_fa-07-rappel_marie.dupont-at-cc-tev.fr.eml``. Files are
+    written to a hidden temporary file then renamed, so a crash never leaves half a message
+    (at worst a ``.*.eml.tmp`` file). Files are created mode 0600: they hold personal data.
+    """
+
+    def __init__(
+        self, folder: str | os.PathLike[str], *, sender: str = DEFAULT_OUTBOX_SENDER
+    ) -> None:
+        self.folder = Path(folder)
+        self.sender = validate_address(sender)
+
+    def write(
+        self, email: OutgoingEmail, tag: str, *, only: Collection[str] | None = None
+    ) -> list[DeliveryResult]:
+        recipients: list[str | None] = list(email.to)
+        if not recipients and tag == COORDINATOR_TAG:
+            recipients = [None]  # addressed by configuration, which does not exist here
+        short = _slug(email.key, 24) if email.key else secrets.token_hex(4)
+        msg = build_mime(email, self.sender)
+        msg["X-Tiflow-Tag"] = tag
+        results = []
+        for recipient in recipients:
+            addr = parse_mailbox(recipient).addr if recipient else tag
+            if only is not None and addr not in only:
+                continue
+            if recipient:
+                readdress(msg, recipient, email.key)
+            try:
+                self.folder.mkdir(parents=True, exist_ok=True)
+                path = self._write(msg, f"{short}_{_slug(addr)}")
+            except OSError as exc:
+                results.append(temporary(addr, f"cannot write .eml: {exc}", "eml"))
+                continue
+            results.append(DeliveryResult(addr, True, channel="eml"))
+            log.info("message for %s written to %s", addr, path)
+        return results
+
+    def _write(self, msg: EmailMessage, suffix: str) -> Path:
+        now = datetime.now(UTC)
+        final = self.folder / f"{now:%Y-%m-%dT%H%M%S}.{now.microsecond:06d}Z_{suffix}.eml"
+        fd, tmp = tempfile.mkstemp(dir=self.folder, prefix=".", suffix=".eml.tmp")
+        try:
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(msg.as_bytes())
+                fh.flush()
+                os.fsync(fh.fileno())
+            os.replace(tmp, final)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+        return final

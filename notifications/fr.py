@@ -1,0 +1,80 @@
+"""French formatting helpers for everything a user reads (pure functions).
+
+Dates are shown in Europe/Paris. Relative phrases count *calendar* days: pendulum's
+``diff_for_humans`` says "dans 23 heures" for tomorrow, which is wrong for a deadline.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+
+import pendulum
+
+from models.money import format_eur as format_eur  # one formatter for amounts, domain-wide
+
+PARIS = pendulum.timezone("Europe/Paris")
+
+
+def _require_date(value: object, name: str) -> date:
+    # datetime is a subclass of date: refuse it, its calendar day depends on the zone.
+    if isinstance(value, datetime) or not isinstance(value, date):
+        raise TypeError(f"{name} must be a date, not {type(value).__name__}")
+    return value
+
+
+def format_date(d: date) -> str:
+    """``lundi 10 mars 2025``; the first of the month is written ``1er``."""
+    _require_date(d, "d")
+    day = "[1er]" if d.day == 1 else "D"
+    return pendulum.date(d.year, d.month, d.day).format(f"dddd {day} MMMM YYYY", locale="fr")
+
+
+def format_time(dt: datetime) -> str:
+    """``14 h 30``, or ``9 h`` on the hour (French typographic convention)."""
+    local = to_paris(dt)
+    return f"{local.hour} h" if local.minute == 0 else f"{local.hour} h {local.minute:02d}"
+
+
+def to_paris(dt: datetime) -> pendulum.DateTime:
+    """Convert an aware datetime to Europe/Paris; naive datetimes are ambiguous."""
+    if dt.tzinfo is None or dt.utcoffset() is None:
+        raise ValueError(f"naive datetime {dt.isoformat()} has no time zone")
+    return pendulum.instance(dt).in_timezone(PARIS)
+
+
+def format_datetime(dt: datetime) -> str:
+    """``lundi 10 mars 2025 à 14 h 30`` in Europe/Paris (naive datetimes: ValueError)."""
+    local = to_paris(dt)
+    return f"{format_date(local.date())} à {format_time(local)}"
+
+
+def _days(due: date, today: date) -> int:
+    return (_require_date(due, "due") - _require_date(today, "today")).days
+
+
+def _jours(n: int) -> str:
+    return f"{n} jour" if n == 1 else f"{n} jours"
+
+
+def relative_days(due: date, today: date) -> str:
+    """Neutral phrase: ``aujourd'hui``, ``demain``, ``dans 7 jours``, ``hier``,
+    ``il y a 3 jours``."""
+    n = _days(due, today)
+    if n == 0:
+        return "aujourd'hui"
+    if n == 1:
+        return "demain"
+    if n == -1:
+        return "hier"
+    return f"dans {_jours(n)}" if n > 0 else f"il y a {_jours(-n)}"
+
+
+def deadline_phrase(due: date, today: date) -> str:
+    """Deadline phrase: ``échéance aujourd'hui``, ``demain``, ``dans 7 jours``,
+    ``en retard de 1 jour``, ``en retard de 3 jours``."""
+    n = _days(due, today)
+    if n < 0:
+        return f"en retard de {_jours(-n)}"
+    if n == 0:
+        return "échéance aujourd'hui"
+    return relative_days(due, today)

@@ -1,0 +1,56 @@
+"""Jinja2 rendering of message bodies: each kind NAME has ``NAME.txt.j2`` and ``NAME.html.j2``.
+
+HTML templates autoescape (a bare ``Environment()`` does not, and apprise passes HTML
+through unsanitised); text templates never escape, so ``<`` stays ``<`` in the text part.
+Unknown extensions escape too: safe by default.
+"""
+
+from __future__ import annotations
+
+import re
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
+
+from . import fr
+
+TEMPLATE_DIR = Path(__file__).parent / "templates"
+_NAME_RE = re.compile(r"[a-z0-9][a-z0-9_-]*")
+
+
+@cache
+def environment() -> Environment:
+    env = Environment(
+        loader=FileSystemLoader(TEMPLATE_DIR),
+        autoescape=select_autoescape(
+            enabled_extensions=("html", "htm", "xml", "html.j2", "htm.j2", "xml.j2"),
+            disabled_extensions=("txt", "txt.j2"),
+            default_for_string=True,
+            default=True,
+        ),
+        # A missing variable is a bug in the caller, not an empty string in a letter.
+        undefined=StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
+    )
+    env.filters.update(
+        date_fr=fr.format_date,
+        datetime_fr=fr.format_datetime,
+        eur=fr.format_eur,
+        deadline=fr.deadline_phrase,
+        relative_days=fr.relative_days,
+    )
+    return env
+
+
+def render(template_name: str, **context: Any) -> tuple[str, str]:
+    """Render ``NAME.txt.j2`` and ``NAME.html.j2`` with the same context: ``(text, html)``."""
+    if not _NAME_RE.fullmatch(template_name):
+        raise ValueError(f"invalid template name: {template_name!r}")
+    env = environment()
+    text = env.get_template(f"{template_name}.txt.j2").render(**context)
+    html = env.get_template(f"{template_name}.html.j2").render(**context)
+    return text.strip() + "\n", html

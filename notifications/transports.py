@@ -1,0 +1,212 @@
+"""Delivery of :class:`OutgoingEmail`: apprise configuration, tiflow's own SMTP sending.
+
+Configuration (``TIFLOW_NOTIFY_CONFIG``, for the operator; secrets live only there):
+
+* empty or unset: no delivery, every message becomes an ``.eml`` file in an outbox folder
+  (:class:`EmlDirectoryTransport`), which any mail client opens;
+* a path to an apprise configuration file (apprise's own TEXT or YAML format, with tags);
+* or inline apprise URLs separated by spaces/newlines, each one prefixed by its tags like in
+  apprise's TEXT format: ``pilots,copil,coordinator=mailtos://user:pass@smtp.example.org?from=ti@example.org``.
+
+Every service must carry a tag (``pilots``, ``copil``, ``coordinator``... or apprise's
+``always``): deliveries always name a tag, because apprise notifies *everybody* without one.
+
+Routing, per ``deliver(email, tag)``:
+
+* e-mail services (``mailto://``/``mailtos://``, parsed by apprise itself) only provide the
+  SMTP server, credentials, sender and ``reply=``; tiflow sends its own MIME with ``smtplib``
+  over one connection per channel, reused for the whole round (apprise opens a connection and
+  builds an SSL context per message, ~10x slower). Recipients are ``email.to``; the URL's
+  ``to=``/``cc=``/``bcc=`` are ignored, except for tag ``coordinator`` when ``email.to`` is
+  empty: the message then goes to the URL's own targets (apprise's rule: ``to=``, else the
+  sender address). With several e-mail services on one tag, the next one is tried only after
+  a temporary failure of the previous one.
+* every other service (Slack, Teams, ntfy, Matrix, JSON...) gets the plain-text body through
+  ``apprise.notify(tag=...)`` with its throttle turned off.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Collection
+from email.message import EmailMessage
+from types import TracebackType
+from typing import Self
+
+import apprise
+from apprise.plugins.email import NotifyEmail
+
+from .config import (
+    ENV_VAR,
+    ConfigError,
+    SmtpChannel,
+    check_tag,
+    load_services,
+    smtp_channel,
+    tags_of,
+)
+from .eml import COORDINATOR_TAG, DEFAULT_OUTBOX_SENDER, EmlDirectoryTransport
+from .message import OutgoingEmail, build_mime, parse_mailbox, readdress
+from .smtp import DeliveryResult, SmtpSession, temporary
+
+__all__ = [
+    "COORDINATOR_TAG",
+    "DEFAULT_OUTBOX_SENDER",
+    "ENV_VAR",
+    "ConfigError",
+    "Deliverer",
+    "DeliveryResult",
+    "EmlDirectoryTransport",
+]
+
+
+class Deliverer:
+    """Delivers messages for one round: ``with Deliverer(...) as d: d.deliver(email, "pilots")``.
+
+    Not thread-safe (it holds SMTP connections): one Deliverer per thread or task.
+
+    ``config`` is the ``TIFLOW_NOTIFY_CONFIG`` value; empty means "write .eml files to
+    ``outbox``" (a folder or an :class:`EmlDirectoryTransport`). Configuration errors raise
+    :class:`ConfigError` here, at construction; ``deliver`` never raises for a delivery failure.
+    """
+
+    def __init__(
+        self,
+        config: str | None = None,
+        *,
+        outbox: str | os.PathLike[str] | EmlDirectoryTransport | None = None,
+        sender_name: str | None = None,
+    ) -> None:
+        self._apprise = apprise.Apprise()
+        self._smtp: dict[int, SmtpChannel] = {}
+        self._eml: EmlDirectoryTransport | None = None
+        self._session: SmtpSession | None = None
+        if config and config.strip():
+            for server in load_services(config):
+                if isinstance(server, NotifyEmail):
+                    self._smtp[id(server)] = smtp_channel(server, sender_name)
+                else:
+                    # The throttle is really a sleep of N seconds between two sends.
+                    server.request_rate_per_sec = 0
+                self._apprise.add(server)
+        elif outbox is None:
+            raise ConfigError(f"{ENV_VAR} is empty and no outbox folder was given for .eml files")
+        elif isinstance(outbox, EmlDirectoryTransport):
+            self._eml = outbox
+        else:
+            self._eml = EmlDirectoryTransport(outbox)
+
+    @classmethod
+    def from_env(
+        cls,
+        *,
+        outbox: str | os.PathLike[str] | EmlDirectoryTransport | None = None,
+        sender_name: str | None = None,
+        environ: dict[str, str] | None = None,
+    ) -> Deliverer:
+        env = os.environ if environ is None else environ
+        return cls(env.get(ENV_VAR), outbox=outbox, sender_name=sender_name)
+
+    @property
+    def writes_files(self) -> bool:
+        return self._eml is not None
+
+    def describe(self) -> list[str]:
+        """One line per service (masked URL and tags) for the operator's logs."""
+        if self._eml is not None:
+            return [f"eml outbox: {self._eml.folder}"]
+        return [f"{s.url(privacy=True)} tags={sorted(tags_of(s))}" for s in self._apprise]
+
+    def open(self) -> Self:
+        self.close()
+        self._session = SmtpSession()
+        return self
+
+    def close(self) -> None:
+        if self._session is not None:
+            self._session.close()
+            self._session = None
+
+    def __enter__(self) -> Self:
+        return self.open()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def deliver(
+        self, email: OutgoingEmail, tag: str, *, only: Collection[str] | None = None
+    ) -> list[DeliveryResult]:
+        """Send ``email`` to its recipients and to the non-e-mail channels tagged ``tag``.
+
+        One result per recipient address and per non-e-mail channel (``recipient`` is then
+        the channel's masked URL). ``only`` restricts the round to those result keys, to
+        retry just what failed before.
+        """
+        check_tag(tag)
+        if self._session is None:
+            raise RuntimeError("Deliverer is not open: use 'with Deliverer(...) as d:'")
+        if self._eml is not None:
+            return self._eml.write(email, tag, only=only)
+        servers = list(self._apprise.find(tag=tag))
+        channels = [self._smtp[id(s)] for s in servers if id(s) in self._smtp]
+        results = self._deliver_email(email, tag, channels, only)
+        for server in servers:
+            if id(server) not in self._smtp:
+                key = server.url(privacy=True)
+                if only is None or key in only:
+                    results.append(self._notify(server, email, tag))
+        return results
+
+    def _deliver_email(
+        self,
+        email: OutgoingEmail,
+        tag: str,
+        channels: list[SmtpChannel],
+        only: Collection[str] | None,
+    ) -> list[DeliveryResult]:
+        assert self._session is not None
+        recipients = list(email.to)
+        if not recipients and tag == COORDINATOR_TAG and channels:
+            recipients = list(channels[0].targets)
+        pairs = [(r, parse_mailbox(r).addr) for r in recipients]
+        wanted = [(r, a) for r, a in pairs if only is None or a in only]
+        if not channels:
+            error = f"no e-mail service configured for tag {tag!r}"
+            return [temporary(a, error) for _, a in wanted]
+        mimes: dict[int, EmailMessage] = {}
+        results = []
+        for recipient, addr in wanted:
+            result = None
+            for ch in channels:
+                if id(ch) not in mimes:
+                    mimes[id(ch)] = build_mime(email, ch.sender, reply_to=ch.reply_to)
+                msg = readdress(mimes[id(ch)], recipient, email.key)
+                result = self._session.send(ch, addr, msg.as_bytes())
+                if result.ok or result.permanent:
+                    break
+            assert result is not None
+            results.append(result)
+        return results
+
+    def _notify(self, server: apprise.NotifyBase, email: OutgoingEmail, tag: str) -> DeliveryResult:
+        key = server.url(privacy=True)
+        single = apprise.Apprise()
+        single.add(server)
+        with apprise.LogCapture(level=logging.WARNING) as logs:
+            ok = single.notify(
+                body=email.text,
+                title=email.subject,
+                body_format=apprise.NotifyFormat.TEXT,
+                tag=tag,
+            )
+        channel = str(server.service_name or server.protocol)
+        if ok:
+            return DeliveryResult(key, True, channel=channel)
+        reason = logs.getvalue().strip().splitlines()
+        return temporary(key, reason[-1] if reason else "apprise notify failed", channel)
