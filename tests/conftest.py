@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
@@ -113,3 +114,34 @@ def example_plan(engine: Engine) -> str:
         load_example(u)
         u.commit()
     return TERRITORY_CODE
+
+
+@pytest.fixture(scope="session")
+def prefect_harness() -> Iterator[None]:
+    """One Prefect test server for the whole session (it takes ~10 s to start).
+
+    The flow heartbeat is off: with it, each sync flow run waits up to 1 s at its end.
+    """
+    from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settings
+    from prefect.testing.utilities import prefect_test_harness
+
+    with (
+        prefect_test_harness(server_startup_timeout=90),
+        temporary_settings({PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}),
+    ):
+        yield
+
+
+@pytest.fixture
+def flow_env(
+    engine: Engine,
+    prefect_harness: None,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+) -> Engine:
+    """Flows under the Prefect harness, reading and writing the test database (both backends),
+    with their files (outbox, reports) under a temporary data folder."""
+    monkeypatch.setenv("TIFLOW_DATABASE_URL", engine.url.render_as_string(hide_password=False))
+    monkeypatch.setenv("TIFLOW_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.delenv("TIFLOW_NOTIFY_CONFIG", raising=False)
+    return engine

@@ -1,0 +1,25 @@
+"""What every flow needs from its surroundings: the database and its own run id."""
+
+from __future__ import annotations
+
+from sqlalchemy.engine import Engine
+
+from tiflow.db import engine_for
+from tiflow.settings import Settings, load_settings
+
+
+def settings() -> Settings:
+    return load_settings()
+
+
+def database() -> Engine:
+    """The application database (TIFLOW_DATABASE_URL), one pooled engine per process."""
+    return engine_for(load_settings().database_url)
+
+
+def current_run_id() -> str | None:
+    """The Prefect flow run id, recorded in history rows and outbox messages as correlation id."""
+    from prefect.runtime import flow_run
+
+    run_id = flow_run.get_id()
+    return str(run_id) if run_id else None
