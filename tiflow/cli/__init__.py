@@ -22,7 +22,7 @@ from rich.table import Table
 
 from models.money import format_eur
 from models.tables import ActionSheet
-from tiflow.cli.common import console, safe_url
+from tiflow.cli.common import console, safe_url, schema_revisions
 from tiflow.cli.french import FrenchCommand, FrenchGroup
 from tiflow.db import engine_for, make_engine, upgrade
 from tiflow.example import TERRITORY_CODE, load_example
@@ -58,6 +58,7 @@ app.add_typer(db_app, name="db")
 def db_upgrade() -> None:
     """Crée la base ou la met à jour vers la dernière version du schéma."""
     settings = load_settings()
+    schema_revisions(engine_for(settings.database_url))  # a French error if unreachable
     upgrade(engine_for(settings.database_url))
     console.print(f"Base à jour : [bold]{safe_url(settings.database_url)}[/]")
 

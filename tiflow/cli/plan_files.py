@@ -107,7 +107,6 @@ def _show_problems(path: Path, error: InvalidInput) -> None:
 def _show_report(report: ImportReport, dry_run: bool) -> None:
     for warning in report.warnings:
         err_console.print(f"[yellow]Attention[/] : {escape(warning)}", highlight=False)
-    verb = "serait" if dry_run else "est"
     title = f"Import de « {report.source.name} » — territoire {report.territory_code}"
     table = Table(title=title, title_justify="left")
     table.add_column("Feuille")
@@ -126,7 +125,8 @@ def _show_report(report: ImportReport, dry_run: bool) -> None:
             escape(", ".join(change.details)),
         )
     console.print(table)
-    console.print(f"Bilan ({report.rows} lignes lues, ce qui {verb} fait) : {report.summary()}.")
+    what = "Bilan de la simulation" if dry_run else "Bilan"
+    console.print(f"{what} ({report.rows} lignes lues) : {report.summary()}.")
 
 
 @command(app, "export")

@@ -189,7 +189,11 @@ def actions_command(
         caption_justify="left",
     )
     for header in ("N°", "Intitulé", "Axe", "Pilote", "État", "Fin", "Budget", "Accordé"):
-        table.add_column(header, justify="right" if header in ("Budget", "Accordé") else "left")
+        table.add_column(
+            header,
+            justify="right" if header in ("Budget", "Accordé") else "left",
+            no_wrap=header in ("N°", "Budget", "Accordé"),
+        )
     if en_retard:
         table.add_column("Retard")
     for action, reasons in rows:

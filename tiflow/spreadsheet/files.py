@@ -43,6 +43,7 @@ from tiflow.spreadsheet.layout import (
     sheet_for,
 )
 from tiflow.spreadsheet.problems import FileKind, Problems
+from tiflow.spreadsheet.progress import NO_PROGRESS, Progress
 
 MAX_ROWS = 100_000
 
@@ -79,11 +80,11 @@ def file_kind(path: Path) -> FileKind:
     )
 
 
-def read_raw(path: Path) -> RawFile:
+def read_raw(path: Path, progress: Progress = NO_PROGRESS) -> RawFile:
     kind = file_kind(path)
     if not path.is_file():
         raise TiflowError(f"Fichier introuvable : {path}")
-    return _read_xlsx(path) if kind is FileKind.XLSX else _read_csv(path)
+    return _read_xlsx(path, progress) if kind is FileKind.XLSX else _read_csv(path)
 
 
 def _header_map(
@@ -108,7 +109,7 @@ def _header_map(
     return found
 
 
-def _read_xlsx(path: Path) -> RawFile:
+def _read_xlsx(path: Path, progress: Progress) -> RawFile:
     from openpyxl import load_workbook
 
     problems = Problems(FileKind.XLSX)
@@ -120,6 +121,8 @@ def _read_xlsx(path: Path) -> RawFile:
             f"Classeur illisible : « {path.name} » n'est pas un fichier .xlsx valide ({error})."
         ) from None
     try:
+        total = sum(ws.max_row or 0 for ws in workbook.worksheets if sheet_for(ws.title))
+        progress.phase("Lecture du classeur", total)
         for worksheet in workbook.worksheets:
             sheet = sheet_for(worksheet.title)
             if sheet is None:
@@ -138,6 +141,7 @@ def _read_xlsx(path: Path) -> RawFile:
             columns = _header_map(sheet, header, problems, result.warnings, label)
             raw = RawSheet(sheet, frozenset(c.key for c in columns.values()))
             for number, values in enumerate(rows, start=2):
+                progress.advance()
                 if all(is_blank(v) for v in values):
                     continue
                 if number > MAX_ROWS:

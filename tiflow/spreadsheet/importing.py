@@ -168,7 +168,7 @@ def import_plan(
     Raises InvalidInput listing every problem (sheet, row, column), and writes nothing, if any
     row is wrong; TiflowError if the file cannot be read at all.
     """
-    raw = read_raw(source)
+    raw = read_raw(source, progress)
     plan = parse_raw(raw, progress)
     problems = raw.problems
     code = _territory_code(uow, plan, territory, problems)
@@ -333,7 +333,7 @@ class _Checker:
         rows: Iterable[Record],
         key: Callable[[Any], Any],
         column: str,
-        what: str,
+        what: Callable[[Any], str],
     ) -> None:
         first: dict[Any, int] = {}
         for row in rows:
@@ -342,7 +342,7 @@ class _Checker:
                 continue
             if value in first:
                 self.problems.add(
-                    sheet, row.row, column, f"{what} déjà présent(e) ligne {first[value]}"
+                    sheet, row.row, column, f"{what(row)} en double (déjà ligne {first[value]})"
                 )
             else:
                 first[value] = row.row
@@ -354,7 +354,7 @@ class _Checker:
             rows,
             lambda r: fold(r.name) if r.ok("name") and r.name else None,
             "name",
-            "organisation",
+            lambda r: f"organisation « {r.name} »",
         )
         for row in rows:
             if row.ok("short_name") and row.short_name and len(self.orgs.find(row.short_name)) > 1:
@@ -377,7 +377,7 @@ class _Checker:
             rows,
             lambda r: r.email if r.ok("email") and r.email else None,
             "email",
-            "adresse",
+            lambda r: f"adresse {r.email}",
         )
         for row in rows:
             if row.has("organisation") and row.organisation:
@@ -390,7 +390,7 @@ class _Checker:
             rows,
             lambda r: r.number if r.ok("number") and r.number else None,
             "number",
-            "numéro d'action",
+            lambda r: f"numéro d'action {r.number}",
         )
         for row in rows:
             if row.has("pilot") and row.pilot and row.ok("pilot") and row.pilot not in self.emails:
@@ -437,22 +437,36 @@ class _Checker:
             found = self.orgs.find(r.funder)
             return (tuple(sorted(found)), r.year) if len(found) == 1 else None
 
-        sheets: list[tuple[Sheet, Sequence[Any], Callable[[Any], object], str, str]] = [
-            (MILESTONES, self.plan.milestones or [], lambda r: fold(r.title), "title", "jalon"),
-            (INDICATORS, self.plan.indicators or [], lambda r: fold(r.name), "name", "indicateur"),
+        sheets: list[
+            tuple[Sheet, Sequence[Any], Callable[[Any], object], str, Callable[[Any], str]]
+        ] = [
+            (
+                MILESTONES,
+                self.plan.milestones or [],
+                lambda r: fold(r.title),
+                "title",
+                lambda r: f"jalon « {r.title} » de l'action {r.action}",
+            ),
+            (
+                INDICATORS,
+                self.plan.indicators or [],
+                lambda r: fold(r.name),
+                "name",
+                lambda r: f"indicateur « {r.name} » de l'action {r.action}",
+            ),
             (
                 BUDGET,
                 self.plan.budget or [],
                 lambda r: (r.year, r.kind),
                 "kind",
-                "ligne de budget (même année et même nature)",
+                lambda r: f"budget {r.kind.label.lower()} {r.year} de l'action {r.action}",
             ),
             (
                 FUNDING,
                 self.plan.funding or [],
                 funder_key,
                 "funder",
-                "financement (même financeur et même année)",
+                lambda r: f"financement {r.funder} {r.year} de l'action {r.action}",
             ),
         ]
         for sheet, rows, key, column, what in sheets:
@@ -500,6 +514,10 @@ class _Writer:
         self.plan, self.snapshot, self.code, self.progress = plan, snapshot, code, progress
         self.now = datetime.now(UTC)
         self.changes: list[EntityChange] = []
+        self.milestones = _by_action(plan.milestones)
+        self.indicators = _by_action(plan.indicators)
+        self.budget = _by_action(plan.budget)
+        self.funding = _by_action(plan.funding)
 
     def run(self) -> list[EntityChange]:
         territory = self._territory()
@@ -686,6 +704,8 @@ class _Writer:
                 entry = EntityChange("Actions", row.number, row.title, Change.CREATED)
             else:
                 changed = self._set(action, row, ACTIONS, fields)
+                if changed:
+                    action.updated_at = self.now
                 change = Change.UPDATED if changed else Change.UNCHANGED
                 entry = EntityChange("Actions", row.number, row.title, change, changed)
             entries.append((row, action, entry))
@@ -697,9 +717,8 @@ class _Writer:
             details = self._children(row, action, children)
             if details and entry.change is Change.UNCHANGED:
                 entry.change = Change.UPDATED
-                action.updated_at = self.now  # the aggregate changed: bump its version
+                action.updated_at = self.now  # a child changed: the aggregate's version too
             if entry.change is Change.UPDATED:
-                action.updated_at = self.now
                 entry.details.extend(details)
             self.progress.advance()
 
@@ -723,7 +742,7 @@ class _Writer:
             )
             if wanted != current:
                 details.append("partenaires")
-        milestones = _by_action(self.plan.milestones, row.number)
+        milestones = self.milestones.get(row.number)
         if milestones is not None:
             details += _sync(
                 self.session,
@@ -740,7 +759,7 @@ class _Writer:
                 ),
                 ("jalons", False),
             )
-        indicators = _by_action(self.plan.indicators, row.number)
+        indicators = self.indicators.get(row.number)
         if indicators is not None:
             details += _sync(
                 self.session,
@@ -763,7 +782,7 @@ class _Writer:
                 ),
                 ("indicateurs", False),
             )
-        budget = _by_action(self.plan.budget, row.number)
+        budget = self.budget.get(row.number)
         if budget is not None:
             details += _sync(
                 self.session,
@@ -775,7 +794,7 @@ class _Writer:
                 lambda b, r: self._set(b, r, BUDGET, {"amount": r.amount}),
                 ("lignes de budget", True),
             )
-        funding = _by_action(self.plan.funding, row.number)
+        funding = self.funding.get(row.number)
         if funding is not None:
 
             def update_funding(f: Funding, r: FundingRecord) -> list[str]:
@@ -824,12 +843,13 @@ def _attr(key: str) -> str:
     return _ATTRS.get(key, key)
 
 
-def _by_action(rows: list[Row] | None, number: str) -> list[Row] | None:
-    """The rows of a child sheet for one action, or None if the sheet says nothing about it."""
-    if not rows:
-        return None
-    mine = [r for r in rows if r.action == number]  # type: ignore[attr-defined]
-    return mine or None
+def _by_action(rows: list[Row] | None) -> dict[str, list[Row]]:
+    """The rows of a child sheet grouped by action number (an action absent from the sheet is
+    absent from the result: its rows in the database are left alone)."""
+    groups: dict[str, list[Row]] = defaultdict(list)
+    for row in rows or []:
+        groups[row.action].append(row)  # type: ignore[attr-defined]
+    return groups
 
 
 @dataclass
