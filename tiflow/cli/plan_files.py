@@ -141,7 +141,8 @@ def export_command(
     with UnitOfWork(database()) as uow:
         territory = pick_territory(uow, territoire)
         name = territory.name
-        summary = export_plan(uow, territory.code, fichier)
+        with err_console.status("Export en cours…"):
+            summary = export_plan(uow, territory.code, fichier)
     console.print(f"Plan de {escape(name)} exporté dans [bold]{escape(str(fichier))}[/] :")
     console.print(f"  {summary.describe()}.")
 
