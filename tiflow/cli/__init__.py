@@ -1,39 +1,69 @@
-"""The coordinator's command line (`tiflow --help`). Messages are French."""
+"""The coordinator's command line (`tiflow --help`). Messages are French.
+
+This module holds the application (`app`), `tiflow db upgrade` and `tiflow demo`; the other
+commands live in sibling modules that register themselves on `app` when imported at the end
+of this file:
+
+* `plan_files.py`: `tiflow import`, `tiflow export`, `tiflow modele`;
+* `views.py`: `tiflow territoires`, `tiflow actions`, `tiflow action`.
+
+A new command module uses `command(app)` (or `command(sub_app)`) so its help and errors are
+French, then gets imported at the bottom of this file.
+"""
 
 from __future__ import annotations
 
 import shutil
+from collections.abc import Callable
+from typing import Any
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
 from models.money import format_eur
 from models.tables import ActionSheet
+from tiflow.cli.common import console, safe_url, schema_revisions
+from tiflow.cli.french import FrenchCommand, FrenchGroup
 from tiflow.db import engine_for, make_engine, upgrade
 from tiflow.example import TERRITORY_CODE, load_example
 from tiflow.settings import load_settings
 from tiflow.uow import UnitOfWork
 
-app = typer.Typer(
-    help="tiflow : le plan d'actions d'un Territoire d'industrie, piloté par des flux Prefect.",
-    no_args_is_help=True,
-    rich_markup_mode="rich",
+
+def new_app(help: str) -> typer.Typer:
+    """A Typer (sub-)application with French usage, help and errors."""
+    return typer.Typer(
+        cls=FrenchGroup,
+        help=help,
+        no_args_is_help=True,
+        rich_markup_mode="rich",
+        add_completion=False,
+        pretty_exceptions_show_locals=False,  # a traceback must not print database URLs
+    )
+
+
+def command(target: typer.Typer, name: str | None = None, **kwargs: Any) -> Callable[..., Any]:
+    """`@command(app)` : like `@app.command()`, with French help and usage errors."""
+    return target.command(name, cls=FrenchCommand, **kwargs)
+
+
+app = new_app(
+    "tiflow : le plan d'actions d'un Territoire d'industrie, piloté par des flux Prefect."
 )
-db_app = typer.Typer(help="Base de données : création et migrations.", no_args_is_help=True)
+db_app = new_app("Base de données : création et migrations.")
 app.add_typer(db_app, name="db")
-console = Console()
 
 
-@db_app.command("upgrade")
+@command(db_app, "upgrade")
 def db_upgrade() -> None:
     """Crée la base ou la met à jour vers la dernière version du schéma."""
     settings = load_settings()
+    schema_revisions(engine_for(settings.database_url))  # a French error if unreachable
     upgrade(engine_for(settings.database_url))
-    console.print(f"Base à jour : [bold]{_safe_url(settings.database_url)}[/]")
+    console.print(f"Base à jour : [bold]{safe_url(settings.database_url)}[/]")
 
 
-@app.command()
+@command(app)
 def demo() -> None:
     """Charge l'exemple Grand Est Touraine dans une base neuve et affiche l'état du plan."""
     settings = load_settings()
@@ -74,11 +104,7 @@ def _row(uow: UnitOfWork, action: ActionSheet) -> list[str]:
     ]
 
 
-def _safe_url(url: str) -> str:
-    """Never print a password."""
-    from sqlalchemy import make_url
+# Command modules register themselves on `app` (imported last: they import `app` from here).
+from tiflow.cli import plan_files, views  # noqa: E402
 
-    return make_url(url).render_as_string(hide_password=True)
-
-
-__all__ = ["TERRITORY_CODE", "app"]
+__all__ = ["TERRITORY_CODE", "app", "command", "new_app", "plan_files", "plan_table", "views"]

@@ -1,0 +1,374 @@
+"""Reading and writing single cell values, the French way.
+
+Every parser takes what a spreadsheet cell can hold (text, int, float, bool, date, datetime;
+CSV cells are always text) and returns a typed value or raises `CellError` with a French
+message. Money is `Decimal` from end to end: openpyxl hands numeric cells over as floats, so a
+float is converted through its shortest representation (`repr`), and more than two decimals is
+an error rather than a silent rounding.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from datetime import date, datetime
+from decimal import Decimal, InvalidOperation
+from enum import Enum
+from typing import Any, TypeVar
+
+from models.lifecycle import STATE_LABELS, State
+from models.money import CENT
+from models.vocabulary import Axis, BudgetKind, OrganisationKind, Priority, Role
+
+MAX_AMOUNT = Decimal("1e13")  # far below what integer cents can hold
+
+
+class CellError(ValueError):
+    """A cell that cannot be read; the message is French and quotes the value."""
+
+
+CellValue = str | int | float | bool | date | datetime | Decimal | None
+
+# Every space a spreadsheet or a French keyboard produces: normal, no-break, narrow no-break,
+# thin, figure space.
+_SPACES = re.compile(r"[\s\u00a0\u202f\u2009\u2007]+")
+
+
+def is_blank(value: object) -> bool:
+    return value is None or (isinstance(value, str) and not _SPACES.sub("", value))
+
+
+def fold(text: str) -> str:
+    """Comparison key for labels: no accents, no case, `_`/`-`/spaces alike, one apostrophe."""
+    decomposed = unicodedata.normalize("NFKD", text.replace("’", "'"))
+    plain = "".join(c for c in decomposed if not unicodedata.combining(c)).casefold()
+    return " ".join(re.sub(r"[_\-]", " ", plain).split())
+
+
+def quote(value: object) -> str:
+    """A value as it is shown back in an error message: « 31/02/2025 »."""
+    if isinstance(value, datetime):
+        text = value.strftime("%d/%m/%Y %H:%M")
+    elif isinstance(value, date):
+        text = value.strftime("%d/%m/%Y")
+    elif isinstance(value, float):
+        text = repr(value)
+    else:
+        text = str(value)
+    text = " ".join(text.split())
+    return f"« {text[:60]}{'…' if len(text) > 60 else ''} »"
+
+
+# -- text ---------------------------------------------------------------------------------
+
+
+def parse_text(value: CellValue, max_length: int | None = None) -> str:
+    """Trimmed text; numbers and dates typed in a text column are taken as they read."""
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        text = "oui" if value else "non"
+    elif isinstance(value, datetime):
+        text = value.strftime("%d/%m/%Y") if value.time() == datetime.min.time() else str(value)
+    elif isinstance(value, date):
+        text = value.strftime("%d/%m/%Y")
+    elif isinstance(value, float):
+        text = str(int(value)) if value.is_integer() else repr(value)
+    else:
+        text = str(value)
+    text = text.replace("\r\n", "\n").strip()
+    if max_length is not None and len(text) > max_length:
+        raise CellError(f"texte trop long ({len(text)} caractères, {max_length} au plus)")
+    return text
+
+
+_EMAIL = re.compile(r"^[^@\s<>,;:\"()\[\]]+@[^@\s<>,;:\"()\[\]]+\.[^@\s<>,;:\"()\[\]]+$")
+
+
+def parse_email(value: CellValue) -> str:
+    text = parse_text(value).lower()
+    if not _EMAIL.match(text) or len(text) > 254:
+        raise CellError(f"adresse e-mail invalide {quote(value)}")
+    return text
+
+
+# -- numbers ------------------------------------------------------------------------------
+
+_PLAIN = re.compile(r"^[+-]?\d+([.,]\d+)?$")
+_DOT_THOUSANDS = re.compile(r"^[+-]?\d{1,3}(\.\d{3})+(,\d+)?$")  # 12.500,50
+_COMMA_THOUSANDS = re.compile(r"^[+-]?\d{1,3}(,\d{3})+(\.\d+)?$")  # 12,500.50
+_SPACE_GROUPS = re.compile(r"^[+-]?\d{1,3}( \d{3})+$")
+
+
+def _number_text(raw: str, *, currency: bool) -> str:
+    """Normalise a typed number to `123.45` text, or raise."""
+    text = _SPACES.sub(" ", raw).strip()
+    if currency:
+        text = re.sub(r"(€|eur(os?)?)$", "", text, flags=re.IGNORECASE).strip()
+        text = re.sub(r"^(€|eur)", "", text, flags=re.IGNORECASE).strip()
+    if " " in text:
+        # Spaces may only separate thousands: `12 500,50`, never `12 50`.
+        head = re.split(r"[.,](?=\d+$)", text, maxsplit=1)[0]
+        if not _SPACE_GROUPS.match(head):
+            raise CellError("nombre illisible")
+        text = text.replace(" ", "")
+    if _PLAIN.match(text):
+        return text.replace(",", ".")
+    if _DOT_THOUSANDS.match(text):
+        return text.replace(".", "").replace(",", ".")
+    if _COMMA_THOUSANDS.match(text):
+        return text.replace(",", "")
+    raise CellError("nombre illisible")
+
+
+def _to_decimal(value: CellValue, *, currency: bool) -> Decimal:
+    if isinstance(value, (bool, date, datetime)):
+        raise CellError(f"nombre attendu, pas {quote(value)}")
+    if isinstance(value, Decimal):
+        number = value
+    elif isinstance(value, int):
+        number = Decimal(value)
+    elif isinstance(value, float):
+        # The shortest text that reads back as this float: what the cell showed the user.
+        number = Decimal(repr(value))
+    else:
+        try:
+            number = Decimal(_number_text(str(value), currency=currency))
+        except (CellError, InvalidOperation):
+            example = "12 500,50 € ou 12500.5" if currency else "12,5 ou 12.5"
+            raise CellError(f"nombre illisible {quote(value)} (exemples : {example})") from None
+    if not number.is_finite():
+        raise CellError(f"nombre illisible {quote(value)}")
+    return number
+
+
+def parse_money(value: CellValue) -> Decimal:
+    """`12 500,50 €`, `12500.5`, `12 500,50` (any space kind), a numeric cell → Decimal(2)."""
+    amount = _to_decimal(value, currency=True)
+    exponent = amount.as_tuple().exponent
+    if isinstance(exponent, int) and exponent < -2:
+        raise CellError(
+            f"montant {quote(value)} : pas plus de deux décimales"
+            " (les milliers se séparent par des espaces : 12 500,50)"
+        )
+    if amount < 0:
+        raise CellError(f"montant négatif {quote(value)}")
+    if amount >= MAX_AMOUNT:
+        raise CellError(f"montant trop grand {quote(value)}")
+    return amount.quantize(CENT)
+
+
+def parse_decimal(value: CellValue) -> Decimal:
+    """An indicator value: any number of decimals, decimal comma or point."""
+    number = _to_decimal(value, currency=False)
+    if abs(number) >= Decimal("1e15"):
+        raise CellError(f"nombre trop grand {quote(value)}")
+    return number.quantize(Decimal(1)) if number == number.to_integral_value() else number
+
+
+def parse_year(value: CellValue) -> int:
+    if isinstance(value, bool):
+        raise CellError(f"année invalide {quote(value)}")
+    number: Decimal | None
+    try:
+        number = _to_decimal(value, currency=False)
+    except CellError:
+        number = None
+    if number is None or number != number.to_integral_value() or not 1990 <= number <= 2100:
+        raise CellError(f"année invalide {quote(value)} (attendu par exemple 2025)")
+    return int(number)
+
+
+# -- dates --------------------------------------------------------------------------------
+
+_FRENCH_DATE = re.compile(r"^(\d{1,2})[/.\-](\d{1,2})[/.\-](\d{4})$")
+_ISO_DATE = re.compile(r"^(\d{4})-(\d{1,2})-(\d{1,2})(?:[T ]00:00(?::00(?:\.0+)?)?)?$")
+
+
+def parse_date(value: CellValue) -> date:
+    """`15/03/2025`, `15-03-2025`, `15.03.2025`, `2025-03-15`, or a date cell."""
+    if isinstance(value, datetime):
+        if value.time() != datetime.min.time():
+            raise CellError(f"date attendue, pas une date et heure {quote(value)}")
+        return value.date()
+    if isinstance(value, date):
+        return value
+    if not isinstance(value, str):
+        raise CellError(
+            f"date illisible {quote(value)} (format de cellule « Date », ou texte JJ/MM/AAAA)"
+        )
+    text = value.strip()
+    if match := _FRENCH_DATE.match(text):
+        day, month, year = (int(part) for part in match.groups())
+    elif match := _ISO_DATE.match(text):
+        year, month, day = (int(part) for part in match.groups())
+    else:
+        raise CellError(f"date illisible {quote(value)} (attendu JJ/MM/AAAA ou AAAA-MM-JJ)")
+    try:
+        return date(year, month, day)
+    except ValueError:
+        raise CellError(f"date inexistante {quote(value)}") from None
+
+
+# -- yes/no and vocabularies --------------------------------------------------------------
+
+_TRUE = {"oui", "o", "x", "vrai", "1", "yes", "y", "true"}
+_FALSE = {"non", "n", "faux", "0", "no", "false", "-"}
+
+
+def parse_bool(value: CellValue) -> bool:
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, (int, float)) and value in (0, 1):
+        return bool(value)
+    key = fold(str(value)) if value is not None else ""
+    if key in _TRUE:
+        return True
+    if key in _FALSE:
+        return False
+    raise CellError(f"valeur {quote(value)} : répondez « oui » ou « non »")
+
+
+E = TypeVar("E", bound=Enum)
+
+
+def _vocabulary(enum: type[E], labels: dict[E, str], extra: dict[str, E]) -> dict[str, E]:
+    table: dict[str, E] = {}
+    for member in enum:
+        table[fold(str(member.value))] = member
+        table[fold(labels[member])] = member
+    table.update({fold(k): v for k, v in extra.items()})
+    return table
+
+
+AXES = _vocabulary(
+    Axis, {a: a.label for a in Axis}, {"transition ecologique": Axis.TRANSITION_ECOLOGIQUE}
+)
+STATES = _vocabulary(
+    State,
+    STATE_LABELS,
+    {"révision": State.REVISION_REQUESTED, "en révision": State.REVISION_REQUESTED},
+)
+PRIORITIES = _vocabulary(
+    Priority,
+    {p: p.label for p in Priority},
+    {
+        "1": Priority.HIGH,
+        "2": Priority.MEDIUM,
+        "3": Priority.LOW,
+        "high": Priority.HIGH,
+        "medium": Priority.MEDIUM,
+        "low": Priority.LOW,
+        "normale": Priority.MEDIUM,
+    },
+)
+BUDGET_KINDS = _vocabulary(
+    BudgetKind,
+    {k: k.label for k in BudgetKind},
+    {
+        "inv": BudgetKind.INVESTISSEMENT,
+        "fonct": BudgetKind.FONCTIONNEMENT,
+        "i": BudgetKind.INVESTISSEMENT,
+        "f": BudgetKind.FONCTIONNEMENT,
+    },
+)
+ORGANISATION_KINDS = _vocabulary(
+    OrganisationKind,
+    {k: k.label for k in OrganisationKind},
+    {
+        "communaute de communes": OrganisationKind.COMMUNAUTE_DE_COMMUNES,
+        "cc": OrganisationKind.COMMUNAUTE_DE_COMMUNES,
+        "club": OrganisationKind.CLUB_ENTREPRISES,
+        "autre": OrganisationKind.AUTRE,
+        "agence": OrganisationKind.AGENCE_NATIONALE,
+    },
+)
+ROLES = _vocabulary(
+    Role,
+    {r: r.label for r in Role},
+    {
+        "chargé de mission": Role.COORDINATOR,
+        "chargée de mission": Role.COORDINATOR,
+        "coordinateur": Role.COORDINATOR,
+        "coordinatrice": Role.COORDINATOR,
+        "pilote": Role.PILOT,
+        "copil": Role.COPIL_MEMBER,
+        "membre copil": Role.COPIL_MEMBER,
+    },
+)
+
+
+def _lookup(table: dict[str, E], value: CellValue, what: str, choices: list[str]) -> E:
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    found = table.get(fold(str(value)))
+    if found is None:
+        raise CellError(
+            f"{what} inconnu(e) {quote(value)} ; valeurs possibles : {', '.join(choices)}"
+        )
+    return found
+
+
+def parse_axis(value: CellValue) -> Axis:
+    return _lookup(AXES, value, "axe", [a.label for a in Axis])
+
+
+def parse_state(value: CellValue) -> State:
+    return _lookup(STATES, value, "état", [s.label for s in State])
+
+
+def parse_priority(value: CellValue) -> Priority:
+    return _lookup(PRIORITIES, value, "priorité", [p.label for p in Priority])
+
+
+def parse_budget_kind(value: CellValue) -> BudgetKind:
+    return _lookup(BUDGET_KINDS, value, "nature", [k.label for k in BudgetKind])
+
+
+def parse_organisation_kind(value: CellValue) -> OrganisationKind:
+    return _lookup(ORGANISATION_KINDS, value, "type", [k.label for k in OrganisationKind])
+
+
+def split_list(value: CellValue) -> list[str]:
+    """Items of a list cell, separated by `;`, `,` or line breaks (see `parse_refs`)."""
+    text = parse_text(value)
+    return [item.strip() for item in re.split(r"[;,\n]", text) if item.strip()]
+
+
+def parse_roles(value: CellValue) -> frozenset[Role]:
+    roles: set[Role] = set()
+    for item in split_list(value):
+        roles.add(_lookup(ROLES, item, "rôle", [r.label for r in Role]))
+    return frozenset(roles)
+
+
+def split_refs(value: CellValue, known: Any) -> list[str]:
+    """Names in a list cell. `;` and line breaks always separate; a comma separates only when
+    the text around it is not itself a known name (organisation names may contain commas)."""
+    items: list[str] = []
+    for chunk in re.split(r"[;\n]", parse_text(value)):
+        chunk = chunk.strip()
+        if not chunk:
+            continue
+        if known(chunk) or "," not in chunk:
+            items.append(chunk)
+        else:
+            items.extend(part.strip() for part in chunk.split(",") if part.strip())
+    return items
+
+
+# -- writing ------------------------------------------------------------------------------
+
+
+def french_number(number: Decimal, places: int | None = None) -> str:
+    """`12500,50` (no thousands separator: spreadsheets read it back as a number)."""
+    text = f"{number:.{places}f}" if places is not None else format(number, "f")
+    return text.replace(".", ",")
+
+
+def french_date(day: date) -> str:
+    return day.strftime("%d/%m/%Y")
+
+
+def yes_no(flag: bool) -> str:
+    return "oui" if flag else "non"

@@ -1,0 +1,400 @@
+"""XLSX and CSV files ⇄ raw rows of cells. No meaning here beyond headers: `reading.py` checks
+values, `export.py` decides what to write.
+
+CSV, one file for the whole plan: `;` separator, UTF-8 with BOM (what Excel in French opens
+without a wizard), a first column « Feuille » naming the sheet each row belongs to, then every
+sheet's headers once (a header shared by several sheets, like « Action » or « Année », is one
+column). A CSV without the « Feuille » column is read as the Actions sheet alone.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import zipfile
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import date
+from decimal import Decimal
+from enum import Enum
+from pathlib import Path
+from typing import Any
+
+from models.errors import TiflowError
+from models.vocabulary import Role
+from tiflow.spreadsheet.cells import (
+    CellValue,
+    fold,
+    french_date,
+    french_number,
+    is_blank,
+    yes_no,
+)
+from tiflow.spreadsheet.layout import (
+    CHOICES,
+    CSV_SHEET_HEADER,
+    IGNORED_SHEETS,
+    INSTRUCTIONS_TITLE,
+    SHEETS,
+    Column,
+    Kind,
+    Sheet,
+    csv_headers,
+    sheet_for,
+)
+from tiflow.spreadsheet.problems import FileKind, Problems
+from tiflow.spreadsheet.progress import NO_PROGRESS, Progress
+
+MAX_ROWS = 100_000
+
+
+@dataclass
+class RawRow:
+    number: int  # the row number a spreadsheet shows (header = 1)
+    cells: dict[str, CellValue]  # column key -> cell value, for the columns the sheet has
+
+
+@dataclass
+class RawSheet:
+    sheet: Sheet
+    present: frozenset[str] = frozenset()  # keys of the columns found in the header
+    rows: list[RawRow] = field(default_factory=list)
+
+
+@dataclass
+class RawFile:
+    kind: FileKind
+    sheets: dict[str, RawSheet]  # by Sheet.key, only the sheets the file has
+    problems: Problems
+    warnings: list[str] = field(default_factory=list)
+
+
+def file_kind(path: Path) -> FileKind:
+    suffix = path.suffix.lower()
+    if suffix == ".xlsx":
+        return FileKind.XLSX
+    if suffix == ".csv":
+        return FileKind.CSV
+    raise TiflowError(
+        f"Format de fichier non pris en charge : « {path.name} » (attendu : .xlsx ou .csv)."
+    )
+
+
+def read_raw(path: Path, progress: Progress = NO_PROGRESS) -> RawFile:
+    kind = file_kind(path)
+    if not path.is_file():
+        raise TiflowError(f"Fichier introuvable : {path}")
+    return _read_xlsx(path, progress) if kind is FileKind.XLSX else _read_csv(path)
+
+
+def _header_map(
+    sheet: Sheet, headers: Sequence[object], problems: Problems, warnings: list[str], label: str
+) -> dict[int, Column]:
+    """Position -> column, headers compared without accents or case."""
+    by_fold = {fold(c.header): c for c in sheet.columns}
+    found: dict[int, Column] = {}
+    for position, header in enumerate(headers):
+        if is_blank(header):
+            continue
+        column = by_fold.get(fold(str(header)))
+        if column is None:
+            warnings.append(f"{label} : colonne « {str(header).strip()} » ignorée (inconnue).")
+        elif column in found.values():
+            problems.add(sheet, 1, column.key, "colonne présente deux fois")
+        else:
+            found[position] = column
+    for column in sheet.columns:
+        if column.required and column not in found.values():
+            problems.add(sheet, None, None, f"colonne obligatoire absente : « {column.header} »")
+    return found
+
+
+def _read_xlsx(path: Path, progress: Progress) -> RawFile:
+    from openpyxl import load_workbook
+
+    problems = Problems(FileKind.XLSX)
+    result = RawFile(FileKind.XLSX, {}, problems)
+    try:
+        workbook = load_workbook(path, read_only=True, data_only=True)
+    except (zipfile.BadZipFile, OSError, KeyError, ValueError) as error:
+        raise TiflowError(
+            f"Classeur illisible : « {path.name} » n'est pas un fichier .xlsx valide ({error})."
+        ) from None
+    try:
+        total = sum(ws.max_row or 0 for ws in workbook.worksheets if sheet_for(ws.title))
+        progress.phase("Lecture du classeur", total)
+        for worksheet in workbook.worksheets:
+            sheet = sheet_for(worksheet.title)
+            if sheet is None:
+                if fold(worksheet.title) not in IGNORED_SHEETS:
+                    result.warnings.append(
+                        f"Feuille « {worksheet.title} » ignorée : ce n'est pas une feuille du plan"
+                        f" ({', '.join(s.title for s in SHEETS)})."
+                    )
+                continue
+            if sheet.key in result.sheets:
+                problems.add(sheet, None, None, "le classeur a deux feuilles pour ce tableau")
+                continue
+            rows = worksheet.iter_rows(values_only=True)
+            header = next(rows, None) or ()
+            label = f"Feuille « {sheet.title} »"
+            columns = _header_map(sheet, header, problems, result.warnings, label)
+            raw = RawSheet(sheet, frozenset(c.key for c in columns.values()))
+            for number, values in enumerate(rows, start=2):
+                progress.advance()
+                if all(is_blank(v) for v in values):
+                    continue
+                if number > MAX_ROWS:
+                    problems.add(sheet, number, None, f"plus de {MAX_ROWS} lignes")
+                    break
+                cells = {
+                    column.key: _clean(values[position]) if position < len(values) else None
+                    for position, column in columns.items()
+                }
+                raw.rows.append(RawRow(number, cells))
+            result.sheets[sheet.key] = raw
+    finally:
+        workbook.close()
+    if not result.sheets:
+        raise TiflowError(
+            f"Le classeur « {path.name} » n'a aucune feuille du plan d'actions (attendu :"
+            f" {', '.join(s.title for s in SHEETS)}). Créez un modèle avec « tiflow modele »."
+        )
+    return result
+
+
+def _clean(value: Any) -> CellValue:
+    if isinstance(value, str):
+        return None if is_blank(value) else value
+    if isinstance(value, (int, float, bool, date, Decimal)) or value is None:
+        return value
+    return str(value)  # times, errors (#DIV/0!) and other oddities are read as text
+
+
+def _read_csv(path: Path) -> RawFile:
+    problems = Problems(FileKind.CSV)
+    result = RawFile(FileKind.CSV, {}, problems)
+    data = path.read_bytes()
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        # Excel's « CSV (séparateur : point-virgule) » writes Windows-1252 in France.
+        text = data.decode("cp1252", errors="replace")
+        result.warnings.append("Fichier CSV lu en Windows-1252 (il n'est pas en UTF-8).")
+    first_line = text.split("\n", 1)[0]
+    delimiter = ";" if ";" in first_line else ("\t" if "\t" in first_line else ",")
+    records = list(csv.reader(io.StringIO(text, newline=""), delimiter=delimiter))
+    if not records or all(is_blank(v) for v in records[0]):
+        raise TiflowError(f"Le fichier CSV « {path.name} » est vide.")
+    header = records[0]
+    folded = [fold(h) for h in header]
+    if fold(CSV_SHEET_HEADER) in folded:
+        sheet_position = folded.index(fold(CSV_SHEET_HEADER))
+    else:
+        sheet_position = None
+    # Per sheet: position -> column. Missing required columns only matter for sheets with rows.
+    maps: dict[str, dict[int, Column]] = {}
+    for spec in SHEETS:
+        by_fold = {fold(c.header): c for c in spec.columns}
+        maps[spec.key] = {i: by_fold[f] for i, f in enumerate(folded) if f in by_fold}
+    known = {fold(CSV_SHEET_HEADER)} | {fold(c.header) for s in SHEETS for c in s.columns}
+    for h in header:
+        if not is_blank(h) and fold(h) not in known:
+            result.warnings.append(f"Colonne « {h.strip()} » ignorée (inconnue).")
+    actions = sheet_for("Actions")
+    assert actions is not None
+    for number, values in enumerate(records[1:], start=2):
+        if all(is_blank(v) for v in values):
+            continue
+        if len(values) > len(header) and not all(is_blank(v) for v in values[len(header) :]):
+            problems.add(None, number, None, "plus de cellules que de colonnes d'en-tête")
+            continue
+        name = ""
+        if sheet_position is not None and sheet_position < len(values):
+            name = values[sheet_position]
+        target = (
+            actions if sheet_position is None else (None if is_blank(name) else sheet_for(name))
+        )
+        if target is None:
+            problems.add(
+                None,
+                number,
+                None,
+                f"colonne « {CSV_SHEET_HEADER} » : valeur « {name.strip()} » inconnue"
+                f" (attendu : {', '.join(s.title for s in SHEETS)})",
+            )
+            continue
+        columns = maps[target.key]
+        for position, value in enumerate(values):
+            if position == sheet_position or position in columns or is_blank(value):
+                continue
+            if position < len(header) and fold(header[position]) in known:
+                problems.add(
+                    target,
+                    number,
+                    None,
+                    f"colonne « {header[position].strip()} » : ne s'applique pas à la feuille"
+                    f" {target.title} (laissez-la vide)",
+                )
+        raw = result.sheets.get(target.key)
+        if raw is None:
+            raw = result.sheets[target.key] = RawSheet(
+                target, frozenset(c.key for c in columns.values())
+            )
+            for column in target.columns:
+                if column.required and column not in columns.values():
+                    problems.add(
+                        target, None, None, f"colonne obligatoire absente : « {column.header} »"
+                    )
+        cells: dict[str, CellValue] = {}
+        for position, column in columns.items():
+            value = values[position] if position < len(values) else ""
+            cells[column.key] = None if is_blank(value) else value
+        raw.rows.append(RawRow(number, cells))
+    return result
+
+
+# -- writing ------------------------------------------------------------------------------
+
+SheetRows = list[tuple[Sheet, list[dict[str, object]]]]  # records as {column key: value}
+
+DATE_FORMAT = "DD/MM/YYYY"
+MONEY_FORMAT = '#,##0.00 "€"'
+HEADER_FILL = "DCE6F1"
+VALIDATION_ROWS = 2000
+
+
+def _role_labels(roles: Iterable[Role]) -> str:
+    return ", ".join(r.label for r in Role if r in set(roles))
+
+
+def _refs(refs: Iterable[str]) -> str:
+    items = list(refs)
+    return ("; " if any("," in r for r in items) else ", ").join(items)
+
+
+def csv_text(kind: Kind, value: object) -> str:
+    if value is None or value == "":
+        return ""
+    if kind is Kind.DATE:
+        assert isinstance(value, date)
+        return french_date(value)
+    if kind is Kind.MONEY:
+        assert isinstance(value, Decimal)
+        return french_number(value, 2)
+    if kind is Kind.DECIMAL:
+        assert isinstance(value, Decimal)
+        return french_number(value)
+    if kind is Kind.BOOL:
+        return yes_no(bool(value))
+    if kind is Kind.ROLES:
+        return _role_labels(value)  # type: ignore[arg-type]
+    if kind is Kind.ORG_REFS:
+        return _refs(value)  # type: ignore[arg-type]
+    if isinstance(value, Enum):
+        return str(getattr(value, "label", value.value))  # every vocabulary has a French label
+    return str(value)
+
+
+def _xlsx_value(kind: Kind, value: object) -> object:
+    if value is None or value == "":
+        return None
+    if kind in (Kind.MONEY, Kind.DECIMAL):
+        assert isinstance(value, Decimal)
+        # A float holds 15 significant digits exactly; beyond, write text (read back exactly).
+        if len(value.as_tuple().digits) <= 15:
+            return value
+        return french_number(value)
+    if kind in (Kind.DATE, Kind.YEAR):
+        return value
+    return csv_text(kind, value)
+
+
+def write_csv(path: Path, sheets: SheetRows) -> None:
+    headers = csv_headers()
+    buffer = io.StringIO(newline="")
+    writer = csv.writer(buffer, delimiter=";", lineterminator="\r\n")
+    writer.writerow(headers)
+    for target, rows in sheets:
+        for record in rows:
+            line = [""] * len(headers)
+            line[0] = target.title
+            for column in target.columns:
+                line[headers.index(column.header)] = csv_text(column.kind, record[column.key])
+            writer.writerow(line)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(buffer.getvalue(), encoding="utf-8-sig", newline="")
+
+
+def write_xlsx(path: Path, sheets: SheetRows, instructions: list[list[str]]) -> None:
+    from openpyxl import Workbook
+    from openpyxl.styles import Alignment, Font, PatternFill
+    from openpyxl.utils import get_column_letter
+    from openpyxl.worksheet.datavalidation import DataValidation
+
+    workbook = Workbook()
+    notice = workbook.active
+    assert notice is not None
+    notice.title = INSTRUCTIONS_TITLE
+    for line in instructions:
+        notice.append(line)
+    notice.column_dimensions["A"].width = 26
+    notice.column_dimensions["B"].width = 14
+    notice.column_dimensions["C"].width = 90
+    for row in notice.iter_rows():
+        for cell in row:
+            cell.alignment = Alignment(wrap_text=True, vertical="top")
+    notice["A1"].font = Font(bold=True, size=14)
+
+    bold = Font(bold=True)
+    fill = PatternFill("solid", fgColor=HEADER_FILL)
+    for target, rows in sheets:
+        worksheet = workbook.create_sheet(target.title)
+        worksheet.append([c.header for c in target.columns])
+        for record in rows:
+            worksheet.append([_xlsx_value(c.kind, record[c.key]) for c in target.columns])
+        last = max(VALIDATION_ROWS, len(rows) + 500)
+        for index, column in enumerate(target.columns, start=1):
+            letter = get_column_letter(index)
+            worksheet.column_dimensions[letter].width = column.width
+            header = worksheet.cell(row=1, column=index)
+            header.font, header.fill = bold, fill
+            number_format = {Kind.DATE: DATE_FORMAT, Kind.MONEY: MONEY_FORMAT, Kind.YEAR: "0"}
+            if column.kind in number_format:
+                for (cell,) in worksheet.iter_rows(
+                    min_row=2, max_row=len(rows) + 1, min_col=index, max_col=index
+                ):
+                    cell.number_format = number_format[column.kind]
+            choices = CHOICES.get(column.kind)
+            if choices:
+                validation = DataValidation(
+                    type="list",
+                    formula1='"' + ",".join(choices) + '"',
+                    allow_blank=True,
+                    showErrorMessage=True,
+                    errorTitle="Valeur non prévue",
+                    error="Choisissez une valeur de la liste : " + ", ".join(choices),
+                )
+                worksheet.add_data_validation(validation)
+                validation.add(f"{letter}2:{letter}{last}")
+            elif column.kind is Kind.ACTION_REF:
+                # Drop-down of the Actions target's numbers; a warning only (rows may come later).
+                validation = DataValidation(
+                    type="list",
+                    formula1=f"=Actions!$A$2:$A${last}",
+                    allow_blank=True,
+                    errorStyle="warning",
+                    showErrorMessage=True,
+                    errorTitle="Action inconnue",
+                    error="Ce numéro n'est pas dans la feuille Actions.",
+                )
+                worksheet.add_data_validation(validation)
+                validation.add(f"{letter}2:{letter}{last}")
+        worksheet.freeze_panes = "A2"
+        worksheet.auto_filter.ref = f"A1:{get_column_letter(len(target.columns))}{len(rows) + 1}"
+        for row in worksheet.iter_rows(min_row=2):
+            for cell in row:
+                if isinstance(cell.value, str) and "\n" in cell.value:
+                    cell.alignment = Alignment(wrap_text=True, vertical="top")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    workbook.save(path)

@@ -1,0 +1,126 @@
+"""Raw cells → typed records, one problem per unreadable or missing cell (nothing stops early)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from models.money import ZERO
+from models.vocabulary import Priority
+from tiflow.spreadsheet import cells as c
+from tiflow.spreadsheet.files import RawFile, RawSheet
+from tiflow.spreadsheet.layout import Column, Kind
+from tiflow.spreadsheet.progress import NO_PROGRESS, Progress
+from tiflow.spreadsheet.records import (
+    ActionRecord,
+    BudgetRecord,
+    FundingRecord,
+    IndicatorRecord,
+    MilestoneRecord,
+    OrganisationRecord,
+    PersonRecord,
+    PlanFile,
+    Record,
+    TerritoryRecord,
+)
+
+RECORD_TYPES: dict[str, type[Record]] = {
+    "territory": TerritoryRecord,
+    "organisations": OrganisationRecord,
+    "people": PersonRecord,
+    "actions": ActionRecord,
+    "milestones": MilestoneRecord,
+    "indicators": IndicatorRecord,
+    "budget": BudgetRecord,
+    "funding": FundingRecord,
+}
+
+Parser = Callable[[c.CellValue, Column], Any]
+
+
+def _text(value: c.CellValue, column: Column) -> str:
+    return c.parse_text(value, column.max_length)
+
+
+def _number(value: c.CellValue, column: Column) -> str:
+    return c.parse_text(value, column.max_length).upper()
+
+
+def _refs(value: c.CellValue, column: Column) -> tuple[str, ...]:
+    # Names are split for real once organisations are known (see importing.resolve_partners).
+    return (c.parse_text(value),)
+
+
+PARSERS: dict[Kind, Parser] = {
+    Kind.TEXT: _text,
+    Kind.EMAIL: lambda v, _: c.parse_email(v),
+    Kind.DATE: lambda v, _: c.parse_date(v),
+    Kind.MONEY: lambda v, _: c.parse_money(v),
+    Kind.DECIMAL: lambda v, _: c.parse_decimal(v),
+    Kind.YEAR: lambda v, _: c.parse_year(v),
+    Kind.BOOL: lambda v, _: c.parse_bool(v),
+    Kind.AXIS: lambda v, _: c.parse_axis(v),
+    Kind.STATE: lambda v, _: c.parse_state(v),
+    Kind.PRIORITY: lambda v, _: c.parse_priority(v),
+    Kind.BUDGET_KIND: lambda v, _: c.parse_budget_kind(v),
+    Kind.ORG_KIND: lambda v, _: c.parse_organisation_kind(v),
+    Kind.ROLES: lambda v, _: c.parse_roles(v),
+    Kind.ORG_REF: _text,
+    Kind.ORG_REFS: _refs,
+    Kind.PERSON_REF: lambda v, col: _text(v, col).lower(),
+    Kind.ACTION_REF: _number,
+}
+
+# What an empty cell means, for optional columns.
+BLANKS: dict[Kind, object] = {
+    Kind.TEXT: "",
+    Kind.EMAIL: "",
+    Kind.DATE: None,
+    Kind.MONEY: ZERO,
+    Kind.DECIMAL: None,
+    Kind.BOOL: False,
+    Kind.PRIORITY: Priority.MEDIUM,
+    Kind.STATE: None,
+    Kind.ROLES: frozenset(),
+    Kind.ORG_REF: "",
+    Kind.ORG_REFS: (),
+    Kind.PERSON_REF: "",
+}
+
+
+def parse_raw(raw: RawFile, progress: Progress = NO_PROGRESS) -> PlanFile:
+    """Typed records for every row; each unreadable cell adds a problem to `raw.problems`."""
+    plan = PlanFile(warnings=list(raw.warnings))
+    progress.phase("Vérification des lignes", sum(len(s.rows) for s in raw.sheets.values()))
+    for key, sheet_rows in raw.sheets.items():
+        records = []
+        for row in sheet_rows.rows:
+            records.append(_record(raw, sheet_rows, row.number, row.cells))
+            progress.advance()
+        setattr(plan, key, records)
+    return plan
+
+
+def _record(raw: RawFile, sheet: RawSheet, number: int, cells: dict[str, c.CellValue]) -> Record:
+    values: dict[str, Any] = {}
+    invalid: set[str] = set()
+    spec = sheet.sheet
+    for column in spec.columns:
+        if column.key not in sheet.present:
+            continue
+        value = cells.get(column.key)
+        if c.is_blank(value):
+            if column.required:
+                raw.problems.add(spec, number, column.key, "valeur obligatoire manquante")
+                invalid.add(column.key)
+            elif column.kind in BLANKS:
+                values[column.key] = BLANKS[column.kind]
+            continue
+        try:
+            values[column.key] = PARSERS[column.kind](value, column)
+        except c.CellError as error:
+            raw.problems.add(spec, number, column.key, str(error))
+            invalid.add(column.key)
+    record = RECORD_TYPES[spec.key](row=number, present=sheet.present, **values)
+    record.invalid = invalid
+    return record
