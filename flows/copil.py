@@ -219,11 +219,9 @@ def hold_copil_interactively(
         len(info.agenda),
         meeting.wait_hours,
     )
-    form = CopilDecisionsInput.with_initial_data(
-        description=_pause_description(info),
-        decisions=[
-            DecisionForm(number=i.number, outcome=Outcome.NOT_EXAMINED) for i in info.agenda
-        ],
+    form = CopilDecisionsInput.prefilled(
+        _pause_description(info),
+        [DecisionForm(number=i.number, outcome=Outcome.NOT_EXAMINED) for i in info.agenda],
     )
     answer = pause_flow_run(
         wait_for_input=form,

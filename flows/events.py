@@ -128,9 +128,10 @@ def _is_uuid(text: str) -> bool:
 def _action_transitioned(e: ActionTransitioned) -> dict[str, Any]:
     return {
         "event": e.name,
-        "resource": _action(
-            e.territory_code, e.number, e.title, **{"tiflow.state": e.to_state.value}
-        ),
+        "resource": {
+            **_action(e.territory_code, e.number, e.title),
+            "tiflow.state": e.to_state.value,
+        },
         "related": _related(
             e.territory_code,
             correlation_id=e.correlation_id,

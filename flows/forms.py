@@ -14,7 +14,7 @@ from enum import StrEnum
 from typing import Annotated, Any
 
 from prefect.input import RunInput
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSchema
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSchema, create_model
 
 from models.lifecycle import State
 from models.vocabulary import Axis, BudgetKind, Priority
@@ -249,14 +249,16 @@ class CopilDecisionsForm(Form):
     at: datetime | None = _at()
 
 
+_DECISIONS_TITLE = "Décisions"
+_DECISIONS_HELP = "Une ligne par action à l'ordre du jour : choisissez la décision."
+
+
 class CopilDecisionsInput(RunInput):
     """The form of a paused "Tenir un COPIL (saisie dans Prefect)" run."""
 
     model_config = ConfigDict(title="Décisions du COPIL", extra="forbid")
     decisions: list[DecisionForm] = Field(
-        default_factory=list,
-        title="Décisions",
-        description="Une ligne par action à l'ordre du jour : choisissez la décision.",
+        default_factory=list, title=_DECISIONS_TITLE, description=_DECISIONS_HELP
     )
     budget_year: int | None = Field(
         None,
@@ -269,6 +271,25 @@ class CopilDecisionsInput(RunInput):
         description="Montant du budget annuel validé par le COPIL, s'il en valide un.",
     )
     recorded_by: str = _recorded_by()
+
+    @classmethod
+    def prefilled(
+        cls, description: str, decisions: list[DecisionForm]
+    ) -> type[CopilDecisionsInput]:
+        """This form with one line per agenda item, and `description` (markdown) above it.
+
+        Unlike `RunInput.with_initial_data`, it keeps the field's French title and
+        description."""
+        model = create_model(
+            cls.__name__,
+            __base__=cls,
+            decisions=(
+                list[DecisionForm],
+                Field(default=decisions, title=_DECISIONS_TITLE, description=_DECISIONS_HELP),
+            ),
+        )
+        model._description = description
+        return model
 
 
 class InteractiveCopilForm(Form):
