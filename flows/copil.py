@@ -181,7 +181,7 @@ def hold_copil(
 @task(name="Lire l'ordre du jour", cache_policy=NO_CACHE)
 def read_agenda(copil_id: int) -> CopilInfo:
     with UnitOfWork(database()) as uow:
-        return service.copil_info(uow, copil_id)
+        return service.copil_awaiting_decisions(uow, copil_id)
 
 
 def _pause_description(info: CopilInfo) -> str:

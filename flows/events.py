@@ -37,6 +37,10 @@ from models.events import (
 from models.money import ZERO
 from tiflow.service import short_date, short_datetime
 
+# Prefect refuses events with more than 100 related resources (and emit_event drops them
+# silently); the full agenda is always in the payload.
+AGENDA_RELATED_MAX = 50
+
 
 def action_resource_id(territory_code: str, number: str) -> str:
     return f"tiflow.action.{territory_code}.{number}"
@@ -169,7 +173,7 @@ def _copil_scheduled(e: CopilScheduled) -> dict[str, Any]:
             "prefect.resource.id": action_resource_id(e.territory_code, number),
             "prefect.resource.role": "agenda-item",
         }
-        for number in e.agenda
+        for number in e.agenda[:AGENDA_RELATED_MAX]
     ]
     return {
         "event": e.name,

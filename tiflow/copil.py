@@ -253,10 +253,8 @@ def hold_copil(
     territory = uow.session.get_one(Territory, meeting.territory_id)
     info = copil_info(uow, copil_id)
     problems: list[str] = []
-    if meeting.status is CopilStatus.HELD:
-        problems.append(f"{info.label} : déjà tenu, ses décisions sont enregistrées.")
-    elif meeting.status is CopilStatus.CANCELLED:
-        problems.append(f"{info.label} : annulé, il ne peut pas rendre de décisions.")
+    if (closed := _closed(info)) is not None:
+        problems.append(closed)
 
     planned: list[tuple[DecisionInput, ActionSheet]] = []
     seen: dict[str, int] = {}
@@ -393,6 +391,25 @@ def hold_copil(
         validated_budget=validated_budget,
         actor=actor,
     )
+
+
+def _closed(info: CopilInfo) -> str | None:
+    if info.status is CopilStatus.HELD:
+        return f"{info.label} : déjà tenu, ses décisions sont enregistrées."
+    if info.status is CopilStatus.CANCELLED:
+        return f"{info.label} : annulé, il ne peut pas rendre de décisions."
+    return None
+
+
+def copil_awaiting_decisions(uow: UnitOfWork, copil_id: int) -> CopilInfo:
+    """The meeting and its agenda, if its decisions can still be recorded (else InvalidInput)."""
+    try:
+        info = copil_info(uow, copil_id)
+    except NotFound:
+        raise InvalidInput([f"COPIL : aucune réunion n° {copil_id}."]) from None
+    if (closed := _closed(info)) is not None:
+        raise InvalidInput([closed])
+    return info
 
 
 def _reason(decision: DecisionInput) -> str | None:

@@ -168,3 +168,10 @@ def test_the_cli_runs_a_flow_and_reports_a_refusal_in_french(
     err = capsys.readouterr().err
     assert "Échec : Transition impossible pour l'action FA-07" in err
     assert main(["proposer", '{"number": "FA-07"}']) == 0
+
+
+def test_each_flow_becomes_a_deployment_whose_form_keeps_the_french_labels() -> None:
+    deployment = FLOWS["tenir-copil"].to_deployment(name="à la main")
+    schema = deployment._parameter_openapi_schema.model_dump()
+    decisions = schema["definitions"]["CopilDecisionsForm"]["properties"]["decisions"]
+    assert (decisions["title"], deployment.name) == ("Décisions", "à la main")

@@ -26,7 +26,7 @@ from models.tables import (
     TransitionRecord,
 )
 from models.vocabulary import Axis, BudgetKind, CopilStatus
-from tiflow.copil import DecisionInput, hold_copil, schedule_copil
+from tiflow.copil import DecisionInput, copil_awaiting_decisions, hold_copil, schedule_copil
 from tiflow.funding import record_funding
 from tiflow.progress import (
     IndicatorValue,
@@ -429,3 +429,18 @@ def test_instants_typed_without_zone_are_paris_time(uow: UowFactory, example_pla
     assert info.held_at.astimezone(UTC).hour == 7
     with uow() as u:
         assert _count(u, BudgetLine) > 0
+
+
+def test_a_held_copil_is_refused_before_anyone_types_its_decisions(
+    uow: UowFactory, example_plan: str
+) -> None:
+    _propose(uow, "FA-07")
+    copil_id = _schedule(uow)
+    with uow() as u:
+        assert [i.number for i in copil_awaiting_decisions(u, copil_id).agenda] == ["FA-07"]
+        hold_copil(u, copil_id, [DecisionInput("FA-07", State.VALIDATED)])
+        u.commit()
+    with uow() as u, pytest.raises(InvalidInput, match="déjà tenu"):
+        copil_awaiting_decisions(u, copil_id)
+    with uow() as u, pytest.raises(InvalidInput, match="aucune réunion n° 999"):
+        copil_awaiting_decisions(u, 999)
