@@ -21,8 +21,9 @@ from models.vocabulary import Axis, BudgetKind, Priority
 
 
 def parse_amount(value: Any) -> Any:
-    """``12 500,50 €``, ``12500.5``, ``12500`` → a Decimal string (exact); floats go through
-    their shortest repr, so 0.1 stays ``0.1`` (the service then refuses sub-cent amounts)."""
+    """Amounts and quantities as typed: ``12 500,50 €``, ``12,5``, ``12500.5``, ``12500`` → a
+    Decimal string (exact); floats go through their shortest repr, so 0.1 stays ``0.1`` (the
+    service then refuses sub-cent amounts)."""
     if isinstance(value, bool):
         raise ValueError("montant invalide")
     if isinstance(value, float):
@@ -41,6 +42,12 @@ Amount = Annotated[
     Decimal,
     BeforeValidator(parse_amount),
     WithJsonSchema({"type": "string", "examples": ["12 500,00"]}),
+]
+# Indicator values and targets: typed as text too (``12,5`` or ``12.5``), kept exact.
+Quantity = Annotated[
+    Decimal,
+    BeforeValidator(parse_amount),
+    WithJsonSchema({"type": "string", "examples": ["42", "12,5"]}),
 ]
 
 
@@ -125,7 +132,7 @@ class IndicatorForm(Form):
     model_config = ConfigDict(title="Indicateur")
     name: str = Field(title="Indicateur", description="Ce que l'on mesure.")
     unit: str = Field("", title="Unité", description="ex. entreprises, %, ha.")
-    target: Decimal = Field(title="Cible", description="Valeur visée à la fin de l'action.")
+    target: Quantity = Field(title="Cible", description="Valeur visée à la fin de l'action.")
 
 
 class ProposalForm(Form):
@@ -374,7 +381,7 @@ class MilestoneDoneForm(Form):
 class IndicatorValueForm(Form):
     model_config = ConfigDict(title="Valeur d'indicateur")
     name: str = Field(title="Indicateur", description="Nom de l'indicateur, comme sur la fiche.")
-    value: Decimal = Field(title="Valeur mesurée", description="ex. 42 ou 12.5.")
+    value: Quantity = Field(title="Valeur mesurée", description="ex. 42 ou 12,5.")
     measured_on: date | None = Field(None, title="Mesurée le", description="Vide : aujourd'hui.")
 
 

@@ -14,7 +14,14 @@ from sqlalchemy.engine import Engine
 from flows.__main__ import FLOWS, main
 from flows._shared import artifact_key
 from flows.events import to_prefect
-from flows.forms import CopilDecisionsForm, CopilDecisionsInput, DecisionForm, FundingForm, Outcome
+from flows.forms import (
+    CopilDecisionsForm,
+    CopilDecisionsInput,
+    DecisionForm,
+    FundingForm,
+    IndicatorValueForm,
+    Outcome,
+)
 from models.events import ActionTransitioned, FundingRecorded
 from models.lifecycle import State
 
@@ -175,3 +182,8 @@ def test_each_flow_becomes_a_deployment_whose_form_keeps_the_french_labels() -> 
     schema = deployment._parameter_openapi_schema.model_dump()
     decisions = schema["definitions"]["CopilDecisionsForm"]["properties"]["decisions"]
     assert (decisions["title"], deployment.name) == ("Décisions", "à la main")
+
+
+def test_indicator_values_accept_a_decimal_comma() -> None:
+    value = IndicatorValueForm(name="Taux de couverture", value="99,5")  # type: ignore[arg-type]
+    assert value.value == Decimal("99.5")

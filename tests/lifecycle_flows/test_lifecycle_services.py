@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from zoneinfo import ZoneInfo
 
 import pytest
+from sqlalchemy.engine import Engine
 from sqlmodel import func, select
 
-from models.errors import InvalidInput
+from models.errors import ConcurrencyConflict, InvalidInput
 from models.events import ActionTransitioned, CopilHeld, CopilScheduled, FundingRecorded
 from models.lifecycle import State
 from models.tables import (
@@ -26,6 +29,7 @@ from models.tables import (
     TransitionRecord,
 )
 from models.vocabulary import Axis, BudgetKind, CopilStatus
+from tiflow import service
 from tiflow.copil import DecisionInput, copil_awaiting_decisions, hold_copil, schedule_copil
 from tiflow.funding import record_funding
 from tiflow.progress import (
@@ -444,3 +448,41 @@ def test_a_held_copil_is_refused_before_anyone_types_its_decisions(
         copil_awaiting_decisions(u, copil_id)
     with uow() as u, pytest.raises(InvalidInput, match="aucune réunion n° 999"):
         copil_awaiting_decisions(u, 999)
+
+
+def test_two_runs_holding_the_same_copil_at_once_record_it_once(
+    engine: Engine, uow: UowFactory, example_plan: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _propose(uow, "FA-07", "FA-12")
+    copil_id = _schedule(uow)
+    barrier = threading.Barrier(2, timeout=20)
+    monkeypatch.setattr(service, "before_write", barrier.wait)
+
+    def hold(decisions: list[DecisionInput]) -> str:
+        try:
+            with UnitOfWork(engine) as u:
+                hold_copil(u, copil_id, decisions)
+                u.commit()
+        except ConcurrencyConflict as conflict:
+            return str(conflict)
+        return "ok"
+
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        results = list(
+            pool.map(
+                hold,
+                [
+                    [DecisionInput("FA-07", State.VALIDATED)],
+                    [DecisionInput("FA-12", State.REJECTED)],
+                ],
+            )
+        )
+    assert sorted(results)[1] == "ok"
+    assert sorted(results)[0].startswith(
+        "Conflit sur le COPIL du 25/01/2024 : ses décisions ont été enregistrées"
+    )
+    with uow() as u:
+        assert _count(u, CopilDecision) == 1
+        assert u.repo.copil(copil_id).status is CopilStatus.HELD
+        states = {_state(uow, "FA-07"), _state(uow, "FA-12")}
+        assert State.PROPOSED in states and len(states) == 2
