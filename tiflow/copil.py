@@ -1,0 +1,494 @@
+"""COPIL meetings: scheduling one with its agenda, and recording its decisions all at once.
+
+    with UnitOfWork(engine) as uow:
+        outcome = hold_copil(uow, copil_id, [DecisionInput("FA-07", State.VALIDATED)], ...)
+        uow.commit()
+
+`hold_copil` checks every decision before writing anything: one bad decision raises an
+`InvalidInput` naming it (« Décision n° 2 (FA-09) : … ») and the meeting stays as it was.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+
+import sqlalchemy as sa
+from sqlalchemy.orm.attributes import set_committed_value
+from sqlmodel import col, select
+
+from models.errors import ConcurrencyConflict, InvalidInput, NotFound
+from models.events import CopilHeld, CopilScheduled
+from models.lifecycle import GuardFacts, LifecycleError, State, check_transition
+from models.money import format_eur, to_money
+from models.tables import (
+    ActionSheet,
+    CopilAgendaItem,
+    CopilDecision,
+    CopilMeeting,
+    CopilMember,
+    Person,
+    Territory,
+)
+from models.vocabulary import CopilStatus, Role
+from tiflow import service
+from tiflow.proposals import add_to_agenda
+from tiflow.transitions import transition_action
+from tiflow.uow import UnitOfWork
+
+COPIL_OUTCOMES = (State.VALIDATED, State.REJECTED, State.DEFERRED, State.REVISION_REQUESTED)
+AWAITING_DECISION = (State.PROPOSED, State.DEFERRED)
+
+
+@dataclass(frozen=True)
+class AgendaItem:
+    number: str
+    title: str
+    state: State
+    budget_total: Decimal
+    pilot: str  # full name, or "" if none
+    firm_commitment: bool
+
+
+@dataclass(frozen=True)
+class CopilInfo:
+    """A meeting and its agenda, as the forms and summaries show it."""
+
+    copil_id: int
+    territory_code: str
+    territory_name: str
+    held_at: datetime
+    place: str
+    status: CopilStatus
+    members: tuple[str, ...]  # "Full Name <email>"
+    agenda: tuple[AgendaItem, ...]
+
+    @property
+    def label(self) -> str:
+        return f"COPIL du {service.short_date(self.held_at)}"
+
+
+@dataclass(frozen=True)
+class DecisionInput:
+    number: str
+    outcome: State | None  # None: on the agenda but not examined (stays awaiting a decision)
+    conditions: str = ""
+    comment: str = ""
+
+
+@dataclass(frozen=True)
+class DecisionApplied:
+    number: str
+    title: str
+    from_state: State
+    outcome: State
+    conditions: str
+    comment: str
+    budget_total: Decimal
+
+
+@dataclass(frozen=True)
+class CopilOutcome:
+    copil: CopilInfo
+    decisions: tuple[DecisionApplied, ...]  # in input order
+    undecided: tuple[AgendaItem, ...]  # agenda items left awaiting a decision
+    budget_year: int | None
+    validated_budget: Decimal | None
+    actor: str
+
+
+def schedule_copil(
+    uow: UnitOfWork,
+    territory_code: str | None,
+    *,
+    held_at: datetime,
+    place: str = "",
+    member_emails: Sequence[str] = (),
+    recorded_by: str | None = None,
+    correlation_id: str | None = None,
+) -> CopilInfo:
+    """Plan a meeting (naive `held_at`: Europe/Paris) with its members (default: everyone with
+    the COPIL member role) and an agenda of every action awaiting a decision."""
+    territory = service.resolve_territory(uow, territory_code)
+    assert territory.id is not None
+    when = service.aware(held_at)
+    actor = service.actor_name(uow, territory, recorded_by)
+    problems: list[str] = []
+    members: list[Person] = []
+    for email in member_emails:
+        if not email.strip():
+            continue
+        person = uow.repo.person_by_email(territory.id, email)
+        if person is None:
+            problems.append(
+                f"Membres : « {email.strip()} » n'est pas une personne connue du territoire"
+                f" « {territory.code} »."
+            )
+        elif person not in members:
+            members.append(person)
+    if not member_emails:
+        members = list(uow.repo.people_with_role(territory.id, Role.COPIL_MEMBER))
+    if not members and not problems:
+        problems.append("Membres : indiquez au moins un membre du COPIL.")
+    if len(place) > 200:
+        problems.append("Lieu : 200 caractères au plus.")
+    clash = uow.session.exec(
+        select(CopilMeeting).where(
+            CopilMeeting.territory_id == territory.id,
+            CopilMeeting.held_at == when,
+            CopilMeeting.status != CopilStatus.CANCELLED,
+        )
+    ).first()
+    if clash is not None:
+        problems.append(
+            f"Date : un COPIL (n° {clash.id}) est déjà prévu le"
+            f" {service.short_datetime(when)} pour ce territoire."
+        )
+    if problems:
+        raise InvalidInput(problems)
+
+    service.entering_write_phase()
+    meeting = CopilMeeting(territory_id=territory.id, held_at=when, place=place.strip())
+    uow.session.add(meeting)
+    uow.flush()
+    assert meeting.id is not None
+    for person in members:
+        assert person.id is not None
+        uow.session.add(CopilMember(copil_id=meeting.id, person_id=person.id))
+    pending = uow.session.exec(
+        select(ActionSheet)
+        .where(
+            ActionSheet.territory_id == territory.id,
+            col(ActionSheet.state).in_(AWAITING_DECISION),
+        )
+        .order_by(col(ActionSheet.priority), col(ActionSheet.number))
+    ).all()
+    for position, action in enumerate(pending, start=1):
+        assert action.id is not None
+        uow.session.add(
+            CopilAgendaItem(copil_id=meeting.id, action_id=action.id, position=position)
+        )
+    uow.flush()
+    info = copil_info(uow, meeting.id)
+    uow.events.append(
+        CopilScheduled(
+            territory_code=territory.code,
+            copil_id=meeting.id,
+            held_at=when,
+            agenda=tuple(item.number for item in info.agenda),
+            place=meeting.place,
+            members=tuple(p.email for p in members),
+            actor=actor,
+            correlation_id=correlation_id,
+        )
+    )
+    return info
+
+
+def copil_info(uow: UnitOfWork, copil_id: int) -> CopilInfo:
+    """The meeting with its members and agenda (actions in agenda order, current state)."""
+    meeting = uow.repo.copil(copil_id)
+    territory = uow.session.get_one(Territory, meeting.territory_id)
+    people = uow.session.exec(
+        select(Person)
+        .join(CopilMember, col(CopilMember.person_id) == col(Person.id))
+        .where(CopilMember.copil_id == copil_id)
+        .order_by(col(Person.full_name))
+    ).all()
+    actions = uow.session.exec(
+        select(ActionSheet)
+        .join(CopilAgendaItem, col(CopilAgendaItem.action_id) == col(ActionSheet.id))
+        .where(CopilAgendaItem.copil_id == copil_id)
+        .order_by(col(CopilAgendaItem.position), col(ActionSheet.number))
+    ).all()
+    return CopilInfo(
+        copil_id=copil_id,
+        territory_code=territory.code,
+        territory_name=territory.name,
+        held_at=meeting.held_at,
+        place=meeting.place,
+        status=CopilStatus(meeting.status),
+        members=tuple(f"{p.full_name} <{p.email}>" for p in people),
+        agenda=tuple(_agenda_item(uow, a) for a in actions),
+    )
+
+
+def _agenda_item(uow: UnitOfWork, action: ActionSheet) -> AgendaItem:
+    assert action.id is not None
+    pilot = uow.repo.person(action.pilot_id)
+    return AgendaItem(
+        number=action.number,
+        title=action.title,
+        state=State(action.state),
+        budget_total=uow.repo.budget_total(action.id),
+        pilot=pilot.full_name if pilot else "",
+        firm_commitment=action.firm_commitment,
+    )
+
+
+def hold_copil(
+    uow: UnitOfWork,
+    copil_id: int,
+    decisions: Sequence[DecisionInput],
+    *,
+    budget_year: int | None = None,
+    validated_budget: Decimal | None = None,
+    recorded_by: str | None = None,
+    correlation_id: str | None = None,
+    at: datetime | None = None,
+) -> CopilOutcome:
+    """Record every decision of the meeting and the annual budget it validates, all or nothing.
+
+    Each decision moves its action through `transition_action` (history row, domain event) and
+    adds a `copil_decision` row; the meeting becomes *tenu*. Decisions with no outcome leave
+    their action awaiting a decision (it goes on the next agenda).
+    """
+    when = service.aware(at) if at else service.now()
+    try:
+        meeting = uow.repo.copil(copil_id)
+    except NotFound:
+        raise InvalidInput([f"COPIL : aucune réunion n° {copil_id}."]) from None
+    territory = uow.session.get_one(Territory, meeting.territory_id)
+    info = copil_info(uow, copil_id)
+    problems: list[str] = []
+    if (closed := _closed(info)) is not None:
+        problems.append(closed)
+
+    planned: list[tuple[DecisionInput, ActionSheet]] = []
+    seen: dict[str, int] = {}
+    for position, decision in enumerate(decisions, start=1):
+        number = service.normalise_number(decision.number)
+        label = f"Décision n° {position} ({number or 'sans numéro'})"
+        if not number:
+            problems.append(f"{label} : indiquez le numéro de l'action.")
+            continue
+        if number in seen:
+            problems.append(f"{label} : l'action figure déjà à la décision n° {seen[number]}.")
+            continue
+        seen[number] = position
+        try:
+            action = service.find_action(uow, territory, number)
+        except NotFound as error:
+            problems.append(f"{label} : {error}")
+            continue
+        if decision.outcome is None:
+            continue
+        if decision.outcome not in COPIL_OUTCOMES:
+            problems.append(
+                f"{label} : « {decision.outcome.label} » n'est pas une décision de COPIL"
+                " (validée, rejetée, ajournée ou révision demandée)."
+            )
+            continue
+        try:
+            check_transition(
+                number,
+                State(action.state),
+                decision.outcome,
+                GuardFacts(copil_id=copil_id, copil_territory_matches=True),
+            )
+        except LifecycleError as error:
+            problems.append(f"{label} : {error}")
+            continue
+        planned.append((decision, action))
+    if validated_budget is not None:
+        try:
+            validated_budget = to_money(validated_budget, "budget validé")
+        except (TypeError, ValueError) as error:
+            problems.append(f"Budget validé : {error}.")
+        else:
+            if validated_budget < 0:
+                problems.append("Budget validé : le montant ne peut pas être négatif.")
+            if budget_year is None:
+                budget_year = service.paris_date(meeting.held_at).year
+    if budget_year is not None and not 2000 <= budget_year <= 2100:
+        problems.append(f"Année du budget : {budget_year} n'est pas une année valide.")
+    if budget_year is not None and validated_budget is None:
+        problems.append(f"Budget validé : indiquez le montant du budget {budget_year}.")
+    if not planned and validated_budget is None and not problems:
+        problems.append(f"{info.label} : aucune décision ni budget à enregistrer.")
+    if problems:
+        raise InvalidInput(problems)
+
+    service.entering_write_phase()
+    actor = f"{info.label}"
+    if recorded_by and recorded_by.strip():
+        actor += f" (saisie : {recorded_by.strip()})"
+    actor = actor[: service.ACTOR_MAX]
+    # Claim the meeting first: a second run holding it at the same time finds it held.
+    claimed = uow.session.execute(
+        sa.update(CopilMeeting)
+        .where(col(CopilMeeting.id) == copil_id, col(CopilMeeting.status) == CopilStatus.SCHEDULED)
+        .values(status=CopilStatus.HELD, budget_year=budget_year, validated_budget=validated_budget)
+    )
+    if claimed.rowcount != 1:  # type: ignore[attr-defined]
+        uow.session.rollback()
+        raise ConcurrencyConflict(
+            f"Conflit sur le {info.label} : ses décisions ont été enregistrées par une autre"
+            " opération pendant la vôtre. Rien n'a été enregistré ; rechargez et vérifiez."
+        )
+    set_committed_value(meeting, "status", CopilStatus.HELD)
+    set_committed_value(meeting, "budget_year", budget_year)
+    set_committed_value(meeting, "validated_budget", validated_budget)
+
+    applied: dict[str, DecisionApplied] = {}
+    # Write in number order: two runs touching the same actions lock them in the same order.
+    for decision, action in sorted(planned, key=lambda p: p[1].number):
+        assert decision.outcome is not None and action.id is not None
+        source = State(action.state)
+        transition_action(
+            uow,
+            action,
+            decision.outcome,
+            actor=actor,
+            reason=_reason(decision),
+            correlation_id=correlation_id,
+            copil_id=copil_id,
+            at=when,
+        )
+        uow.session.add(
+            CopilDecision(
+                copil_id=copil_id,
+                action_id=action.id,
+                outcome=decision.outcome,
+                conditions=decision.conditions.strip(),
+                comment=decision.comment.strip(),
+            )
+        )
+        add_to_agenda(uow, meeting, action)
+        uow.flush()
+        applied[action.number] = DecisionApplied(
+            number=action.number,
+            title=action.title,
+            from_state=source,
+            outcome=decision.outcome,
+            conditions=decision.conditions.strip(),
+            comment=decision.comment.strip(),
+            budget_total=uow.repo.budget_total(action.id),
+        )
+    in_order = tuple(applied[a.number] for _, a in planned)
+    after = copil_info(uow, copil_id)
+    undecided = tuple(item for item in after.agenda if item.state in AWAITING_DECISION)
+    uow.events.append(
+        CopilHeld(
+            territory_code=territory.code,
+            copil_id=copil_id,
+            held_at=meeting.held_at,
+            decisions=tuple((d.number, d.outcome) for d in in_order),
+            undecided=tuple(item.number for item in undecided),
+            budget_year=budget_year,
+            validated_budget=validated_budget,
+            actor=actor,
+            correlation_id=correlation_id,
+        )
+    )
+    return CopilOutcome(
+        copil=after,
+        decisions=in_order,
+        undecided=undecided,
+        budget_year=budget_year,
+        validated_budget=validated_budget,
+        actor=actor,
+    )
+
+
+def _closed(info: CopilInfo) -> str | None:
+    if info.status is CopilStatus.HELD:
+        return f"{info.label} : déjà tenu, ses décisions sont enregistrées."
+    if info.status is CopilStatus.CANCELLED:
+        return f"{info.label} : annulé, il ne peut pas rendre de décisions."
+    return None
+
+
+def copil_awaiting_decisions(uow: UnitOfWork, copil_id: int) -> CopilInfo:
+    """The meeting and its agenda, if its decisions can still be recorded (else InvalidInput)."""
+    try:
+        info = copil_info(uow, copil_id)
+    except NotFound:
+        raise InvalidInput([f"COPIL : aucune réunion n° {copil_id}."]) from None
+    if (closed := _closed(info)) is not None:
+        raise InvalidInput([closed])
+    return info
+
+
+def _reason(decision: DecisionInput) -> str | None:
+    parts = []
+    if decision.conditions.strip():
+        parts.append(f"Conditions : {decision.conditions.strip()}")
+    if decision.comment.strip():
+        parts.append(decision.comment.strip())
+    return " — ".join(parts) or None
+
+
+def decisions_markdown(outcome: CopilOutcome) -> str:
+    """The COPIL's decisions as a French markdown summary (the run's artifact)."""
+    copil = outcome.copil
+    lines = [
+        f"# {copil.label} — {copil.territory_name}",
+        "",
+        f"Réunion du {service.short_datetime(copil.held_at)}"
+        + (f", {copil.place}" if copil.place else "")
+        + f". Décisions enregistrées par : {outcome.actor}.",
+        "",
+    ]
+    if outcome.decisions:
+        lines += [
+            "| N° | Action | Avant | Décision | Conditions | Commentaire | Budget |",
+            "| --- | --- | --- | --- | --- | --- | ---: |",
+        ]
+        for d in outcome.decisions:
+            lines.append(
+                f"| {d.number} | {_cell(d.title)} | {d.from_state.label} | **{d.outcome.label}**"
+                f" | {_cell(d.conditions) or '—'} | {_cell(d.comment) or '—'}"
+                f" | {format_eur(d.budget_total)} |"
+            )
+        lines.append("")
+        counts: dict[State, int] = {}
+        for d in outcome.decisions:
+            counts[d.outcome] = counts.get(d.outcome, 0) + 1
+        lines.append(
+            "Bilan : "
+            + ", ".join(f"{n} {state.label}{'s' if n > 1 else ''}" for state, n in counts.items())
+            + "."
+        )
+        lines.append("")
+    else:
+        lines += ["Aucune décision sur les actions.", ""]
+    if outcome.undecided:
+        lines.append("Restent en attente d'une décision (prochain COPIL) :")
+        lines += [
+            f"- {item.number} — {item.title} ({item.state.label})" for item in outcome.undecided
+        ]
+        lines.append("")
+    if outcome.validated_budget is not None:
+        lines.append(
+            f"Budget {outcome.budget_year} validé : **{format_eur(outcome.validated_budget)}**."
+        )
+    return "\n".join(lines).rstrip() + "\n"
+
+
+def agenda_markdown(info: CopilInfo) -> str:
+    """The agenda of a scheduled COPIL as French markdown."""
+    lines = [
+        f"# {info.label} — {info.territory_name}",
+        "",
+        f"Le {service.short_datetime(info.held_at)}" + (f", {info.place}" if info.place else "."),
+        "",
+        f"Membres ({len(info.members)}) : " + ", ".join(m.split(" <")[0] for m in info.members),
+        "",
+    ]
+    if info.agenda:
+        lines += ["| N° | Action | État | Pilote | Budget |", "| --- | --- | --- | --- | ---: |"]
+        lines += [
+            f"| {i.number} | {_cell(i.title)} | {i.state.label} | {i.pilot or '—'}"
+            f" | {format_eur(i.budget_total)} |"
+            for i in info.agenda
+        ]
+    else:
+        lines.append("Aucune action en attente de décision.")
+    return "\n".join(lines) + "\n"
+
+
+def _cell(text: str) -> str:
+    return text.replace("|", "\\|").replace("\n", " ")
