@@ -86,7 +86,7 @@ def test_workbook_cells_are_euro_numbers_equal_to_the_figures(
     lines = snapshot.figures.view(View.ACTION)
     money_cols = {label: headers.index(label) for _, label in MEASURES}
     for row, line in zip(ws.iter_rows(min_row=2), lines, strict=False):
-        assert row[1].value == line.key
+        assert (row[0].value, row[1].value) == ("Vallée de l'Indre (test)", line.key)
         for measure, label in MEASURES:
             cell = row[money_cols[label]]
             assert cell.data_type == "n" and cell.number_format == EURO_FORMAT

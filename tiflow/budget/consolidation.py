@@ -1,18 +1,18 @@
-"""Consolidate one year's budget for one territory (or all): exact figures from a few SQL queries.
+"""Consolidate one year's budget for one territory (or all): exact figures, one SQL statement.
 
-Every sum over the fact rows (budget lines, funding) is a SQL ``GROUP BY``; amounts are
-integer cents in the database, so SUM is exact, and come back as 2-place Decimals:
+Amounts are integer cents in the database, so SQL sums them exactly; they come back through
+the Money type as 2-place Decimals. One statement (`_consolidation_query`) does every sum:
 
-1. the facts of the year (budget lines of that year ∪ funding rows of that year), summed per
-   action — the finest grain, which every other view except the funders rolls up;
-2. funding summed per funder;
-3. per action, the first proposal, COPIL validation and funding instants from the history;
-4. open actions whose end date or an unfinished milestone is past the date of situation.
+1. the facts of the year — budget lines of that year ∪ funding rows of that year — grouped per
+   action, with the action's first proposal, COPIL validation and funding instants (history)
+   and its unfinished milestones due before the date of situation: a CTE computed once;
+2. that per-action set grouped again per axis, state, firm commitment and territory;
+3. the funding rows of the year grouped per funder.
 
-The axis, state, firm-commitment and territory views are rolled up from the per-action
-aggregates (one row per action, not per fact): one scan of the facts instead of five, and
-every view adds up to the same totals by construction. A multi-year action counts in each year
-its budget lines and funding rows name.
+Python then makes one pass over the result (one row per action or per coarser line, never per
+fact) for what SQL cannot say portably: the late actions and their reasons, and the median
+delays in Paris calendar days. Multi-year actions count in each year their budget lines and
+funding rows name; investissement and fonctionnement stay apart.
 """
 
 from __future__ import annotations
@@ -201,7 +201,9 @@ def consolidate(
         found = uow.repo.territory(territory)
         territory_id, scope, scope_label = found.id, found.code, found.name
 
-    rows = uow.session.execute(_consolidation_query(year, territory_id, as_of)).all()
+    result = uow.session.execute(_consolidation_query(year, territory_id, as_of))
+    assert tuple(result.keys()) == _ROW, "columns of _consolidation_query changed"
+    rows = result.all()
     by_view: dict[View, list[Line]] = {view: [] for view in View}
     to_validation: list[int] = []
     to_funding: list[int] = []
@@ -271,6 +273,21 @@ _ms = Milestone.__table__  # type: ignore[attr-defined]
 
 _AMOUNTS = ("planned_investment", "planned_operating", "requested", "granted", "paid")
 _STEPS = (State.PROPOSED, State.VALIDATED, State.FUNDED)
+_ROW = (  # the columns of _consolidation_query, unpacked by position in consolidate()
+    "view",
+    "territory",
+    "key",
+    "label",
+    "axis",
+    "state",
+    "firm_commitment",
+    "action_count",
+    *_AMOUNTS,
+    "end_date",
+    *(f"{step.value}_at" for step in _STEPS),
+    "overdue_milestones",
+    "oldest_due",
+)
 
 
 def _cents(column: Any) -> Any:

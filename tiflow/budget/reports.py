@@ -11,8 +11,8 @@ import csv
 import io
 import os
 import re
-import tempfile
 import unicodedata
+import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Decimal
@@ -107,7 +107,7 @@ def _yes_no(value: bool | None) -> str:
 
 
 def _view_table(
-    view: View, lines: Sequence[Line]
+    view: View, lines: Sequence[Line], territory_names: dict[str, str]
 ) -> tuple[list[_Column], list[list[Any]], list[Any]]:
     """Columns, rows and totals row of one view's sheet."""
     total = Figures.total(line.figures for line in lines)
@@ -128,7 +128,7 @@ def _view_table(
         return columns, rows, ["Total", None, *_funding_values(total)]
     if view in (View.ACTION, View.LATE):
         columns = [
-            _Column("Territoire", 22),
+            _Column("Territoire", 26),
             _Column("N°", 8),
             _Column("Intitulé", 50),
             _Column("Axe", 20),
@@ -141,7 +141,7 @@ def _view_table(
         rows = []
         for line in lines:
             row: list[Any] = [
-                line.territory,
+                territory_names.get(line.territory, line.territory),
                 line.key,
                 line.label,
                 line.axis.label if line.axis else "",
@@ -322,8 +322,9 @@ def workbook_bytes(snapshot: Snapshot) -> bytes:
     change since the previous version."""
     wb = Workbook(write_only=True)  # streamed: about 3 times faster for national workbooks
     _summary_sheet(wb.create_sheet("Synthèse"), snapshot)
+    names = {line.key: line.label for line in snapshot.figures.view(View.TERRITORY)}
     for view in SHEET_VIEWS:
-        columns, rows, totals = _view_table(view, snapshot.figures.view(view))
+        columns, rows, totals = _view_table(view, snapshot.figures.view(view), names)
         _write_table(wb.create_sheet(view.label), columns, rows, totals)
     _changes_sheet(wb.create_sheet("Évolution"), snapshot)
     wb.properties.title = f"Budget {snapshot.year} — {snapshot.figures.scope_label}"
@@ -403,13 +404,16 @@ def write_reports(snapshot: Snapshot, directory: Path) -> ReportFiles:
 
 
 def _atomic_write(path: Path, data: bytes) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    """Write next to `path`, then rename: readers never see half a file. (Not mkstemp: its
+    0600 mode would hide the reports from the coordinator's other accounts; open() honours
+    the umask.)"""
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
     try:
-        with os.fdopen(fd, "wb") as handle:
+        with tmp.open("xb") as handle:
             handle.write(data)
         os.replace(tmp, path)
     except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        tmp.unlink(missing_ok=True)
         raise
 
 
