@@ -8,6 +8,7 @@ from decimal import Decimal
 
 import pytest
 import sqlalchemy as sa
+from sqlalchemy.engine import Engine
 from sqlmodel import select
 
 from models.errors import NotFound, TiflowError
@@ -106,3 +107,29 @@ def test_an_empty_year_is_stored_as_a_snapshot_without_lines(
         loaded = load_snapshot(u, 2031, example_plan)
     assert snapshot.version == loaded.version == 1
     assert loaded.figures.lines == () and loaded.figures.governance.action_count == 0
+
+
+def test_a_run_racing_another_of_the_same_scope_takes_the_next_version(
+    engine: Engine, example_plan: str
+) -> None:
+    with UnitOfWork(engine) as u:
+        figures = consolidate(u, 2024, example_plan, as_of=AS_OF)
+    raced: list[int] = []
+
+    def other_run_commits_first(*_: object) -> None:
+        with UnitOfWork(engine) as other:
+            raced.append(record_snapshot(other, figures, "other-run").version)
+            other.commit()
+
+    class RacedUnitOfWork(UnitOfWork):
+        def __enter__(self) -> UnitOfWork:
+            unit = super().__enter__()
+            if not raced:  # the first attempt is overtaken just before it writes its header
+                sa.event.listen(unit.session, "before_flush", other_run_commits_first, once=True)
+            return unit
+
+    snapshot = store_snapshot(lambda: RacedUnitOfWork(engine), figures, "this-run")
+    assert raced == [1] and snapshot.version == 2
+    with UnitOfWork(engine) as u:
+        runs = [load_snapshot(u, 2024, example_plan, v).flow_run_id for v in (1, 2)]
+    assert runs == ["other-run", "this-run"]
