@@ -13,6 +13,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import declared_attr
 from sqlmodel import Field, SQLModel
 
+from models.errors import TiflowError
 from models.lifecycle import State
 from models.money import ZERO, Money
 from models.types import ExactDecimal, UTCDateTime, enum_type
@@ -118,7 +119,7 @@ class BudgetLine(SQLModel, table=True):
     __table_args__ = (sa.UniqueConstraint("action_id", "year", "kind"),)
     id: int | None = Field(default=None, primary_key=True)
     action_id: int = Field(foreign_key="action_sheet.id", index=True)
-    year: int
+    year: int = Field(index=True)  # budgets are read a year at a time (tiflow/budget)
     kind: BudgetKind = Field(sa_type=enum_type(BudgetKind))
     amount: Decimal = _money()  # type: ignore[assignment]
 
@@ -130,7 +131,7 @@ class Funding(SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
     action_id: int = Field(foreign_key="action_sheet.id", index=True)
     funder_id: int = Field(foreign_key="organisation.id", index=True)
-    year: int
+    year: int = Field(index=True)
     requested: Decimal = _money()  # type: ignore[assignment]
     granted: Decimal = _money()  # type: ignore[assignment]
     paid: Decimal = _money()  # type: ignore[assignment]
@@ -200,3 +201,65 @@ class TransitionRecord(SQLModel, table=True):
     correlation_id: str | None = Field(default=None, max_length=64, index=True)
     copil_id: int | None = Field(default=None, foreign_key="copil_meeting.id")
     override: bool = False
+
+
+class BudgetSnapshot(SQLModel, table=True):
+    """One run of the annual budget consolidation: numbered per scope, never changed afterwards.
+
+    `scope` is the territory code, or ``*`` for all territories; versions count 1, 2, … per
+    (year, scope). The governance figures sit here; the money figures are the lines.
+    """
+
+    __tablename__ = "budget_snapshot"
+    __table_args__ = (sa.UniqueConstraint("year", "scope", "version"),)
+    id: int | None = Field(default=None, primary_key=True)
+    year: int
+    scope: str = Field(max_length=64, description="code du territoire, ou * pour tous")
+    scope_label: str = Field(max_length=200)
+    territory_id: int | None = Field(default=None, foreign_key="territory.id", index=True)
+    version: int
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    as_of: date = Field(description="date de situation des retards")
+    flow_run_id: str | None = Field(default=None, max_length=64, index=True)
+    action_count: int = 0
+    firm_count: int = 0
+    late_count: int = 0
+    median_days_to_validation: Decimal | None = Field(default=None, sa_type=ExactDecimal)
+    median_days_to_funding: Decimal | None = Field(default=None, sa_type=ExactDecimal)
+    validation_sample: int = Field(default=0, description="actions mesurées pour le délai")
+    funding_sample: int = Field(default=0, description="actions mesurées pour le délai")
+
+
+class BudgetSnapshotLine(SQLModel, table=True):
+    """One figure line of a snapshot: a view (axis, funder, action…) and the key of its row."""
+
+    __tablename__ = "budget_snapshot_line"
+    __table_args__ = (sa.UniqueConstraint("snapshot_id", "view", "territory", "key"),)
+    id: int | None = Field(default=None, primary_key=True)
+    snapshot_id: int = Field(foreign_key="budget_snapshot.id")  # indexed by the unique key
+    view: str = Field(max_length=16)
+    territory: str = Field(default="", max_length=64, description="code, pour les vues par action")
+    key: str = Field(max_length=200)
+    label: str = Field(max_length=400)
+    axis: Axis | None = Field(default=None, sa_type=enum_type(Axis))
+    state: State | None = Field(default=None, sa_type=enum_type(State))
+    firm_commitment: bool | None = None
+    note: str = Field(default="", sa_type=sa.Text)
+    action_count: int = 0
+    planned_investment: Decimal = _money()  # type: ignore[assignment]
+    planned_operating: Decimal = _money()  # type: ignore[assignment]
+    requested: Decimal = _money()  # type: ignore[assignment]
+    granted: Decimal = _money()  # type: ignore[assignment]
+    paid: Decimal = _money()  # type: ignore[assignment]
+
+
+def _refuse_snapshot_change(_mapper: object, _connection: object, target: object) -> None:
+    raise TiflowError(
+        f"Un instantané budgétaire ne se modifie ni ne se supprime ({type(target).__name__}) :"
+        " relancez la consolidation pour en créer une nouvelle version."
+    )
+
+
+for _table in (BudgetSnapshot, BudgetSnapshotLine):
+    sa.event.listen(_table, "before_update", _refuse_snapshot_change)
+    sa.event.listen(_table, "before_delete", _refuse_snapshot_change)

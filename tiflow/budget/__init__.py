@@ -1,0 +1,1 @@
+"""Annual budget consolidation: exact figures, immutable snapshots, reports."""

@@ -1,0 +1,587 @@
+"""Consolidate one year's budget for one territory (or all): exact figures, one SQL statement.
+
+Amounts are integer cents in the database, so SQL sums them exactly; they come back through
+the Money type as 2-place Decimals. One statement (`_consolidation_query`) does every sum:
+
+1. the facts of the year — budget lines of that year ∪ funding rows of that year — grouped per
+   action, with the action's first proposal, COPIL validation and funding instants (history)
+   and its unfinished milestones due before the date of situation: a CTE computed once;
+2. that per-action set grouped again per axis, state, firm commitment and territory;
+3. the funding rows of the year grouped per funder.
+
+Python then makes one pass over the result (one row per action or per coarser line, never per
+fact) for what SQL cannot say portably: the late actions and their reasons, and the median
+delays in Paris calendar days. Multi-year actions count in each year their budget lines and
+funding rows name; investissement and fonctionnement stay apart.
+"""
+
+from __future__ import annotations
+
+import statistics
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from decimal import Decimal
+from enum import StrEnum
+from typing import Any
+
+import sqlalchemy as sa
+
+from models.lifecycle import OPEN_STATES, State
+from models.money import ZERO, Money
+from models.tables import (
+    ActionSheet,
+    BudgetLine,
+    Funding,
+    Milestone,
+    Organisation,
+    Territory,
+    TransitionRecord,
+)
+from models.vocabulary import Axis, BudgetKind
+from tiflow.budget.calendar import PARIS, paris_today
+from tiflow.uow import UnitOfWork
+
+ALL_TERRITORIES = "*"  # the scope of a consolidation over every territory
+ALL_TERRITORIES_LABEL = "Tous les territoires"
+
+
+class View(StrEnum):
+    """A way of cutting the year's figures; each is one sheet of the workbook."""
+
+    AXIS = "axis"
+    FUNDER = "funder"
+    ACTION = "action"
+    STATE = "state"
+    COMMITMENT = "commitment"
+    TERRITORY = "territory"
+    LATE = "late"
+
+    @property
+    def label(self) -> str:
+        return {
+            View.AXIS: "Par axe",
+            View.FUNDER: "Par financeur",
+            View.ACTION: "Par action",
+            View.STATE: "Par état",
+            View.COMMITMENT: "Engagements fermes",
+            View.TERRITORY: "Par territoire",
+            View.LATE: "Actions en retard",
+        }[self]
+
+
+# Views that split the whole year once: the sum of their lines is the year's total.
+PARTITION_VIEWS = (View.AXIS, View.ACTION, View.STATE, View.COMMITMENT, View.TERRITORY)
+FIRM, NOT_FIRM = "ferme", "non-ferme"
+
+
+@dataclass(frozen=True, slots=True)
+class Figures:
+    """Amounts of one line, all exact 2-place Decimals. Planned is split investissement /
+    fonctionnement; requested, granted and paid come from the funding rows."""
+
+    planned_investment: Decimal = ZERO
+    planned_operating: Decimal = ZERO
+    requested: Decimal = ZERO
+    granted: Decimal = ZERO
+    paid: Decimal = ZERO
+
+    @property
+    def planned(self) -> Decimal:
+        return self.planned_investment + self.planned_operating
+
+    def __add__(self, other: Figures) -> Figures:
+        return Figures(*(a + b for a, b in zip(self.amounts(), other.amounts(), strict=True)))
+
+    def __sub__(self, other: Figures) -> Figures:
+        return Figures(*(a - b for a, b in zip(self.amounts(), other.amounts(), strict=True)))
+
+    def amounts(self) -> tuple[Decimal, Decimal, Decimal, Decimal, Decimal]:
+        return (
+            self.planned_investment,
+            self.planned_operating,
+            self.requested,
+            self.granted,
+            self.paid,
+        )
+
+    @staticmethod
+    def total(items: Iterable[Figures]) -> Figures:
+        sums = [ZERO] * 5
+        for item in items:
+            for i, amount in enumerate(item.amounts()):
+                sums[i] += amount
+        return Figures(*sums)
+
+
+MEASURES: tuple[tuple[str, str], ...] = (
+    ("planned_investment", "Prévu investissement"),
+    ("planned_operating", "Prévu fonctionnement"),
+    ("planned", "Prévu total"),
+    ("requested", "Demandé"),
+    ("granted", "Accordé"),
+    ("paid", "Versé"),
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Line:
+    """One row of a view. `territory` + `key` identify it within its view across versions."""
+
+    view: View
+    key: str
+    label: str
+    figures: Figures
+    action_count: int = 0
+    territory: str = ""
+    axis: Axis | None = None
+    state: State | None = None
+    firm_commitment: bool | None = None
+    note: str = ""
+
+    @property
+    def identity(self) -> tuple[View, str, str]:
+        return (self.view, self.territory, self.key)
+
+
+@dataclass(frozen=True)
+class Governance:
+    """The figures evaluators ask for, over the actions of the year."""
+
+    action_count: int = 0
+    firm_count: int = 0
+    late_count: int = 0
+    median_days_to_validation: Decimal | None = None  # first proposal -> COPIL validation
+    median_days_to_funding: Decimal | None = None  # validation -> funded
+    validation_sample: int = 0  # actions measured for each median
+    funding_sample: int = 0
+
+    @property
+    def firm_share(self) -> Decimal | None:
+        """Share of the year's actions with a firm commitment, 0–1 to 4 places (None if none)."""
+        if not self.action_count:
+            return None
+        return (Decimal(self.firm_count) / Decimal(self.action_count)).quantize(Decimal("0.0001"))
+
+
+@dataclass(frozen=True)
+class Consolidation:
+    year: int
+    scope: str  # territory code, or ALL_TERRITORIES
+    scope_label: str
+    territory_id: int | None
+    as_of: date
+    lines: tuple[Line, ...]
+    governance: Governance = field(default_factory=Governance)
+
+    def view(self, view: View) -> list[Line]:
+        return [line for line in self.lines if line.view is view]
+
+    def total(self, view: View = View.ACTION) -> Figures:
+        return Figures.total(line.figures for line in self.view(view))
+
+    @property
+    def is_empty(self) -> bool:
+        return not self.lines
+
+
+def consolidate(
+    uow: UnitOfWork, year: int, territory: str | None = None, as_of: date | None = None
+) -> Consolidation:
+    """The year's figures for the territory with this code, or for all territories if None.
+
+    `as_of` (default: today in Europe/Paris) is the date against which actions are late.
+    An unknown territory raises NotFound; a year without budget lines or funding gives an
+    empty consolidation.
+    """
+    as_of = as_of or paris_today()
+    territory_id: int | None = None
+    scope, scope_label = ALL_TERRITORIES, ALL_TERRITORIES_LABEL
+    if territory is not None:
+        found = uow.repo.territory(territory)
+        territory_id, scope, scope_label = found.id, found.code, found.name
+
+    result = uow.session.execute(_consolidation_query(year, territory_id, as_of))
+    assert tuple(result.keys()) == _ROW, "columns of _consolidation_query changed"
+    rows = result.all()
+    by_view: dict[View, list[Line]] = {view: [] for view in View}
+    to_validation: list[int] = []
+    to_funding: list[int] = []
+    # One pass over the statement's rows (one per action and one per coarser line), unpacked
+    # by position: the columns of `_consolidation_query`, in its order.
+    for (
+        view_name,
+        territory_code,
+        key,
+        label,
+        axis,
+        state,
+        firm,
+        count,
+        *amounts,
+        end_date,
+        proposed_at,
+        validated_at,
+        funded_at,
+        overdue,
+        oldest_due,
+    ) in rows:
+        view = View(view_name)
+        figures = Figures(*amounts)
+        if view is not View.ACTION:
+            by_view[view].append(_rollup_line(view, territory_code, key, label, figures, count))
+            continue
+        line = Line(view, key, label, figures, 1, territory_code, axis, state, firm)
+        by_view[view].append(line)
+        if state in OPEN_STATES and ((end_date and end_date < as_of) or overdue):
+            by_view[View.LATE].append(_late_line(line, end_date, as_of, overdue, oldest_due))
+        if proposed_at and validated_at:
+            to_validation.append(_days_between(proposed_at, validated_at))
+        if validated_at and funded_at:
+            to_funding.append(_days_between(validated_at, funded_at))
+    actions = by_view[View.ACTION]
+    governance = Governance(
+        action_count=len(actions),
+        firm_count=sum(1 for action in actions if action.firm_commitment),
+        late_count=len(by_view[View.LATE]),
+        median_days_to_validation=_median(to_validation),
+        validation_sample=len(to_validation),
+        median_days_to_funding=_median(to_funding),
+        funding_sample=len(to_funding),
+    )
+    lines = [line for view in View for line in sorted(by_view[view], key=_ORDER[view])]
+    return Consolidation(
+        year=year,
+        scope=scope,
+        scope_label=scope_label,
+        territory_id=territory_id,
+        as_of=as_of,
+        lines=tuple(lines),
+        governance=governance,
+    )
+
+
+# --- the statement ---------------------------------------------------------------------------
+
+_bl = BudgetLine.__table__  # type: ignore[attr-defined]
+_fd = Funding.__table__  # type: ignore[attr-defined]
+_act = ActionSheet.__table__  # type: ignore[attr-defined]
+_ter = Territory.__table__  # type: ignore[attr-defined]
+_org = Organisation.__table__  # type: ignore[attr-defined]
+_tr = TransitionRecord.__table__  # type: ignore[attr-defined]
+_ms = Milestone.__table__  # type: ignore[attr-defined]
+
+_AMOUNTS = ("planned_investment", "planned_operating", "requested", "granted", "paid")
+_STEPS = (State.PROPOSED, State.VALIDATED, State.FUNDED)
+_ROW = (  # the columns of _consolidation_query, unpacked by position in consolidate()
+    "view",
+    "territory",
+    "key",
+    "label",
+    "axis",
+    "state",
+    "firm_commitment",
+    "action_count",
+    *_AMOUNTS,
+    "end_date",
+    *(f"{step.value}_at" for step in _STEPS),
+    "overdue_milestones",
+    "oldest_due",
+)
+
+
+def _cents(column: Any) -> Any:
+    """The raw integer cents of a Money column (no per-row conversion inside SQL)."""
+    return sa.type_coerce(column, sa.BigInteger)
+
+
+def _money_sum(column: Any, name: str) -> Any:
+    """SUM of cents, read back through the Money type: an exact Decimal.
+
+    The CAST keeps the sum an integer on PostgreSQL (SUM of BIGINT is NUMERIC there, which
+    the driver would first turn into a slower Decimal)."""
+    total = sa.cast(sa.func.coalesce(sa.func.sum(column), 0), sa.BigInteger)
+    return sa.type_coerce(total, Money).label(name)
+
+
+def _in_territory(territory_id: int) -> sa.Select[Any]:
+    return sa.select(_act.c.id).where(_act.c.territory_id == territory_id)
+
+
+def _facts(year: int, territory_id: int | None) -> sa.Subquery:
+    """Budget lines and funding rows of the year as one set of (action, 5 amounts) facts."""
+    zero = sa.literal(0, sa.BigInteger)
+    planned = sa.select(
+        _bl.c.action_id,
+        sa.case(
+            (_bl.c.kind == BudgetKind.INVESTISSEMENT.value, _cents(_bl.c.amount)), else_=zero
+        ).label("planned_investment"),
+        sa.case(
+            (_bl.c.kind == BudgetKind.FONCTIONNEMENT.value, _cents(_bl.c.amount)), else_=zero
+        ).label("planned_operating"),
+        zero.label("requested"),
+        zero.label("granted"),
+        zero.label("paid"),
+    ).where(_bl.c.year == year)
+    funded = sa.select(
+        _fd.c.action_id,
+        zero,
+        zero,
+        _cents(_fd.c.requested),
+        _cents(_fd.c.granted),
+        _cents(_fd.c.paid),
+    ).where(_fd.c.year == year)
+    if territory_id is not None:
+        planned = planned.where(_bl.c.action_id.in_(_in_territory(territory_id)))
+        funded = funded.where(_fd.c.action_id.in_(_in_territory(territory_id)))
+    return sa.union_all(planned, funded).subquery("facts")
+
+
+def _per_action(year: int, territory_id: int | None, as_of: date) -> sa.CTE:
+    """One row per action of the year: its summed facts (cents), what it is, its first
+    proposal, validation and funding instants, and its unfinished milestones due before
+    `as_of` — the history and milestones grouped over the year's actions only."""
+    facts = _facts(year, territory_id)
+    sums = (
+        sa.select(
+            facts.c.action_id,
+            *(sa.cast(sa.func.sum(facts.c[name]), sa.BigInteger).label(name) for name in _AMOUNTS),
+        )
+        .group_by(facts.c.action_id)
+        .cte("sums")
+    )
+    of_the_year = sa.select(sums.c.action_id)
+    history = (
+        sa.select(
+            _tr.c.action_id,
+            # MIN over a CASE keeps the column type (UTCDateTime): values come back aware
+            *(
+                sa.func.min(sa.case((_tr.c.to_state == step.value, _tr.c.at))).label(
+                    f"{step.value}_at"
+                )
+                for step in _STEPS
+            ),
+        )
+        .where(
+            _tr.c.to_state.in_([step.value for step in _STEPS]),
+            _tr.c.action_id.in_(of_the_year),
+        )
+        .group_by(_tr.c.action_id)
+        .subquery("history")
+    )
+    overdue = (
+        sa.select(
+            _ms.c.action_id,
+            sa.func.count().label("overdue_milestones"),
+            sa.func.min(_ms.c.due_date).label("oldest_due"),
+        )
+        .where(_ms.c.done_on.is_(None), _ms.c.due_date < as_of, _ms.c.action_id.in_(of_the_year))
+        .group_by(_ms.c.action_id)
+        .subquery("overdue")
+    )
+    return (
+        sa.select(
+            *(sums.c[name] for name in _AMOUNTS),
+            _ter.c.code.label("territory"),
+            _ter.c.name.label("territory_name"),
+            _act.c.number,
+            _act.c.title,
+            _act.c.axis,
+            _act.c.state,
+            _act.c.firm_commitment,
+            _act.c.end_date,
+            *(history.c[f"{step.value}_at"] for step in _STEPS),
+            sa.func.coalesce(overdue.c.overdue_milestones, 0).label("overdue_milestones"),
+            overdue.c.oldest_due,
+        )
+        .join(_act, _act.c.id == sums.c.action_id)
+        .join(_ter, _ter.c.id == _act.c.territory_id)
+        .outerjoin(history, history.c.action_id == _act.c.id)
+        .outerjoin(overdue, overdue.c.action_id == _act.c.id)
+        .cte("per_action")
+    )
+
+
+def _consolidation_query(year: int, territory_id: int | None, as_of: date) -> Any:
+    """Every line of every view in ONE statement: the per-action rows, then a GROUP BY of them
+    per axis, state, commitment and territory, and the funding grouped per funder.
+
+    The per-action set is a CTE the database computes once; all views are summed from the
+    same integer cents, so they add up to the same totals. Result columns, per view:
+    view, territory, key, label, axis, state, firm_commitment, action_count, 5 amounts,
+    end_date, 3 history instants, overdue_milestones, oldest_due."""
+    pa = _per_action(year, territory_id, as_of)
+    firm_key = sa.case((pa.c.firm_commitment, FIRM), else_=NOT_FIRM)
+
+    def view(name: str) -> Any:
+        return sa.literal_column(f"'{name}'", sa.String).label("view")
+
+    def amounts() -> list[Any]:
+        return [_money_sum(pa.c[name], name) for name in _AMOUNTS]
+
+    def blanks() -> list[Any]:
+        # typed NULLs: PostgreSQL must know each UNION column's type
+        return [
+            sa.null().label("end_date"),
+            *(sa.null().label(f"{step.value}_at") for step in _STEPS),
+            sa.literal(0, sa.Integer).label("overdue_milestones"),
+            sa.null().label("oldest_due"),
+        ]
+
+    no_text, no_axis, no_state, no_firm = (
+        sa.null().label(name) for name in ("label", "axis", "state", "firm_commitment")
+    )
+    actions = sa.select(
+        view(View.ACTION),
+        pa.c.territory,
+        pa.c.number.label("key"),
+        pa.c.title.label("label"),
+        pa.c.axis,
+        pa.c.state,
+        pa.c.firm_commitment,
+        sa.literal(1, sa.Integer).label("action_count"),
+        *(sa.type_coerce(pa.c[name], Money).label(name) for name in _AMOUNTS),
+        pa.c.end_date,
+        *(pa.c[f"{step.value}_at"] for step in _STEPS),
+        pa.c.overdue_milestones,
+        pa.c.oldest_due,
+    )
+    count = sa.func.count().label("action_count")
+    per_axis = sa.select(
+        view(View.AXIS),
+        sa.literal(""),
+        pa.c.axis,
+        no_text,
+        pa.c.axis,
+        no_state,
+        no_firm,
+        count,
+        *amounts(),
+        *blanks(),
+    ).group_by(pa.c.axis)
+    per_state = sa.select(
+        view(View.STATE),
+        sa.literal(""),
+        pa.c.state,
+        no_text,
+        no_axis,
+        pa.c.state,
+        no_firm,
+        count,
+        *amounts(),
+        *blanks(),
+    ).group_by(pa.c.state)
+    per_commitment = sa.select(
+        view(View.COMMITMENT),
+        sa.literal(""),
+        firm_key,
+        no_text,
+        no_axis,
+        no_state,
+        pa.c.firm_commitment,
+        count,
+        *amounts(),
+        *blanks(),
+    ).group_by(pa.c.firm_commitment)
+    per_territory = sa.select(
+        view(View.TERRITORY),
+        pa.c.territory,
+        pa.c.territory,
+        pa.c.territory_name,
+        no_axis,
+        no_state,
+        no_firm,
+        count,
+        *amounts(),
+        *blanks(),
+    ).group_by(pa.c.territory, pa.c.territory_name)
+    per_funder = (
+        sa.select(
+            view(View.FUNDER),
+            sa.literal(""),
+            _org.c.name,
+            _org.c.name,
+            no_axis,
+            no_state,
+            no_firm,
+            sa.func.count(sa.distinct(_fd.c.action_id)),
+            sa.literal(0, Money),
+            sa.literal(0, Money),
+            *(_money_sum(_cents(_fd.c[name]), name) for name in ("requested", "granted", "paid")),
+            *blanks(),
+        )
+        .join(_org, _org.c.id == _fd.c.funder_id)
+        .where(_fd.c.year == year)
+        .group_by(_org.c.name)
+    )
+    if territory_id is not None:
+        per_funder = per_funder.where(_fd.c.action_id.in_(_in_territory(territory_id)))
+    return sa.union_all(actions, per_axis, per_funder, per_state, per_commitment, per_territory)
+
+
+# --- lines -----------------------------------------------------------------------------------
+
+
+def _rollup_line(
+    view: View, territory: str, key: str, label: str | None, figures: Figures, count: int
+) -> Line:
+    if view is View.AXIS:
+        axis = Axis(key)
+        return Line(view, key, axis.label, figures, count, axis=axis)
+    if view is View.STATE:
+        state = State(key)
+        return Line(view, key, state.label.capitalize(), figures, count, state=state)
+    if view is View.COMMITMENT:
+        firm = key == FIRM
+        label = "Avec engagement ferme" if firm else "Sans engagement ferme"
+        return Line(view, key, label, figures, count, firm_commitment=firm)
+    return Line(view, key, label or key, figures, count, territory=territory)
+
+
+_AXIS_RANK = {axis.value: rank for rank, axis in enumerate(Axis)}
+_STATE_RANK = {state.value: rank for rank, state in enumerate(State)}
+_ORDER: dict[View, Callable[[Line], Any]] = {
+    View.AXIS: lambda line: _AXIS_RANK[line.key],
+    View.FUNDER: lambda line: line.key,
+    View.ACTION: lambda line: (line.territory, line.key),
+    View.STATE: lambda line: _STATE_RANK[line.key],
+    View.COMMITMENT: lambda line: line.key != FIRM,
+    View.TERRITORY: lambda line: line.key,
+    View.LATE: lambda line: (line.territory, line.key),
+}
+
+
+def _late_line(
+    action: Line, end_date: date | None, as_of: date, overdue: int, oldest_due: date | None
+) -> Line:
+    reasons = []
+    if end_date is not None and end_date < as_of:
+        reasons.append(f"date de fin dépassée ({end_date:%d/%m/%Y})")
+    if overdue and oldest_due is not None:
+        jalons = "1 jalon non réalisé" if overdue == 1 else f"{overdue} jalons non réalisés"
+        reasons.append(f"{jalons}, le plus ancien dû le {oldest_due:%d/%m/%Y}")
+    return Line(
+        View.LATE,
+        action.key,
+        action.label,
+        action.figures,
+        1,
+        action.territory,
+        action.axis,
+        action.state,
+        action.firm_commitment,
+        note=" ; ".join(reasons),
+    )
+
+
+def _days_between(start: datetime, end: datetime) -> int:
+    """Calendar days in Europe/Paris: from 23:30 UTC on 10 January (the 11th in Paris) to the
+    25th is 14 days."""
+    return (end.astimezone(PARIS).date() - start.astimezone(PARIS).date()).days
+
+
+def _median(days: list[int]) -> Decimal | None:
+    """Median number of days, to one decimal (x.5 when the middle falls between two)."""
+    if not days:
+        return None
+    return Decimal(str(statistics.median(days))).quantize(Decimal("0.1"))

@@ -1,0 +1,527 @@
+"""Reports of a budget snapshot, in French: XLSX workbook, CSV for French Excel, Markdown.
+
+Everything is rendered from a `Snapshot` (the stored figures), so a report can be rebuilt from
+the database at any time. Amounts are exact: cells receive the Decimal figures (openpyxl
+writes their exact decimal text), totals are summed in Decimal, never by the spreadsheet.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import os
+import re
+import unicodedata
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+from openpyxl import Workbook
+from openpyxl.cell import WriteOnlyCell
+from openpyxl.styles import Alignment, Font, PatternFill
+from openpyxl.utils import get_column_letter
+
+from models.money import ZERO, format_eur
+from tiflow.budget.calendar import PARIS
+from tiflow.budget.consolidation import (
+    ALL_TERRITORIES,
+    MEASURES,
+    Figures,
+    Line,
+    View,
+)
+from tiflow.budget.snapshots import Snapshot, changes
+
+XLSX_CONTENT_TYPE = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+CSV_CONTENT_TYPE = "text/csv; charset=utf-8"
+
+EURO_FORMAT = '#,##0.00 "€";-#,##0.00 "€"'  # Excel shows "12 500,00 €" in a French locale
+PERCENT_FORMAT = "0.0 %"
+DAYS_FORMAT = "0.0"
+DATE_FORMAT = "DD/MM/YYYY"
+_HEADER_FONT = Font(bold=True, color="FFFFFF")
+_HEADER_FILL = PatternFill("solid", fgColor="1F4E78")
+_HEADER_ALIGNMENT = Alignment(wrap_text=True, vertical="center")
+_TOTAL_FONT = Font(bold=True)
+_MEASURE_LABELS = dict(MEASURES)
+
+
+@dataclass(frozen=True)
+class ReportFiles:
+    xlsx: Path
+    csv: Path
+
+
+# --- names -----------------------------------------------------------------------------------
+
+
+def slug(text: str) -> str:
+    """Lowercase ASCII letters, digits and dashes (file names, Prefect artifact keys)."""
+    plain = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode("ascii")
+    return re.sub(r"[^a-z0-9]+", "-", plain.lower()).strip("-") or "territoire"
+
+
+def scope_slug(scope: str) -> str:
+    return "tous-territoires" if scope == ALL_TERRITORIES else slug(scope)
+
+
+def report_basename(snapshot: Snapshot) -> str:
+    """``budget-2024-grand-est-touraine-v2`` (ASCII: safe as an e-mail attachment name)."""
+    return f"budget-{snapshot.year}-{scope_slug(snapshot.scope)}-v{snapshot.version}"
+
+
+# --- workbook --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Column:
+    header: str
+    width: int
+    kind: str = "text"  # text | money | count | percent | date
+
+
+_MONEY_COLUMNS = [
+    _Column("Prévu investissement", 18, "money"),
+    _Column("Prévu fonctionnement", 18, "money"),
+    _Column("Prévu total", 18, "money"),
+    _Column("Demandé", 18, "money"),
+    _Column("Accordé", 18, "money"),
+    _Column("Versé", 18, "money"),
+]
+_COUNT = _Column("Nombre d'actions", 10, "count")
+
+
+def _money_values(f: Figures) -> list[Decimal]:
+    return [f.planned_investment, f.planned_operating, f.planned, f.requested, f.granted, f.paid]
+
+
+def _funding_values(f: Figures) -> list[Decimal | None]:
+    return [f.requested, f.granted, f.paid, f.granted - f.paid, _ratio(f.granted, f.requested)]
+
+
+def _yes_no(value: bool | None) -> str:
+    return "" if value is None else ("oui" if value else "non")
+
+
+def _view_table(
+    view: View, lines: Sequence[Line], territory_names: dict[str, str]
+) -> tuple[list[_Column], list[list[Any]], list[Any]]:
+    """Columns, rows and totals row of one view's sheet."""
+    total = Figures.total(line.figures for line in lines)
+    count = sum(line.action_count for line in lines)
+    if view is View.FUNDER:
+        columns = [
+            _Column("Financeur", 48),
+            _Column("Nombre d'actions", 10, "count"),
+            _Column("Demandé", 18, "money"),
+            _Column("Accordé", 18, "money"),
+            _Column("Versé", 18, "money"),
+            _Column("Reste à verser", 18, "money"),
+            _Column("Taux d'accord", 10, "percent"),
+        ]
+
+        rows = [[line.label, line.action_count, *_funding_values(line.figures)] for line in lines]
+        # an action funded by two funders counts once per funder: no total of the counts
+        return columns, rows, ["Total", None, *_funding_values(total)]
+    if view in (View.ACTION, View.LATE):
+        columns = [
+            _Column("Territoire", 26),
+            _Column("N°", 8),
+            _Column("Intitulé", 50),
+            _Column("Axe", 20),
+            _Column("État", 16),
+            _Column("Engagement ferme", 10),
+        ]
+        if view is View.LATE:
+            columns.append(_Column("Motif du retard", 50))
+        columns += _MONEY_COLUMNS
+        rows = []
+        for line in lines:
+            row: list[Any] = [
+                territory_names.get(line.territory, line.territory),
+                line.key,
+                line.label,
+                line.axis.label if line.axis else "",
+                line.state.label if line.state else "",
+                _yes_no(line.firm_commitment),
+            ]
+            if view is View.LATE:
+                row.append(line.note)
+            rows.append(row + _money_values(line.figures))
+        blanks = [None] * (len(columns) - len(_MONEY_COLUMNS) - 1)
+        return columns, rows, ["Total", *blanks, *_money_values(total)]
+    first = {
+        View.AXIS: [_Column("Axe", 24)],
+        View.STATE: [_Column("État", 20)],
+        View.COMMITMENT: [_Column("Engagement ferme de réalisation", 30)],
+        View.TERRITORY: [_Column("Territoire", 36), _Column("Code", 24)],
+    }[view]
+    columns = [*first, _COUNT, *_MONEY_COLUMNS]
+    rows = []
+    for line in lines:
+        keys = [line.label, line.key] if view is View.TERRITORY else [line.label]
+        rows.append([*keys, line.action_count, *_money_values(line.figures)])
+    blanks = [None] * (len(first) - 1)
+    return columns, rows, ["Total", *blanks, count, *_money_values(total)]
+
+
+def _ratio(part: Decimal, whole: Decimal) -> Decimal | None:
+    return None if not whole else (part / whole).quantize(Decimal("0.0001"))
+
+
+_FORMATS = {"money": EURO_FORMAT, "percent": PERCENT_FORMAT, "date": DATE_FORMAT}
+
+
+def _styled(ws: Any, value: Any, number_format: str | None = None, bold: bool = False) -> Any:
+    cell = WriteOnlyCell(ws, value=value)
+    if number_format:
+        cell.number_format = number_format
+    if bold:
+        cell.font = _TOTAL_FONT
+    return cell
+
+
+def _header(ws: Any, columns: Sequence[_Column]) -> list[Any]:
+    cells = []
+    for column in columns:
+        cell = WriteOnlyCell(ws, value=column.header)
+        cell.font, cell.fill, cell.alignment = _HEADER_FONT, _HEADER_FILL, _HEADER_ALIGNMENT
+        cells.append(cell)
+    return cells
+
+
+def _write_table(
+    ws: Any,
+    columns: Sequence[_Column],
+    rows: Sequence[Sequence[Any]],
+    totals: Sequence[Any] | None,
+) -> None:
+    """A sheet holding one table: widths, frozen header row, typed cells, bold totals row.
+
+    Write-only worksheet (streamed): widths and panes must be set before the first row."""
+    for i, column in enumerate(columns, start=1):
+        ws.column_dimensions[get_column_letter(i)].width = column.width
+    ws.freeze_panes = "A2"
+    ws.append(_header(ws, columns))
+    formats = [_FORMATS.get(column.kind) for column in columns]
+    for values in rows:
+        ws.append(
+            [
+                _styled(ws, value, fmt) if fmt and value is not None else value
+                for value, fmt in zip(values, formats, strict=True)
+            ]
+        )
+    if totals is not None:
+        ws.append(
+            [_styled(ws, value, fmt, bold=True) for value, fmt in zip(totals, formats, strict=True)]
+        )
+
+
+def _summary_sheet(ws: Any, snapshot: Snapshot) -> None:
+    c, g = snapshot.figures, snapshot.figures.governance
+    created = snapshot.created_at.astimezone(PARIS).replace(tzinfo=None)
+    facts: list[tuple[str, Any, str | None]] = [
+        ("Périmètre", c.scope_label, None),
+        ("Année budgétaire", c.year, None),
+        ("Version de l'instantané", snapshot.version, None),
+        ("Consolidé le (heure de Paris)", created, "DD/MM/YYYY HH:MM"),
+        ("Date de situation des retards", c.as_of, DATE_FORMAT),
+        ("Exécution Prefect", snapshot.flow_run_id or "—", None),
+        ("Actions de l'année", g.action_count, None),
+        ("dont avec engagement ferme", g.firm_count, None),
+        ("Part des actions avec engagement ferme", g.firm_share, PERCENT_FORMAT),
+        (
+            "Délai médian proposition → validation en COPIL (jours)",
+            g.median_days_to_validation,
+            DAYS_FORMAT,
+        ),
+        ("Actions mesurées pour ce délai", g.validation_sample, None),
+        ("Délai médian validation → financement (jours)", g.median_days_to_funding, DAYS_FORMAT),
+        ("Actions mesurées pour ce délai", g.funding_sample, None),
+        ("Actions en retard", g.late_count, None),
+    ]
+    previous = snapshot.previous
+    before = previous.figures.total() if previous else None
+    columns = [
+        _Column("Montant", 56),
+        _Column("Cette version", 22, "money"),
+        _Column(f"Version {previous.version}" if previous else "Version précédente", 18, "money"),
+        _Column("Écart", 18, "money"),
+    ]
+    for i, column in enumerate(columns, start=1):
+        ws.column_dimensions[get_column_letter(i)].width = column.width
+    title = WriteOnlyCell(ws, value=f"Budget {c.year} — {c.scope_label}")
+    title.font = Font(bold=True, size=14)
+    ws.append([title])
+    ws.append([])
+    for label, value, fmt in facts:
+        cell = _styled(ws, value, fmt)
+        cell.alignment = Alignment(horizontal="left")
+        ws.append([label, cell])
+    ws.append([])
+    ws.append(_header(ws, columns))
+    now = c.total()
+    for measure, label in MEASURES:
+        value = getattr(now, measure)
+        old = getattr(before, measure) if before else None
+        delta = None if old is None else value - old
+        ws.append([label, *(_styled(ws, v, EURO_FORMAT) for v in (value, old, delta))])
+    if c.is_empty:
+        ws.append([])
+        ws.append(["Aucune action n'a de budget ni de financement cette année."])
+
+
+def _changes_sheet(ws: Any, snapshot: Snapshot) -> None:
+    previous = snapshot.previous
+    columns = [
+        _Column("Vue", 18),
+        _Column("Territoire", 22),
+        _Column("Clé", 16),
+        _Column("Libellé", 48),
+        _Column("Montant", 20),
+        _Column(f"Version {previous.version}" if previous else "Version précédente", 18, "money"),
+        _Column(f"Version {snapshot.version}", 18, "money"),
+        _Column("Écart", 18, "money"),
+    ]
+    rows: list[list[Any]] = [
+        [
+            ch.view.label,
+            ch.territory,
+            ch.key,
+            ch.label,
+            _MEASURE_LABELS[ch.measure],
+            ch.before,
+            ch.after,
+            ch.delta,
+        ]
+        for ch in changes(snapshot)
+    ]
+    if previous is None:
+        rows = [["Première version : pas de version précédente à comparer.", *[None] * 7]]
+    elif not rows:
+        rows = [[f"Aucun changement depuis la version {previous.version}.", *[None] * 7]]
+    _write_table(ws, columns, rows, None)
+
+
+SHEET_VIEWS = (
+    View.AXIS,
+    View.FUNDER,
+    View.ACTION,
+    View.STATE,
+    View.COMMITMENT,
+    View.TERRITORY,
+    View.LATE,
+)
+
+
+def workbook_bytes(snapshot: Snapshot) -> bytes:
+    """The XLSX workbook: a summary, one sheet per view (frozen header row, totals row), and the
+    change since the previous version."""
+    wb = Workbook(write_only=True)  # streamed: about 3 times faster for national workbooks
+    _summary_sheet(wb.create_sheet("Synthèse"), snapshot)
+    names = {line.key: line.label for line in snapshot.figures.view(View.TERRITORY)}
+    for view in SHEET_VIEWS:
+        columns, rows, totals = _view_table(view, snapshot.figures.view(view), names)
+        _write_table(wb.create_sheet(view.label), columns, rows, totals)
+    _changes_sheet(wb.create_sheet("Évolution"), snapshot)
+    wb.properties.title = f"Budget {snapshot.year} — {snapshot.figures.scope_label}"
+    wb.properties.creator = "tiflow"
+    buffer = io.BytesIO()
+    wb.save(buffer)
+    return buffer.getvalue()
+
+
+def budget_workbook(snapshot: Snapshot) -> tuple[bytes, str]:
+    """The workbook to attach to the coordinator's e-mail: (bytes, ASCII file name).
+
+    Content type: `XLSX_CONTENT_TYPE`. E.g. ``notifications.Attachment(name,
+    XLSX_CONTENT_TYPE, data)``.
+    """
+    return workbook_bytes(snapshot), f"{report_basename(snapshot)}.xlsx"
+
+
+# --- CSV -------------------------------------------------------------------------------------
+
+CSV_HEADERS = [
+    "Vue",
+    "Territoire",
+    "Clé",
+    "Libellé",
+    "Axe",
+    "État",
+    "Engagement ferme",
+    "Nombre d'actions",
+    *(label for _, label in MEASURES),
+    "Remarque",
+]
+
+
+def decimal_comma(amount: Decimal) -> str:
+    """``12500,50``: no thousands separator, so French Excel reads a number, not text."""
+    return f"{amount:.2f}".replace(".", ",")
+
+
+def csv_bytes(snapshot: Snapshot) -> bytes:
+    """Every line of every view, one per row (filter on « Vue »): `;`, decimal comma, UTF-8
+    with BOM — what French Excel opens without an import wizard."""
+    out = io.StringIO(newline="")
+    writer = csv.writer(out, delimiter=";", lineterminator="\r\n")
+    writer.writerow(CSV_HEADERS)
+    for view in SHEET_VIEWS:
+        for line in snapshot.figures.view(view):
+            f = line.figures
+            writer.writerow(
+                [
+                    view.label,
+                    line.territory,
+                    line.key,
+                    line.label,
+                    line.axis.label if line.axis else "",
+                    line.state.label if line.state else "",
+                    _yes_no(line.firm_commitment),
+                    line.action_count,
+                    *(decimal_comma(getattr(f, measure)) for measure, _ in MEASURES),
+                    line.note,
+                ]
+            )
+    return out.getvalue().encode("utf-8-sig")
+
+
+# --- files and Prefect artifacts ---------------------------------------------------------------
+
+
+def write_reports(snapshot: Snapshot, directory: Path) -> ReportFiles:
+    """Write the workbook and the CSV under `directory` (atomically: no half-written file)."""
+    directory.mkdir(parents=True, exist_ok=True)
+    base = report_basename(snapshot)
+    files = ReportFiles(xlsx=directory / f"{base}.xlsx", csv=directory / f"{base}.csv")
+    _atomic_write(files.xlsx, workbook_bytes(snapshot))
+    _atomic_write(files.csv, csv_bytes(snapshot))
+    return files
+
+
+def _atomic_write(path: Path, data: bytes) -> None:
+    """Write next to `path`, then rename: readers never see half a file. (Not mkstemp: its
+    0600 mode would hide the reports from the coordinator's other accounts; open() honours
+    the umask.)"""
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
+    try:
+        with tmp.open("xb") as handle:
+            handle.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def artifact_key(snapshot: Snapshot, suffix: str = "") -> str:
+    """Prefect artifact keys allow lowercase letters, digits and dashes only."""
+    key = f"budget-{snapshot.year}-{scope_slug(snapshot.scope)}"
+    return f"{key}-{suffix}" if suffix else key
+
+
+def axis_table(snapshot: Snapshot) -> list[dict[str, str]]:
+    """Rows of the Prefect table artifact: the year per axis, then the total."""
+    lines = snapshot.figures.view(View.AXIS)
+    rows = [_table_row(line.label, line.action_count, line.figures) for line in lines]
+    total = snapshot.figures.total(View.AXIS)
+    rows.append(_table_row("Total", sum(line.action_count for line in lines), total))
+    return rows
+
+
+def _table_row(label: str, count: int, f: Figures) -> dict[str, str]:
+    row = {"Axe": label, "Actions": str(count)}
+    row.update(
+        {
+            name: format_eur(value)
+            for name, value in zip(
+                (c.header for c in _MONEY_COLUMNS), _money_values(f), strict=True
+            )
+        }
+    )
+    return row
+
+
+def markdown_summary(snapshot: Snapshot, files: ReportFiles | None = None) -> str:
+    """The run's Markdown artifact: what the COPIL reads first."""
+    c, g = snapshot.figures, snapshot.figures.governance
+    total = c.total()
+    lines = [
+        f"# Budget {c.year} — {c.scope_label}",
+        "",
+        f"Instantané **version {snapshot.version}**, consolidé le "
+        f"{snapshot.created_at.astimezone(PARIS):%d/%m/%Y à %H:%M} (heure de Paris).",
+        "",
+    ]
+    if c.is_empty:
+        lines += ["Aucune action n'a de budget ni de financement cette année.", ""]
+    lines += [
+        "| Montant | Total |",
+        "| --- | ---: |",
+        *(f"| {label} | {format_eur(getattr(total, measure))} |" for measure, label in MEASURES),
+        "",
+        "## Gouvernance",
+        "",
+        f"- Actions de l'année : {g.action_count}, dont {g.firm_count} avec engagement ferme"
+        + (f" ({_percent(g.firm_share)})" if g.firm_share is not None else ""),
+        "- Délai médian proposition → validation en COPIL : "
+        + _days(g.median_days_to_validation, g.validation_sample),
+        "- Délai médian validation → financement : "
+        + _days(g.median_days_to_funding, g.funding_sample),
+        f"- Actions en retard au {c.as_of:%d/%m/%Y} : {g.late_count}",
+        "",
+        "## Par financeur",
+        "",
+        "| Financeur | Demandé | Accordé | Taux d'accord |",
+        "| --- | ---: | ---: | ---: |",
+    ]
+    for line in c.view(View.FUNDER):
+        f = line.figures
+        rate = _ratio(f.granted, f.requested)
+        lines.append(
+            f"| {_md(line.label)} | {format_eur(f.requested)} | {format_eur(f.granted)} |"
+            f" {_percent(rate) if rate is not None else '—'} |"
+        )
+    lines += ["", "## Évolution", ""]
+    lines += _changes_markdown(snapshot)
+    if files is not None:
+        lines += ["", "## Fichiers", "", f"- Classeur : `{files.xlsx}`", f"- CSV : `{files.csv}`"]
+    return "\n".join(lines) + "\n"
+
+
+def _changes_markdown(snapshot: Snapshot) -> list[str]:
+    previous = snapshot.previous
+    if previous is None:
+        return ["Première version : rien à comparer."]
+    delta = snapshot.figures.total() - previous.figures.total()
+    moved = [(label, getattr(delta, m)) for m, label in MEASURES if getattr(delta, m) != ZERO]
+    count = len(changes(snapshot))
+    if not count:
+        return [f"Aucun changement depuis la version {previous.version}."]
+    head = f"{count} montant(s) changé(s) depuis la version {previous.version}"
+    if not moved:
+        return [head + " ; totaux inchangés (voir la feuille « Évolution »)."]
+    return [head + " :", "", *(f"- {label} : {_signed_eur(value)}" for label, value in moved)]
+
+
+def _signed_eur(value: Decimal) -> str:
+    return ("+" if value > 0 else "") + format_eur(value)
+
+
+def _percent(ratio: Decimal | None) -> str:
+    if ratio is None:
+        return "—"
+    return f"{ratio * 100:.1f}".replace(".", ",") + "\u00a0%"
+
+
+def _days(value: Decimal | None, sample: int) -> str:
+    if value is None:
+        return "non mesurable (aucune action n'a franchi les deux étapes)"
+    return f"{value:.1f}".replace(".", ",").removesuffix(",0") + f" jours (sur {sample} action(s))"
+
+
+def _md(text: str) -> str:
+    return text.replace("|", "\\|")
