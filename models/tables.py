@@ -200,3 +200,8 @@ class TransitionRecord(SQLModel, table=True):
     correlation_id: str | None = Field(default=None, max_length=64, index=True)
     copil_id: int | None = Field(default=None, foreign_key="copil_meeting.id")
     override: bool = False
+
+
+# The outbox tables live in their own module; importing them here puts them on the metadata
+# wherever the schema is used (migrations, tests' clean-up).
+from models.outbox import OutboxAttachment, OutboxItem, OutboxMessage  # noqa: E402, F401
