@@ -353,7 +353,7 @@ def _fill(session: Session, digest: Digest, settings: DigestSettings) -> None:
         .order_by(col(CopilMeeting.held_at).desc())
         .limit(1)
     ).scalar_one_or_none()
-    digest.previous = previous
+    digest.previous = _copy(previous) if previous is not None else None
     since = previous.held_at if previous else None
     t = TransitionRecord.__table__.c  # type: ignore[attr-defined]
     changes = (
@@ -468,10 +468,10 @@ def _fill(session: Session, digest: Digest, settings: DigestSettings) -> None:
                     {
                         "number": a.number,
                         "title": a.title,
-                        "what": "financement incomplet",
+                        "what": "démarrage prévu",
                         "due": fr.format_date(a.start_date),
-                        "phrase": f"démarrage prévu le {fr.format_date(a.start_date)}",
-                        "reason": f"il manque {fr.format_eur(gap)}",
+                        "phrase": fr.relative_days(a.start_date, as_of),
+                        "reason": f"financement incomplet : il manque {fr.format_eur(gap)}",
                     }
                 )
 
