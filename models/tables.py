@@ -263,3 +263,8 @@ def _refuse_snapshot_change(_mapper: object, _connection: object, target: object
 for _table in (BudgetSnapshot, BudgetSnapshotLine):
     sa.event.listen(_table, "before_update", _refuse_snapshot_change)
     sa.event.listen(_table, "before_delete", _refuse_snapshot_change)
+
+
+# The outbox tables live in their own module; importing them here puts them on the metadata
+# wherever the schema is used (migrations, tests' clean-up).
+from models.outbox import OutboxAttachment, OutboxItem, OutboxMessage  # noqa: E402, F401

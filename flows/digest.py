@@ -1,0 +1,93 @@
+"""Digest before each COPIL (flow « synthese-copil »), meant for every day at 07:30 Paris.
+
+It sends nothing on most days: only when a scheduled COPIL is 10 or 3 days away (by default).
+Three coarse tasks: compute the digests due, enqueue one message per member (with the .ics
+invitation and the agenda CSV), deliver the outbox in one round.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Any
+
+from prefect import flow, task
+from prefect.artifacts import create_markdown_artifact
+from prefect.cache_policies import NO_CACHE
+from prefect.utilities.annotations import quote
+
+from flows.outbox import delivery_markdown, delivery_round
+from flows.runtime import current_run_id, database
+from notifications.fr import format_date, format_datetime
+from tiflow.deadlines import paris_date
+from tiflow.digest import Digest, DigestSettings, compute_digests, enqueue_digests
+from tiflow.outbox import DeliverySettings, EnqueueResult, utcnow
+from tiflow.uow import UnitOfWork
+
+SCHEDULE = {"cron": "30 7 * * *", "timezone": "Europe/Paris"}
+
+
+@task(name="preparer-les-syntheses", cache_policy=NO_CACHE, persist_result=False)
+def compute(as_of: date, digest: DigestSettings) -> list[Digest]:
+    with UnitOfWork(database()) as uow:
+        return compute_digests(uow.session, as_of, digest)
+
+
+@task(name="mettre-les-syntheses-en-file", cache_policy=NO_CACHE, persist_result=False)
+def enqueue_all(
+    digests: list[Digest], digest: DigestSettings, correlation_id: str | None
+) -> EnqueueResult:
+    with UnitOfWork(database()) as uow:
+        result = enqueue_digests(uow, digests, digest, correlation_id=correlation_id)
+        uow.commit()
+    return result
+
+
+@flow(name="synthese-copil", log_prints=True)
+def copil_digest(
+    as_of: date | None = None,
+    digest: DigestSettings = DigestSettings(),  # noqa: B008  (frozen model)
+    delivery: DeliverySettings = DeliverySettings(),  # noqa: B008
+) -> dict[str, Any]:
+    """Synthèse envoyée aux membres du COPIL avant chaque réunion (J-10 et J-3 par défaut).
+
+    Args:
+        as_of: Date de référence (jour à Paris). Vide : aujourd'hui.
+        digest: Réglages de la synthèse (jours d'envoi, durée de la réunion, territoires).
+        delivery: Réglages de l'envoi (tentatives, délais entre deux essais).
+    """
+    run_id = current_run_id()
+    day = as_of or paris_date(utcnow())
+    digests = compute(day, digest)
+    result = enqueue_all(quote(digests), digest, run_id)  # type: ignore[call-overload]
+    report = delivery_round(delivery, run_id)
+    lines = [
+        f"- {d.territory.name} : COPIL du {format_datetime(d.copil.held_at)} ({d.label}),"
+        f" {len(d.members)} destinataire(s), {len(d.agenda)} action(s) à l'ordre du jour"
+        for d in digests
+    ]
+    print(
+        f"Synthèses COPIL du {format_date(day)} : {len(digests)} réunion(s),"
+        f" {len(result.created)} message(s) mis en file ; {report.summary()}"
+    )
+    create_markdown_artifact(
+        key="synthese-copil",
+        markdown=f"# Synthèses COPIL du {format_date(day)}\n\n"
+        + ("\n".join(lines) or "Aucun COPIL à annoncer ce jour.")
+        + "\n\n"
+        + delivery_markdown(report),
+        description="Synthèses avant COPIL : mise en file et envoi",
+    )
+    return {
+        "as_of": day.isoformat(),
+        "copils": [d.copil.id for d in digests],
+        "enqueued": len(result.created),
+        "invalid": result.invalid,
+        "sent": report.sent,
+        "retry": report.retry,
+        "failed": report.failed,
+        "dropped": report.dropped,
+    }
+
+
+if __name__ == "__main__":
+    copil_digest()

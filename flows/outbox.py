@@ -1,0 +1,80 @@
+"""Sending what waits in the outbox (flow « envoi-messages-en-attente »).
+
+Every flow that writes e-mails ends with :func:`delivery_round`, one coarse task that opens one
+Deliverer (one SMTP connection) for the whole round. The standalone flow retries what an
+earlier run could not send (SMTP down); it can be scheduled every 15 minutes or so.
+"""
+
+from __future__ import annotations
+
+from prefect import flow, task
+from prefect.artifacts import create_markdown_artifact
+from prefect.cache_policies import NO_CACHE
+
+from flows.runtime import current_run_id, database, settings
+from tiflow.outbox import DeliveryReport, DeliverySettings, deliver_pending, open_deliverer
+
+
+@task(name="tournee-d-envoi", cache_policy=NO_CACHE, persist_result=False)
+def delivery_round(
+    delivery: DeliverySettings, correlation_id: str | None, kinds: list[str] | None = None
+) -> DeliveryReport:
+    """Deliver every due message of the outbox (all kinds, or ``kinds``): one round."""
+    with open_deliverer(settings()) as deliverer:
+        return deliver_pending(
+            database(),
+            deliverer,
+            policy=delivery.policy(),
+            kinds=kinds,
+            correlation_id=correlation_id,
+        )
+
+
+def delivery_markdown(report: DeliveryReport, limit: int = 20) -> str:
+    lines = [
+        "| envoyés | à réessayer | en échec | abandonnés | incertains |",
+        "| ---: | ---: | ---: | ---: | ---: |",
+        f"| {report.sent} | {report.retry} | {report.failed} | {report.dropped}"
+        f" | {report.in_doubt} |",
+    ]
+    if report.failures:
+        lines += [
+            "",
+            "**Échecs**",
+            "",
+            "| n° | type | destinataire | erreur |",
+            "| --- | --- | --- | --- |",
+        ]
+        for failure in report.failures[:limit]:
+            error = failure.error.replace("|", "/").replace("\n", " ")
+            lines.append(f"| {failure.id} | {failure.kind} | {failure.recipient} | {error} |")
+        if len(report.failures) > limit:
+            lines.append(f"| … | | {len(report.failures) - limit} autre(s) | |")
+    return "\n".join(lines)
+
+
+@flow(name="envoi-messages-en-attente", log_prints=True)
+def deliver_outbox(delivery: DeliverySettings = DeliverySettings()) -> dict[str, int]:  # noqa: B008
+    """Envoie les messages en attente de la boîte d'envoi (nouvel essai après un échec).
+
+    Args:
+        delivery: Réglages de l'envoi (tentatives, délais entre deux essais).
+    """
+    report = delivery_round(delivery, current_run_id())
+    print(f"Boîte d'envoi : {report.summary()}")
+    create_markdown_artifact(
+        key="envoi-messages-en-attente",
+        markdown="# Envoi des messages en attente\n\n" + delivery_markdown(report),
+        description="Résultat de la tournée d'envoi",
+    )
+    return {
+        "sent": report.sent,
+        "retry": report.retry,
+        "failed": report.failed,
+        "dropped": report.dropped,
+        "in_doubt": report.in_doubt,
+    }
+
+
+if __name__ == "__main__":
+    deliver_outbox()

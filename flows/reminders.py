@@ -1,0 +1,96 @@
+"""Daily deadline reminders (flow « rappels-echeances »), meant for 08:00 Europe/Paris.
+
+Three coarse tasks, whatever the size of the plan: compute (one batch of queries), enqueue
+(one transaction of bulk inserts into the outbox), deliver (one round, one SMTP connection).
+Re-running it for the same day sends nothing new; ``as_of`` re-runs a missed day.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Any
+
+from prefect import flow, task
+from prefect.artifacts import create_markdown_artifact
+from prefect.cache_policies import NO_CACHE
+from prefect.utilities.annotations import quote
+
+from flows.outbox import delivery_markdown, delivery_round
+from flows.runtime import current_run_id, database
+from notifications.fr import format_date
+from tiflow.deadlines import paris_date
+from tiflow.outbox import DeliverySettings, utcnow
+from tiflow.reminders import (
+    EnqueueSummary,
+    ReminderPlan,
+    ReminderSettings,
+    compute_plan,
+    enqueue_plan,
+)
+from tiflow.uow import UnitOfWork
+
+# For deployments (issue 7): every day at 08:00, Paris time, whatever the season.
+SCHEDULE = {"cron": "0 8 * * *", "timezone": "Europe/Paris"}
+
+
+@task(name="calculer-les-rappels", cache_policy=NO_CACHE, persist_result=False)
+def compute_reminders(as_of: date, reminders: ReminderSettings) -> ReminderPlan:
+    with UnitOfWork(database()) as uow:
+        return compute_plan(uow.session, as_of, reminders)
+
+
+@task(name="mettre-les-rappels-en-file", cache_policy=NO_CACHE, persist_result=False)
+def enqueue_reminders(plan: ReminderPlan, correlation_id: str | None) -> EnqueueSummary:
+    with UnitOfWork(database()) as uow:
+        summary = enqueue_plan(uow, plan, correlation_id=correlation_id)
+        uow.commit()
+    return summary
+
+
+@flow(name="rappels-echeances", log_prints=True)
+def deadline_reminders(
+    as_of: date | None = None,
+    reminders: ReminderSettings = ReminderSettings(),  # noqa: B008  (frozen model)
+    delivery: DeliverySettings = DeliverySettings(),  # noqa: B008
+) -> dict[str, Any]:
+    """Rappels d'échéances aux pilotes (et alertes au chargé de mission), un e-mail par personne.
+
+    Args:
+        as_of: Date de référence (jour à Paris). Vide : aujourd'hui. Pour rattraper un jour
+            où le flux n'a pas tourné, indiquez ce jour-là.
+        reminders: Réglages des rappels (délais, relances, territoires).
+        delivery: Réglages de l'envoi (tentatives, délais entre deux essais).
+    """
+    run_id = current_run_id()
+    day = as_of or paris_date(utcnow())
+    plan = compute_reminders(day, reminders)
+    # quote(): the plan is plain data; Prefect need not walk it looking for futures.
+    summary = enqueue_reminders(quote(plan), run_id)  # type: ignore[call-overload]
+    report = delivery_round(delivery, run_id)
+    print(
+        f"Rappels du {format_date(day)} : {summary.messages} message(s) mis en file"
+        f" ({summary.items} échéance(s), {summary.superseded} regroupé(s)) ; {report.summary()}"
+    )
+    create_markdown_artifact(
+        key="rappels-echeances",
+        markdown=f"# Rappels d'échéances du {format_date(day)}\n\n"
+        f"{summary.messages} message(s) mis en file pour {summary.items} échéance(s)"
+        f" ; {summary.superseded} message(s) non envoyé(s) regroupé(s) dans ceux du jour.\n\n"
+        + delivery_markdown(report),
+        description="Rappels d'échéances : mise en file et envoi",
+    )
+    return {
+        "as_of": day.isoformat(),
+        "enqueued": summary.messages,
+        "items": summary.items,
+        "superseded": summary.superseded,
+        "invalid": summary.invalid,
+        "sent": report.sent,
+        "retry": report.retry,
+        "failed": report.failed,
+        "dropped": report.dropped,
+    }
+
+
+if __name__ == "__main__":
+    deadline_reminders()

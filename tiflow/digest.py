@@ -1,0 +1,737 @@
+"""The digest COPIL members get before each meeting (default: 10 and 3 days before).
+
+For each scheduled COPIL whose digest day has come, :func:`compute_digests` gathers, for its
+territory: the agenda (actions proposed or deferred, awaiting a decision, with the budget they
+ask), what changed since the previous COPIL (state changes, new funding, the budget against the
+one the previous COPIL validated), actions late or at risk, funding still missing and the
+year's budget so far. :func:`render_digest` turns it into one e-mail per member with the COPIL
+as an ``.ics`` invitation (Europe/Paris) and the agenda as a CSV for French Excel.
+
+Recipients: the meeting's ``copil_member`` rows, or else the territory's people with the role
+``copil_member``. Idempotency key: ``digest:<copil>:<date>:J-<n>`` per recipient; the message
+carries the COPIL's date and status as its fingerprint, so a digest for a meeting moved or
+cancelled before it went out is dropped, never sent.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
+from typing import Any, TypeVar
+
+import icalendar
+import sqlalchemy as sa
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+from sqlalchemy.engine import Engine
+from sqlalchemy.orm import Session
+from sqlmodel import col, select
+
+from models.lifecycle import State
+from models.money import ZERO
+from models.tables import (
+    ActionSheet,
+    BudgetLine,
+    CopilAgendaItem,
+    CopilMeeting,
+    CopilMember,
+    Funding,
+    Organisation,
+    Person,
+    PersonRole,
+    Territory,
+    TransitionRecord,
+)
+from models.vocabulary import Axis, CopilStatus, Role
+from notifications import fr
+from notifications.message import Attachment, InvalidAddress, parse_mailbox
+from notifications.templates import render
+from notifications.transports import Deliverer
+from tiflow.deadlines import (
+    COPIL,
+    PARIS,
+    copil_fingerprint,
+    load_snapshot,
+    paris_date,
+)
+from tiflow.outbox import (
+    DeliveryPolicy,
+    DeliveryReport,
+    EnqueueResult,
+    ItemRef,
+    NewMessage,
+    Recipient,
+    deliver_pending,
+    enqueue,
+    mailbox_of,
+    utcnow,
+)
+from tiflow.uow import UnitOfWork
+
+_T = TypeVar("_T", CopilMeeting, Territory, Person)
+
+DIGEST = "digest"  # outbox kind
+AWAITING = (State.PROPOSED, State.DEFERRED)
+COMMITTED = (State.VALIDATED, State.FUNDED, State.IN_PROGRESS, State.COMPLETED)
+DROPPED_OUT = (State.REJECTED, State.ABANDONED)
+LIST_MAX = 40  # rows per section in the e-mail; the CSV has them all
+
+B = BudgetLine.__table__.c  # type: ignore[attr-defined]
+F = Funding.__table__.c  # type: ignore[attr-defined]
+A = ActionSheet.__table__.c  # type: ignore[attr-defined]
+
+
+class DigestSettings(BaseModel):
+    """Réglages de la synthèse envoyée aux membres du COPIL avant chaque réunion."""
+
+    model_config = ConfigDict(title="Réglages de la synthèse COPIL", frozen=True)
+
+    offsets_days: list[int] = Field(
+        default=[10, 3],
+        title="Envois avant le COPIL (jours)",
+        description="La synthèse part … jours avant chaque COPIL prévu (10 et 3 par défaut).",
+    )
+    catch_up_days: int = Field(
+        default=2,
+        ge=0,
+        le=14,
+        title="Rattrapage (jours)",
+        description="Une synthèse dont le jour est passé de moins de … jours sans envoi (flux"
+        " arrêté) part au passage suivant.",
+    )
+    duration_minutes: int = Field(
+        default=180,
+        ge=15,
+        le=600,
+        title="Durée de la réunion (minutes)",
+        description="Pour l'invitation de calendrier.",
+    )
+    at_risk_days: int = Field(
+        default=30,
+        ge=1,
+        le=180,
+        title="Échéances proches (jours)",
+        description="Une échéance dans les … jours, sans note de suivi récente, rend l'action"
+        " « à risque ».",
+    )
+    silence_weeks: int = Field(default=6, ge=1, le=52, title="Note de suivi récente (semaines)")
+    channels: bool = Field(
+        default=False,
+        title="Aussi sur les autres canaux",
+        description="Publier aussi la synthèse (texte) sur les canaux non e-mail de"
+        " l'étiquette « copil » (Slack, Teams…).",
+    )
+    territories: list[str] = Field(
+        default_factory=list, title="Territoires (codes)", description="Vide : tous."
+    )
+
+    @field_validator("offsets_days")
+    @classmethod
+    def _offsets(cls, value: list[int]) -> list[int]:
+        if not value or any(v < 0 or v > 90 for v in value):
+            raise ValueError("les envois se comptent en jours avant le COPIL, de 0 à 90")
+        return sorted(set(value), reverse=True)
+
+
+@dataclass
+class Digest:
+    copil: CopilMeeting
+    territory: Territory
+    label: str  # J-10
+    day: date  # the digest's day
+    as_of: date
+    members: list[Person]
+    organizer: Person | None
+    agenda: list[dict[str, Any]] = field(default_factory=list)
+    previous: CopilMeeting | None = None
+    changes: list[dict[str, str]] = field(default_factory=list)
+    new_funding: list[dict[str, str]] = field(default_factory=list)
+    budget_delta: dict[str, str] | None = None
+    late: list[dict[str, str]] = field(default_factory=list)
+    at_risk: list[dict[str, str]] = field(default_factory=list)
+    missing: list[dict[str, str]] = field(default_factory=list)
+    missing_total: Decimal = ZERO
+    year: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def key(self) -> str:
+        return f"{DIGEST}:{self.copil.id}:{paris_date(self.copil.held_at).isoformat()}:{self.label}"
+
+
+def digest_day(
+    held: date, as_of: date, window_start: date, offsets: Sequence[int]
+) -> tuple[date, str] | None:
+    """The latest digest day of a COPIL held on ``held`` within ``[window_start, as_of]``."""
+    if held < as_of:
+        return None
+    best: tuple[date, str] | None = None
+    for offset in offsets:
+        day = held - timedelta(days=offset)
+        if window_start <= day <= as_of and (best is None or day > best[0]):
+            best = (day, f"J-{offset}")
+    return best
+
+
+# ---------------------------------------------------------------------------------------------
+# Compute
+
+
+def compute_digests(
+    session: Session,
+    as_of: date,
+    settings: DigestSettings | None = None,
+    *,
+    copil_ids: Sequence[int] | None = None,
+) -> list[Digest]:
+    """The digests due on ``as_of`` (and not yet enqueued for every member)."""
+    settings = settings or DigestSettings()
+    window_start = as_of - timedelta(days=settings.catch_up_days)
+    query = select(CopilMeeting).where(col(CopilMeeting.status) == CopilStatus.SCHEDULED)
+    if copil_ids:
+        query = query.where(col(CopilMeeting.id).in_(list(copil_ids)))
+    territories = {t.id: t for t in session.execute(select(Territory)).scalars()}
+    wanted = {t.id for t in territories.values() if t.code in settings.territories}
+    digests: list[Digest] = []
+    for copil in session.execute(query.order_by(col(CopilMeeting.held_at))).scalars():
+        if settings.territories and copil.territory_id not in wanted:
+            continue
+        found = digest_day(paris_date(copil.held_at), as_of, window_start, settings.offsets_days)
+        if found is None:
+            continue
+        territory = territories[copil.territory_id]
+        members = _members(session, copil)
+        if not members:
+            continue
+        organizer = _coordinator(session, copil.territory_id)
+        # Plain copies: a digest outlives the read-only unit of work that loaded it.
+        digest = Digest(
+            copil=_copy(copil),
+            territory=_copy(territory),
+            label=found[1],
+            day=found[0],
+            as_of=as_of,
+            members=[_copy(p) for p in members],
+            organizer=_copy(organizer) if organizer else None,
+        )
+        if _already_sent(session, digest):
+            continue
+        _fill(session, digest, settings)
+        digests.append(digest)
+    return digests
+
+
+def _copy(row: _T) -> _T:
+    return type(row)(**row.model_dump())
+
+
+def _members(session: Session, copil: CopilMeeting) -> list[Person]:
+    listed = session.execute(
+        select(Person)
+        .join(CopilMember, col(CopilMember.person_id) == col(Person.id))
+        .where(col(CopilMember.copil_id) == copil.id)
+        .order_by(col(Person.full_name))
+    ).scalars()
+    members = list(listed)
+    if members:
+        return members
+    return list(
+        session.execute(
+            select(Person)
+            .join(PersonRole, col(PersonRole.person_id) == col(Person.id))
+            .where(
+                col(Person.territory_id) == copil.territory_id,
+                col(PersonRole.role) == Role.COPIL_MEMBER,
+            )
+            .order_by(col(Person.full_name))
+        ).scalars()
+    )
+
+
+def _coordinator(session: Session, territory_id: int) -> Person | None:
+    return session.execute(
+        select(Person)
+        .join(PersonRole, col(PersonRole.person_id) == col(Person.id))
+        .where(col(Person.territory_id) == territory_id, col(PersonRole.role) == Role.COORDINATOR)
+        .order_by(col(Person.full_name))
+        .limit(1)
+    ).scalar_one_or_none()
+
+
+def _already_sent(session: Session, digest: Digest) -> bool:
+    """Every member already has this digest (sent or queued): nothing to render."""
+    from models.outbox import OutboxMessage
+
+    m = OutboxMessage.__table__.c  # type: ignore[attr-defined]
+    have = set(session.execute(sa.select(m.address).where(m.key == digest.key)).scalars())
+    return all(p.email.strip().lower() in have for p in digest.members)
+
+
+def _money_by_action(
+    session: Session, column: Any, table: Any, territory_id: int, year: int | None = None
+) -> dict[int, Decimal]:
+    query = (
+        sa.select(table.action_id, sa.func.sum(column))
+        .join(ActionSheet, A.id == table.action_id)
+        .where(A.territory_id == territory_id)
+        .group_by(table.action_id)
+    )
+    if year is not None:
+        query = query.where(table.year == year)
+    return {row[0]: row[1] or ZERO for row in session.execute(query)}
+
+
+def _fill(session: Session, digest: Digest, settings: DigestSettings) -> None:
+    copil, as_of, tid = digest.copil, digest.as_of, digest.territory.id
+    assert tid is not None
+    year = copil.budget_year or paris_date(copil.held_at).year
+    actions = {
+        row.id: row
+        for row in session.execute(
+            sa.select(
+                A.id,
+                A.number,
+                A.title,
+                A.axis,
+                A.state,
+                A.pilot_id,
+                A.firm_commitment,
+                A.start_date,
+            ).where(A.territory_id == tid)
+        )
+    }
+    pilots = {
+        p.id: p.full_name
+        for p in session.execute(select(Person).where(col(Person.territory_id) == tid)).scalars()
+    }
+    budget = _money_by_action(session, B.amount, B, tid)
+    budget_year = _money_by_action(session, B.amount, B, tid, year)
+    requested = _money_by_action(session, F.requested, F, tid)
+    granted = _money_by_action(session, F.granted, F, tid)
+
+    # Agenda: the meeting's own agenda first (in its order), then every other action awaiting
+    # a decision.
+    listed = [
+        row.action_id
+        for row in session.execute(
+            select(CopilAgendaItem.action_id)
+            .where(col(CopilAgendaItem.copil_id) == copil.id)
+            .order_by(col(CopilAgendaItem.position), col(CopilAgendaItem.action_id))
+        )
+    ]
+    awaiting = sorted(
+        (a for a in actions.values() if State(a.state) in AWAITING and a.id not in listed),
+        key=lambda a: a.number,
+    )
+    for action_id in [*listed, *(a.id for a in awaiting)]:
+        a = actions[action_id]
+        digest.agenda.append(
+            {
+                "number": a.number,
+                "title": a.title,
+                "axis": Axis(a.axis).label,
+                "pilot": pilots.get(a.pilot_id, "—") if a.pilot_id else "—",
+                "state": State(a.state).label,
+                "firm": "oui" if a.firm_commitment else "non",
+                "budget": budget.get(a.id, ZERO),
+                "requested": requested.get(a.id, ZERO),
+                "granted": granted.get(a.id, ZERO),
+            }
+        )
+
+    # Since the previous COPIL of the territory (held, or at least not cancelled).
+    previous = session.execute(
+        select(CopilMeeting)
+        .where(
+            col(CopilMeeting.territory_id) == tid,
+            col(CopilMeeting.held_at) < copil.held_at,
+            col(CopilMeeting.status) != CopilStatus.CANCELLED,
+        )
+        .order_by(col(CopilMeeting.held_at).desc())
+        .limit(1)
+    ).scalar_one_or_none()
+    digest.previous = _copy(previous) if previous is not None else None
+    since = previous.held_at if previous else None
+    t = TransitionRecord.__table__.c  # type: ignore[attr-defined]
+    changes = (
+        sa.select(t.at, t.action_id, t.from_state, t.to_state)
+        .join(ActionSheet, A.id == t.action_id)
+        .where(A.territory_id == tid)
+        .order_by(t.at, t.id)
+    )
+    if since is not None:
+        changes = changes.where(t.at > since)
+    for row in session.execute(changes):
+        a = actions[row.action_id]
+        digest.changes.append(
+            {
+                "date": fr.format_date(paris_date(row.at)),
+                "number": a.number,
+                "title": a.title,
+                "from": State(row.from_state).label,
+                "to": State(row.to_state).label,
+            }
+        )
+    o = Organisation.__table__.c  # type: ignore[attr-defined]
+    funding = (
+        sa.select(F.action_id, F.granted, F.decision_date, F.updated_at, o.short_name, o.name)
+        .join(ActionSheet, A.id == F.action_id)
+        .join(Organisation, o.id == F.funder_id)
+        .where(A.territory_id == tid, F.granted > 0)
+        .order_by(F.decision_date, F.id)
+    )
+    for row in session.execute(funding):
+        decided = row.decision_date or paris_date(row.updated_at)
+        if since is not None and decided < paris_date(since):
+            continue
+        a = actions[row.action_id]
+        digest.new_funding.append(
+            {
+                "number": a.number,
+                "title": a.title,
+                "funder": row.short_name or row.name,
+                "granted": fr.format_eur(row.granted),
+                "date": fr.format_date(decided),
+            }
+        )
+    committed_year = sum(
+        (v for k, v in budget_year.items() if State(actions[k].state) in COMMITTED), ZERO
+    )
+    if previous is not None and previous.validated_budget is not None:
+        prev_year = previous.budget_year or paris_date(previous.held_at).year
+        now_planned = (
+            committed_year
+            if prev_year == year
+            else sum(
+                (
+                    v
+                    for k, v in _money_by_action(session, B.amount, B, tid, prev_year).items()
+                    if State(actions[k].state) in COMMITTED
+                ),
+                ZERO,
+            )
+        )
+        delta = now_planned - previous.validated_budget
+        digest.budget_delta = {
+            "year": str(prev_year),
+            "validated": fr.format_eur(previous.validated_budget),
+            "now": fr.format_eur(now_planned),
+            "delta": ("+" if delta > 0 else "") + fr.format_eur(delta),
+        }
+
+    # Late and at risk, from the same deadlines the reminders use.
+    snapshot = load_snapshot(session, territory_ids={tid})
+    silent_since = {s.action.id: s for s in snapshot.silences}
+    horizon = as_of + timedelta(days=settings.at_risk_days)
+    quiet_limit = as_of - timedelta(weeks=settings.silence_weeks)
+    for d in sorted(snapshot.deadlines, key=lambda d: (d.due, d.action.number)):
+        line = {
+            "number": d.action.number,
+            "title": d.action.title,
+            "what": d.what,
+            "due": fr.format_date(d.due),
+            "phrase": fr.deadline_phrase(d.due, as_of),
+        }
+        if d.due < as_of:
+            digest.late.append(line)
+        elif d.due <= horizon:
+            silence = silent_since.get(d.action.id)
+            if silence is not None and silence.since <= quiet_limit:
+                line["reason"] = f"pas de note de suivi depuis le {fr.format_date(silence.since)}"
+                digest.at_risk.append(line)
+    for a in sorted(actions.values(), key=lambda a: a.number):
+        state = State(a.state)
+        if state not in COMMITTED or not state.is_open:  # proposals are on the agenda instead
+            continue
+        gap = budget.get(a.id, ZERO) - granted.get(a.id, ZERO)
+        if gap > 0:
+            digest.missing_total += gap
+            digest.missing.append(
+                {
+                    "number": a.number,
+                    "title": a.title,
+                    "state": state.label,
+                    "budget": fr.format_eur(budget.get(a.id, ZERO)),
+                    "granted": fr.format_eur(granted.get(a.id, ZERO)),
+                    "missing": fr.format_eur(gap),
+                }
+            )
+            if (
+                state in (State.VALIDATED, State.IN_PROGRESS)
+                and a.start_date
+                and a.start_date <= as_of
+            ):
+                digest.at_risk.append(
+                    {
+                        "number": a.number,
+                        "title": a.title,
+                        "what": "démarrage prévu",
+                        "due": fr.format_date(a.start_date),
+                        "phrase": fr.relative_days(a.start_date, as_of),
+                        "reason": f"financement incomplet : il manque {fr.format_eur(gap)}",
+                    }
+                )
+
+    awaiting_year = sum(
+        (v for k, v in budget_year.items() if State(actions[k].state) in AWAITING), ZERO
+    )
+    year_funding = _year_funding(session, tid, year)
+    digest.year = {
+        "year": str(year),
+        "committed": fr.format_eur(committed_year),
+        "awaiting": fr.format_eur(awaiting_year),
+        "requested": fr.format_eur(year_funding["requested"]),
+        "granted": fr.format_eur(year_funding["granted"]),
+        "paid": fr.format_eur(year_funding["paid"]),
+        "validated": fr.format_eur(copil.validated_budget)
+        if copil.validated_budget is not None
+        else "",
+    }
+
+
+def _year_funding(session: Session, territory_id: int, year: int) -> dict[str, Decimal]:
+    row = session.execute(
+        sa.select(sa.func.sum(F.requested), sa.func.sum(F.granted), sa.func.sum(F.paid))
+        .join(ActionSheet, A.id == F.action_id)
+        .where(
+            A.territory_id == territory_id,
+            F.year == year,
+            A.state.not_in([s.value for s in DROPPED_OUT]),
+        )
+    ).one()
+    return {
+        "requested": row[0] or ZERO,
+        "granted": row[1] or ZERO,
+        "paid": row[2] or ZERO,
+    }
+
+
+# ---------------------------------------------------------------------------------------------
+# Attachments
+
+
+def _excel_amount(value: Decimal) -> str:
+    """``12500,00``: a number French Excel reads as such (no thousands separator)."""
+    return f"{value:.2f}".replace(".", ",")
+
+
+def _cell(text: str) -> str:
+    """Neutralise CSV formula injection: a cell starting with = + - @ is shown as text."""
+    return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
+
+
+def agenda_csv(digest: Digest) -> bytes:
+    """The agenda for French Excel: ``;`` separator, decimal comma, UTF-8 with BOM, CRLF."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, delimiter=";", lineterminator="\r\n")
+    writer.writerow(
+        [
+            "N°",
+            "Intitulé",
+            "Axe",
+            "Pilote",
+            "État",
+            "Engagement ferme",
+            "Budget demandé (€)",
+            "Financements demandés (€)",
+            "Financements accordés (€)",
+        ]
+    )
+    for row in digest.agenda:
+        writer.writerow(
+            [
+                _cell(row["number"]),
+                _cell(row["title"]),
+                row["axis"],
+                _cell(row["pilot"]),
+                row["state"],
+                row["firm"],
+                _excel_amount(row["budget"]),
+                _excel_amount(row["requested"]),
+                _excel_amount(row["granted"]),
+            ]
+        )
+    return ("\ufeff" + buffer.getvalue()).encode("utf-8")
+
+
+def invitation(digest: Digest, settings: DigestSettings, *, now: datetime | None = None) -> bytes:
+    """The COPIL as an iCalendar invitation (METHOD:REQUEST), times in Europe/Paris.
+
+    The UID is stable per meeting, and SEQUENCE grows with time, so a later digest (J-3, or
+    after the meeting moved) updates the event in calendars instead of adding a second one."""
+    now = now or utcnow()
+    copil, territory = digest.copil, digest.territory
+    start = copil.held_at.astimezone(PARIS)
+    cal = icalendar.Calendar()
+    cal.add("prodid", "-//tiflow//COPIL Territoire d'industrie//FR")
+    cal.add("version", "2.0")
+    cal.add("method", "REQUEST")
+    event = icalendar.Event()
+    event.add("uid", f"copil-{copil.id}-{territory.code}@tiflow")
+    event.add("sequence", int((now - datetime(2024, 1, 1, tzinfo=UTC)).total_seconds() // 60))
+    event.add("dtstamp", now.astimezone(UTC))
+    event.add("dtstart", start)
+    event.add("dtend", start + timedelta(minutes=settings.duration_minutes))
+    event.add("summary", f"COPIL Territoire d'industrie {territory.name}")
+    if copil.place:
+        event.add("location", copil.place)
+    lines = [f"Ordre du jour ({len(digest.agenda)} action(s) à décider) :"]
+    lines += [f"- {row['number']} {row['title']}" for row in digest.agenda]
+    event.add("description", "\n".join(lines))
+    if digest.organizer is not None:
+        organizer = icalendar.vCalAddress(f"mailto:{digest.organizer.email.strip()}")
+        organizer.params["cn"] = digest.organizer.full_name
+        event.add("organizer", organizer)
+    for person in digest.members:
+        attendee = icalendar.vCalAddress(f"mailto:{person.email.strip()}")
+        attendee.params.update(
+            {
+                "cn": person.full_name,
+                "role": "REQ-PARTICIPANT",
+                "partstat": "NEEDS-ACTION",
+                "rsvp": "TRUE",
+            }
+        )
+        event.add("attendee", attendee, encode=False)
+    cal.add_component(event)
+    # VTIMEZONE for Europe/Paris, limited to the years around the meeting (compact).
+    cal.add_missing_timezones(
+        first_date=date(start.year - 1, 1, 1), last_date=date(start.year + 2, 1, 1)
+    )
+    return bytes(cal.to_ical())
+
+
+# ---------------------------------------------------------------------------------------------
+# Render
+
+
+def render_digest(
+    digest: Digest, settings: DigestSettings, *, now: datetime | None = None
+) -> NewMessage:
+    copil = digest.copil
+    held = paris_date(copil.held_at)
+    when = fr.format_datetime(copil.held_at)
+
+    def money_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        return [
+            dict(
+                r,
+                budget=fr.format_eur(r["budget"]),
+                requested=fr.format_eur(r["requested"]),
+                granted=fr.format_eur(r["granted"]),
+            )
+            for r in rows
+        ]
+
+    def cut(rows: list[dict[str, Any]]) -> dict[str, Any]:
+        return {"rows": rows[:LIST_MAX], "more": max(len(rows) - LIST_MAX, 0)}
+
+    agenda_total = sum((r["budget"] for r in digest.agenda), ZERO)
+    text, html = render(
+        "copil_digest",
+        territory=digest.territory.name,
+        when=when,
+        place=copil.place,
+        phrase=fr.relative_days(held, digest.as_of),
+        agenda=cut(money_rows(digest.agenda)),
+        agenda_total=fr.format_eur(agenda_total),
+        previous=fr.format_date(paris_date(digest.previous.held_at)) if digest.previous else "",
+        changes=cut(digest.changes),
+        new_funding=cut(digest.new_funding),
+        budget_delta=digest.budget_delta,
+        late=cut(digest.late),
+        at_risk=cut(digest.at_risk),
+        missing=cut(digest.missing),
+        missing_total=fr.format_eur(digest.missing_total),
+        year=digest.year,
+    )
+    attachments = [
+        Attachment.invitation(invitation(digest, settings, now=now), "invitation-copil.ics"),
+        Attachment(
+            f"ordre-du-jour-copil-{held.isoformat()}.csv",
+            "text/csv; charset=utf-8",
+            agenda_csv(digest),
+        ),
+    ]
+    reply_to = None
+    if digest.organizer is not None:
+        try:
+            reply_to = str(
+                parse_mailbox(mailbox_of(digest.organizer.full_name, digest.organizer.email))
+            )
+        except InvalidAddress:
+            reply_to = None
+    return NewMessage(
+        key=digest.key,
+        kind=DIGEST,
+        tag="copil",
+        to=[Recipient.of(p) for p in digest.members],
+        subject=f"COPIL du {when} : ordre du jour et synthèse ({digest.territory.name})",
+        text=text,
+        html=html,
+        attachments=attachments,
+        reply_to=reply_to,
+        territory_id=digest.territory.id,
+        items=[
+            ItemRef(
+                key=f"{COPIL}:{copil.id}:{digest.label}",
+                ref_kind=COPIL,
+                ref_id=copil.id or 0,
+                fingerprint=copil_fingerprint(copil.held_at, str(copil.status)),
+                remind_on=digest.day,
+            )
+        ],
+        channels=settings.channels,
+    )
+
+
+def by_territory(digests: Sequence[Digest]) -> dict[str, int]:
+    counts: dict[str, int] = defaultdict(int)
+    for digest in digests:
+        counts[digest.territory.code] += 1
+    return dict(counts)
+
+
+# ---------------------------------------------------------------------------------------------
+# Enqueue, and the whole run without Prefect
+
+
+def enqueue_digests(
+    uow: UnitOfWork,
+    digests: Sequence[Digest],
+    settings: DigestSettings | None = None,
+    *,
+    correlation_id: str | None = None,
+    now: datetime | None = None,
+) -> EnqueueResult:
+    """Render each digest and store one message per member (the caller commits)."""
+    settings = settings or DigestSettings()
+    messages = [render_digest(d, settings, now=now) for d in digests]
+    return enqueue(uow, messages, correlation_id=correlation_id, now=now)
+
+
+def send_digests(
+    engine: Engine,
+    deliverer: Deliverer,
+    *,
+    as_of: date | None = None,
+    settings: DigestSettings | None = None,
+    policy: DeliveryPolicy | None = None,
+    now: datetime | None = None,
+    correlation_id: str | None = None,
+) -> tuple[list[Digest], EnqueueResult, DeliveryReport]:
+    """Compute, enqueue and deliver the digests of ``as_of`` (default: today in Paris)."""
+    now = now or utcnow()
+    day = as_of or paris_date(now)
+    with UnitOfWork(engine) as uow:
+        digests = compute_digests(uow.session, day, settings)
+    with UnitOfWork(engine) as uow:
+        result = enqueue_digests(uow, digests, settings, correlation_id=correlation_id, now=now)
+        uow.commit()
+    report = deliver_pending(
+        engine, deliverer, policy=policy, now=now, correlation_id=correlation_id
+    )
+    return digests, result, report

@@ -1,0 +1,815 @@
+"""Deadline reminders: what to tell each pilot (and coordinator) on a given day.
+
+The sweep for day ``as_of`` (a calendar day in Europe/Paris) runs in three steps, each a
+batch: :func:`compute_plan` (a handful of queries, then pure Python), :func:`enqueue_plan`
+(one transaction, bulk inserts into the outbox), then an outbox delivery round.
+
+Rules (defaults in :class:`ReminderSettings`):
+
+* every *deadline* of an open action (milestone not done, planned end, funding dossier due,
+  decision expected, payment expected) is reminded to the action's pilot at J-30, J-7, J-1 and
+  J0, then every 7 days while overdue;
+* after 14 days overdue, the territory's coordinator(s) get it once (*escalation*); deadlines
+  of an action without pilot go to the coordinator(s) at the same offsets;
+* an action being carried out (validated, funded, in progress) whose pilot wrote no follow-up
+  note for 6 weeks gets an « Où en êtes-vous ? » nudge (again every 6 weeks of silence);
+* ONE e-mail per person and day groups all of that person's items;
+* offsets are counted in calendar days (``date`` arithmetic): daylight saving time cannot skip
+  or double a reminder. A reminder whose day fell in the last ``catch_up_days`` days and was
+  not sent (the flow did not run) goes out at the next run; only the latest one per deadline.
+
+Each item has an idempotency key (``ref_kind:ref_id:due:label:audience``, e.g.
+``milestone:42:2025-03-17:J-7:p5``) recorded in ``outbox_item``: an item already in a live
+(not dropped) message is never planned again, so re-running a day is a no-op.
+
+When a due date, a pilot or a state changes, reminders enqueued for the old facts but not yet
+sent are dropped (their fingerprint no longer matches): by the next sweep, which folds the
+still-valid items of a person's unsent messages into that day's single e-mail, and at the
+latest by the delivery round, which re-checks fingerprints right before sending.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+from typing import Any
+
+import sqlalchemy as sa
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+from sqlalchemy.engine import Engine
+from sqlalchemy.orm import Session
+
+from models.outbox import OutboxItem, OutboxMessage, OutboxStatus
+from models.tables import Person, PersonRole, Territory
+from models.vocabulary import Role
+from notifications import fr
+from notifications.templates import render
+from notifications.transports import Deliverer
+from tiflow.deadlines import (
+    NUDGE,
+    Deadline,
+    Silence,
+    Snapshot,
+    load_snapshot,
+    matches,
+    paris_date,
+)
+from tiflow.outbox import (
+    DeliveryPolicy,
+    DeliveryReport,
+    ItemRef,
+    NewMessage,
+    Recipient,
+    deliver_pending,
+    enqueue,
+    mailbox_of,
+    utcnow,
+)
+from tiflow.uow import UnitOfWork
+
+REMINDER = "reminder"  # outbox kind: a pilot's daily e-mail
+ESCALATION = "escalation"  # outbox kind: a coordinator's daily e-mail
+KINDS = (REMINDER, ESCALATION)
+CARRY_HORIZON = timedelta(days=60)  # unsent messages older than this are not folded in again
+SUBJECT_MAX = 300
+
+M = OutboxMessage.__table__  # type: ignore[attr-defined]
+I = OutboxItem.__table__  # type: ignore[attr-defined]  # noqa: E741
+
+
+class ReminderSettings(BaseModel):
+    """Réglages des rappels d'échéance (valeurs par défaut : celles du plan d'actions)."""
+
+    model_config = ConfigDict(title="Réglages des rappels", frozen=True)
+
+    offsets_days: list[int] = Field(
+        default=[30, 7, 1, 0],
+        title="Rappels avant l'échéance (jours)",
+        description="Jours avant chaque échéance où le pilote reçoit un rappel : 30, 7, 1 et 0"
+        " (le jour même).",
+    )
+    overdue_every_days: int = Field(
+        default=7,
+        ge=1,
+        le=90,
+        title="Relance des retards (jours)",
+        description="Une échéance dépassée est rappelée au pilote tous les … jours.",
+    )
+    escalate_after_days: int = Field(
+        default=14,
+        ge=1,
+        le=365,
+        title="Alerte au chargé de mission (jours de retard)",
+        description="Après … jours de retard, le ou les chargés de mission du territoire sont"
+        " prévenus (une fois).",
+    )
+    nudge_after_weeks: int = Field(
+        default=6,
+        ge=1,
+        le=52,
+        title="« Où en êtes-vous ? » (semaines sans note)",
+        description="Une action en cours dont le pilote n'a écrit aucune note de suivi depuis …"
+        " semaines reçoit une relance amicale.",
+    )
+    catch_up_days: int = Field(
+        default=3,
+        ge=0,
+        le=31,
+        title="Rattrapage (jours)",
+        description="Un rappel tombé un jour où le flux n'a pas tourné part au passage suivant"
+        " s'il date de moins de … jours (0 : seulement les rappels du jour).",
+    )
+    funding: bool = Field(
+        default=True,
+        title="Échéances de financement",
+        description="Rappeler aussi les dépôts de dossier, décisions et versements attendus.",
+    )
+    territories: list[str] = Field(
+        default_factory=list,
+        title="Territoires (codes)",
+        description="Vide : tous les territoires.",
+    )
+
+    @field_validator("offsets_days")
+    @classmethod
+    def _offsets(cls, value: list[int]) -> list[int]:
+        if any(v < 0 or v > 366 for v in value):
+            raise ValueError("les rappels se comptent en jours avant l'échéance, de 0 à 366")
+        return sorted(set(value), reverse=True)
+
+
+# ---------------------------------------------------------------------------------------------
+# Planning (pure, given a snapshot)
+
+
+@dataclass(frozen=True, slots=True)
+class PlannedItem:
+    key: str
+    label: str  # J-7, J0, R+14 (overdue), E+14 (escalation), N6 (weeks of silence)
+    subject: Deadline | Silence
+    remind_on: date
+    fingerprint: str
+
+    @property
+    def ref(self) -> ItemRef:
+        s = self.subject
+        return ItemRef(self.key, s.ref_kind, s.ref_id, self.fingerprint, self.remind_on)
+
+
+@dataclass
+class Batch:
+    """What one person (or the coordinator tag's channels) receives for the day."""
+
+    kind: str
+    address: str  # lowercase e-mail, "" for the coordinator tag's configured channels
+    recipient: Recipient | None
+    territory_ids: set[int] = field(default_factory=set)
+    items: list[PlannedItem] = field(default_factory=list)
+    carry_from: list[int] = field(default_factory=list)  # unsent messages folded into this one
+
+
+@dataclass
+class ReminderPlan:
+    as_of: date
+    batches: list[Batch]
+    territories: dict[int, str]  # id -> name
+    coordinators: dict[int, list[str]]  # territory id -> "Name <addr>", for the contact line
+    pilots: dict[int, str] = field(default_factory=dict)  # named in coordinators' e-mails
+    keep_pending: int = 0  # unsent messages still valid, left for the delivery round
+
+
+def _days(n: int) -> timedelta:
+    return timedelta(days=n)
+
+
+def reminder_day(
+    due: date,
+    as_of: date,
+    window_start: date,
+    offsets: Sequence[int],
+    overdue_every: int,
+) -> tuple[date, str] | None:
+    """The latest reminder day of a deadline within ``[window_start, as_of]``, with its label.
+
+    Reminder days are ``due - o`` for each offset and ``due + k * overdue_every`` (k >= 1),
+    all in calendar days: the same local day whatever the UTC offset."""
+    best: tuple[date, str] | None = None
+    for offset in offsets:
+        day = due - _days(offset)
+        if window_start <= day <= as_of and (best is None or day > best[0]):
+            best = (day, f"J-{offset}" if offset else "J0")
+    if as_of > due:
+        k = (as_of - due).days // overdue_every
+        day = due + _days(k * overdue_every)
+        if k >= 1 and day >= window_start and (best is None or day > best[0]):
+            best = (day, f"R+{k * overdue_every}")
+    return best
+
+
+def nudge_day(since: date, as_of: date, window_start: date, weeks: int) -> tuple[date, str] | None:
+    period = 7 * weeks
+    k = (as_of - since).days // period
+    day = since + _days(k * period)
+    if k >= 1 and day >= window_start:
+        return day, f"N{k * weeks}"
+    return None
+
+
+def _item(
+    subject: Deadline | Silence, day: date, label: str, audience: str, fp: str
+) -> PlannedItem:
+    due = subject.due if isinstance(subject, Deadline) else subject.since
+    key = f"{subject.ref_kind}:{subject.ref_id}:{due.isoformat()}:{label}:{audience}"
+    return PlannedItem(key, label, subject, day, fp)
+
+
+def plan_items(
+    snapshot: Snapshot,
+    as_of: date,
+    settings: ReminderSettings,
+    coordinators: dict[int, list[Person]],
+) -> dict[tuple[str, str], list[PlannedItem]]:
+    """Items due on ``as_of`` (or caught up), grouped by (outbox kind, audience).
+
+    Audience ``p<person id>`` is a pilot, ``c<person id>`` a coordinator, ``c*`` the
+    coordinator tag's channels (territory without a coordinator)."""
+    window_start = as_of - _days(settings.catch_up_days)
+    grouped: dict[tuple[str, str], list[PlannedItem]] = defaultdict(list)
+
+    def to_coordinators(
+        subject: Deadline, day: date, label: str, fingerprint: str
+    ) -> Iterable[tuple[tuple[str, str], PlannedItem]]:
+        people = coordinators.get(subject.action.territory_id) or []
+        audiences = [f"c{p.id}" for p in people] or ["c*"]
+        for audience in audiences:
+            yield (ESCALATION, audience), _item(subject, day, label, audience, fingerprint)
+
+    for deadline in snapshot.deadlines:
+        found = reminder_day(
+            deadline.due,
+            as_of,
+            window_start,
+            settings.offsets_days,
+            settings.overdue_every_days,
+        )
+        if found is not None:
+            day, label = found
+            if deadline.pilot_id is not None:
+                audience = f"p{deadline.pilot_id}"
+                item = _item(deadline, day, label, audience, deadline.fingerprint())
+                grouped[(REMINDER, audience)].append(item)
+            else:
+                for group, item in to_coordinators(deadline, day, label, deadline.fingerprint()):
+                    grouped[group].append(item)
+        escalation = deadline.due + _days(settings.escalate_after_days)
+        if deadline.pilot_id is not None and window_start <= escalation <= as_of:
+            label = f"E+{settings.escalate_after_days}"
+            fingerprint = deadline.fingerprint(with_pilot=False)
+            for group, item in to_coordinators(deadline, escalation, label, fingerprint):
+                grouped[group].append(item)
+    for silence in snapshot.silences:
+        found = nudge_day(silence.since, as_of, window_start, settings.nudge_after_weeks)
+        if found is not None:
+            audience = f"p{silence.action.pilot_id}"
+            day, label = found
+            item = _item(silence, day, label, audience, silence.fingerprint())
+            grouped[(REMINDER, audience)].append(item)
+    return grouped
+
+
+# ---------------------------------------------------------------------------------------------
+# Compute: the query batch
+
+
+def _territory_scope(
+    session: Session, codes: Sequence[str]
+) -> tuple[dict[int, str], set[int] | None]:
+    t = Territory.__table__.c  # type: ignore[attr-defined]
+    names = {row.id: row.name for row in session.execute(sa.select(t.id, t.name, t.code))}
+    if not codes:
+        return names, None
+    by_code = {row.code: row.id for row in session.execute(sa.select(t.id, t.code))}
+    unknown = [c for c in codes if c not in by_code]
+    if unknown:
+        from models.errors import NotFound
+
+        raise NotFound("Territoire(s) inconnu(s) : " + ", ".join(f"« {c} »" for c in unknown))
+    return names, {by_code[c] for c in codes}
+
+
+def _people(session: Session, ids: set[int]) -> dict[int, Person]:
+    found: dict[int, Person] = {}
+    p = Person.__table__.c  # type: ignore[attr-defined]
+    ordered = sorted(ids)
+    for start in range(0, len(ordered), 2000):
+        for row in session.execute(
+            sa.select(p.id, p.territory_id, p.full_name, p.email).where(
+                p.id.in_(ordered[start : start + 2000])
+            )
+        ):
+            found[row.id] = Person(
+                id=row.id, territory_id=row.territory_id, full_name=row.full_name, email=row.email
+            )
+    return found
+
+
+def _coordinators(session: Session, territory_ids: set[int] | None) -> dict[int, list[Person]]:
+    p = Person.__table__.c  # type: ignore[attr-defined]
+    r = PersonRole.__table__.c  # type: ignore[attr-defined]
+    query = (
+        sa.select(p.id, p.territory_id, p.full_name, p.email)
+        .join(PersonRole, r.person_id == p.id)
+        .where(r.role == Role.COORDINATOR.value)
+        .order_by(p.full_name)
+    )
+    if territory_ids is not None:
+        query = query.where(p.territory_id.in_(sorted(territory_ids)))
+    found: dict[int, list[Person]] = defaultdict(list)
+    for row in session.execute(query):
+        found[row.territory_id].append(
+            Person(
+                id=row.id, territory_id=row.territory_id, full_name=row.full_name, email=row.email
+            )
+        )
+    return found
+
+
+def live_item_keys(
+    session: Session,
+    keys: Iterable[str] | None = None,
+    *,
+    since: date | None = None,
+    exclude: Sequence[int] = (),
+) -> set[str]:
+    """Item keys already in a live (not dropped) reminder or escalation message."""
+    query = (
+        sa.select(I.c.item_key)
+        .join(M, M.c.id == I.c.message_id)
+        .where(M.c.status != OutboxStatus.DROPPED.value, M.c.kind.in_(KINDS))
+    )
+    if exclude:
+        query = query.where(M.c.id.not_in(sorted(exclude)))
+    if since is not None:
+        query = query.where(I.c.remind_on >= since)
+    if keys is None:
+        return set(session.execute(query).scalars())
+    found: set[str] = set()
+    wanted = sorted(set(keys))
+    for start in range(0, len(wanted), 2000):
+        chunk = wanted[start : start + 2000]
+        found.update(session.execute(query.where(I.c.item_key.in_(chunk))).scalars())
+    return found
+
+
+@dataclass(frozen=True)
+class _Source:
+    id: int
+    kind: str
+    address: str
+    status: str
+    items: list[Any]
+
+
+def _unsent_sources(
+    session: Session, now: datetime, territory_ids: set[int] | None
+) -> list[_Source]:
+    """Unsent reminder messages that a sweep may fold into the day's e-mail."""
+    query = sa.select(M.c.id, M.c.kind, M.c.address, M.c.status, M.c.territory_id).where(
+        M.c.kind.in_(KINDS),
+        M.c.created_at >= now - CARRY_HORIZON,
+        sa.or_(
+            M.c.status == OutboxStatus.PENDING.value,
+            sa.and_(
+                M.c.status == OutboxStatus.DROPPED.value,
+                M.c.drop_reason == "stale",
+                M.c.superseded_by.is_(None),
+            ),
+        ),
+    )
+    rows = [
+        r
+        for r in session.execute(query)
+        if territory_ids is None or r.territory_id in territory_ids
+    ]
+    if not rows:
+        return []
+    items: dict[int, list[Any]] = defaultdict(list)
+    ids = [r.id for r in rows]
+    for start in range(0, len(ids), 2000):
+        for item in session.execute(
+            sa.select(
+                I.c.message_id,
+                I.c.item_key,
+                I.c.ref_kind,
+                I.c.ref_id,
+                I.c.fingerprint,
+                I.c.remind_on,
+            ).where(I.c.message_id.in_(ids[start : start + 2000]))
+        ):
+            items[item.message_id].append(item)
+    return [_Source(r.id, r.kind, r.address, r.status, items[r.id]) for r in rows]
+
+
+def compute_plan(
+    session: Session,
+    as_of: date,
+    settings: ReminderSettings | None = None,
+    *,
+    now: datetime | None = None,
+) -> ReminderPlan:
+    """Everything to send for ``as_of``: one query batch, then pure Python."""
+    settings = settings or ReminderSettings()
+    now = now or utcnow()
+    names, territory_ids = _territory_scope(session, settings.territories)
+    snapshot = load_snapshot(session, territory_ids=territory_ids, funding=settings.funding)
+    coordinators = _coordinators(session, territory_ids)
+    grouped = plan_items(snapshot, as_of, settings, coordinators)
+    window_start = as_of - _days(settings.catch_up_days)
+    already = live_item_keys(session, since=window_start)
+    for group, items in list(grouped.items()):
+        fresh = [i for i in items if i.key not in already]
+        if fresh:
+            grouped[group] = fresh
+        else:
+            del grouped[group]
+
+    # Unsent messages: fold their still-valid items into today's e-mail of the same person
+    # when that person gets one anyway, or when some of their items went stale.
+    current = snapshot.fingerprints()
+    sources = _unsent_sources(session, now, territory_ids)
+    source_keys = [i.item_key for s in sources for i in s.items]
+    elsewhere = live_item_keys(session, source_keys, exclude=[s.id for s in sources])
+    people_ids = {int(a[1:]) for _, a in grouped if a != "c*"}
+    carried: dict[tuple[str, str], list[PlannedItem]] = defaultdict(list)
+    carry_from: dict[tuple[str, str], list[int]] = defaultdict(list)
+    keep_pending = 0
+    for source in sources:
+        valid: list[PlannedItem] = []
+        for item in source.items:
+            subject = current.get((item.ref_kind, item.ref_id))
+            if subject is None or not matches(item.fingerprint, subject.fingerprint()):
+                continue
+            if item.item_key not in elsewhere:
+                label = item.item_key.split(":")[3]
+                valid.append(
+                    PlannedItem(item.item_key, label, subject, item.remind_on, item.fingerprint)
+                )
+        audience = _audience_of(source)
+        group = (source.kind, audience)
+        all_fresh = len(valid) == len(source.items)
+        if source.status == OutboxStatus.PENDING.value and all_fresh and group not in grouped:
+            keep_pending += 1
+            continue
+        carry_from[group].append(source.id)
+        carried[group].extend(valid)
+        if audience.startswith("p") or (audience.startswith("c") and audience != "c*"):
+            people_ids.add(int(audience[1:]))
+    for group in set(grouped) | set(carried):
+        merged = {i.key: i for i in grouped.get(group, [])}
+        for item in carried.get(group, []):
+            merged.setdefault(item.key, item)
+        grouped[group] = list(merged.values())
+    escalated_pilots = {
+        i.subject.action.pilot_id
+        for (kind, _), items in grouped.items()
+        if kind == ESCALATION
+        for i in items
+        if i.subject.action.pilot_id is not None
+    }
+    people = _people(session, people_ids | escalated_pilots)
+    batches: list[Batch] = []
+    for (kind, audience), items in sorted(grouped.items()):
+        person = people.get(int(audience[1:])) if audience != "c*" else None
+        recipient = Recipient.of(person) if person is not None else None
+        address = person.email.strip().lower() if person is not None else ""
+        batches.append(
+            Batch(
+                kind=kind,
+                address=address,
+                recipient=recipient,
+                territory_ids={i.subject.action.territory_id for i in items},
+                items=sorted(items, key=_order),
+                carry_from=carry_from.get((kind, audience), []),
+            )
+        )
+    contacts = {
+        tid: [mailbox_of(p.full_name, p.email) for p in people_list]
+        for tid, people_list in coordinators.items()
+    }
+    pilots = {
+        pid: mailbox_of(people[pid].full_name, people[pid].email)
+        for pid in escalated_pilots
+        if pid in people
+    }
+    return ReminderPlan(as_of, _merge_by_address(batches), names, contacts, pilots, keep_pending)
+
+
+def _audience_of(source: _Source) -> str:
+    keys = [i.item_key for i in source.items]
+    return keys[0].rsplit(":", 1)[1] if keys else ("c*" if not source.address else "p0")
+
+
+def _merge_by_address(batches: list[Batch]) -> list[Batch]:
+    """One e-mail per person and kind, even when the same address is a Person of several
+    territories (e.g. a regional officer piloting actions in two territories)."""
+    merged: dict[tuple[str, str], Batch] = {}
+    for batch in batches:
+        key = (batch.kind, batch.address)
+        if key not in merged or not batch.address:
+            if key in merged:  # two coordinator-less territories: one channel message
+                merged[key].items.extend(batch.items)
+                merged[key].territory_ids |= batch.territory_ids
+                merged[key].carry_from.extend(batch.carry_from)
+                continue
+            merged[key] = batch
+            continue
+        target = merged[key]
+        target.items = sorted([*target.items, *batch.items], key=_order)
+        target.territory_ids |= batch.territory_ids
+        target.carry_from.extend(batch.carry_from)
+    return [b for b in merged.values() if b.items or b.carry_from]
+
+
+def _due(item: PlannedItem) -> date:
+    s = item.subject
+    return s.due if isinstance(s, Deadline) else s.since
+
+
+def _order(item: PlannedItem) -> tuple[Any, ...]:
+    return (_due(item), item.subject.action.number, item.key)
+
+
+# ---------------------------------------------------------------------------------------------
+# Enqueue: render and store, in one transaction
+
+
+def _lock(session: Session) -> None:
+    """Serialise concurrent sweeps on PostgreSQL (SQLite serialises writers already)."""
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(sa.text("SELECT pg_advisory_xact_lock(7203191005)"))
+
+
+@dataclass
+class EnqueueSummary:
+    messages: int = 0  # rows created
+    items: int = 0
+    superseded: int = 0  # unsent messages folded into a newer one
+    existing: int = 0
+    invalid: list[str] = field(default_factory=list)
+
+
+def enqueue_plan(
+    uow: UnitOfWork,
+    plan: ReminderPlan,
+    *,
+    correlation_id: str | None = None,
+    now: datetime | None = None,
+) -> EnqueueSummary:
+    """Render every batch and store it in the outbox (the caller commits)."""
+    now = now or utcnow()
+    session = uow.session
+    _lock(session)
+    summary = EnqueueSummary()
+    planned = [i.key for b in plan.batches for i in b.items]
+    sources = sorted({sid for b in plan.batches for sid in b.carry_from})
+    # Re-check inside the transaction: a sweep that ran in between wins.
+    taken = live_item_keys(session, planned, exclude=sources)
+    dropped: set[int] = set()
+    if sources:
+        dropped = set(
+            session.execute(
+                sa.update(M)
+                .where(
+                    M.c.id.in_(sources),
+                    sa.or_(
+                        M.c.status == OutboxStatus.PENDING.value,
+                        sa.and_(
+                            M.c.status == OutboxStatus.DROPPED.value, M.c.drop_reason == "stale"
+                        ),
+                    ),
+                )
+                .values(
+                    status=OutboxStatus.DROPPED.value,
+                    drop_reason="superseded",
+                    last_error=f"Remplacé par le rappel du {fr.format_date(plan.as_of)} (regroupé,"
+                    " sans les éléments périmés).",
+                )
+                .returning(M.c.id)
+            ).scalars()
+        )
+        summary.superseded = len(dropped)
+        # A source being sent right now by another round keeps its items.
+        lost = {sid for sid in sources if sid not in dropped}
+        if lost:
+            taken |= live_item_keys(session, planned)
+    messages: list[tuple[Batch, NewMessage]] = []
+    for batch in plan.batches:
+        batch.items = [i for i in batch.items if i.key not in taken]
+        if batch.items:
+            messages.append((batch, render_batch(batch, plan)))
+    result = enqueue(uow, [m for _, m in messages], correlation_id=correlation_id, now=now)
+    summary.messages, summary.existing = len(result.created), result.existing
+    summary.invalid = result.invalid
+    summary.items = sum(len(b.items) for b, _ in messages)
+    if dropped:
+        ids = _ids_by_key(session, [m.key for _, m in messages])
+        for batch, message in messages:
+            mine = [sid for sid in batch.carry_from if sid in dropped]
+            if mine and message.key in ids:
+                session.execute(
+                    sa.update(M).where(M.c.id.in_(mine)).values(superseded_by=ids[message.key])
+                )
+    return summary
+
+
+def _ids_by_key(session: Session, keys: list[str]) -> dict[str, int]:
+    if not keys:
+        return {}
+    rows = session.execute(sa.select(M.c.key, M.c.id).where(M.c.key.in_(keys)))
+    return {row.key: row.id for row in rows}
+
+
+# ---------------------------------------------------------------------------------------------
+# Rendering
+
+
+def _plural(n: int, one: str, many: str) -> str:
+    return f"{n} {one if n == 1 else many}"
+
+
+def _row(
+    item: PlannedItem, as_of: date, with_pilot: dict[int, str] | None = None
+) -> dict[str, str]:
+    s = item.subject
+    action = s.action
+    row = {"number": action.number, "title": action.title}
+    if isinstance(s, Deadline):
+        row.update(
+            what=s.what[:1].upper() + s.what[1:],
+            due=fr.format_date(s.due),
+            phrase=fr.deadline_phrase(s.due, as_of),
+        )
+    else:
+        weeks = (as_of - s.since).days // 7
+        since = fr.format_date(s.since)
+        row.update(
+            what="Aucune note de suivi",
+            due=since,
+            phrase=f"depuis le {since} ({_plural(weeks, 'semaine', 'semaines')})"
+            if s.last_note
+            else f"depuis le début de l'action, le {since}",
+        )
+    if with_pilot is not None:
+        row["pilot"] = with_pilot.get(action.pilot_id or 0, "aucun pilote désigné")
+    return row
+
+
+def render_batch(batch: Batch, plan: ReminderPlan) -> NewMessage:
+    as_of = plan.as_of
+    territory = ", ".join(sorted(plan.territories.get(t, "") for t in batch.territory_ids))
+    keys = sorted(i.key for i in batch.items)
+    digest = hashlib.sha256("\n".join(keys).encode()).hexdigest()[:16]
+    recipients = [batch.recipient] if batch.recipient is not None else []
+    name = batch.recipient.mailbox.split("<")[0].strip() if batch.recipient else ""
+    greeting = f"Bonjour {name}," if name and "@" not in name else "Bonjour,"
+    if batch.kind == REMINDER:
+        subject, context = _pilot_message(batch, as_of)
+        template, tag = "reminders", "pilots"
+        contacts = sorted({c for t in batch.territory_ids for c in plan.coordinators.get(t, [])})
+        context["contacts"] = contacts
+    else:
+        subject, context = _coordinator_message(batch, as_of, plan.pilots)
+        template, tag = "escalation", "coordinator"
+    text, html = render(
+        template,
+        territory=territory,
+        greeting=greeting,
+        as_of=fr.format_date(as_of),
+        **context,
+    )
+    return NewMessage(
+        key=f"{batch.kind}:{as_of.isoformat()}:{digest}",
+        kind=batch.kind,
+        tag=tag,
+        to=recipients,
+        subject=subject[:SUBJECT_MAX],
+        text=text,
+        html=html,
+        territory_id=next(iter(batch.territory_ids)) if len(batch.territory_ids) == 1 else None,
+        items=[i.ref for i in batch.items],
+        channels=batch.recipient is None,
+    )
+
+
+def _pilot_message(batch: Batch, as_of: date) -> tuple[str, dict[str, Any]]:
+    overdue, today, upcoming, nudges = [], [], [], []
+    for item in batch.items:
+        if item.subject.ref_kind == NUDGE:
+            nudges.append(item)
+        elif _due(item) < as_of:
+            overdue.append(item)
+        elif _due(item) == as_of:
+            today.append(item)
+        else:
+            upcoming.append(item)
+    sections = [
+        {"title": title, "rows": [_row(i, as_of) for i in items]}
+        for title, items in (
+            ("En retard", overdue),
+            ("Aujourd'hui", today),
+            ("À venir", upcoming),
+        )
+        if items
+    ]
+    deadlines = len(overdue) + len(today) + len(upcoming)
+    if len(batch.items) == 1:
+        (item,) = batch.items
+        action = item.subject.action
+        if nudges:
+            subject = f"Où en êtes-vous ? {action.number} « {action.title} »"
+        else:
+            row = _row(item, as_of)
+            subject = f"Rappel {action.number} « {action.title} » : {row['phrase']}"
+    elif deadlines:
+        subject = f"Rappel : {_plural(deadlines, 'échéance', 'échéances')}"
+        if len(overdue) == deadlines:
+            subject += " en retard"
+        else:
+            subject += " pour vos actions"
+            if overdue:
+                subject += f", dont {len(overdue)} en retard"
+        if nudges:
+            subject += f" et {_plural(len(nudges), 'point d’étape', 'points d’étape')}"
+    else:
+        subject = f"Où en êtes-vous ? {_plural(len(nudges), 'action', 'actions')} sans nouvelles"
+    return subject, {
+        "sections": sections,
+        "nudges": [_row(i, as_of) for i in nudges],
+    }
+
+
+def _coordinator_message(
+    batch: Batch, as_of: date, pilots: dict[int, str]
+) -> tuple[str, dict[str, Any]]:
+    late = [i for i in batch.items if i.label.startswith("E+")]
+    orphan = [i for i in batch.items if not i.label.startswith("E+")]
+    parts = []
+    if late:
+        parts.append(f"{_plural(len(late), 'échéance', 'échéances')} en retard")
+    if orphan:
+        parts.append(f"{_plural(len(orphan), 'échéance', 'échéances')} sans pilote")
+    subject = "Alerte plan d'actions : " + " et ".join(parts)
+    delay = late[0].label[2:] if late else ""
+    return subject, {
+        "late": [_row(i, as_of, pilots) for i in late],
+        "delay": delay,
+        "orphans": [_row(i, as_of) for i in orphan],
+    }
+
+
+# ---------------------------------------------------------------------------------------------
+# The whole sweep, without Prefect (tests, CLI); the flow runs the same three steps as tasks.
+
+
+@dataclass
+class SweepReport:
+    as_of: date
+    plan_batches: int
+    enqueued: EnqueueSummary
+    delivery: DeliveryReport
+
+
+def sweep(
+    engine: Engine,
+    deliverer: Deliverer,
+    *,
+    as_of: date | None = None,
+    settings: ReminderSettings | None = None,
+    policy: DeliveryPolicy | None = None,
+    now: datetime | None = None,
+    correlation_id: str | None = None,
+    on_sent: Callable[[int], None] | None = None,
+) -> SweepReport:
+    """Compute, enqueue and deliver the reminders of ``as_of`` (default: today in Paris).
+
+    ``now`` fixes the clock (the day's Paris date when ``as_of`` is not given, and the
+    outbox's timestamps and back-off); ``deliverer`` must be open."""
+    now = now or utcnow()
+    day = as_of or paris_date(now)
+    with UnitOfWork(engine) as uow:
+        plan = compute_plan(uow.session, day, settings, now=now)
+    with UnitOfWork(engine) as uow:
+        summary = enqueue_plan(uow, plan, correlation_id=correlation_id, now=now)
+        uow.commit()
+    report = deliver_pending(
+        engine,
+        deliverer,
+        policy=policy,
+        now=now,
+        correlation_id=correlation_id,
+        on_sent=on_sent,
+    )
+    return SweepReport(day, len(plan.batches), summary, report)
