@@ -5,7 +5,8 @@ commands live in sibling modules that register themselves on `app` when imported
 of this file:
 
 * `plan_files.py`: `tiflow import`, `tiflow export`, `tiflow modele`;
-* `views.py`: `tiflow territoires`, `tiflow actions`, `tiflow action`.
+* `views.py`: `tiflow territoires`, `tiflow actions`, `tiflow action`;
+* `operations.py`: `tiflow serve`, `tiflow deploiements`.
 
 A new command module uses `command(app)` (or `command(sub_app)`) so its help and errors are
 French, then gets imported at the bottom of this file.
@@ -105,6 +106,15 @@ def _row(uow: UnitOfWork, action: ActionSheet) -> list[str]:
 
 
 # Command modules register themselves on `app` (imported last: they import `app` from here).
-from tiflow.cli import plan_files, views  # noqa: E402
+from tiflow.cli import operations, plan_files, views  # noqa: E402
 
-__all__ = ["TERRITORY_CODE", "app", "command", "new_app", "plan_files", "plan_table", "views"]
+__all__ = [
+    "TERRITORY_CODE",
+    "app",
+    "command",
+    "new_app",
+    "operations",
+    "plan_files",
+    "plan_table",
+    "views",
+]

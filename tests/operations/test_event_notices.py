@@ -1,0 +1,113 @@
+"""The flows started by tiflow's events: next steps after validation, kick-off after funding.
+
+Run under the Prefect harness on SQLite and PostgreSQL, delivering to a real loopback SMTP
+server; the trigger wiring itself is tested end to end in tests/e2e.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
+
+import pytest
+from sqlalchemy.engine import Engine
+
+from flows.notices import announce_kickoff, announce_next_steps, digest_days
+from models.lifecycle import State
+from models.tables import CopilMeeting
+from tests.smtp_sink import SmtpSink, body_of, running_sink
+from tiflow.example import TERRITORY_CODE
+from tiflow.funding import record_funding
+from tiflow.proposals import propose
+from tiflow.transitions import transition_action
+from tiflow.uow import UnitOfWork
+
+PILOT = "isabelle.roux@uimm-touraine.example"  # FA-07
+COORDINATOR = "claire.moreau@grand-est-touraine.example"
+
+
+@pytest.fixture
+def smtp(flow_env: Engine, monkeypatch: pytest.MonkeyPatch) -> Iterator[SmtpSink]:
+    with running_sink() as sink:
+        monkeypatch.setenv("TIFLOW_NOTIFY_CONFIG", f"pilots,copil,coordinator={sink.url()}")
+        yield sink
+
+
+def _validate(engine: Engine, number: str) -> None:
+    with UnitOfWork(engine) as uow:
+        propose(uow, TERRITORY_CODE, number, recorded_by="Claire Moreau")
+        territory = uow.repo.territory(TERRITORY_CODE)
+        copil = CopilMeeting(
+            territory_id=territory.id, held_at=datetime(2024, 1, 25, 9, tzinfo=UTC)
+        )  # type: ignore[arg-type]
+        uow.session.add(copil)
+        uow.flush()
+        action = uow.repo.action(TERRITORY_CODE, number)
+        transition_action(
+            uow,
+            action,
+            State.VALIDATED,
+            actor="COPIL",
+            copil_id=copil.id,
+            reason="Sous réserve de l'accord de la Région",
+        )
+        uow.commit()
+
+
+def test_validation_notice_reaches_pilot_and_funders_once_even_if_triggered_twice(
+    flow_env: Engine, example_plan: str, smtp: SmtpSink
+) -> None:
+    _validate(flow_env, "FA-07")
+    first = announce_next_steps(TERRITORY_CODE, "FA-07")
+    again = announce_next_steps(TERRITORY_CODE, "FA-07")
+    assert first["queued"] >= 2 and again == {"queued": 0, "sent": 0}
+
+    (to_pilot,) = smtp.messages_to(PILOT)
+    assert to_pilot["Subject"] == "Action FA-07 validée en COPIL : prochaines étapes"
+    text = body_of(to_pilot)
+    assert "Sous réserve de l'accord de la Région" in text
+    assert "140\u202f000,00\u00a0€" in text  # the budget, French format
+    assert "OPCO 2i (2024) : demandé 40\u202f000,00\u00a0€" in text
+    # FA-07's funders (État, OPCO 2i, CC TEV): the example has a contact at État and CC TEV.
+    funders = {"marc.aubert@prefecture.example", "karim.haddad@cc-tev.example"}
+    assert all(len(smtp.messages_to(address)) == 1 for address in funders)
+
+
+def test_kickoff_notice_lists_coming_milestones_for_pilot_and_coordinator(
+    flow_env: Engine, example_plan: str, smtp: SmtpSink
+) -> None:
+    _validate(flow_env, "FA-05")
+    with UnitOfWork(flow_env) as uow:
+        for funder, amount in (("Région", "20000.00"), ("CC Val d'Amboise", "15000.00")):
+            record_funding(
+                uow,
+                TERRITORY_CODE,
+                "FA-05",
+                funder=funder,
+                granted=Decimal(amount),
+                recorded_by="Claire Moreau",
+            )
+        uow.commit()
+        assert uow.repo.action(TERRITORY_CODE, "FA-05").state is State.FUNDED
+
+    result = announce_kickoff(TERRITORY_CODE, "FA-05")
+    assert result["sent"] == 2
+    for address in ("thomas.petit@eret.example", COORDINATOR):
+        (message,) = smtp.messages_to(address)
+        assert message["Subject"] == "Action FA-05 financée : lancement"
+        assert "Bilan des visites et stages : vendredi 5 juillet 2024" in body_of(message)
+
+
+def test_kickoff_of_an_action_never_funded_fails_with_a_french_message(
+    flow_env: Engine, example_plan: str, smtp: SmtpSink
+) -> None:
+    with pytest.raises(Exception, match="n'est jamais passée à « financée »"):
+        announce_kickoff(TERRITORY_CODE, "FA-03")
+    assert smtp.received == []
+
+
+def test_digest_days_count_calendar_days_before_the_copil() -> None:
+    held = date(2024, 4, 2)  # two days after the spring DST change
+    assert digest_days(held, [10, 3]) == [date(2024, 3, 23), date(2024, 3, 30)]
+    assert digest_days(held, [3, 3]) == [held - timedelta(days=3)]

@@ -1,0 +1,227 @@
+"""Notices sent in reaction to lifecycle events: what comes next once an action is validated,
+and the kick-off once it is funded. Pure service code: the flows in flows/notices.py enqueue
+what these functions build, then deliver.
+
+A notice is keyed by the history row of the transition it announces, so the same event
+handled twice (trigger retried, run restarted) enqueues nothing new.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import date
+
+from sqlmodel import col, select
+
+from models.errors import NotFound
+from models.lifecycle import State
+from models.money import ZERO
+from models.tables import (
+    ActionSheet,
+    Funding,
+    Milestone,
+    Organisation,
+    Person,
+    Territory,
+    TransitionRecord,
+)
+from models.vocabulary import Role
+from notifications.fr import format_date, format_eur
+from notifications.templates import render
+from tiflow.deadlines import paris_date
+from tiflow.outbox import NewMessage, Recipient
+from tiflow.uow import UnitOfWork
+
+SIGNATURE = "La coordination du Territoire d'industrie"
+
+
+def _last_transition(uow: UnitOfWork, action: ActionSheet, to_state: State) -> TransitionRecord:
+    record = uow.session.exec(
+        select(TransitionRecord)
+        .where(TransitionRecord.action_id == action.id, TransitionRecord.to_state == to_state)
+        .order_by(col(TransitionRecord.id).desc())
+    ).first()
+    if record is None:
+        raise NotFound(f"L'action {action.number} n'est jamais passée à « {to_state.label} ».")
+    return record
+
+
+def _fundings(uow: UnitOfWork, action: ActionSheet) -> list[tuple[Funding, Organisation]]:
+    rows = uow.session.exec(
+        select(Funding, Organisation)
+        .join(Organisation, col(Organisation.id) == col(Funding.funder_id))
+        .where(Funding.action_id == action.id)
+        .order_by(col(Funding.year), col(Organisation.name))
+    ).all()
+    return [(funding, funder) for funding, funder in rows]
+
+
+def _funding_line(funding: Funding, funder: Organisation) -> str:
+    name = funder.short_name or funder.name
+    parts = [
+        f"{name} ({funding.year}) : demandé {format_eur(funding.requested)},"
+        f" accordé {format_eur(funding.granted)}"
+    ]
+    if funding.dossier_due:
+        parts.append(f"dossier à déposer avant le {format_date(funding.dossier_due)}")
+    if funding.decision_expected:
+        parts.append(f"décision attendue le {format_date(funding.decision_expected)}")
+    return ", ".join(parts)
+
+
+def _coordinators(uow: UnitOfWork, territory_id: int) -> Sequence[Person]:
+    return uow.repo.people_with_role(territory_id, Role.COORDINATOR)
+
+
+def _message(
+    *,
+    key: str,
+    kind: str,
+    tag: str,
+    to: Sequence[Person],
+    subject: str,
+    territory: Territory,
+    context: dict[str, object],
+) -> NewMessage:
+    text, html = render("generic", signature=SIGNATURE, **context)
+    return NewMessage(
+        key=key,
+        kind=kind,
+        tag=tag,
+        to=[Recipient.of(p) for p in to],
+        subject=subject,
+        text=text,
+        html=html,
+        territory_id=territory.id,
+    )
+
+
+def next_steps_notice(uow: UnitOfWork, territory_code: str, number: str) -> list[NewMessage]:
+    """After a COPIL validation: the pilot learns what to do next, the funders what is asked."""
+    action = uow.repo.action(territory_code, number)
+    territory = uow.repo.territory(territory_code)
+    assert action.id is not None and territory.id is not None
+    validated = _last_transition(uow, action, State.VALIDATED)
+    fundings = _fundings(uow, action)
+    budget = uow.repo.budget_total(action.id)
+    granted = uow.repo.granted_total(action.id)
+    missing = max(budget - granted, ZERO)
+    lines = [_funding_line(f, o) for f, o in fundings] or ["Aucun financement demandé à ce jour."]
+    subject = f"Action {action.number} validée en COPIL : prochaines étapes"
+    title = f"{action.number} « {action.title} » est validée"
+    key = f"next-steps:{territory.code}:{action.number}:{validated.id}"
+    messages = []
+    pilot = uow.repo.person(action.pilot_id)
+    if pilot:
+        paragraphs = [
+            f"Le COPIL a validé l'action {action.number} le {format_date(_paris_day(validated))}.",
+            f"Budget : {format_eur(budget)} ; financements accordés : {format_eur(granted)}"
+            + (f" ; reste à obtenir : {format_eur(missing)}." if missing else "."),
+            "Prochaine étape : déposer ou compléter les dossiers de financement ci-dessous ;"
+            " l'action passera à « financée » dès que les montants accordés couvriront le budget.",
+        ]
+        if validated.reason:
+            paragraphs.insert(1, f"Conditions ou commentaire du COPIL : {validated.reason}")
+        messages.append(
+            _message(
+                key=key + ":pilot",
+                kind="next-steps",
+                tag="pilots",
+                to=[pilot],
+                subject=subject,
+                territory=territory,
+                context={
+                    "title": title,
+                    "greeting": f"Bonjour {pilot.full_name},",
+                    "paragraphs": paragraphs,
+                    "items_title": "Financements",
+                    "items": lines,
+                },
+            )
+        )
+    funder_people = _funder_contacts(uow, territory.id, [o.id for _, o in fundings])
+    if funder_people:
+        messages.append(
+            _message(
+                key=key + ":funders",
+                kind="next-steps",
+                tag="copil",
+                to=funder_people,
+                subject=subject,
+                territory=territory,
+                context={
+                    "title": title,
+                    "greeting": "Bonjour,",
+                    "paragraphs": [
+                        f"Le COPIL du territoire {territory.name} a validé l'action"
+                        f" {action.number}, pour laquelle votre organisation est sollicitée.",
+                        *([f"Pilote : {pilot.full_name} ({pilot.email})."] if pilot else []),
+                    ],
+                    "items_title": "Demandes de financement",
+                    "items": lines,
+                },
+            )
+        )
+    return messages
+
+
+def kickoff_notice(uow: UnitOfWork, territory_code: str, number: str) -> list[NewMessage]:
+    """Once funded: the pilot and the coordination get the kick-off with the coming milestones."""
+    action = uow.repo.action(territory_code, number)
+    territory = uow.repo.territory(territory_code)
+    assert action.id is not None and territory.id is not None
+    funded = _last_transition(uow, action, State.FUNDED)
+    milestones = uow.session.exec(
+        select(Milestone)
+        .where(Milestone.action_id == action.id, col(Milestone.done_on).is_(None))
+        .order_by(col(Milestone.due_date))
+    ).all()
+    pilot = uow.repo.person(action.pilot_id)
+    recipients = [p for p in [pilot, *_coordinators(uow, territory.id)] if p is not None]
+    if not recipients:
+        return []
+    paragraphs = [
+        f"Les financements de l'action {action.number} sont acquis"
+        f" ({format_eur(uow.repo.granted_total(action.id))} accordés) : elle peut démarrer.",
+    ]
+    if funded.override:
+        paragraphs.append(f"Passage à « financée » forcé, motif : {funded.reason}")
+    paragraphs.append(
+        "Pour la passer « en cours », lancez le flux « Démarrer une action » (ou répondez à ce"
+        " message pour que la coordination le fasse)."
+    )
+    return [
+        _message(
+            key=f"kickoff:{territory.code}:{action.number}:{funded.id}",
+            kind="kickoff",
+            tag="pilots",
+            to=recipients,
+            subject=f"Action {action.number} financée : lancement",
+            territory=territory,
+            context={
+                "title": f"{action.number} « {action.title} » est financée",
+                "greeting": "Bonjour,",
+                "paragraphs": paragraphs,
+                "items_title": "Prochains jalons",
+                "items": [f"{m.title} : {format_date(m.due_date)}" for m in milestones]
+                or ["Aucun jalon à venir."],
+            },
+        )
+    ]
+
+
+def _funder_contacts(
+    uow: UnitOfWork, territory_id: int, funder_ids: list[int | None]
+) -> Sequence[Person]:
+    ids = [i for i in funder_ids if i is not None]
+    if not ids:
+        return []
+    return uow.session.exec(
+        select(Person)
+        .where(Person.territory_id == territory_id, col(Person.organisation_id).in_(ids))
+        .order_by(Person.full_name)
+    ).all()
+
+
+def _paris_day(record: TransitionRecord) -> date:
+    return paris_date(record.at)
