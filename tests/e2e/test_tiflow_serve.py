@@ -84,13 +84,9 @@ def _wait_for_mail(sink: SmtpSink, address: str, timeout: float) -> list[Any]:
     return []
 
 
-def test_served_trigger_runs_the_next_steps_notice(
-    served: dict[str, Any], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
-) -> None:
+def test_served_trigger_runs_the_next_steps_notice(served: dict[str, Any]) -> None:
+    from prefect.deployments import run_deployment
     from prefect.settings import PREFECT_API_URL, temporary_settings
-
-    from flows.copil import hold_copil
-    from flows.forms import CopilDecisionsForm
 
     engine = served["engine"]
     with UnitOfWork(engine) as uow:
@@ -103,17 +99,22 @@ def test_served_trigger_runs_the_next_steps_notice(
             recorded_by="Claire Moreau",
         )
         uow.commit()
-    monkeypatch.setenv("TIFLOW_DATABASE_URL", served["app_url"])
-    monkeypatch.setenv("TIFLOW_DATA_DIR", str(tmp_path))
-    form = CopilDecisionsForm.model_validate(
-        {
-            "copil_id": copil.copil_id,
-            "decisions": [{"number": "FA-02", "outcome": "validée"}],
-            "recorded_by": "Claire Moreau",
-        }
-    )
+    # As a coordinator would from the UI: a run of the served "tenir-un-copil" deployment. (A
+    # flow run in this test process would send its event through the process-wide events
+    # client, which earlier tests bound to another server.)
     with temporary_settings({PREFECT_API_URL: served["api_url"]}):
-        hold_copil(form)  # runs here; its event reaches the served trigger
+        run = run_deployment(
+            "Tenir un COPIL/tenir-un-copil",
+            parameters={
+                "decisions": {
+                    "copil_id": copil.copil_id,
+                    "decisions": [{"number": "FA-02", "outcome": "validée"}],
+                    "recorded_by": "Claire Moreau",
+                }
+            },
+            timeout=120,
+        )
+    assert run.state is not None and run.state.is_completed(), run.state
 
     (message, *_) = _wait_for_mail(served["sink"], PILOT_FA02, timeout=120)
     assert message["Subject"] == "Action FA-02 validée en COPIL : prochaines étapes"
