@@ -187,6 +187,17 @@ def _rows(
     message: NewMessage, now: datetime, correlation_id: str | None, invalid: list[str]
 ) -> list[dict[str, Any]]:
     _check(message)
+    # What the transport will check anyway (sender-independent), checked now: a bad message
+    # is refused here, in the caller's transaction, not days later in a delivery round.
+    OutgoingEmail(
+        to=[],
+        subject=message.subject,
+        text=message.text,
+        html=message.html,
+        attachments=message.attachments,
+        reply_to=message.reply_to,
+        key=message_key(message.kind, message.key),
+    )
     subject = clean_subject(message.subject)
     base = {
         "key": message.key,
@@ -210,9 +221,7 @@ def _rows(
         row = dict(base, person_id=recipient.person_id)
         try:
             box = parse_mailbox(recipient.mailbox)
-            row.update(address=box.addr.lower(), recipient=str(box))
-            # Everything else the transport will check, checked now: a bad message fails here.
-            _outgoing_email(row, message.attachments, message.kind)
+            row.update(address=box.addr.lower(), recipient=recipient.mailbox.strip())
         except InvalidAddress:
             shown = _CONTROL_RE.sub(" ", recipient.mailbox).strip()[:254]
             invalid.append(shown)
@@ -397,20 +406,15 @@ class DeliveryReport:
         )
 
 
-def _outgoing_email(
-    row: Any, attachments: Sequence[Attachment], kind: str | None = None
-) -> OutgoingEmail:
-    def get(name: str) -> Any:
-        return row[name] if isinstance(row, dict) else getattr(row, name)  # dict or Row
-
+def _outgoing_email(row: Any, attachments: Sequence[Attachment]) -> OutgoingEmail:
     return OutgoingEmail(
-        to=[get("recipient")] if get("address") else [],
-        subject=get("subject"),
-        text=get("text_body"),
-        html=get("html_body"),
+        to=[row.recipient] if row.address else [],
+        subject=row.subject,
+        text=row.text_body,
+        html=row.html_body,
         attachments=attachments,
-        reply_to=get("reply_to"),
-        key=message_key(kind or get("kind"), get("key")),
+        reply_to=row.reply_to,
+        key=message_key(row.kind, row.key),
     )
 
 

@@ -35,6 +35,7 @@ from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
+from functools import lru_cache
 from typing import Any
 
 import sqlalchemy as sa
@@ -238,6 +239,14 @@ def plan_items(
     coordinator tag's channels (territory without a coordinator)."""
     window_start = as_of - _days(settings.catch_up_days)
     grouped: dict[tuple[str, str], list[PlannedItem]] = defaultdict(list)
+    days: dict[date, tuple[date, str] | None] = {}  # many deadlines share a due date
+
+    def day_for(due: date) -> tuple[date, str] | None:
+        if due not in days:
+            days[due] = reminder_day(
+                due, as_of, window_start, settings.offsets_days, settings.overdue_every_days
+            )
+        return days[due]
 
     def to_coordinators(
         subject: Deadline, day: date, label: str, fingerprint: str
@@ -248,13 +257,7 @@ def plan_items(
             yield (ESCALATION, audience), _item(subject, day, label, audience, fingerprint)
 
     for deadline in snapshot.deadlines:
-        found = reminder_day(
-            deadline.due,
-            as_of,
-            window_start,
-            settings.offsets_days,
-            settings.overdue_every_days,
-        )
+        found = day_for(deadline.due)
         if found is not None:
             day, label = found
             if deadline.pilot_id is not None:
@@ -636,6 +639,16 @@ def _ids_by_key(session: Session, keys: list[str]) -> dict[str, int]:
 # Rendering
 
 
+@lru_cache(maxsize=4096)
+def _date_fr(day: date) -> str:
+    return fr.format_date(day)
+
+
+@lru_cache(maxsize=65536)
+def _phrase(due: date, as_of: date) -> str:
+    return fr.deadline_phrase(due, as_of)
+
+
 def _plural(n: int, one: str, many: str) -> str:
     return f"{n} {one if n == 1 else many}"
 
@@ -649,12 +662,12 @@ def _row(
     if isinstance(s, Deadline):
         row.update(
             what=s.what[:1].upper() + s.what[1:],
-            due=fr.format_date(s.due),
-            phrase=fr.deadline_phrase(s.due, as_of),
+            due=_date_fr(s.due),
+            phrase=_phrase(s.due, as_of),
         )
     else:
         weeks = (as_of - s.since).days // 7
-        since = fr.format_date(s.since)
+        since = _date_fr(s.since)
         row.update(
             what="Aucune note de suivi",
             due=since,
