@@ -56,6 +56,7 @@ from sqlalchemy.engine import Connection, Engine
 
 from models.outbox import OutboxAttachment, OutboxItem, OutboxMessage, OutboxStatus
 from models.tables import Person
+from models.vocabulary import Role
 from notifications.config import check_tag
 from notifications.message import (
     Attachment,
@@ -104,6 +105,11 @@ class Recipient:
     @classmethod
     def of(cls, person: Person) -> Recipient:
         return cls(mailbox_of(person.full_name, person.email), person.id)
+
+
+def recipients_with_role(uow: UnitOfWork, territory_id: int, role: Role) -> list[Recipient]:
+    """Everyone of the territory with ``role`` (e.g. its coordinators), as recipients."""
+    return [Recipient.of(p) for p in uow.repo.people_with_role(territory_id, role)]
 
 
 def mailbox_of(full_name: str, email: str) -> str:
@@ -487,7 +493,6 @@ def _recover_in_doubt(
     report.in_doubt += conn.execute(
         sa.update(M).where(stuck).values(claim_token=None, send_started_at=None, **values)
     ).rowcount
-    conn.commit()
 
 
 def _drop_stale(conn: Connection, ids: list[int], report: DeliveryReport) -> set[int]:
@@ -518,7 +523,6 @@ def _drop_stale(conn: Connection, ids: list[int], report: DeliveryReport) -> set
                 f" en file ({len(keys)} élément(s) périmé(s), dont {keys[0]}).",
             )
         ).rowcount
-    conn.commit()
     return set(stale)
 
 
@@ -548,7 +552,10 @@ def deliver_pending(
         scope.append(M.c.kind.in_(sorted(kinds)))
     if ids is not None:
         scope.append(M.c.id.in_(sorted(ids)))
-    with engine.connect() as conn:
+    # AUTOCOMMIT: every statement below is its own transaction, durable when it returns
+    # (one round trip on PostgreSQL instead of BEGIN/UPDATE/COMMIT). Each claim and each
+    # outcome is a single UPDATE, so nothing here needs a wider transaction.
+    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
         _recover_in_doubt(conn, policy, clock(), report)
         last_id = 0
         while True:
@@ -563,7 +570,6 @@ def deliver_pending(
                 .order_by(M.c.id)
                 .limit(policy.chunk_size)
             ).all()
-            conn.commit()
             if not rows:
                 break
             last_id = rows[-1].id
@@ -579,7 +585,6 @@ def deliver_pending(
                     files[att.message_id].append(
                         Attachment(att.filename, att.content_type, bytes(att.data))
                     )
-                conn.commit()
             for row in live:
                 _deliver_one(
                     conn,
@@ -619,7 +624,6 @@ def _deliver_one(
             .where(M.c.id == row.id, M.c.status == PENDING.value)
             .values(status=FAILED.value, last_error=error)
         )
-        conn.commit()
         report.failed += 1
         report.failures.append(Failure(row.id, row.kind, row.recipient or row.tag, error))
         return
@@ -629,7 +633,6 @@ def _deliver_one(
         .where(M.c.id == row.id, M.c.status == PENDING.value)
         .values(status=SENDING.value, claim_token=token, send_started_at=clock())
     ).rowcount
-    conn.commit()
     if not claimed:
         report.skipped += 1
         return
@@ -643,7 +646,6 @@ def _deliver_one(
         results = [temporary(row.address or row.tag, f"{type(exc).__name__}: {exc}")]
     values = _settle(row, results, policy, clock(), correlation_id)
     conn.execute(sa.update(M).where(M.c.id == row.id, M.c.claim_token == token).values(**values))
-    conn.commit()
     status = values["status"]
     if status == SENT.value:
         report.sent += 1

@@ -516,23 +516,17 @@ def _audience_of(source: _Source) -> str:
 
 
 def _merge_by_address(batches: list[Batch]) -> list[Batch]:
-    """One e-mail per person and kind, even when the same address is a Person of several
-    territories (e.g. a regional officer piloting actions in two territories)."""
+    """One e-mail per address and kind, even when one address is a Person of several
+    territories (a regional officer piloting actions in two of them), and one channel
+    message for all the territories without a coordinator (address "")."""
     merged: dict[tuple[str, str], Batch] = {}
     for batch in batches:
         key = (batch.kind, batch.address)
-        if key not in merged or not batch.address:
-            if key in merged:  # two coordinator-less territories: one channel message
-                merged[key].items.extend(batch.items)
-                merged[key].territory_ids |= batch.territory_ids
-                merged[key].carry_from.extend(batch.carry_from)
-                continue
-            merged[key] = batch
-            continue
-        target = merged[key]
-        target.items = sorted([*target.items, *batch.items], key=_order)
-        target.territory_ids |= batch.territory_ids
-        target.carry_from.extend(batch.carry_from)
+        target = merged.setdefault(key, batch)
+        if target is not batch:
+            target.items = sorted([*target.items, *batch.items], key=_order)
+            target.territory_ids |= batch.territory_ids
+            target.carry_from.extend(batch.carry_from)
     return [b for b in merged.values() if b.items or b.carry_from]
 
 

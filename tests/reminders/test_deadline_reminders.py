@@ -437,3 +437,24 @@ def test_territory_without_coordinator_alerts_the_configured_coordinator_address
     (alert,) = inbox(smtp_sink, "direction@bresle.example")
     assert "Verrerie du futur" in body_of(alert)
     assert len(inbox(smtp_sink, "marc.aubert@bresle.example")) == 1
+
+
+def test_someone_piloting_actions_in_two_territories_still_gets_one_email(
+    engine: Engine, plan: SmallPlan, smtp_sink: SmtpSink
+) -> None:
+    with UnitOfWork(engine) as uow:
+        other = Territory(code="vallee-de-la-bresle", name="Vallée de la Bresle")
+        uow.session.add(other)
+        uow.session.flush()
+        assert other.id is not None
+        again = person(uow, other.id, "Hélène Garnier", HELENE.upper(), Role.PILOT)
+        fa = action(uow, other.id, "FA-05", "Verrerie du futur", again, State.IN_PROGRESS)
+        uow.commit()
+    add_milestone(engine, fa, "Four électrique", D + timedelta(days=7))
+    add_milestone(engine, plan.fa01, "Installation des démonstrateurs", D + timedelta(days=1))
+    with smtp_deliverer(smtp_sink) as deliverer:
+        run_day(engine, deliverer, D)
+    (mail,) = inbox(smtp_sink, HELENE)
+    text = body_of(mail)
+    assert "FA-05 « Verrerie du futur »" in text and "FA-01 « Usine-témoin" in text
+    assert "Grand Est Touraine, Vallée de la Bresle" in text
