@@ -19,6 +19,7 @@ from tests.reminders.conftest import (
     SmallPlan,
     action,
     add_milestone,
+    at_8_paris,
     inbox,
     person,
     run_day,
@@ -458,3 +459,26 @@ def test_someone_piloting_actions_in_two_territories_still_gets_one_email(
     text = body_of(mail)
     assert "FA-05 « Verrerie du futur »" in text and "FA-01 « Usine-témoin" in text
     assert "Grand Est Touraine, Vallée de la Bresle" in text
+
+
+def test_a_sweep_that_crashes_half_way_and_is_rerun_sends_each_email_once(
+    engine: Engine, plan: SmallPlan, smtp_sink: SmtpSink
+) -> None:
+    from tiflow.reminders import sweep
+
+    add_milestone(engine, plan.fa01, "Installation des démonstrateurs", D + timedelta(days=7))
+    add_milestone(engine, plan.fa02, "Cahier des charges", D - timedelta(days=14))  # escalated
+    delivered: list[int] = []
+
+    def crash_after_first(row_id: int) -> None:
+        delivered.append(row_id)
+        raise RuntimeError("worker lost")
+
+    with smtp_deliverer(smtp_sink) as deliverer:
+        with pytest.raises(RuntimeError, match="worker lost"):
+            sweep(engine, deliverer, settings=QUIET, now=at_8_paris(D), on_sent=crash_after_first)
+        assert len(smtp_sink.received) == 1
+        rerun = sweep(engine, deliverer, settings=QUIET, now=at_8_paris(D))
+    assert (rerun.enqueued.messages, rerun.delivery.sent) == (0, 2)
+    per_recipient = Counter(r for m in smtp_sink.received for r in m.rcpt_tos)
+    assert per_recipient == Counter({HELENE: 1, KARIM: 1, CLAIRE: 1})
