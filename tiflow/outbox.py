@@ -48,6 +48,7 @@ from collections import defaultdict
 from collections.abc import Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
+from functools import lru_cache
 from typing import Any
 
 import sqlalchemy as sa
@@ -603,6 +604,29 @@ def deliver_pending(
     return report
 
 
+# Built once: per message, SQLAlchemy then only binds values (statement construction cost
+# ~0.15 ms each, a measurable share of a round).
+_CLAIM = (
+    sa.update(M)
+    .where(M.c.id == sa.bindparam("row_id"), M.c.status == PENDING.value)
+    .values(
+        status=SENDING.value,
+        claim_token=sa.bindparam("token"),
+        send_started_at=sa.bindparam("started"),
+    )
+)
+
+
+@lru_cache(maxsize=32)
+def _outcome(columns: frozenset[str]) -> sa.Update:
+    """UPDATE of an attempt's outcome, for rows this round claimed (one per set of columns)."""
+    return (
+        sa.update(M)
+        .where(M.c.id == sa.bindparam("row_id"), M.c.claim_token == sa.bindparam("token"))
+        .values({name: sa.bindparam(name, type_=M.c[name].type) for name in sorted(columns)})
+    )
+
+
 def _deliver_one(
     conn: Connection,
     deliverer: Deliverer,
@@ -628,11 +652,7 @@ def _deliver_one(
         report.failures.append(Failure(row.id, row.kind, row.recipient or row.tag, error))
         return
     # Claim: only one round can move this row from pending to sending.
-    claimed = conn.execute(
-        sa.update(M)
-        .where(M.c.id == row.id, M.c.status == PENDING.value)
-        .values(status=SENDING.value, claim_token=token, send_started_at=clock())
-    ).rowcount
+    claimed = conn.execute(_CLAIM, {"row_id": row.id, "token": token, "started": clock()}).rowcount
     if not claimed:
         report.skipped += 1
         return
@@ -645,7 +665,7 @@ def _deliver_one(
         log.exception("delivery of outbox row %s raised", row.id)
         results = [temporary(row.address or row.tag, f"{type(exc).__name__}: {exc}")]
     values = _settle(row, results, policy, clock(), correlation_id)
-    conn.execute(sa.update(M).where(M.c.id == row.id, M.c.claim_token == token).values(**values))
+    conn.execute(_outcome(frozenset(values)), {**values, "row_id": row.id, "token": token})
     status = values["status"]
     if status == SENT.value:
         report.sent += 1
