@@ -43,6 +43,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
+from models.errors import NotFound
 from models.outbox import OutboxItem, OutboxMessage, OutboxStatus
 from models.tables import Person, PersonRole, Territory
 from models.vocabulary import Role
@@ -297,8 +298,6 @@ def _territory_scope(
     by_code = {row.code: row.id for row in session.execute(sa.select(t.id, t.code))}
     unknown = [c for c in codes if c not in by_code]
     if unknown:
-        from models.errors import NotFound
-
         raise NotFound("Territoire(s) inconnu(s) : " + ", ".join(f"« {c} »" for c in unknown))
     return names, {by_code[c] for c in codes}
 

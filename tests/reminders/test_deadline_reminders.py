@@ -480,3 +480,16 @@ def test_a_sweep_that_crashes_half_way_and_is_rerun_sends_each_email_once(
     assert (rerun.enqueued.messages, rerun.delivery.sent) == (0, 2)
     per_recipient = Counter(r for m in smtp_sink.received for r in m.rcpt_tos)
     assert per_recipient == Counter({HELENE: 1, KARIM: 1, CLAIRE: 1})
+
+
+def test_an_unknown_territory_code_is_refused_with_a_french_message(
+    engine: Engine, plan: SmallPlan
+) -> None:
+    from models.errors import NotFound
+    from tiflow.digest import DigestSettings, compute_digests
+    from tiflow.reminders import compute_plan
+
+    with UnitOfWork(engine) as uow, pytest.raises(NotFound, match="« grand-est-tourain »"):
+        compute_plan(uow.session, D, ReminderSettings(territories=["grand-est-tourain"]))
+    with UnitOfWork(engine) as uow, pytest.raises(NotFound, match="Territoire"):
+        compute_digests(uow.session, D, DigestSettings(territories=["bresle"]))
