@@ -89,6 +89,7 @@ def deadline_reminders(
         "retry": report.retry,
         "failed": report.failed,
         "dropped": report.dropped,
+        "delivery_seconds": round(report.elapsed, 3),
     }
 
 

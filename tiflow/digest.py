@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import csv
 import io
-from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
@@ -31,6 +30,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 from sqlmodel import col, select
 
+from models.errors import NotFound
 from models.lifecycle import State
 from models.money import ZERO
 from models.tables import (
@@ -195,6 +195,9 @@ def compute_digests(
         query = query.where(col(CopilMeeting.id).in_(list(copil_ids)))
     territories = {t.id: t for t in session.execute(select(Territory)).scalars()}
     wanted = {t.id for t in territories.values() if t.code in settings.territories}
+    unknown = sorted(set(settings.territories) - {t.code for t in territories.values()})
+    if unknown:
+        raise NotFound("Territoire(s) inconnu(s) : " + ", ".join(f"« {c} »" for c in unknown))
     digests: list[Digest] = []
     for copil in session.execute(query.order_by(col(CopilMeeting.held_at))).scalars():
         if settings.territories and copil.territory_id not in wanted:
@@ -686,13 +689,6 @@ def render_digest(
         ],
         channels=settings.channels,
     )
-
-
-def by_territory(digests: Sequence[Digest]) -> dict[str, int]:
-    counts: dict[str, int] = defaultdict(int)
-    for digest in digests:
-        counts[digest.territory.code] += 1
-    return dict(counts)
 
 
 # ---------------------------------------------------------------------------------------------

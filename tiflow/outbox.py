@@ -48,6 +48,7 @@ from collections import defaultdict
 from collections.abc import Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
+from functools import lru_cache
 from typing import Any
 
 import sqlalchemy as sa
@@ -56,6 +57,7 @@ from sqlalchemy.engine import Connection, Engine
 
 from models.outbox import OutboxAttachment, OutboxItem, OutboxMessage, OutboxStatus
 from models.tables import Person
+from models.vocabulary import Role
 from notifications.config import check_tag
 from notifications.message import (
     Attachment,
@@ -104,6 +106,11 @@ class Recipient:
     @classmethod
     def of(cls, person: Person) -> Recipient:
         return cls(mailbox_of(person.full_name, person.email), person.id)
+
+
+def recipients_with_role(uow: UnitOfWork, territory_id: int, role: Role) -> list[Recipient]:
+    """Everyone of the territory with ``role`` (e.g. its coordinators), as recipients."""
+    return [Recipient.of(p) for p in uow.repo.people_with_role(territory_id, role)]
 
 
 def mailbox_of(full_name: str, email: str) -> str:
@@ -187,6 +194,17 @@ def _rows(
     message: NewMessage, now: datetime, correlation_id: str | None, invalid: list[str]
 ) -> list[dict[str, Any]]:
     _check(message)
+    # What the transport will check anyway (sender-independent), checked now: a bad message
+    # is refused here, in the caller's transaction, not days later in a delivery round.
+    OutgoingEmail(
+        to=[],
+        subject=message.subject,
+        text=message.text,
+        html=message.html,
+        attachments=message.attachments,
+        reply_to=message.reply_to,
+        key=message_key(message.kind, message.key),
+    )
     subject = clean_subject(message.subject)
     base = {
         "key": message.key,
@@ -210,9 +228,7 @@ def _rows(
         row = dict(base, person_id=recipient.person_id)
         try:
             box = parse_mailbox(recipient.mailbox)
-            row.update(address=box.addr.lower(), recipient=str(box))
-            # Everything else the transport will check, checked now: a bad message fails here.
-            _outgoing_email(row, message.attachments, message.kind)
+            row.update(address=box.addr.lower(), recipient=recipient.mailbox.strip())
         except InvalidAddress:
             shown = _CONTROL_RE.sub(" ", recipient.mailbox).strip()[:254]
             invalid.append(shown)
@@ -397,20 +413,15 @@ class DeliveryReport:
         )
 
 
-def _outgoing_email(
-    row: Any, attachments: Sequence[Attachment], kind: str | None = None
-) -> OutgoingEmail:
-    def get(name: str) -> Any:
-        return row[name] if isinstance(row, dict) else getattr(row, name)  # dict or Row
-
+def _outgoing_email(row: Any, attachments: Sequence[Attachment]) -> OutgoingEmail:
     return OutgoingEmail(
-        to=[get("recipient")] if get("address") else [],
-        subject=get("subject"),
-        text=get("text_body"),
-        html=get("html_body"),
+        to=[row.recipient] if row.address else [],
+        subject=row.subject,
+        text=row.text_body,
+        html=row.html_body,
         attachments=attachments,
-        reply_to=get("reply_to"),
-        key=message_key(kind or get("kind"), get("key")),
+        reply_to=row.reply_to,
+        key=message_key(row.kind, row.key),
     )
 
 
@@ -483,7 +494,6 @@ def _recover_in_doubt(
     report.in_doubt += conn.execute(
         sa.update(M).where(stuck).values(claim_token=None, send_started_at=None, **values)
     ).rowcount
-    conn.commit()
 
 
 def _drop_stale(conn: Connection, ids: list[int], report: DeliveryReport) -> set[int]:
@@ -514,7 +524,6 @@ def _drop_stale(conn: Connection, ids: list[int], report: DeliveryReport) -> set
                 f" en file ({len(keys)} élément(s) périmé(s), dont {keys[0]}).",
             )
         ).rowcount
-    conn.commit()
     return set(stale)
 
 
@@ -544,7 +553,10 @@ def deliver_pending(
         scope.append(M.c.kind.in_(sorted(kinds)))
     if ids is not None:
         scope.append(M.c.id.in_(sorted(ids)))
-    with engine.connect() as conn:
+    # AUTOCOMMIT: every statement below is its own transaction, durable when it returns
+    # (one round trip on PostgreSQL instead of BEGIN/UPDATE/COMMIT). Each claim and each
+    # outcome is a single UPDATE, so nothing here needs a wider transaction.
+    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
         _recover_in_doubt(conn, policy, clock(), report)
         last_id = 0
         while True:
@@ -559,7 +571,6 @@ def deliver_pending(
                 .order_by(M.c.id)
                 .limit(policy.chunk_size)
             ).all()
-            conn.commit()
             if not rows:
                 break
             last_id = rows[-1].id
@@ -575,7 +586,6 @@ def deliver_pending(
                     files[att.message_id].append(
                         Attachment(att.filename, att.content_type, bytes(att.data))
                     )
-                conn.commit()
             for row in live:
                 _deliver_one(
                     conn,
@@ -592,6 +602,29 @@ def deliver_pending(
     report.elapsed = time.perf_counter() - started
     log.info("outbox round: %s", report.summary())
     return report
+
+
+# Built once: per message, SQLAlchemy then only binds values (statement construction cost
+# ~0.15 ms each, a measurable share of a round).
+_CLAIM = (
+    sa.update(M)
+    .where(M.c.id == sa.bindparam("row_id"), M.c.status == PENDING.value)
+    .values(
+        status=SENDING.value,
+        claim_token=sa.bindparam("token"),
+        send_started_at=sa.bindparam("started"),
+    )
+)
+
+
+@lru_cache(maxsize=32)
+def _outcome(columns: frozenset[str]) -> sa.Update:
+    """UPDATE of an attempt's outcome, for rows this round claimed (one per set of columns)."""
+    return (
+        sa.update(M)
+        .where(M.c.id == sa.bindparam("row_id"), M.c.claim_token == sa.bindparam("token"))
+        .values({name: sa.bindparam(name, type_=M.c[name].type) for name in sorted(columns)})
+    )
 
 
 def _deliver_one(
@@ -615,17 +648,11 @@ def _deliver_one(
             .where(M.c.id == row.id, M.c.status == PENDING.value)
             .values(status=FAILED.value, last_error=error)
         )
-        conn.commit()
         report.failed += 1
         report.failures.append(Failure(row.id, row.kind, row.recipient or row.tag, error))
         return
     # Claim: only one round can move this row from pending to sending.
-    claimed = conn.execute(
-        sa.update(M)
-        .where(M.c.id == row.id, M.c.status == PENDING.value)
-        .values(status=SENDING.value, claim_token=token, send_started_at=clock())
-    ).rowcount
-    conn.commit()
+    claimed = conn.execute(_CLAIM, {"row_id": row.id, "token": token, "started": clock()}).rowcount
     if not claimed:
         report.skipped += 1
         return
@@ -638,8 +665,7 @@ def _deliver_one(
         log.exception("delivery of outbox row %s raised", row.id)
         results = [temporary(row.address or row.tag, f"{type(exc).__name__}: {exc}")]
     values = _settle(row, results, policy, clock(), correlation_id)
-    conn.execute(sa.update(M).where(M.c.id == row.id, M.c.claim_token == token).values(**values))
-    conn.commit()
+    conn.execute(_outcome(frozenset(values)), {**values, "row_id": row.id, "token": token})
     status = values["status"]
     if status == SENT.value:
         report.sent += 1

@@ -35,6 +35,7 @@ from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
+from functools import lru_cache
 from typing import Any
 
 import sqlalchemy as sa
@@ -42,6 +43,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
+from models.errors import NotFound
 from models.outbox import OutboxItem, OutboxMessage, OutboxStatus
 from models.tables import Person, PersonRole, Territory
 from models.vocabulary import Role
@@ -238,6 +240,14 @@ def plan_items(
     coordinator tag's channels (territory without a coordinator)."""
     window_start = as_of - _days(settings.catch_up_days)
     grouped: dict[tuple[str, str], list[PlannedItem]] = defaultdict(list)
+    days: dict[date, tuple[date, str] | None] = {}  # many deadlines share a due date
+
+    def day_for(due: date) -> tuple[date, str] | None:
+        if due not in days:
+            days[due] = reminder_day(
+                due, as_of, window_start, settings.offsets_days, settings.overdue_every_days
+            )
+        return days[due]
 
     def to_coordinators(
         subject: Deadline, day: date, label: str, fingerprint: str
@@ -248,13 +258,7 @@ def plan_items(
             yield (ESCALATION, audience), _item(subject, day, label, audience, fingerprint)
 
     for deadline in snapshot.deadlines:
-        found = reminder_day(
-            deadline.due,
-            as_of,
-            window_start,
-            settings.offsets_days,
-            settings.overdue_every_days,
-        )
+        found = day_for(deadline.due)
         if found is not None:
             day, label = found
             if deadline.pilot_id is not None:
@@ -294,8 +298,6 @@ def _territory_scope(
     by_code = {row.code: row.id for row in session.execute(sa.select(t.id, t.code))}
     unknown = [c for c in codes if c not in by_code]
     if unknown:
-        from models.errors import NotFound
-
         raise NotFound("Territoire(s) inconnu(s) : " + ", ".join(f"« {c} »" for c in unknown))
     return names, {by_code[c] for c in codes}
 
@@ -513,23 +515,17 @@ def _audience_of(source: _Source) -> str:
 
 
 def _merge_by_address(batches: list[Batch]) -> list[Batch]:
-    """One e-mail per person and kind, even when the same address is a Person of several
-    territories (e.g. a regional officer piloting actions in two territories)."""
+    """One e-mail per address and kind, even when one address is a Person of several
+    territories (a regional officer piloting actions in two of them), and one channel
+    message for all the territories without a coordinator (address "")."""
     merged: dict[tuple[str, str], Batch] = {}
     for batch in batches:
         key = (batch.kind, batch.address)
-        if key not in merged or not batch.address:
-            if key in merged:  # two coordinator-less territories: one channel message
-                merged[key].items.extend(batch.items)
-                merged[key].territory_ids |= batch.territory_ids
-                merged[key].carry_from.extend(batch.carry_from)
-                continue
-            merged[key] = batch
-            continue
-        target = merged[key]
-        target.items = sorted([*target.items, *batch.items], key=_order)
-        target.territory_ids |= batch.territory_ids
-        target.carry_from.extend(batch.carry_from)
+        target = merged.setdefault(key, batch)
+        if target is not batch:
+            target.items = sorted([*target.items, *batch.items], key=_order)
+            target.territory_ids |= batch.territory_ids
+            target.carry_from.extend(batch.carry_from)
     return [b for b in merged.values() if b.items or b.carry_from]
 
 
@@ -636,6 +632,16 @@ def _ids_by_key(session: Session, keys: list[str]) -> dict[str, int]:
 # Rendering
 
 
+@lru_cache(maxsize=4096)
+def _date_fr(day: date) -> str:
+    return fr.format_date(day)
+
+
+@lru_cache(maxsize=65536)
+def _phrase(due: date, as_of: date) -> str:
+    return fr.deadline_phrase(due, as_of)
+
+
 def _plural(n: int, one: str, many: str) -> str:
     return f"{n} {one if n == 1 else many}"
 
@@ -649,12 +655,12 @@ def _row(
     if isinstance(s, Deadline):
         row.update(
             what=s.what[:1].upper() + s.what[1:],
-            due=fr.format_date(s.due),
-            phrase=fr.deadline_phrase(s.due, as_of),
+            due=_date_fr(s.due),
+            phrase=_phrase(s.due, as_of),
         )
     else:
         weeks = (as_of - s.since).days // 7
-        since = fr.format_date(s.since)
+        since = _date_fr(s.since)
         row.update(
             what="Aucune note de suivi",
             due=since,

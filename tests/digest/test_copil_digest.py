@@ -265,3 +265,22 @@ def test_actions_of_another_territory_stay_out_of_the_digest(
         "Couverture mobile 4G puis 5G de tout le territoire",
     ]
     assert "Verrerie" not in render_digest(digest, DigestSettings()).text
+
+
+def test_digest_also_reaches_the_copil_channel_once_when_asked(
+    engine: Engine, scenario: Scenario, smtp_sink: SmtpSink
+) -> None:
+    from tests.notifications.http_sink import running_receiver
+
+    with running_receiver() as channel:
+        mail = smtp_sink.url("tiflow@grand-est-touraine.example")
+        config = f"copil={mail} copil={channel.url}"
+        with Deliverer(config) as deliverer:
+            _, result, report = send_digests(
+                engine, deliverer, now=morning(J10), settings=DigestSettings(channels=True)
+            )
+    assert (len(result.created), report.sent) == (4, 4)  # 3 members + the channel
+    assert len(smtp_sink.received) == 3
+    (post,) = channel.posts
+    assert post["title"].startswith("COPIL du jeudi 20 juin 2024 à 10 h")
+    assert "1. Ordre du jour : actions à décider" in post["message"]

@@ -371,3 +371,17 @@ def test_requeue_gives_a_failed_message_another_chance(engine: Engine, smtp_sink
 def test_a_message_without_recipient_or_channel_is_refused(engine: Engine) -> None:
     with UnitOfWork(engine) as uow, pytest.raises(ValueError, match="no recipient"):
         enqueue(uow, [notice(1, to=[])])
+
+
+def test_recipients_by_role_are_the_territorys_people(engine: Engine, example_plan: str) -> None:
+    from models.vocabulary import Role
+    from tiflow.outbox import recipients_with_role
+
+    with UnitOfWork(engine) as uow:
+        territory = uow.repo.territory(example_plan)
+        assert territory.id is not None
+        coordinators = recipients_with_role(uow, territory.id, Role.COORDINATOR)
+    assert [r.mailbox for r in coordinators] == [
+        "Claire Moreau <claire.moreau@grand-est-touraine.example>"
+    ]
+    assert coordinators[0].person_id is not None

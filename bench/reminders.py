@@ -1,0 +1,346 @@
+"""One daily reminder sweep at national scale, Prefect included, against a plain baseline.
+
+Builds a fresh database with 183 territories × 25 actions × 4 milestones (10 pilots and one
+coordinator per territory; due dates spread so that every pilot has something to hear about
+on the bench day and each coordinator an escalation), starts an aiosmtpd sink on loopback in
+its own process, then times:
+
+* tiflow: the real flow ``rappels-echeances`` under Prefect's test harness (server already
+  started and warmed up by one earlier run; flow heartbeat off as in the tests): compute,
+  enqueue every message in the outbox, deliver them over one SMTP connection, marking each
+  one sent in its own commit;
+* the baseline: one SQL query for the same reminders, grouped by recipient in Python, one
+  text + HTML e-mail per recipient sent with ``smtplib`` over one reused connection.
+
+Each round uses a fresh database and runs both, one right after the other; the machine's
+noise only ever adds time, to either side, so the rounds are repeated (3 by default) and the
+median taken. Prints messages per second for both and, as the last line, ``ratio: N.NN``
+(tiflow's time over the baseline's, median of the rounds; target: under 3)::
+
+    python bench/reminders.py [ROUNDS]        # fresh SQLite databases in a temporary folder
+    TIFLOW_BENCH_DATABASE_URL=postgresql://postgres@127.0.0.1/test python bench/reminders.py
+"""
+
+from __future__ import annotations
+
+import os
+import smtplib
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections import defaultdict
+from datetime import UTC, date, datetime, timedelta
+from email.message import EmailMessage
+from html import escape
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+
+from models.lifecycle import State
+from models.tables import ActionSheet, Milestone, Person, PersonRole, Territory
+from notifications.message import MIME_POLICY
+from tiflow.db import make_engine, normalise_url, upgrade
+
+HOST = "127.0.0.1"
+SENDER = "tiflow@bench.example"
+TERRITORIES, ACTIONS, MILESTONES, PILOTS = 183, 25, 4, 10
+AS_OF = date(2025, 3, 10)
+# Due dates relative to the bench day: J-30, J-7, J-1, J0, overdue R+7 and R+14 (escalated),
+# and two that call for nothing today.
+SPREAD = (30, 7, 1, 0, -7, -14, 60, 3)
+
+
+def start_sink() -> tuple[subprocess.Popen[bytes], int]:
+    with socket.socket() as sock:
+        sock.bind((HOST, 0))
+        port = sock.getsockname()[1]
+    command = [sys.executable, "-m", "aiosmtpd", "-n", "-c", "aiosmtpd.handlers.Sink"]
+    proc = subprocess.Popen(
+        [*command, "-l", f"{HOST}:{port}"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        try:
+            socket.create_connection((HOST, port), timeout=0.2).close()
+            return proc, port
+        except OSError:
+            time.sleep(0.05)
+    proc.kill()
+    raise SystemExit("the aiosmtpd sink did not start")
+
+
+def database() -> tuple[str, Any]:
+    """A fresh database URL, and a clean-up function."""
+    given = os.environ.get("TIFLOW_BENCH_DATABASE_URL")
+    if not given:
+        folder = Path(tempfile.mkdtemp(prefix="tiflow-bench-"))
+        return f"sqlite:///{folder / 'bench.db'}", lambda: None
+    admin = make_engine(given)
+    schema = f"tiflow_bench_{uuid.uuid4().hex[:8]}"
+    with admin.begin() as conn:
+        conn.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
+    url = sa.make_url(normalise_url(given)).update_query_dict(
+        {"options": f"-csearch_path={schema}"}
+    )
+
+    def drop() -> None:
+        with admin.begin() as conn:
+            conn.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
+        admin.dispose()
+
+    return url.render_as_string(hide_password=False), drop
+
+
+def build_plan(engine: Engine) -> dict[str, int]:
+    """Bulk-insert the national plan (ids chosen here: one executemany per table)."""
+    now = datetime(2025, 1, 6, 8, 0, tzinfo=UTC)
+    territories, people, roles, actions, milestones = [], [], [], [], []
+    person_id = action_id = milestone_id = 0
+    for t in range(1, TERRITORIES + 1):
+        territories.append(
+            {
+                "id": t,
+                "code": f"ti-{t:03d}",
+                "name": f"Territoire n° {t}",
+                "department": None,
+                "region": None,
+                "is_example": False,
+            }
+        )
+        person_id += 1
+        people.append(_person(person_id, t, "Claire Moreau", f"coordination@ti-{t:03d}.example"))
+        roles.append({"person_id": person_id, "role": "coordinator"})
+        pilots = []
+        for p in range(PILOTS):
+            person_id += 1
+            email = f"pilote.{p:02d}@ti-{t:03d}.example"
+            people.append(_person(person_id, t, f"Pilote {p:02d} Hélène", email))
+            roles.append({"person_id": person_id, "role": "pilot"})
+            pilots.append(person_id)
+        for a in range(ACTIONS):
+            action_id += 1
+            actions.append(
+                {
+                    "id": action_id,
+                    "territory_id": t,
+                    "number": f"FA-{a + 1:02d}",
+                    "title": f"Action {a + 1:02d} : usine-témoin de l'industrie du futur",
+                    "description": "",
+                    "axis": "innovation",
+                    "pilot_id": pilots[a % PILOTS],
+                    "firm_commitment": a % 3 == 0,
+                    "priority": 2,
+                    "start_date": AS_OF - timedelta(days=100),
+                    "end_date": AS_OF + timedelta(days=365),
+                    "state": State.IN_PROGRESS.value,
+                    "version": 1,
+                    "created_at": now,
+                    "updated_at": now,
+                }
+            )
+            for m in range(MILESTONES):
+                milestone_id += 1
+                offset = SPREAD[(a * MILESTONES + m) % len(SPREAD)]
+                milestones.append(
+                    {
+                        "id": milestone_id,
+                        "action_id": action_id,
+                        "title": f"Jalon {m + 1} de l'action {a + 1:02d}",
+                        "due_date": AS_OF + timedelta(days=offset),
+                        "done_on": None,
+                    }
+                )
+    with engine.begin() as conn:
+        for model, rows in (
+            (Territory, territories),
+            (Person, people),
+            (PersonRole, roles),
+            (ActionSheet, actions),
+            (Milestone, milestones),
+        ):
+            conn.execute(sa.insert(model.__table__), rows)  # type: ignore[union-attr]
+        if conn.dialect.name == "postgresql":
+            for table in ("territory", "person", "action_sheet", "milestone"):
+                conn.execute(
+                    sa.text(
+                        f"SELECT setval(pg_get_serial_sequence('{table}', 'id'),"
+                        f" (SELECT max(id) FROM {table}))"
+                    )
+                )
+    return {
+        "territories": len(territories),
+        "people": len(people),
+        "actions": len(actions),
+        "milestones": len(milestones),
+    }
+
+
+def _person(pid: int, territory: int, name: str, email: str) -> dict[str, Any]:
+    return {
+        "id": pid,
+        "territory_id": territory,
+        "full_name": name,
+        "email": email,
+        "organisation_id": None,
+        "position": None,
+    }
+
+
+BASELINE_QUERY = """
+SELECT p.email, p.full_name, a.number, a.title, m.title AS milestone, m.due_date, 'pilot' AS who
+  FROM milestone m
+  JOIN action_sheet a ON a.id = m.action_id
+  JOIN person p ON p.id = a.pilot_id
+ WHERE m.done_on IS NULL AND a.state IN :open AND m.due_date IN :pilot_days
+UNION ALL
+SELECT p.email, p.full_name, a.number, a.title, m.title, m.due_date, 'coordinator'
+  FROM milestone m
+  JOIN action_sheet a ON a.id = m.action_id
+  JOIN personrole r ON r.role = 'coordinator'
+  JOIN person p ON p.id = r.person_id AND p.territory_id = a.territory_id
+ WHERE m.done_on IS NULL AND a.state IN :open AND m.due_date = :escalation_day
+"""
+
+
+def _phrase(due: date) -> str:
+    days = (due - AS_OF).days
+    return f"dans {days} jours" if days >= 0 else f"en retard de {-days} jours"
+
+
+def baseline(engine: Engine, port: int) -> tuple[int, float]:
+    """The plain way: one query, group by recipient, smtplib over one connection."""
+    pilot_days = [AS_OF + timedelta(days=o) for o in (30, 7, 1, 0)]
+    pilot_days += [AS_OF - timedelta(days=7 * k) for k in range(1, 53)]
+    query = (
+        sa.text(BASELINE_QUERY)
+        .bindparams(
+            sa.bindparam("open", expanding=True), sa.bindparam("pilot_days", expanding=True)
+        )
+        .columns(due_date=sa.Date)  # SQLite returns dates as text otherwise
+    )
+    start = time.perf_counter()
+    with engine.connect() as conn:
+        rows = conn.execute(
+            query,
+            {
+                "open": [s.value for s in State if s.is_open],
+                "pilot_days": pilot_days,
+                "escalation_day": AS_OF - timedelta(days=14),
+            },
+        ).all()
+    grouped: dict[tuple[str, str, str], list[Any]] = defaultdict(list)
+    for row in rows:
+        grouped[(row.who, row.email, row.full_name)].append(row)
+    with smtplib.SMTP(HOST, port) as smtp:
+        for (_who, email, name), items in grouped.items():
+            # The same information as tiflow's e-mail: a line per item, text and HTML.
+            lines = [
+                f"{r.number} {r.title} : jalon « {r.milestone} », échéance le"
+                f" {r.due_date:%d/%m/%Y} ({_phrase(r.due_date)})"
+                for r in items
+            ]
+            msg = EmailMessage(policy=MIME_POLICY)
+            msg["From"], msg["To"] = SENDER, f"{name} <{email}>"
+            msg["Subject"] = f"Rappel : {len(items)} échéance(s) pour vos actions"
+            msg.set_content(
+                f"Bonjour {name},\n\nVos échéances au {AS_OF:%d/%m/%Y} :\n\n"
+                + "\n".join(f"  - {line}" for line in lines)
+                + "\n\n-- \nMessage envoyé automatiquement.\n"
+            )
+            msg.add_alternative(
+                f"<html><body><p>Bonjour {escape(name)},</p>"
+                f"<p>Vos échéances au {AS_OF:%d/%m/%Y} :</p><ul>"
+                + "".join(f"<li>{escape(line)}</li>" for line in lines)
+                + "</ul><p>Message envoyé automatiquement.</p></body></html>",
+                subtype="html",
+            )
+            smtp.send_message(msg)
+    return len(grouped), time.perf_counter() - start
+
+
+def one_round(number: int, port: int) -> float:
+    """A fresh national plan, one sweep through the flow, then the baseline: tiflow/baseline."""
+    from flows.reminders import deadline_reminders
+
+    url, drop = database()
+    os.environ["TIFLOW_DATABASE_URL"] = url
+    try:
+        engine = make_engine(url)
+        upgrade(engine)
+        started = time.perf_counter()
+        sizes = build_plan(engine)
+        print(
+            f"round {number}: {sizes['territories']} territoires, {sizes['actions']} actions,"
+            f" {sizes['milestones']} jalons, {sizes['people']} personnes"
+            f" ({engine.dialect.name}, built in {time.perf_counter() - started:.1f} s)"
+        )
+        started = time.perf_counter()
+        result = deadline_reminders(as_of=AS_OF)
+        tiflow = time.perf_counter() - started
+        sent = int(result["sent"])
+        delivery = float(result["delivery_seconds"])
+        print(
+            f"  (a) tiflow flow rappels-echeances: {sent} e-mails ({result['items']} items) in"
+            f" {tiflow:.2f} s = {sent / tiflow:.0f} msg/s (compute + enqueue + Prefect"
+            f" {tiflow - delivery:.2f} s, delivery round {delivery:.2f} s)"
+        )
+        messages, plain = baseline(engine, port)
+        print(
+            f"  (b) baseline 1 query + smtplib:     {messages} e-mails in {plain:.2f} s"
+            f" = {messages / plain:.0f} msg/s   -> {tiflow / plain:.2f}"
+        )
+        if messages != sent or result["failed"] or result["retry"]:
+            print(
+                f"  warning: tiflow sent {sent} (failed {result['failed']}, retry"
+                f" {result['retry']}), the baseline {messages}"
+            )
+        engine.dispose()
+        return tiflow / plain
+    finally:
+        drop()
+
+
+def main() -> None:
+    rounds = int(sys.argv[1]) if len(sys.argv) > 1 else 3
+    proc, port = start_sink()
+    data_dir = Path(tempfile.mkdtemp(prefix="tiflow-bench-data-"))
+    os.environ.update(
+        PREFECT_SERVER_ANALYTICS_ENABLED="false",
+        TIFLOW_DATA_DIR=str(data_dir),
+        TIFLOW_NOTIFY_CONFIG=f"pilots,copil,coordinator=mailto://{HOST}:{port}?from={SENDER}",
+    )
+    try:
+        from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settings
+        from prefect.testing.utilities import prefect_test_harness
+
+        from flows.reminders import deadline_reminders
+
+        started = time.perf_counter()
+        with (
+            prefect_test_harness(server_startup_timeout=90),
+            temporary_settings({PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}),
+        ):
+            url, drop = database()
+            os.environ["TIFLOW_DATABASE_URL"] = url
+            upgrade(make_engine(url))
+            deadline_reminders(as_of=AS_OF)  # warm-up on an empty plan: imports, templates
+            drop()
+            warm = time.perf_counter() - started
+            print(f"Prefect test server started and warmed up in {warm:.1f} s (not timed)")
+            ratios = sorted(one_round(n, port) for n in range(1, rounds + 1))
+        print(f"ratios: {', '.join(f'{r:.2f}' for r in ratios)} (median below; target < 3)")
+        print(f"ratio: {ratios[len(ratios) // 2]:.2f}")
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
+if __name__ == "__main__":
+    main()
