@@ -220,7 +220,7 @@ def run_digest(
 def run_budget(
     annee: Annotated[
         int,
-        typer.Argument(metavar="ANNÉE", help="Année budgétaire à consolider, ex. 2024.", min=2000),
+        typer.Argument(metavar="ANNÉE", help="Année budgétaire à consolider, ex. 2024."),
     ],
     territoire: TerritoryOption = None,
     au: Annotated[
@@ -239,8 +239,10 @@ def run_budget(
     from flows.budget import BudgetParameters, BudgetRunResult, consolidate_budget
 
     as_of = date_option(au, "'--au'")
-    if annee > 2100:
-        raise typer.BadParameter(f"{annee} n'est pas une année valide.", param_hint="ANNÉE")
+    if not 2000 <= annee <= 2100:
+        raise typer.BadParameter(
+            f"{annee} n'est pas une année valide (de 2000 à 2100).", param_hint="ANNÉE"
+        )
     _check_territory(territoire)
     params = BudgetParameters(year=annee, territory=territoire, as_of=as_of)
     with prefect_session(journal) as server, _running(f"Consolidation du budget {annee}"):
