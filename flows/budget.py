@@ -1,8 +1,10 @@
 """Consolider le budget annuel: the year's budget for one territory or all, stored and reported.
 
-Four coarse tasks, whatever the number of actions: consolidate (a few SQL GROUP BY queries)
+Coarse tasks, whatever the number of actions: consolidate (a few SQL GROUP BY queries)
 → store an immutable, numbered snapshot → write the XLSX and CSV reports under
-``TIFLOW_DATA_DIR/reports/`` → publish a table and a Markdown artifact in the run.
+``TIFLOW_DATA_DIR/reports/`` → e-mail the workbook to the coordinators through the outbox
+(`tiflow.budget.mail`) and deliver it (one delivery round) → publish a table and a Markdown
+artifact in the run.
 
 Scheduled yearly on the first working day of January at 07:00 Europe/Paris, for the year that
 starts (see `yearly_schedule`); runnable by hand for any year and territory::
@@ -26,10 +28,12 @@ from prefect.states import Completed, State
 from prefect.utilities.annotations import quote
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from flows.outbox import delivery_round
 from flows.runtime import current_run_id, database, settings
 from models.money import format_eur
 from tiflow.budget.calendar import PARIS, current_year, first_working_day, is_consolidation_day
 from tiflow.budget.consolidation import Consolidation, consolidate
+from tiflow.budget.mail import enqueue_budget_mail
 from tiflow.budget.reports import (
     ReportFiles,
     artifact_key,
@@ -38,6 +42,7 @@ from tiflow.budget.reports import (
     write_reports,
 )
 from tiflow.budget.snapshots import Snapshot, store_snapshot
+from tiflow.outbox import DeliverySettings
 from tiflow.uow import UnitOfWork
 
 T = TypeVar("T")
@@ -96,6 +101,8 @@ class BudgetRunResult:
     scope: str
     version: int
     files: ReportFiles
+    emails: int = 0  # outbox rows created for the budget e-mail (0: already enqueued)
+    sent: int = 0  # messages sent by the run's delivery round (all kinds)
 
 
 def yearly_schedule() -> Schedule:
@@ -123,6 +130,15 @@ def save_snapshot(consolidation: Consolidation, flow_run_id: str | None) -> Snap
 @task(name="Écrire les rapports", cache_policy=NO_CACHE)
 def write_report_files(snapshot: Snapshot) -> ReportFiles:
     return write_reports(snapshot, settings().reports_dir)
+
+
+@task(name="Envoyer le classeur aux chargés de mission", cache_policy=NO_CACHE)
+def enqueue_budget_email(snapshot: Snapshot, flow_run_id: str | None) -> int:
+    """Put the e-mail with the workbook in the outbox (idempotent per snapshot version)."""
+    with UnitOfWork(database()) as uow:
+        result = enqueue_budget_mail(uow, snapshot, correlation_id=flow_run_id)
+        uow.commit()
+    return len(result.created)
 
 
 @task(name="Publier les artefacts", cache_policy=NO_CACHE)
@@ -166,6 +182,8 @@ def consolidate_budget(params: BudgetParameters | None = None) -> BudgetRunResul
     consolidation = consolidate_figures(year, params.territory, params.as_of)
     snapshot = save_snapshot(_as_is(consolidation), run_id)
     files = write_report_files(_as_is(snapshot))
+    emails = enqueue_budget_email(_as_is(snapshot), run_id)
+    delivery = delivery_round(DeliverySettings(), run_id)
     publish_artifacts(_as_is(snapshot), files)
     total = snapshot.figures.total()
     logger.info(
@@ -178,7 +196,14 @@ def consolidate_budget(params: BudgetParameters | None = None) -> BudgetRunResul
         format_eur(total.granted),
         files.xlsx,
     )
-    return BudgetRunResult(snapshot.id, year, snapshot.scope, snapshot.version, files)
+    logger.info(
+        "Classeur envoyé aux chargés de mission : %s message(s) mis en file ; boîte d'envoi : %s",
+        emails,
+        delivery.summary(),
+    )
+    return BudgetRunResult(
+        snapshot.id, year, snapshot.scope, snapshot.version, files, emails, delivery.sent
+    )
 
 
 def _as_is(value: T) -> T:

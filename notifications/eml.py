@@ -26,6 +26,12 @@ def _slug(value: str, limit: int = 60) -> str:
     return re.sub(r"[^a-z0-9._-]+", "-", text).strip("-.")[:limit] or "x"
 
 
+def file_suffix(key: str, address: str) -> str:
+    """How an ``.eml`` file name ends, after its time stamp: ``<key>_<recipient>`` (ASCII),
+    so a caller knowing a message's key and recipient finds its file."""
+    return f"{_slug(key, 24)}_{_slug(address)}"
+
+
 class EmlDirectoryTransport:
     """Embedded default: one standard ``.eml`` file per recipient in ``folder``.
 
@@ -47,7 +53,7 @@ class EmlDirectoryTransport:
         recipients: list[str | None] = list(email.to)
         if not recipients and tag == COORDINATOR_TAG:
             recipients = [None]  # addressed by configuration, which does not exist here
-        short = _slug(email.key, 24) if email.key else secrets.token_hex(4)
+        key = email.key or secrets.token_hex(4)
         msg = build_mime(email, self.sender)
         msg["X-Tiflow-Tag"] = tag
         results = []
@@ -59,7 +65,7 @@ class EmlDirectoryTransport:
                 readdress(msg, recipient, email.key)
             try:
                 self.folder.mkdir(parents=True, exist_ok=True)
-                path = self._write(msg, f"{short}_{_slug(addr)}")
+                path = self._write(msg, file_suffix(key, addr))
             except OSError as exc:
                 results.append(temporary(addr, f"cannot write .eml: {exc}", "eml"))
                 continue

@@ -210,13 +210,6 @@ def test_territories_are_listed(tiflow: Tiflow, example_plan: str) -> None:
     assert "grand-est-touraine" in result.stdout and "Indre-et-Loire" in result.stdout
 
 
-def test_demo_still_loads_the_example(tiflow: Tiflow) -> None:
-    result = tiflow("demo")
-    assert result.exit_code == 0, result.output
-    assert "Plan d'actions — Grand Est Touraine (exemple)" in result.stdout
-    assert "FA-12" in result.stdout
-
-
 def test_schema_policy_creates_empty_databases_and_refuses_foreign_revisions(
     tmp_path: Path, tiflow_on: Callable[[str, Path], Tiflow]
 ) -> None:

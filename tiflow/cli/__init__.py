@@ -1,11 +1,13 @@
 """The coordinator's command line (`tiflow --help`). Messages are French.
 
-This module holds the application (`app`), `tiflow db upgrade` and `tiflow demo`; the other
+This module holds the application (`app`) and `tiflow db upgrade`; the other
 commands live in sibling modules that register themselves on `app` when imported at the end
 of this file:
 
 * `plan_files.py`: `tiflow import`, `tiflow export`, `tiflow modele`;
 * `views.py`: `tiflow territoires`, `tiflow actions`, `tiflow action`;
+* `run_commands.py`: `tiflow run rappels|synthese|budget|copil|envoi`, `tiflow copil planifier`;
+* `demo.py`: `tiflow demo` (a year of the example through the real flows);
 * `operations.py`: `tiflow serve`, `tiflow deploiements`.
 
 A new command module uses `command(app)` (or `command(sub_app)`) so its help and errors are
@@ -14,7 +16,6 @@ French, then gets imported at the bottom of this file.
 
 from __future__ import annotations
 
-import shutil
 from collections.abc import Callable
 from typing import Any
 
@@ -25,8 +26,8 @@ from models.money import format_eur
 from models.tables import ActionSheet
 from tiflow.cli.common import console, safe_url, schema_revisions
 from tiflow.cli.french import FrenchCommand, FrenchGroup
-from tiflow.db import engine_for, make_engine, upgrade
-from tiflow.example import TERRITORY_CODE, load_example
+from tiflow.db import engine_for, upgrade
+from tiflow.example import TERRITORY_CODE
 from tiflow.settings import load_settings
 from tiflow.uow import UnitOfWork
 
@@ -64,24 +65,6 @@ def db_upgrade() -> None:
     console.print(f"Base à jour : [bold]{safe_url(settings.database_url)}[/]")
 
 
-@command(app)
-def demo() -> None:
-    """Charge l'exemple Grand Est Touraine dans une base neuve et affiche l'état du plan."""
-    settings = load_settings()
-    demo_dir = settings.data_dir / "demo"
-    shutil.rmtree(demo_dir, ignore_errors=True)
-    demo_dir.mkdir(parents=True)
-    engine = make_engine(f"sqlite:///{demo_dir / 'tiflow-demo.db'}")
-    upgrade(engine)
-    with UnitOfWork(engine) as uow:
-        territory = load_example(uow)
-        uow.commit()
-    with UnitOfWork(engine) as uow:
-        assert territory.id is not None
-        console.print(plan_table(uow, territory.id, f"Plan d'actions — {territory.name} (exemple)"))
-    console.print(f"Base de démonstration : {demo_dir / 'tiflow-demo.db'}")
-
-
 def plan_table(uow: UnitOfWork, territory_id: int, title: str) -> Table:
     table = Table(title=title, title_justify="left")
     for header in ("N°", "Intitulé", "Axe", "Pilote", "Engagement ferme", "État", "Budget"):
@@ -106,15 +89,17 @@ def _row(uow: UnitOfWork, action: ActionSheet) -> list[str]:
 
 
 # Command modules register themselves on `app` (imported last: they import `app` from here).
-from tiflow.cli import operations, plan_files, views  # noqa: E402
+from tiflow.cli import demo, operations, plan_files, run_commands, views  # noqa: E402
 
 __all__ = [
     "TERRITORY_CODE",
     "app",
     "command",
+    "demo",
     "new_app",
     "operations",
     "plan_files",
     "plan_table",
+    "run_commands",
     "views",
 ]

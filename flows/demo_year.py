@@ -1,0 +1,742 @@
+"""One year of the Grand Est Touraine example (January 2024 → January 2025), played through the
+real flows with a simulated clock: what `tiflow demo` runs.
+
+Every step below is one or more runs of the flows a coordinator uses (`flows/*.py`), with the
+simulated instant passed as the forms' ``at`` (history rows, notes, funding decisions) and the
+sweeps' ``as_of`` (reminders, digests, budget): proposals, the first COPIL of 25 January 2024
+validating the plan and the 2024 budget, funding (most actions fully funded, FA-03 and FA-10
+left *validée* with funding missing, FA-06 funded by override), starts, progress reports, the
+COPIL digests at J-10 and J-3, a revision request (FA-09) and a deferral (FA-10), an abandon
+(FA-12), a late milestone (FA-01, due 15/11/2024, done 05/12/2024) reminded to its pilot then
+escalated to the coordinator, two completions, and the consolidation of the 2024 budget on
+2 January 2025 with its e-mail.
+
+**Reminder sweeps.** In production the reminder flow runs every day at 08:00; 365 runs would
+take minutes. The demo runs it every other Monday at 08:00 with ``catch_up_days=13``: each run
+sends what fell due since the previous one (only the latest reminder of each deadline), so no
+reminder is lost and a person gets at most one reminder e-mail a fortnight. It also skips the
+Mondays with nothing to send, after asking the reminders service
+(`tiflow.reminders.compute_plan`, a few queries, no Prefect) what that run would send. Each
+sweep that runs is a real run of « rappels-echeances ».
+
+Deterministic: the same steps, dates and e-mails at every run (run ids, wall-clock timestamps
+of files and ``Date:`` headers aside).
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+from decimal import Decimal
+from typing import Any, TypeVar
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+
+from flows.budget import BudgetParameters, BudgetRunResult, consolidate_budget
+from flows.copil import hold_copil, schedule_copil
+from flows.digest import copil_digest
+from flows.forms import (
+    AbandonForm,
+    BudgetLineForm,
+    CopilDecisionsForm,
+    CopilScheduleForm,
+    DecisionForm,
+    FundingForm,
+    IndicatorValueForm,
+    MilestoneDoneForm,
+    MilestoneForm,
+    Outcome,
+    ProgressForm,
+    ProposalForm,
+    StepForm,
+)
+from flows.funding import record_funding
+from flows.progress import abandon_action, complete_action, report_progress, start_action
+from flows.proposals import propose_action
+from flows.reminders import deadline_reminders
+from models.lifecycle import State
+from models.money import format_eur
+from models.outbox import OutboxItem, OutboxMessage
+from models.tables import ActionSheet, Funding, Milestone, Organisation
+from models.vocabulary import BudgetKind
+from notifications.fr import format_date
+from tiflow.deadlines import ACTION_END, FUNDING_KINDS, MILESTONE
+from tiflow.example import ACTIONS, TERRITORY_CODE
+from tiflow.reminders import ESCALATION, ReminderSettings
+from tiflow.service import short_date
+from tiflow.spreadsheet.progress import NO_PROGRESS, Progress
+from tiflow.uow import UnitOfWork
+
+T = TypeVar("T")
+
+START = date(2024, 1, 1)  # a Monday: the first sweep
+LAST_SWEEP = date(2024, 12, 30)
+SWEEP_EVERY = timedelta(weeks=2)
+BUDGET_YEAR = 2024
+BUDGET_RUN = datetime(2025, 1, 2, 7, 0)  # first working day of January 2025, 07:00
+SITUATION = date(2024, 12, 31)  # date of situation of the late actions in the budget
+
+# The demo's sweeps: every other Monday, catching up the 13 days since the previous one.
+SWEEPS = ReminderSettings(catch_up_days=SWEEP_EVERY.days - 1)
+
+AMBOISE = "Hôtel de ville d'Amboise"
+CHATEAU_RENAULT = "Communauté de communes du Castelrenaudais, Château-Renault"
+
+LATE_ACTION, LATE_MILESTONE = "FA-01", "Installation des démonstrateurs"  # due 15/11/2024
+COPIL_1_VALIDATED = (
+    "FA-01",
+    "FA-02",
+    "FA-03",
+    "FA-04",
+    "FA-05",
+    "FA-06",
+    "FA-07",
+    "FA-08",
+    "FA-12",
+)
+
+
+def validated_budget(numbers: Sequence[str], year: int) -> Decimal:
+    """The year's budget lines of `numbers` in the example: what the first COPIL validates."""
+    return sum(
+        (
+            Decimal(amount)
+            for action in ACTIONS
+            if action.number in numbers
+            for (line_year, _), amount in action.budget.items()
+            if line_year == year
+        ),
+        Decimal(0),
+    )
+
+
+@dataclass(frozen=True)
+class Happening:
+    """A line of the timeline. Reminder runs (`kind` "rappels") are summed up per month and
+    their `text` names the escalations, if any; funding records (`kind` "financement") of one
+    action in one month make one line."""
+
+    day: date
+    text: str
+    kind: str = ""
+    emails: Counter[str] = field(default_factory=Counter)
+    number: str = ""  # the action, for funding records
+    detail: str = ""  # « Région 20 000,00 € », for funding records
+
+
+@dataclass(frozen=True)
+class SentEmail:
+    """An e-mail worth opening, with the simulated day it went out."""
+
+    day: date
+    kind: str
+    key: str  # the outbox key: with the address, it names the .eml file
+    address: str
+    subject: str
+
+
+@dataclass
+class YearReport:
+    territory_code: str
+    happenings: list[Happening] = field(default_factory=list)
+    flow_runs: int = 0
+    sweeps: int = 0
+    budget: BudgetRunResult | None = None
+    run_days: dict[str, date] = field(default_factory=dict)  # flow run id -> simulated day
+    notable: list[SentEmail] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Step:
+    at: datetime  # simulated instant, Europe/Paris wall-clock time
+    play: Callable[[Year], str | Happening | None]  # runs flows; what the timeline shows
+
+
+def sweep_days() -> list[date]:
+    days, day = [], START
+    while day <= LAST_SWEEP:
+        days.append(day)
+        day += SWEEP_EVERY
+    return days
+
+
+class Year:
+    """Plays the steps in order, counting flow runs and recording the timeline."""
+
+    def __init__(self, engine: Engine, progress: Progress = NO_PROGRESS) -> None:
+        self.engine = engine
+        self.progress = progress
+        self.report = YearReport(TERRITORY_CODE)
+        self.copils: dict[str, int] = {}  # "copil-1" -> id
+        self.today = START
+
+    # -- running ---------------------------------------------------------------------------
+
+    def play(self, steps: Sequence[Step]) -> YearReport:
+        sweeps = [
+            Step(datetime.combine(day, datetime.min.time()).replace(hour=8), _sweep_on(day))
+            for day in sweep_days()
+        ]
+        # Same instant: reminders (08:00) before the other steps; otherwise the given order.
+        agenda = sorted([*sweeps, *steps], key=lambda step: step.at)
+        self.progress.phase("Une année du plan d'actions (flux Prefect)", len(agenda))
+        for step in agenda:
+            self.today = step.at.date()
+            shown = step.play(self)
+            if isinstance(shown, str):
+                shown = Happening(self.today, shown)
+            if shown is not None:
+                self.report.happenings.append(shown)
+            self.progress.advance()
+        self.report.notable = self.notable_emails()
+        return self.report
+
+    def run(self, flow: Callable[..., T], *args: Any, **kwargs: Any) -> tuple[T, str]:
+        """One real flow run: its result and its run id (the outbox's correlation id)."""
+        state: Any = flow(*args, return_state=True, **kwargs)
+        result: T = state.result()  # a refused step raises its French error: a demo bug
+        run_id = str(state.state_details.flow_run_id)
+        self.report.flow_runs += 1
+        self.report.run_days[run_id] = self.today
+        return result, run_id
+
+    def emails(self, run_id: str) -> Counter[str]:
+        m = OutboxMessage.__table__.c  # type: ignore[attr-defined]
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                sa.select(m.kind, sa.func.count())
+                .where(m.correlation_id == run_id)
+                .group_by(m.kind)
+            )
+            return Counter({str(kind): int(n) for kind, n in rows})
+
+    # -- the flows, as the timeline tells them ---------------------------------------------
+
+    def sweep(self, day: date) -> Happening:
+        """The reminder run of a Monday, every other week."""
+        _, run_id = self.run(deadline_reminders, as_of=day, reminders=SWEEPS)
+        self.report.sweeps += 1
+        escalated = self.escalated(run_id)
+        text = "alerte au chargé de mission : " + " ; ".join(escalated) if escalated else ""
+        return Happening(day, text, "rappels", self.emails(run_id))
+
+    def escalated(self, run_id: str) -> list[str]:
+        """What the run's escalation e-mails are about, per action: « FA-01 jalon « … »
+        (échéance 15/11) », « FA-06 dossier ANCT, dossier Région »."""
+        m = OutboxMessage.__table__.c  # type: ignore[attr-defined]
+        i = OutboxItem.__table__.c  # type: ignore[attr-defined]
+        with UnitOfWork(self.engine) as uow:
+            items = uow.session.execute(
+                sa.select(i.ref_kind, i.ref_id, i.item_key)
+                .join(OutboxMessage, m.id == i.message_id)
+                .where(m.correlation_id == run_id, m.kind == ESCALATION)
+                .order_by(i.item_key)
+            ).all()
+            found: dict[str, dict[str, None]] = {}
+            for ref_kind, ref_id, key in items:
+                if key.split(":")[3].startswith("E+"):
+                    number, what = self._subject(uow, ref_kind, ref_id)
+                    found.setdefault(number, {})[what] = None
+        return [f"{number} {', '.join(whats)}" for number, whats in sorted(found.items())]
+
+    @staticmethod
+    def _subject(uow: UnitOfWork, ref_kind: str, ref_id: int) -> tuple[str, str]:
+        session = uow.session
+        if ref_kind == MILESTONE:
+            milestone = session.get_one(Milestone, ref_id)
+            action = session.get_one(ActionSheet, milestone.action_id)
+            return action.number, (
+                f"jalon « {milestone.title} » (échéance {milestone.due_date:%d/%m})"
+            )
+        if ref_kind == ACTION_END:
+            action = session.get_one(ActionSheet, ref_id)
+            return action.number, f"fin prévue le {action.end_date:%d/%m}"
+        if ref_kind in FUNDING_KINDS:
+            funding = session.get_one(Funding, ref_id)
+            action = session.get_one(ActionSheet, funding.action_id)
+            funder = session.get_one(Organisation, funding.funder_id)
+            what = {
+                "funding_dossier": "dossier",
+                "funding_decision": "décision",
+                "funding_payment": "versement",
+            }[ref_kind]
+            return action.number, f"{what} {funder.short_name or funder.name}"
+        return ref_kind, str(ref_id)
+
+    def notable_emails(self) -> list[SentEmail]:
+        """The e-mails to open first: the first COPIL digest to the coordinator, everything
+        about FA-01's late milestone (the pilot's reminders, the coordinator's alert), and the
+        budget."""
+        m = OutboxMessage.__table__.c  # type: ignore[attr-defined]
+        i = OutboxItem.__table__.c  # type: ignore[attr-defined]
+        a = ActionSheet.__table__.c  # type: ignore[attr-defined]
+        ms = Milestone.__table__.c  # type: ignore[attr-defined]
+        late = (
+            sa.select(i.message_id)
+            .join(Milestone, ms.id == i.ref_id)
+            .join(ActionSheet, a.id == ms.action_id)
+            .where(i.ref_kind == MILESTONE, a.number == LATE_ACTION, ms.title == LATE_MILESTONE)
+        )
+        with self.engine.connect() as conn:
+            first_digest = conn.execute(
+                sa.select(sa.func.min(m.id)).where(m.kind == "digest")
+            ).scalar()
+            rows = conn.execute(
+                sa.select(m.kind, m.key, m.address, m.subject, m.correlation_id)
+                .where(
+                    sa.or_(
+                        m.id.in_(late),
+                        m.kind == "budget",
+                        sa.and_(m.kind == "digest", m.key == _key_of(conn, first_digest)),
+                    ),
+                    m.address != "",
+                )
+                .order_by(m.id)
+            ).all()
+        coordinator = "claire.moreau@grand-est-touraine.example"
+        return [
+            SentEmail(self.report.run_days[r.correlation_id], r.kind, r.key, r.address, r.subject)
+            for r in rows
+            if r.kind != "digest" or r.address == coordinator
+        ]
+
+    def schedule(self, name: str, held_at: datetime, place: str) -> str:
+        info, _ = self.run(schedule_copil, CopilScheduleForm(held_at=held_at, place=place))
+        self.copils[name] = info.copil_id
+        agenda = ", ".join(i.number for i in info.agenda) or "vide pour l'instant"
+        return (
+            f"COPIL du {held_at:%d/%m/%Y} planifié (n° {info.copil_id}), {place},"
+            f" {len(info.members)} membres ; ordre du jour : {agenda}"
+        )
+
+    def propose(self, at: datetime, *forms: ProposalForm) -> str:
+        new: list[str] = []
+        revised: list[str] = []
+        copil: datetime | None = None
+        for form in forms:
+            result, _ = self.run(propose_action, form.model_copy(update={"at": at}))
+            first = result.from_state is State.DRAFT
+            (new if first else revised).append(result.number)
+            copil = result.next_copil_at
+        parts = []
+        if new:
+            plural = len(new) > 1
+            parts.append(
+                f"{len(new)} fiche{'s' if plural else ''} proposée{'s' if plural else ''}"
+                f" : {', '.join(new)}"
+            )
+        if revised:
+            parts.append(f"{', '.join(revised)} révisée et proposée à nouveau")
+        where = f"au COPIL du {short_date(copil)}" if copil else "(pas encore de COPIL planifié)"
+        return " ; ".join(parts) + f" {where}"
+
+    def digest(self, day: date, held: datetime) -> str | None:
+        result, _ = self.run(copil_digest, as_of=day)
+        if not result["copils"]:
+            return None
+        return (
+            f"synthèse J-{(held.date() - day).days} du COPIL du {held:%d/%m/%Y} envoyée aux"
+            f" {result['enqueued']} membres (ordre du jour, invitation .ics, tableau CSV)"
+        )
+
+    def hold(
+        self,
+        name: str,
+        at: datetime,
+        decisions: Sequence[DecisionForm],
+        budget_year: int | None = None,
+        budget: Decimal | None = None,
+    ) -> str:
+        form = CopilDecisionsForm(
+            copil_id=self.copils[name],
+            decisions=list(decisions),
+            budget_year=budget_year,
+            validated_budget=budget,
+            at=at,
+        )
+        outcome, _ = self.run(hold_copil, form)
+        by_outcome: dict[str, list[str]] = {}
+        for d in outcome.decisions:
+            by_outcome.setdefault(d.outcome.label, []).append(d.number)
+        text = f"{outcome.copil.label} : " + " ; ".join(
+            f"{label} {', '.join(numbers)}" for label, numbers in by_outcome.items()
+        )
+        if outcome.validated_budget is not None:
+            text += (
+                f" ; budget {outcome.budget_year} validé : {format_eur(outcome.validated_budget)}"
+            )
+        return text
+
+    def fund(
+        self,
+        at: datetime,
+        number: str,
+        funder: str,
+        granted: str,
+        *,
+        requested: str | None = None,
+        convention: str | None = None,
+        force_reason: str | None = None,
+    ) -> Happening:
+        form = FundingForm(
+            number=number,
+            funder=funder,
+            requested=Decimal(requested) if requested else None,
+            granted=Decimal(granted),
+            paid=Decimal(granted),  # paid on signature: no payment deadline left to remind
+            decision_date=at.date(),
+            convention_ref=convention,
+            force_reason=force_reason,
+            at=at,
+        )
+        result, _ = self.run(record_funding, form)
+        detail = (
+            f"{result.funder} refuse"
+            if result.granted == 0
+            else f"{result.funder} {format_eur(result.granted)}"
+        )
+        if result.transition is not None:
+            outcome = " → financée" + (" (forcée, motif à l'historique)" if force_reason else "")
+        elif result.missing > 0:
+            outcome = f" ; il manque {format_eur(result.missing)}, reste {result.state.label}"
+        else:
+            outcome = ""
+        return Happening(self.today, outcome, "financement", number=number, detail=detail)
+
+    def start(self, at: datetime, number: str) -> str:
+        result, _ = self.run(start_action, StepForm(number=number, at=at))
+        return f"{result.number} démarre ({result.from_state.label} → {result.to_state.label})"
+
+    def complete(self, at: datetime, number: str, note: str) -> str:
+        result, _ = self.run(complete_action, StepForm(number=number, reason=note, at=at))
+        return f"{result.number} terminée"
+
+    def abandon(self, at: datetime, number: str, reason: str) -> str:
+        result, _ = self.run(abandon_action, AbandonForm(number=number, reason=reason, at=at))
+        return f"{result.number} abandonnée : {reason}"
+
+    def progress_report(
+        self,
+        at: datetime,
+        number: str,
+        note: str,
+        milestones: Sequence[tuple[str, date]] = (),
+        indicators: Sequence[tuple[str, str]] = (),
+    ) -> str:
+        form = ProgressForm(
+            number=number,
+            milestones_done=[MilestoneDoneForm(title=t, done_on=d) for t, d in milestones],
+            indicator_values=[
+                IndicatorValueForm(name=n, value=Decimal(v), measured_on=at.date())
+                for n, v in indicators
+            ],
+            note=note,
+            at=at,
+        )
+        result, _ = self.run(report_progress, form)
+        parts = []
+        for title, done in milestones:
+            part = f"jalon « {title} » franchi"
+            due = self._due_date(number, title)
+            if due is not None and due < done:
+                part += f" avec {(done - due).days} jours de retard"
+            parts.append(part)
+        return f"{result.number} : " + (", ".join(parts) if parts else "note de suivi")
+
+    def _due_date(self, number: str, title: str) -> date | None:
+        a = ActionSheet.__table__.c  # type: ignore[attr-defined]
+        m = Milestone.__table__.c  # type: ignore[attr-defined]
+        with self.engine.connect() as conn:
+            return conn.execute(
+                sa.select(m.due_date)
+                .join(ActionSheet, a.id == m.action_id)
+                .where(
+                    a.number == number, a.territory_id == self._territory_id(conn), m.title == title
+                )
+            ).scalar_one_or_none()
+
+    def _territory_id(self, conn: sa.Connection) -> int:
+        from models.tables import Territory
+
+        t = Territory.__table__.c  # type: ignore[attr-defined]
+        return int(conn.execute(sa.select(t.id).where(t.code == TERRITORY_CODE)).scalar_one())
+
+    def consolidate(self) -> str:
+        params = BudgetParameters(year=BUDGET_YEAR, territory=TERRITORY_CODE, as_of=SITUATION)
+        result, _ = self.run(consolidate_budget, params)
+        assert isinstance(result, BudgetRunResult)
+        self.report.budget = result
+        return (
+            f"budget {BUDGET_YEAR} consolidé (version {result.version}) : classeur"
+            f" {result.files.xlsx.name} écrit et envoyé au chargé de mission"
+        )
+
+
+def _digest_on(day: date, held: datetime) -> Callable[[Year], str | None]:
+    return lambda y: y.digest(day, held)
+
+
+def _sweep_on(day: date) -> Callable[[Year], Happening]:
+    return lambda y: y.sweep(day)
+
+
+def _key_of(conn: sa.Connection, message_id: int | None) -> str | None:
+    m = OutboxMessage.__table__.c  # type: ignore[attr-defined]
+    return conn.execute(sa.select(m.key).where(m.id == message_id)).scalar()
+
+
+def at(day: str, hour: int = 10, minute: int = 0) -> datetime:
+    """``at("25/01/2024", 12)``: a simulated instant, Paris time."""
+    d, m, y = (int(p) for p in day.split("/"))
+    return datetime(y, m, d, hour, minute)
+
+
+def decision(
+    number: str, outcome: Outcome, conditions: str = "", comment: str = ""
+) -> DecisionForm:
+    return DecisionForm(number=number, outcome=outcome, conditions=conditions, comment=comment)
+
+
+def _proposal(number: str, **fields: Any) -> ProposalForm:
+    return ProposalForm(number=number, **fields)
+
+
+def steps() -> list[Step]:
+    """The year, in the order it happened (same-instant steps keep this order)."""
+    V, R, A = Outcome.VALIDATED, Outcome.REVISION_REQUESTED, Outcome.DEFERRED
+    copil_1 = at("25/01/2024", 9, 30)
+    copil_2 = at("20/06/2024", 14)
+    copil_3 = at("17/10/2024", 9, 30)
+    budget_2024 = validated_budget(COPIL_1_VALIDATED, 2024)
+    s: list[Step] = []
+
+    def add(when: datetime, play: Callable[[Year], str | Happening | None]) -> None:
+        s.append(Step(when, play))
+
+    def proposals(when: datetime, *numbers: str) -> None:
+        add(when, lambda y: y.propose(when, *(_proposal(n) for n in numbers)))
+
+    def fund(when: datetime, number: str, funder: str, granted: str, **kw: Any) -> None:
+        add(when, lambda y: y.fund(when, number, funder, granted, **kw))
+
+    def start(when: datetime, number: str) -> None:
+        add(when, lambda y: y.start(when, number))
+
+    def report(when: datetime, number: str, note: str, **kw: Any) -> None:
+        add(when, lambda y: y.progress_report(when, number, note, **kw))
+
+    def digests(held: datetime) -> None:
+        for days in (10, 3):
+            day = held.date() - timedelta(days=days)
+            when = datetime.combine(day, datetime.min.time()).replace(hour=7, minute=30)
+            add(when, _digest_on(day, held))
+
+    # January: the first COPIL of phase 2 validates the plan and the 2024 budget.
+    add(at("08/01/2024", 9), lambda y: y.schedule("copil-1", copil_1, AMBOISE))
+    proposals(at("09/01/2024"), "FA-01", "FA-02", "FA-03", "FA-04")
+    proposals(at("10/01/2024"), "FA-05", "FA-06", "FA-07", "FA-08")
+    proposals(at("11/01/2024"), "FA-09", "FA-12")
+    digests(copil_1)
+    decisions_1 = [
+        decision("FA-01", V, conditions="Bilan d'étape au COPIL d'octobre"),
+        *(decision(n, V) for n in COPIL_1_VALIDATED[1:]),
+        decision(
+            "FA-09",
+            R,
+            comment="Associer la CC du Castelrenaudais et chiffrer la mise à jour annuelle",
+        ),
+    ]
+    held_1 = at("25/01/2024", 12)
+    add(held_1, lambda y: y.hold("copil-1", held_1, decisions_1, 2024, budget_2024))
+
+    # February–April: funding decisions, starts, first milestones; FA-12 is abandoned.
+    fund(at("05/02/2024"), "FA-08", "CC TEV", "30000", convention="CONV-2024-001")
+    fund(at("06/02/2024"), "FA-06", "ANCT", "60000", convention="ANCT-2024-118")
+    fund(at("08/02/2024"), "FA-05", "Région", "20000", convention="CVL-2024-0211")
+    fund(at("12/02/2024"), "FA-08", "Région", "20000", convention="CVL-2024-0230")
+    start(at("13/02/2024"), "FA-08")
+    fund(at("15/02/2024"), "FA-05", "CC Val d'Amboise", "15000")
+    start(at("19/02/2024"), "FA-05")
+    fund(
+        at("20/02/2024"),
+        "FA-06",
+        "Région",
+        "45000",
+        convention="CVL-2024-0262",
+        force_reason="Les 30 000 € de 2026 seront financés par les cotisations des trois clubs",
+    )
+    start(at("21/02/2024"), "FA-06")
+    report(
+        at("26/02/2024"),
+        "FA-08",
+        "Programme 2024 du Rubixco arrêté : 26 rendez-vous prévus.",
+        milestones=[("Programme d'animation annuel", date(2024, 2, 26))],
+    )
+    fund(at("01/03/2024"), "FA-04", "État", "60000", convention="DETR-2024-37")
+    fund(at("04/03/2024"), "FA-01", "Région", "250000", convention="CVL-2024-0301")
+    fund(at("05/03/2024"), "FA-02", "Région", "120000", convention="CVL-2024-0305")
+    fund(at("06/03/2024"), "FA-07", "État", "50000", convention="DREETS-2024-12")
+    fund(at("08/03/2024"), "FA-04", "Région", "60000", convention="CVL-2024-0318")
+    fund(at("11/03/2024"), "FA-01", "État", "150000", convention="FNADT-2024-05")
+    start(at("11/03/2024", 14), "FA-04")
+    fund(at("12/03/2024"), "FA-02", "OPCO 2i", "85000")
+    fund(at("13/03/2024"), "FA-07", "OPCO 2i", "40000")
+    start(at("14/03/2024"), "FA-02")
+    fund(at("18/03/2024"), "FA-01", "CC Castelrenaudais", "140000")
+    start(at("20/03/2024"), "FA-01")
+    report(
+        at("27/03/2024"),
+        "FA-05",
+        "Semaine de l'industrie : 14 usines ouvertes aux collégiens.",
+        milestones=[("Semaine de l'industrie : visites d'usines", date(2024, 3, 25))],
+        indicators=[("Élèves ayant visité une usine", "350")],
+    )
+    report(
+        at("28/03/2024"),
+        "FA-04",
+        "Cartographie des zones blanches remise aux opérateurs.",
+        milestones=[("Cartographie des zones blanches", date(2024, 3, 28))],
+    )
+    report(
+        at("02/04/2024"),
+        "FA-06",
+        "Animatrice recrutée, en poste depuis le 1er avril.",
+        milestones=[("Recrutement de l'animateur", date(2024, 4, 1))],
+    )
+    fund(at("03/04/2024"), "FA-07", "CC TEV", "50000")
+    start(at("04/04/2024"), "FA-07")
+    fund(at("10/04/2024"), "FA-03", "ANCT", "60000", convention="ANCT-2024-152")
+    add(
+        at("15/04/2024"),
+        lambda y: y.abandon(
+            at("15/04/2024"),
+            "FA-12",
+            "les PME sont orientées vers le dispositif national de diagnostics décarbonation",
+        ),
+    )
+    report(
+        at("25/04/2024"),
+        "FA-01",
+        "Bâtiment retenu sur la ZA de Château-Renault, bail signé.",
+        milestones=[("Choix du site et du bâtiment", date(2024, 4, 25))],
+    )
+
+    # May–June: FA-09 revised, FA-10 and FA-11 proposed; the second COPIL.
+    revised_09 = _proposal(
+        "FA-09",
+        budget=[BudgetLineForm(year=2024, kind=BudgetKind.FONCTIONNEMENT, amount=Decimal(30000))],
+        milestones=[MilestoneForm(title="Inventaire des parcelles", due_date=date(2024, 9, 30))],
+        partners=["CC BVC", "CC Castelrenaudais"],
+    )
+    add(at("14/05/2024"), lambda y: y.propose(at("14/05/2024"), revised_09))
+    report(
+        at("15/05/2024"),
+        "FA-02",
+        "Cahier des charges validé avec le CFAI ; consultation lancée.",
+        milestones=[("Cahier des charges des équipements", date(2024, 5, 15))],
+    )
+    add(at("21/05/2024"), lambda y: y.schedule("copil-2", copil_2, CHATEAU_RENAULT))
+    add(
+        at("23/05/2024"),
+        lambda y: y.propose(
+            at("23/05/2024"),
+            _proposal("FA-10"),
+            _proposal("FA-11", start_date=date(2024, 7, 1)),
+        ),
+    )
+    report(
+        at("31/05/2024"),
+        "FA-07",
+        "Plateforme RH ouverte : 12 entreprises inscrites la première semaine.",
+        milestones=[("Ouverture de la plateforme", date(2024, 5, 31))],
+        indicators=[("Recrutements accompagnés", "12")],
+    )
+    digests(copil_2)
+    fund(at("14/06/2024"), "FA-03", "CC TEV", "0")
+    decisions_2 = [
+        decision("FA-09", V),
+        decision(
+            "FA-10",
+            A,
+            comment="En attente des résultats de l'appel à projets Fonds vert (septembre)",
+        ),
+        decision("FA-11", V, conditions="Associer le club GEIDA"),
+    ]
+    add(at("20/06/2024", 17), lambda y: y.hold("copil-2", at("20/06/2024", 17), decisions_2))
+
+    # July–October: the new actions are funded and started; the third COPIL.
+    fund(at("03/07/2024"), "FA-09", "ANCT", "15000", requested="15000")
+    report(
+        at("05/07/2024"),
+        "FA-05",
+        "Bilan : 620 élèves en visite, 41 stages de 3e dans l'industrie.",
+        milestones=[("Bilan des visites et stages", date(2024, 7, 5))],
+        indicators=[("Élèves ayant visité une usine", "620")],
+    )
+    fund(at("08/07/2024"), "FA-11", "ADEME", "49000", convention="ADEME-24CVC0042")
+    fund(at("10/07/2024"), "FA-09", "CC BVC", "15000", requested="15000")
+    start(at("11/07/2024"), "FA-09")
+    fund(at("15/07/2024"), "FA-11", "Région", "21000", convention="CVL-2024-0718")
+    start(at("16/07/2024"), "FA-11")
+    report(
+        at("30/08/2024"),
+        "FA-03",
+        "Appel à candidatures publié ; 11 start-up intéressées. Financement CC TEV à retrouver.",
+        milestones=[("Appel à candidatures des start-up", date(2024, 8, 30))],
+    )
+    add(at("23/09/2024"), lambda y: y.schedule("copil-3", copil_3, AMBOISE))
+    report(
+        at("27/09/2024"),
+        "FA-09",
+        "Inventaire terminé : 95 ha qualifiés sur les 4 communautés de communes.",
+        milestones=[("Inventaire des parcelles", date(2024, 9, 27))],
+        indicators=[("Hectares qualifiés", "95")],
+    )
+    report(
+        at("01/10/2024"),
+        "FA-02",
+        "Premières sessions : 24 apprentis formés sur les nouveaux équipements.",
+        milestones=[("Premières sessions de formation", date(2024, 10, 1))],
+        indicators=[("Apprentis formés par an", "24")],
+    )
+    digests(copil_3)
+    decisions_3 = [decision("FA-10", V, comment="Lauréate de l'appel à projets Fonds vert")]
+    add(at("17/10/2024", 12), lambda y: y.hold("copil-3", at("17/10/2024", 12), decisions_3))
+    report(
+        at("30/10/2024"),
+        "FA-11",
+        "Cartographie des flux de 18 entreprises achevée.",
+        milestones=[("Cartographie des flux", date(2024, 10, 30))],
+    )
+
+    # November–December: FA-10 partly funded; FA-01's milestone of 15/11 runs late.
+    fund(at("05/11/2024"), "FA-10", "État", "150000", convention="FONDS-VERT-2024-221")
+    report(
+        at("05/12/2024"),
+        "FA-01",
+        "Livraison du robot collaboratif reportée de trois semaines ; démonstrateurs installés.",
+        milestones=[("Installation des démonstrateurs", date(2024, 12, 5))],
+    )
+    add(
+        at("16/12/2024"),
+        lambda y: y.complete(at("16/12/2024"), "FA-05", "Année scolaire 2024 bouclée"),
+    )
+    add(at("19/12/2024"), lambda y: y.complete(at("19/12/2024"), "FA-08", "Programme 2024 réalisé"))
+
+    # January 2025: the 2024 budget is consolidated on the first working day.
+    add(BUDGET_RUN, lambda y: y.consolidate())
+    return s
+
+
+def play_year(engine: Engine, progress: Progress = NO_PROGRESS) -> YearReport:
+    """Play the year on `engine` (the example loaded, nothing else): the flows read and write
+    the database of TIFLOW_DATABASE_URL, which must be the same one."""
+    return Year(engine, progress).play(steps())
+
+
+def month_label(day: date) -> str:
+    """« janvier 2024 »."""
+    return format_date(day.replace(day=1)).split(" ", 2)[2]

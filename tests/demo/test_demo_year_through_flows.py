@@ -1,0 +1,172 @@
+"""`tiflow demo` plays a year of Grand Est Touraine through the real flows: what it leaves in
+the outbox folder, the budget workbook on disk, the database, and what it prints."""
+
+from __future__ import annotations
+
+import io
+import re
+from collections import Counter
+from datetime import date
+from decimal import Decimal
+
+import sqlalchemy as sa
+from openpyxl import load_workbook
+
+from models.lifecycle import State
+from models.money import format_eur
+from models.outbox import OutboxMessage
+from models.tables import ActionSheet, BudgetLine, CopilMeeting, Funding, TransitionRecord
+from tests.demo.conftest import DemoRun
+from tiflow.budget.reports import XLSX_CONTENT_TYPE
+from tiflow.example import PEOPLE
+
+CLAIRE = "claire.moreau@grand-est-touraine.example"  # the coordinator
+HELENE = "helene.garnier@aicr.example"  # FA-01's pilot
+LATE = "Installation des démonstrateurs"  # FA-01's milestone due 15/11/2024, done 05/12/2024
+COPIL_MEMBERS = {email for _, email, _, _, roles in PEOPLE if "copil_member" in roles}
+
+
+def _states(run: DemoRun) -> dict[str, State]:
+    a = ActionSheet.__table__.c  # type: ignore[attr-defined]
+    with run.engine.connect() as conn:
+        return {n: State(s) for n, s in conn.execute(sa.select(a.number, a.state))}
+
+
+def test_the_year_ends_with_the_plan_carried_out_as_scripted(demo_run: DemoRun) -> None:
+    states = _states(demo_run)
+    assert states["FA-05"] is states["FA-08"] is State.COMPLETED
+    assert states["FA-12"] is State.ABANDONED
+    assert states["FA-03"] is states["FA-10"] is State.VALIDATED  # funding still missing
+    in_progress = {"FA-01", "FA-02", "FA-04", "FA-06", "FA-07", "FA-09", "FA-11"}
+    assert {n for n, s in states.items() if s is State.IN_PROGRESS} == in_progress
+
+    t = TransitionRecord.__table__.c  # type: ignore[attr-defined]
+    a = ActionSheet.__table__.c  # type: ignore[attr-defined]
+    with demo_run.engine.connect() as conn:
+        history = conn.execute(
+            sa.select(a.number, t.from_state, t.to_state, t.at, t.correlation_id)
+            .join(ActionSheet, a.id == t.action_id)
+            .order_by(t.id)
+        ).all()
+    # The simulated clock: FA-09 went through a revision request at the first COPIL...
+    fa09 = [(r.to_state, r.at.date()) for r in history if r.number == "FA-09"]
+    assert fa09[:4] == [
+        (State.PROPOSED, date(2024, 1, 11)),
+        (State.REVISION_REQUESTED, date(2024, 1, 25)),
+        (State.PROPOSED, date(2024, 5, 14)),
+        (State.VALIDATED, date(2024, 6, 20)),
+    ]
+    # ... FA-10 was deferred, then validated by the third one; every move was a flow run.
+    fa10 = [r.to_state for r in history if r.number == "FA-10"]
+    assert fa10 == [State.PROPOSED, State.DEFERRED, State.VALIDATED]
+    assert all(r.correlation_id for r in history)
+    assert all(date(2024, 1, 1) <= r.at.date() <= date(2024, 12, 31) for r in history)
+
+
+def test_the_late_milestone_is_reminded_to_its_pilot_then_escalated_to_the_coordinator(
+    demo_run: DemoRun,
+) -> None:
+    about_it = [e for e in demo_run.of_kind("reminder") if LATE in e.text()]
+    assert about_it and {e.to for e in about_it} == {f"Hélène Garnier <{HELENE}>"}
+    overdue = [e for e in about_it if "en retard" in e.text()]
+    assert overdue, "the pilot is reminded once the milestone is overdue"
+
+    [alert] = [e for e in demo_run.of_kind("escalation") if LATE in e.text()]
+    assert alert.to == f"Claire Moreau <{CLAIRE}>"
+    body = alert.text()
+    assert "FA-01 « Usine-témoin de l'industrie du futur » (pilote : Hélène Garnier" in body
+    assert "vendredi 15 novembre 2024" in body  # the due date
+    assert "02/12  alerte au chargé de mission : FA-01 jalon « Installation" in demo_run.output
+    assert f"jalon « {LATE} » franchi avec 20 jours de retard" in demo_run.output
+
+
+def test_members_get_the_digest_ten_and_three_days_before_each_copil(demo_run: DemoRun) -> None:
+    m = OutboxMessage.__table__.c  # type: ignore[attr-defined]
+    c = CopilMeeting.__table__.c  # type: ignore[attr-defined]
+    with demo_run.engine.connect() as conn:
+        held = dict(conn.execute(sa.select(c.id, c.held_at)).all())
+        keys = conn.execute(sa.select(m.key, m.address).where(m.kind == "digest")).all()
+    assert len(held) == 3
+    for copil_id, held_at in held.items():
+        day = held_at.date().isoformat()
+        for label in ("J-10", "J-3"):
+            got = {address for key, address in keys if key == f"digest:{copil_id}:{day}:{label}"}
+            assert got == COPIL_MEMBERS, (copil_id, label)
+    digests = demo_run.of_kind("digest")
+    assert len(digests) == len(held) * 2 * len(COPIL_MEMBERS)
+    first = [e for e in digests if "jeudi 25 janvier 2024 à 9 h 30" in e.subject]
+    assert len(first) == 2 * len(COPIL_MEMBERS)
+    assert all("invitation-copil.ics" in e.attachments() for e in first)
+
+
+def test_the_budget_is_consolidated_written_to_disk_and_mailed_with_the_workbook(
+    demo_run: DemoRun,
+) -> None:
+    xlsx = demo_run.folder / "reports" / "budget-2024-grand-est-touraine-v1.xlsx"
+    assert xlsx.is_file() and xlsx.with_suffix(".csv").is_file()
+
+    [mail] = demo_run.of_kind("budget")
+    assert mail.to == f"Claire Moreau <{CLAIRE}>"
+    assert mail.subject == "Budget 2024 consolidé — Grand Est Touraine (version 1)"
+    attached = mail.attachments()[xlsx.name]
+    assert attached == xlsx.read_bytes()
+    part = next(p for p in mail.message.iter_attachments() if p.get_filename() == xlsx.name)
+    assert part.get_content_type() == XLSX_CONTENT_TYPE
+
+    # Totals: the workbook's figures against plain sums over the demo's database.
+    b = BudgetLine.__table__.c  # type: ignore[attr-defined]
+    f = Funding.__table__.c  # type: ignore[attr-defined]
+    with demo_run.engine.connect() as conn:
+        planned = sum(conn.execute(sa.select(b.amount).where(b.year == 2024)).scalars())
+        granted = sum(conn.execute(sa.select(f.granted).where(f.year == 2024)).scalars())
+    workbook = load_workbook(io.BytesIO(attached))
+    summary = {r[0]: r[1] for r in workbook["Synthèse"].iter_rows(values_only=True) if r and r[0]}
+    assert Decimal(str(summary["Prévu total"])) == planned
+    assert Decimal(str(summary["Accordé"])) == granted
+    assert summary["Actions de l'année"] == 12
+    by_action = list(workbook["Par action"].iter_rows(values_only=True))
+    header, totals = by_action[0], by_action[-1]
+    assert totals[0] == "Total"
+    assert Decimal(str(totals[header.index("Prévu total")])) == planned
+    assert f"Prévu total : {format_eur(planned)}" in mail.text()
+
+
+def test_the_output_tells_the_story_and_lists_the_emails_and_files_it_wrote(
+    demo_run: DemoRun,
+) -> None:
+    out = demo_run.output
+    for month in ("janvier 2024", "juin 2024", "décembre 2024", "janvier 2025"):
+        assert f"\n{month}\n" in out
+    assert "budget 2024 validé : 1 035 000,00 €" in out.replace("\u202f", " ").replace(
+        "\u00a0", " "
+    )
+    assert "FA-12 abandonnée" in out and "FA-05 terminée" in out
+    assert "ajournée FA-10" in out and "révision demandée FA-09" in out
+
+    counts = Counter(e.kind for e in demo_run.emails)
+    labels = {
+        "reminder": "Rappels aux pilotes",
+        "escalation": "Alertes au chargé de mission",
+        "digest": "Synthèses avant COPIL",
+        "budget": "Budget consolidé",
+    }
+    assert set(counts) == set(labels)
+    for kind, label in labels.items():
+        assert re.search(rf"{label}\s*│\s*{counts[kind]} │", out), label
+    assert re.search(rf"Total\s*│\s*{len(demo_run.emails)} │", out)
+
+    outbox = demo_run.folder / "outbox"
+    written = [
+        demo_run.folder / "tiflow-demo.db",
+        outbox,
+        demo_run.folder / "reports" / "budget-2024-grand-est-touraine-v1.xlsx",
+        demo_run.folder / "reports" / "budget-2024-grand-est-touraine-v1.csv",
+    ]
+    for path in written:
+        assert f" : {path}\n" in out
+        assert path.exists()
+    listed = re.findall(r"^\s+(\S+\.eml)$", out, flags=re.MULTILINE)
+    assert listed and all((outbox / name).is_file() for name in listed)
+    kinds = {name.split("_")[1].split(".")[0] for name in listed}
+    assert kinds == {"digest", "reminder", "escalation", "budget"}
+    assert "Plan d'actions au 2 janvier 2025" in out and "FA-12" in out
