@@ -190,7 +190,7 @@ def _show(
     console.print()
     console.print(
         f"{report.flow_runs} exécutions de flux Prefect, dont {report.sweeps} passages des rappels"
-        f" (un lundi sur deux), en {elapsed:.0f} s.",
+        f" (le lundi, toutes les quatre semaines), en {elapsed:.0f} s.",
         highlight=False,
     )
     if ephemeral():
