@@ -297,7 +297,13 @@ class Year:
             ).all()
         coordinator = "claire.moreau@grand-est-touraine.example"
         return [
-            SentEmail(self.report.run_days[r.correlation_id], r.kind, r.key, r.address, r.subject)
+            SentEmail(
+                self.report.run_days.get(r.correlation_id or "", self.today),
+                r.kind,
+                r.key,
+                r.address,
+                r.subject,
+            )
             for r in rows
             if r.kind != "digest" or r.address == coordinator
         ]

@@ -138,7 +138,7 @@ def demo(
                 uow.commit()
             from flows.demo_year import play_year
 
-            with prefect_session(journal, server) as running:
+            with prefect_session(journal, server, heartbeat=False) as running:
                 if running is not None:
                     with err_console.status("Démarrage du serveur Prefect temporaire…"):
                         running.wait()
