@@ -133,10 +133,12 @@ def write_report_files(snapshot: Snapshot) -> ReportFiles:
 
 
 @task(name="Envoyer le classeur aux chargés de mission", cache_policy=NO_CACHE)
-def enqueue_budget_email(snapshot: Snapshot, flow_run_id: str | None) -> int:
-    """Put the e-mail with the workbook in the outbox (idempotent per snapshot version)."""
+def enqueue_budget_email(snapshot: Snapshot, files: ReportFiles, flow_run_id: str | None) -> int:
+    """Put the e-mail with the workbook in the outbox (idempotent per snapshot version): the
+    very file just written, byte for byte."""
+    workbook = (files.xlsx.read_bytes(), files.xlsx.name)
     with UnitOfWork(database()) as uow:
-        result = enqueue_budget_mail(uow, snapshot, correlation_id=flow_run_id)
+        result = enqueue_budget_mail(uow, snapshot, workbook=workbook, correlation_id=flow_run_id)
         uow.commit()
     return len(result.created)
 
@@ -182,7 +184,7 @@ def consolidate_budget(params: BudgetParameters | None = None) -> BudgetRunResul
     consolidation = consolidate_figures(year, params.territory, params.as_of)
     snapshot = save_snapshot(_as_is(consolidation), run_id)
     files = write_report_files(_as_is(snapshot))
-    emails = enqueue_budget_email(_as_is(snapshot), run_id)
+    emails = enqueue_budget_email(_as_is(snapshot), files, run_id)
     delivery = delivery_round(DeliverySettings(), run_id)
     publish_artifacts(_as_is(snapshot), files)
     total = snapshot.figures.total()

@@ -68,9 +68,12 @@ def _percent(ratio: Decimal | None) -> str:
     return f"{ratio * 100:.1f}".replace(".", ",").removesuffix(",0") + "\u00a0%"
 
 
-def budget_message(snapshot: Snapshot, people: list[Person]) -> NewMessage:
+def budget_message(
+    snapshot: Snapshot, people: list[Person], workbook: tuple[bytes, str] | None = None
+) -> NewMessage:
     """The French e-mail with the workbook attached (one row per person, or the tag's own
-    configured addresses when `people` is empty)."""
+    configured addresses when `people` is empty). `workbook` is (bytes, file name), e.g. the
+    report file already written; by default it is rendered from the snapshot."""
     c, g = snapshot.figures, snapshot.figures.governance
     total = c.total()
     previous = snapshot.previous
@@ -83,7 +86,7 @@ def budget_message(snapshot: Snapshot, people: list[Person]) -> NewMessage:
             delta = value - getattr(before, measure)
             row["delta"] = _signed(delta) if delta != ZERO else "inchangé"
         rows.append(row)
-    data, filename = budget_workbook(snapshot)
+    data, filename = workbook or budget_workbook(snapshot)
     national = snapshot.scope == ALL_TERRITORIES
     names = [p.full_name for p in people]
     greeting = f"Bonjour {', '.join(names)}," if names else "Bonjour,"
@@ -122,12 +125,16 @@ def budget_message(snapshot: Snapshot, people: list[Person]) -> NewMessage:
 
 
 def enqueue_budget_mail(
-    uow: UnitOfWork, snapshot: Snapshot, *, correlation_id: str | None = None
+    uow: UnitOfWork,
+    snapshot: Snapshot,
+    *,
+    workbook: tuple[bytes, str] | None = None,
+    correlation_id: str | None = None,
 ) -> EnqueueResult:
     """Store the e-mail in the outbox, in the caller's unit of work (the caller commits).
     The same snapshot enqueued again is a no-op."""
     return enqueue(
         uow,
-        [budget_message(snapshot, recipients(uow, snapshot))],
+        [budget_message(snapshot, recipients(uow, snapshot), workbook)],
         correlation_id=correlation_id,
     )

@@ -138,7 +138,7 @@ def demo(
                 uow.commit()
             from flows.demo_year import play_year
 
-            with prefect_session(journal, server) as running:
+            with prefect_session(journal, server, heartbeat=False) as running:
                 if running is not None:
                     with err_console.status("Démarrage du serveur Prefect temporaire…"):
                         running.wait()
@@ -190,7 +190,7 @@ def _show(
     console.print()
     console.print(
         f"{report.flow_runs} exécutions de flux Prefect, dont {report.sweeps} passages des rappels"
-        f" (un lundi sur deux), en {elapsed:.0f} s.",
+        f" (le lundi, toutes les quatre semaines), en {elapsed:.0f} s.",
         highlight=False,
     )
     if ephemeral():

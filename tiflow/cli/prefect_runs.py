@@ -118,17 +118,21 @@ def quiet_console(verbose: bool = False) -> Iterator[None]:
 
 @contextmanager
 def prefect_session(
-    verbose: bool = False, server: ServerStart | None = None
+    verbose: bool = False, server: ServerStart | None = None, *, heartbeat: bool = True
 ) -> Iterator[ServerStart | None]:
     """Flow runs for a command: see the module docstring. Yields the server start (or None
-    when a Prefect server is configured); call its `wait()` before the first flow run."""
+    when a Prefect server is configured); call its `wait()` before the first flow run.
+    `heartbeat=False` turns the heartbeat off on a real server too (the demo: dozens of short
+    runs, each of which would otherwise wait up to 1 s at its end)."""
     import prefect  # noqa: F401  (configures Prefect's logging, found by quiet_console)
     from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settings
 
     with ExitStack() as stack:
         stack.enter_context(quiet_console(verbose))
-        if ephemeral():
+        local = ephemeral()
+        if local or not heartbeat:
             stack.enter_context(temporary_settings({PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}))
+        if local:
             server = server or start_ephemeral_server()
             if server is not None:
                 stack.callback(server.stop)  # inside quiet_console: « Stopping … » is hidden

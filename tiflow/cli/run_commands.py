@@ -131,7 +131,8 @@ def _emails_by_kind(engine: Engine, run_id: str) -> Counter[str]:
 
 
 def _describe_kinds(counts: Counter[str]) -> str:
-    parts = [f"{n} {KIND_LABELS.get(kind, kind)}" for kind, n in sorted(counts.items())]
+    order = [*KIND_LABELS, *sorted(set(counts) - set(KIND_LABELS))]
+    parts = [f"{counts[kind]} {KIND_LABELS.get(kind, kind)}" for kind in order if counts[kind]]
     return ", ".join(parts) if parts else "aucun"
 
 
