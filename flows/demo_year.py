@@ -18,6 +18,10 @@ latest reminder of each deadline, grouped in one e-mail per person — so no dea
 forgotten, and the escalations to the coordinator go out on time. Each sweep is a real run of
 « rappels-echeances ».
 
+**Funding** is recorded granted and paid at once (``paid`` = ``granted``): the example's
+payment dates would otherwise be reminded, then escalated, every month until a second record
+per funder — twenty more runs for no new behaviour.
+
 Deterministic: the same steps, dates and e-mails at every run (run ids, wall-clock timestamps
 of files and ``Date:`` headers aside).
 """

@@ -116,10 +116,12 @@ def demo(
         ),
     ] = False,
 ) -> None:
-    """Joue une année de l'exemple Grand Est Touraine (janvier 2024 → janvier 2025) avec les
-    vrais flux Prefect et une horloge simulée : propositions, COPIL, synthèses, financements,
-    rappels et alertes, budget. Écrit la base, les e-mails (.eml) et le classeur du budget
-    dans TIFLOW_DATA_DIR/demo/ (recréé à chaque fois) et résume ce qui s'est passé."""
+    """Joue une année de l'exemple Grand Est Touraine avec les vrais flux Prefect.
+
+    De janvier 2024 à janvier 2025, avec une horloge simulée : propositions, COPIL,
+    synthèses, financements, rappels et alertes, budget. La base, les e-mails (.eml) et le
+    classeur du budget sont écrits dans TIFLOW_DATA_DIR/demo/ (recréé à chaque fois) ; le
+    résumé de l'année s'affiche à la fin."""
     started = time.perf_counter()
     import prefect  # noqa: F401  (its logging first: quiet_console finds its handlers)
 
