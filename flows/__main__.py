@@ -1,9 +1,8 @@
-"""Run a coordinator's flow by hand, or serve them all for Prefect's UI forms.
+"""Run a coordinator's flow by hand (to serve them for Prefect's UI forms: `tiflow serve`).
 
 python -m flows --liste
 python -m flows tenir-copil decisions.json        # a JSON file with the form's fields
 python -m flows demarrer '{"number": "FA-07"}'    # or the JSON itself, or - for stdin
-python -m flows servir                            # Prefect UI: one deployment per flow
 """
 
 from __future__ import annotations
@@ -55,27 +54,18 @@ def read_form(source: str) -> dict[str, Any]:
     return data
 
 
-def serve_all() -> None:  # pragma: no cover - blocks until interrupted
-    from prefect import serve
-
-    serve(*(flow.to_deployment(name="à la main") for flow in FLOWS.values()))
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m flows",
         description="Lance à la main un flux du cycle de vie des actions (Prefect).",
     )
     parser.add_argument("--liste", action="store_true", help="liste les flux et leur formulaire")
-    parser.add_argument("flux", nargs="?", help="nom court du flux, ou « servir »")
+    parser.add_argument("flux", nargs="?", help="nom court du flux (voir --liste)")
     parser.add_argument("formulaire", nargs="?", help="fichier JSON, JSON en ligne, ou -")
     args = parser.parse_args(argv)
     if args.liste or not args.flux:
         for key, flow in FLOWS.items():
             print(f"{key:16} {flow.name}")
-        return 0
-    if args.flux == "servir":
-        serve_all()
         return 0
     if args.flux not in FLOWS:
         parser.error(f"flux inconnu : {args.flux} (voir --liste)")
