@@ -485,8 +485,9 @@ def run_flow(year: int) -> tuple[float, dict[str, float]]:
 def flow_overhead(engine: Engine, year: int) -> str:
     """Flow runs under a Prefect test server (heartbeat off, as in the tests): the overhead is
     the wall time not spent inside the tasks; an empty year shows it is fixed."""
-    from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settings
     from prefect.testing.utilities import prefect_test_harness
+
+    from flows.runtime import without_heartbeat
 
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")  # no telemetry writes
     with tempfile.TemporaryDirectory() as data_dir:
@@ -494,7 +495,7 @@ def flow_overhead(engine: Engine, year: int) -> str:
         os.environ["TIFLOW_DATA_DIR"] = data_dir
         with (
             prefect_test_harness(server_startup_timeout=90),
-            temporary_settings({PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}),
+            without_heartbeat(),
         ):
             run_flow(EMPTY_YEAR)  # warm-up: imports, first connections
             empty = [run_flow(EMPTY_YEAR) for _ in range(3)]

@@ -317,15 +317,15 @@ def main() -> None:
         TIFLOW_NOTIFY_CONFIG=f"pilots,copil,coordinator=mailto://{HOST}:{port}?from={SENDER}",
     )
     try:
-        from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settings
         from prefect.testing.utilities import prefect_test_harness
 
         from flows.reminders import deadline_reminders
+        from flows.runtime import without_heartbeat
 
         started = time.perf_counter()
         with (
             prefect_test_harness(server_startup_timeout=90),
-            temporary_settings({PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}),
+            without_heartbeat(),
         ):
             url, drop = database()
             os.environ["TIFLOW_DATABASE_URL"] = url

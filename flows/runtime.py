@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from contextlib import AbstractContextManager
+from typing import Any
+
 from sqlalchemy.engine import Engine
 
 from tiflow.db import engine_for
@@ -23,3 +26,12 @@ def current_run_id() -> str | None:
 
     run_id = flow_run.get_id()
     return str(run_id) if run_id else None
+
+
+def without_heartbeat() -> AbstractContextManager[Any]:
+    """Flow runs in this block send no heartbeat. With one, every synchronous flow run waits up
+    to 1 s at its end (measured: ~1.1 s against ~0.13 s per run); batches of short runs (tests,
+    benchmarks, the demo) turn it off. A served or worker-run flow keeps Prefect's default."""
+    from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settings
+
+    return temporary_settings({PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None})

@@ -118,16 +118,14 @@ def example_plan(engine: Engine) -> str:
 
 @pytest.fixture(scope="session")
 def prefect_harness() -> Iterator[None]:
-    """One Prefect test server for the whole session (it takes ~10 s to start).
-
-    The flow heartbeat is off: with it, each sync flow run waits up to 1 s at its end.
-    """
-    from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settings
+    """One Prefect test server for the whole session (it takes ~10 s to start), heartbeat off."""
     from prefect.testing.utilities import prefect_test_harness
+
+    from flows.runtime import without_heartbeat
 
     with (
         prefect_test_harness(server_startup_timeout=90),
-        temporary_settings({PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}),
+        without_heartbeat(),
     ):
         yield
 

@@ -125,13 +125,14 @@ def prefect_session(
     `heartbeat=False` turns the heartbeat off on a real server too (the demo: dozens of short
     runs, each of which would otherwise wait up to 1 s at its end)."""
     import prefect  # noqa: F401  (configures Prefect's logging, found by quiet_console)
-    from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settings
+
+    from flows.runtime import without_heartbeat
 
     with ExitStack() as stack:
         stack.enter_context(quiet_console(verbose))
         local = ephemeral()
         if local or not heartbeat:
-            stack.enter_context(temporary_settings({PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}))
+            stack.enter_context(without_heartbeat())
         if local:
             server = server or start_ephemeral_server()
             if server is not None:
