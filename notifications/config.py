@@ -77,7 +77,7 @@ def load_services(config: str) -> list[apprise.NotifyBase]:
         # Its log masks secrets (secure_logging); warnings are kept as the explanation.
         with apprise.LogCapture(level=logging.WARNING, fmt="%(levelname)s %(message)s") as logs:
             cfg.add(str(path))
-            loaded = list(cfg.servers())
+            loaded = list(cfg.services())
         messages = logs.getvalue().strip()
         if not loaded or "ERROR " in messages:
             detail = messages or "no service"
