@@ -38,6 +38,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
+from flows.usecases.budget.consolidation import Consolidation, View, consolidate
+from flows.usecases.budget.reports import csv_bytes, workbook_bytes
+from flows.usecases.budget.snapshots import store_snapshot
+from models.db import make_engine, normalise_url, upgrade
 from models.lifecycle import State
 from models.money import format_eur
 from models.tables import (
@@ -49,12 +53,8 @@ from models.tables import (
     Territory,
     TransitionRecord,
 )
+from models.uow import UnitOfWork
 from models.vocabulary import Axis, BudgetKind, OrganisationKind
-from tiflow.budget.consolidation import Consolidation, View, consolidate
-from tiflow.budget.reports import csv_bytes, workbook_bytes
-from tiflow.budget.snapshots import store_snapshot
-from tiflow.db import make_engine, normalise_url, upgrade
-from tiflow.uow import UnitOfWork
 
 FIRST_YEAR = 2021
 EMPTY_YEAR = 2099  # no action: the flow does its fixed work only

@@ -24,12 +24,12 @@ import sqlalchemy as sa
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from models.db import make_engine, upgrade
 from models.errors import InvalidInput
-from tiflow.db import make_engine, upgrade
+from models.uow import UnitOfWork
 from tiflow.example import TERRITORY_CODE, load_example
 from tiflow.spreadsheet import import_plan, plan_from_database, write_plan
 from tiflow.spreadsheet.records import PlanFile
-from tiflow.uow import UnitOfWork
 
 
 def big_plan(engine: sa.Engine, count: int) -> PlanFile:

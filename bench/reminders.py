@@ -43,10 +43,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
+from models.db import make_engine, normalise_url, upgrade
 from models.lifecycle import State
 from models.tables import ActionSheet, Milestone, Person, PersonRole, Territory
 from notifications.message import MIME_POLICY
-from tiflow.db import make_engine, normalise_url, upgrade
 
 HOST = "127.0.0.1"
 SENDER = "tiflow@bench.example"

@@ -17,7 +17,7 @@ from flows.events import publish
 from flows.runtime import current_run_id, database
 from models.errors import TiflowError
 from models.events import DomainEvent
-from tiflow.uow import UnitOfWork
+from models.uow import UnitOfWork
 
 T = TypeVar("T")
 

@@ -3,7 +3,7 @@
 Coarse tasks, whatever the number of actions: consolidate (a few SQL GROUP BY queries)
 → store an immutable, numbered snapshot → write the XLSX and CSV reports under
 ``TIFLOW_DATA_DIR/reports/`` → e-mail the workbook to the coordinators through the outbox
-(`tiflow.budget.mail`) and deliver it (one delivery round) → publish a table and a Markdown
+(`flows.usecases.budget.mail`) and deliver it (one delivery round) → publish a table and a Markdown
 artifact in the run.
 
 Scheduled yearly on the first working day of January at 07:00 Europe/Paris, for the year that
@@ -30,20 +30,25 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from flows.outbox import delivery_round
 from flows.runtime import current_run_id, database, settings
-from models.money import format_eur
-from tiflow.budget.calendar import PARIS, current_year, first_working_day, is_consolidation_day
-from tiflow.budget.consolidation import Consolidation, consolidate
-from tiflow.budget.mail import enqueue_budget_mail
-from tiflow.budget.reports import (
+from flows.usecases.budget.calendar import (
+    PARIS,
+    current_year,
+    first_working_day,
+    is_consolidation_day,
+)
+from flows.usecases.budget.consolidation import Consolidation, consolidate
+from flows.usecases.budget.mail import enqueue_budget_mail
+from flows.usecases.budget.reports import (
     ReportFiles,
     artifact_key,
     axis_table,
     markdown_summary,
     write_reports,
 )
-from tiflow.budget.snapshots import Snapshot, store_snapshot
-from tiflow.outbox import DeliverySettings
-from tiflow.uow import UnitOfWork
+from flows.usecases.budget.snapshots import Snapshot, store_snapshot
+from models.money import format_eur
+from models.uow import UnitOfWork
+from notifications.outbox import DeliverySettings
 
 T = TypeVar("T")
 FLOW_NAME = "Consolider le budget annuel"

@@ -30,12 +30,12 @@ from flows.forms import (
     parameter,
 )
 from flows.runtime import database
+from flows.usecases import copil as service
+from flows.usecases.copil import CopilInfo, CopilOutcome, DecisionInput
+from flows.usecases.service import short_date, short_datetime
 from models.events import DomainEvent
 from models.money import format_eur
-from tiflow import copil as service
-from tiflow.copil import CopilInfo, CopilOutcome, DecisionInput
-from tiflow.service import short_date, short_datetime
-from tiflow.uow import UnitOfWork
+from models.uow import UnitOfWork
 
 
 @task(name="Planifier la réunion et son ordre du jour", cache_policy=NO_CACHE)

@@ -17,11 +17,11 @@ from prefect.utilities.annotations import quote
 
 from flows.outbox import delivery_markdown, delivery_round
 from flows.runtime import current_run_id, database
+from flows.usecases.digest import Digest, DigestSettings, compute_digests, enqueue_digests
+from models.deadlines import paris_date
+from models.uow import UnitOfWork
 from notifications.fr import format_date, format_datetime
-from tiflow.deadlines import paris_date
-from tiflow.digest import Digest, DigestSettings, compute_digests, enqueue_digests
-from tiflow.outbox import DeliverySettings, EnqueueResult, utcnow
-from tiflow.uow import UnitOfWork
+from notifications.outbox import DeliverySettings, EnqueueResult, utcnow
 
 SCHEDULE = {"cron": "30 7 * * *", "timezone": "Europe/Paris"}
 

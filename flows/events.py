@@ -26,6 +26,7 @@ from typing import Any
 from prefect.events import emit_event
 from prefect.events.schemas.events import Event
 
+from flows.usecases.service import short_date, short_datetime
 from models.events import (
     ActionTransitioned,
     CopilHeld,
@@ -35,7 +36,6 @@ from models.events import (
     ProgressReported,
 )
 from models.money import ZERO
-from tiflow.service import short_date, short_datetime
 
 # Prefect refuses events with more than 100 related resources (and emit_event drops them
 # silently); the full agenda is always in the payload.

@@ -16,10 +16,10 @@ from prefect.cache_policies import NO_CACHE
 
 from flows._shared import artifact_key, committed, publish_events, refusals_logged, run_name
 from flows.forms import FundingForm, parameter
+from flows.usecases import funding as service
+from flows.usecases.funding import FundingResult
 from models.events import DomainEvent
 from models.money import format_eur
-from tiflow import funding as service
-from tiflow.funding import FundingResult
 
 
 @task(name="Enregistrer le financement", cache_policy=NO_CACHE)

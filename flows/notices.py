@@ -20,10 +20,10 @@ from prefect.client.schemas.objects import FlowRun
 
 from flows.outbox import delivery_round
 from flows.runtime import current_run_id, database
-from tiflow.deadlines import PARIS, paris_date
-from tiflow.notices import kickoff_notice, next_steps_notice
-from tiflow.outbox import DeliverySettings, NewMessage, enqueue, utcnow
-from tiflow.uow import UnitOfWork
+from flows.usecases.notices import kickoff_notice, next_steps_notice
+from models.deadlines import PARIS, paris_date
+from models.uow import UnitOfWork
+from notifications.outbox import DeliverySettings, NewMessage, enqueue, utcnow
 
 DIGEST_DEPLOYMENT = "synthese-copil/syntheses-copil"
 DIGEST_HOUR = time(7, 30)

@@ -12,7 +12,7 @@ from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 
 from flows.runtime import current_run_id, database, settings
-from tiflow.outbox import DeliveryReport, DeliverySettings, deliver_pending, open_deliverer
+from notifications.outbox import DeliveryReport, DeliverySettings, deliver_pending, open_deliverer
 
 
 @task(name="tournee-d-envoi", cache_policy=NO_CACHE, persist_result=False)

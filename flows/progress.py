@@ -13,12 +13,12 @@ from prefect.cache_policies import NO_CACHE
 
 from flows._shared import committed, publish_events, refusals_logged, run_name
 from flows.forms import AbandonForm, ProgressForm, StepForm, parameter
+from flows.usecases import progress as service
+from flows.usecases.progress import IndicatorValue, MilestoneDone, ProgressResult, StepResult
+from flows.usecases.service import short_date
 from models.events import DomainEvent
 from models.lifecycle import State
-from tiflow import progress as service
-from tiflow.progress import IndicatorValue, MilestoneDone, ProgressResult, StepResult
-from tiflow.service import short_date
-from tiflow.uow import UnitOfWork
+from models.uow import UnitOfWork
 
 
 @task(name="Enregistrer l'avancement", cache_policy=NO_CACHE)

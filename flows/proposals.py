@@ -12,17 +12,17 @@ from prefect.cache_policies import NO_CACHE
 
 from flows._shared import committed, publish_events, refusals_logged, run_name
 from flows.forms import ProposalForm, parameter
-from models.events import DomainEvent
-from models.money import format_eur
-from tiflow import proposals as service
-from tiflow.proposals import (
+from flows.usecases import proposals as service
+from flows.usecases.proposals import (
     BudgetLineInput,
     IndicatorInput,
     MilestoneInput,
     ProposalResult,
     SheetDetails,
 )
-from tiflow.service import short_datetime
+from flows.usecases.service import short_datetime
+from models.events import DomainEvent
+from models.money import format_eur
 
 
 def details_from(form: ProposalForm) -> SheetDetails:

@@ -17,17 +17,17 @@ from prefect.utilities.annotations import quote
 
 from flows.outbox import delivery_markdown, delivery_round
 from flows.runtime import current_run_id, database
-from notifications.fr import format_date
-from tiflow.deadlines import paris_date
-from tiflow.outbox import DeliverySettings, utcnow
-from tiflow.reminders import (
+from flows.usecases.reminders import (
     EnqueueSummary,
     ReminderPlan,
     ReminderSettings,
     compute_plan,
     enqueue_plan,
 )
-from tiflow.uow import UnitOfWork
+from models.deadlines import paris_date
+from models.uow import UnitOfWork
+from notifications.fr import format_date
+from notifications.outbox import DeliverySettings, utcnow
 
 # For deployments (issue 7): every day at 08:00, Paris time, whatever the season.
 SCHEDULE = {"cron": "0 8 * * *", "timezone": "Europe/Paris"}

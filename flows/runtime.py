@@ -7,8 +7,8 @@ from typing import Any
 
 from sqlalchemy.engine import Engine
 
-from tiflow.db import engine_for
-from tiflow.settings import Settings, load_settings
+from models.db import engine_for
+from models.settings import Settings, load_settings
 
 
 def settings() -> Settings:

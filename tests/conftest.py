@@ -18,9 +18,9 @@ from sqlalchemy.engine import Engine
 from sqlmodel import SQLModel
 
 import models.tables  # noqa: F401  (all tables on the metadata, for clean-up)
-from tiflow.db import make_engine, normalise_url, upgrade
+from models.db import make_engine, normalise_url, upgrade
+from models.uow import UnitOfWork
 from tiflow.example import TERRITORY_CODE, load_example
-from tiflow.uow import UnitOfWork
 
 PG_URL = os.environ.get(
     "TIFLOW_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"

@@ -8,7 +8,7 @@ import pytest
 import sqlalchemy as sa
 from alembic import command
 
-from tiflow.db import alembic_config, make_engine, upgrade
+from models.db import alembic_config, make_engine, upgrade
 
 
 @pytest.mark.parametrize("backend", ["sqlite", "postgresql"])

@@ -24,10 +24,10 @@ from models.tables import (
     Territory,
     TransitionRecord,
 )
+from models.transitions import transition_action
+from models.uow import UnitOfWork
 from models.vocabulary import Axis, BudgetKind, OrganisationKind
 from tiflow.example import ACTIONS, TERRITORY_CODE
-from tiflow.transitions import transition_action
-from tiflow.uow import UnitOfWork
 
 UowFactory = Callable[[], UnitOfWork]
 

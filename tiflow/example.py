@@ -25,8 +25,8 @@ from models.tables import (
     PersonRole,
     Territory,
 )
+from models.uow import UnitOfWork
 from models.vocabulary import Axis, BudgetKind, OrganisationKind, Priority, Role
-from tiflow.uow import UnitOfWork
 
 TERRITORY_CODE = "grand-est-touraine"
 

@@ -8,10 +8,10 @@ import os
 from collections.abc import Iterator
 from pathlib import Path
 
-from tiflow.db import engine_for, upgrade
+from models.db import engine_for, upgrade
+from models.settings import load_settings
 from tiflow.deployments import PREFECT_YAML, load_specs, runner_deployments
 from tiflow.prefect_server import prefect_server
-from tiflow.settings import load_settings
 
 
 @contextlib.contextmanager

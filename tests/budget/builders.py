@@ -10,8 +10,8 @@ from decimal import Decimal
 
 from models.lifecycle import State
 from models.tables import ActionSheet, BudgetLine, Funding, Milestone, Organisation, Territory
+from models.uow import UnitOfWork
 from models.vocabulary import Axis, BudgetKind, OrganisationKind
-from tiflow.uow import UnitOfWork
 
 INV, FON = BudgetKind.INVESTISSEMENT, BudgetKind.FONCTIONNEMENT
 

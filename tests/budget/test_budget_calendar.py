@@ -10,7 +10,7 @@ import pytest
 from prefect.server.schemas.schedules import CronSchedule
 
 from flows.budget import TIMEZONE, YEARLY_CRON, yearly_schedule
-from tiflow.budget.calendar import (
+from flows.usecases.budget.calendar import (
     PARIS,
     current_year,
     first_working_day,

@@ -10,21 +10,21 @@ from decimal import Decimal
 
 import pytest
 
-from models.errors import NotFound
-from models.lifecycle import State
-from models.tables import CopilMeeting
-from models.vocabulary import Axis, BudgetKind
-from tests.budget.builders import FON, INV, add_action, add_funder, add_territory
-from tiflow.budget.consolidation import (
+from flows.usecases.budget.consolidation import (
     ALL_TERRITORIES,
     PARTITION_VIEWS,
     Figures,
     View,
     consolidate,
 )
+from models.errors import NotFound
+from models.lifecycle import State
+from models.tables import CopilMeeting
+from models.transitions import transition_action
+from models.uow import UnitOfWork
+from models.vocabulary import Axis, BudgetKind
+from tests.budget.builders import FON, INV, add_action, add_funder, add_territory
 from tiflow.example import ACTIONS
-from tiflow.transitions import transition_action
-from tiflow.uow import UnitOfWork
 
 UowFactory = Callable[[], UnitOfWork]
 AMOUNTS = ("planned_investment", "planned_operating", "requested", "granted", "paid")

@@ -16,10 +16,10 @@ from sqlmodel import Session, select
 
 import flows.budget
 from flows.budget import FLOW_NAME, BudgetParameters, BudgetRunResult, consolidate_budget
+from flows.usecases.budget.calendar import current_year
+from flows.usecases.budget.consolidation import View
 from models.tables import BudgetSnapshot
 from models.vocabulary import Axis
-from tiflow.budget.calendar import current_year
-from tiflow.budget.consolidation import View
 
 
 def _snapshots(engine: Engine) -> list[BudgetSnapshot]:

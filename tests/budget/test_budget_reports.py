@@ -13,11 +13,8 @@ import openpyxl
 import pytest
 from sqlmodel import col, select
 
-from models.money import CENT
-from models.tables import Funding
-from tests.budget.builders import FON, INV, add_action, add_funder, add_territory
-from tiflow.budget.consolidation import MEASURES, View, consolidate
-from tiflow.budget.reports import (
+from flows.usecases.budget.consolidation import MEASURES, View, consolidate
+from flows.usecases.budget.reports import (
     CSV_HEADERS,
     EURO_FORMAT,
     SHEET_VIEWS,
@@ -28,8 +25,11 @@ from tiflow.budget.reports import (
     markdown_summary,
     write_reports,
 )
-from tiflow.budget.snapshots import Snapshot, load_snapshot, store_snapshot
-from tiflow.uow import UnitOfWork
+from flows.usecases.budget.snapshots import Snapshot, load_snapshot, store_snapshot
+from models.money import CENT
+from models.tables import Funding
+from models.uow import UnitOfWork
+from tests.budget.builders import FON, INV, add_action, add_funder, add_territory
 
 UowFactory = Callable[[], UnitOfWork]
 

@@ -11,11 +11,11 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 from sqlmodel import select
 
+from flows.usecases.budget.consolidation import View, consolidate
+from flows.usecases.budget.snapshots import changes, load_snapshot, record_snapshot, store_snapshot
 from models.errors import NotFound, TiflowError
 from models.tables import BudgetSnapshot, BudgetSnapshotLine, Funding
-from tiflow.budget.consolidation import View, consolidate
-from tiflow.budget.snapshots import changes, load_snapshot, record_snapshot, store_snapshot
-from tiflow.uow import UnitOfWork
+from models.uow import UnitOfWork
 
 UowFactory = Callable[[], UnitOfWork]
 AS_OF = date(2024, 6, 1)

@@ -12,12 +12,12 @@ from sqlalchemy.engine import Engine
 from sqlmodel import select
 from typer.testing import Result
 
+from models.db import make_engine, upgrade
 from models.lifecycle import State
 from models.tables import ActionSheet
+from models.transitions import transition_action
+from models.uow import UnitOfWork
 from tiflow.cli.french import translate
-from tiflow.db import make_engine, upgrade
-from tiflow.transitions import transition_action
-from tiflow.uow import UnitOfWork
 
 Tiflow = Callable[..., Result]
 UowFactory = Callable[[], UnitOfWork]

@@ -12,13 +12,13 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 from typer.testing import Result
 
+from models.db import make_engine, upgrade
 from models.lifecycle import State
 from models.outbox import OutboxMessage
 from models.tables import CopilMeeting
-from tiflow.db import make_engine, upgrade
+from models.uow import UnitOfWork
+from notifications.outbox import NewMessage, enqueue
 from tiflow.example import load_example
-from tiflow.outbox import NewMessage, enqueue
-from tiflow.uow import UnitOfWork
 
 Tiflow = Callable[..., Result]
 DECISIONS = "numéro;décision;conditions;commentaire\n"

@@ -14,10 +14,10 @@ import pytest
 from sqlalchemy.engine import Engine
 from typer.testing import CliRunner, Result
 
+from models.db import make_engine
 from tiflow.cli import app
 from tiflow.cli.common import console
 from tiflow.cli.french import err_console
-from tiflow.db import make_engine
 
 
 @dataclass(frozen=True)

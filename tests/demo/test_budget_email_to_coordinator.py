@@ -14,15 +14,15 @@ from openpyxl import load_workbook
 from sqlalchemy.engine import Engine
 
 from flows.budget import BudgetParameters, BudgetRunResult, consolidate_budget
+from flows.usecases.budget.consolidation import consolidate
+from flows.usecases.budget.mail import enqueue_budget_mail
+from flows.usecases.budget.reports import XLSX_CONTENT_TYPE
+from flows.usecases.budget.snapshots import store_snapshot
 from models.money import format_eur
 from models.outbox import OutboxMessage
+from models.uow import UnitOfWork
 from tests.smtp_sink import SmtpSink, body_of, running_sink
-from tiflow.budget.consolidation import consolidate
-from tiflow.budget.mail import enqueue_budget_mail
-from tiflow.budget.reports import XLSX_CONTENT_TYPE
-from tiflow.budget.snapshots import store_snapshot
 from tiflow.example import ACTIONS
-from tiflow.uow import UnitOfWork
 
 CLAIRE = "claire.moreau@grand-est-touraine.example"
 NATIONAL = "animation@anct.example"

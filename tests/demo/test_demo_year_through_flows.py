@@ -12,12 +12,12 @@ from decimal import Decimal
 import sqlalchemy as sa
 from openpyxl import load_workbook
 
+from flows.usecases.budget.reports import XLSX_CONTENT_TYPE
 from models.lifecycle import State
 from models.money import format_eur
 from models.outbox import OutboxMessage
 from models.tables import ActionSheet, BudgetLine, CopilMeeting, Funding, TransitionRecord
 from tests.demo.conftest import DemoRun
-from tiflow.budget.reports import XLSX_CONTENT_TYPE
 from tiflow.example import PEOPLE
 
 CLAIRE = "claire.moreau@grand-est-touraine.example"  # the coordinator

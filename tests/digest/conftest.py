@@ -15,10 +15,10 @@ from sqlmodel import select
 
 from models.lifecycle import State
 from models.tables import CopilMeeting, CopilMember, Funding
+from models.transitions import transition_action
+from models.uow import UnitOfWork
 from models.vocabulary import CopilStatus
 from tests.smtp_sink import SmtpSink, running_sink
-from tiflow.transitions import transition_action
-from tiflow.uow import UnitOfWork
 
 JANUARY = datetime(2024, 1, 25, 13, 30, tzinfo=UTC)  # 14 h 30 à Paris
 JUNE = datetime(2024, 6, 20, 8, 0, tzinfo=UTC)  # 10 h à Paris (heure d'été)

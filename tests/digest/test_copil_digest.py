@@ -16,15 +16,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 from sqlmodel import select
 
-from models.lifecycle import State
-from models.money import format_eur
-from models.outbox import OutboxMessage
-from models.tables import ActionSheet, CopilMeeting, CopilMember, Territory
-from models.vocabulary import Axis
-from notifications.transports import Deliverer
-from tests.digest.conftest import Scenario
-from tests.smtp_sink import SmtpSink, body_of
-from tiflow.digest import (
+from flows.usecases.digest import (
     Digest,
     DigestSettings,
     agenda_csv,
@@ -33,7 +25,15 @@ from tiflow.digest import (
     render_digest,
     send_digests,
 )
-from tiflow.uow import UnitOfWork
+from models.lifecycle import State
+from models.money import format_eur
+from models.outbox import OutboxMessage
+from models.tables import ActionSheet, CopilMeeting, CopilMember, Territory
+from models.uow import UnitOfWork
+from models.vocabulary import Axis
+from notifications.transports import Deliverer
+from tests.digest.conftest import Scenario
+from tests.smtp_sink import SmtpSink, body_of
 
 PARIS = ZoneInfo("Europe/Paris")
 J10 = date(2024, 6, 10)

@@ -16,14 +16,14 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+from flows.usecases.copil import schedule_copil
+from flows.usecases.proposals import propose
+from models.db import make_engine, upgrade
+from models.uow import UnitOfWork
 from tests.smtp_sink import SmtpSink, running_sink
-from tiflow.copil import schedule_copil
-from tiflow.db import make_engine, upgrade
 from tiflow.deployments import PROJECT_ROOT, load_specs
 from tiflow.example import TERRITORY_CODE, load_example
 from tiflow.prefect_server import free_port, prefect_env, running, wait_healthy
-from tiflow.proposals import propose
-from tiflow.uow import UnitOfWork
 
 pytestmark = pytest.mark.e2e
 PILOT_FA02 = "isabelle.roux@uimm-touraine.example"

@@ -14,11 +14,11 @@ from flows.copil import hold_copil, schedule_copil
 from flows.funding import record_funding
 from flows.progress import abandon_action
 from flows.proposals import propose_action
+from flows.usecases import service
 from models.lifecycle import State
 from models.tables import CopilDecision, Funding
+from models.uow import UnitOfWork
 from models.vocabulary import CopilStatus
-from tiflow import service
-from tiflow.uow import UnitOfWork
 
 
 def _overlap(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -15,8 +15,8 @@ from sqlalchemy.engine import Engine
 from flows.copil import hold_copil_interactively, schedule_copil
 from flows.proposals import propose_action
 from models.lifecycle import State
+from models.uow import UnitOfWork
 from models.vocabulary import CopilStatus
-from tiflow.uow import UnitOfWork
 
 
 def _paused(run_id: uuid.UUID) -> bool:

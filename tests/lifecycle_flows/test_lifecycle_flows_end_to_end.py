@@ -17,8 +17,8 @@ from flows.progress import complete_action, report_progress, start_action
 from flows.proposals import propose_action
 from models.lifecycle import State
 from models.tables import CopilDecision, TransitionRecord
+from models.uow import UnitOfWork
 from models.vocabulary import CopilStatus
-from tiflow.uow import UnitOfWork
 
 T = "grand-est-touraine"
 

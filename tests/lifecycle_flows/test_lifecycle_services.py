@@ -13,6 +13,18 @@ import pytest
 from sqlalchemy.engine import Engine
 from sqlmodel import func, select
 
+from flows.usecases import service
+from flows.usecases.copil import DecisionInput, copil_awaiting_decisions, hold_copil, schedule_copil
+from flows.usecases.funding import record_funding
+from flows.usecases.progress import (
+    IndicatorValue,
+    MilestoneDone,
+    abandon_action,
+    complete_action,
+    report_progress,
+    start_action,
+)
+from flows.usecases.proposals import BudgetLineInput, SheetDetails, propose
 from models.errors import ConcurrencyConflict, InvalidInput
 from models.events import ActionTransitioned, CopilHeld, CopilScheduled, FundingRecorded
 from models.lifecycle import State
@@ -28,20 +40,8 @@ from models.tables import (
     Milestone,
     TransitionRecord,
 )
+from models.uow import UnitOfWork
 from models.vocabulary import Axis, BudgetKind, CopilStatus
-from tiflow import service
-from tiflow.copil import DecisionInput, copil_awaiting_decisions, hold_copil, schedule_copil
-from tiflow.funding import record_funding
-from tiflow.progress import (
-    IndicatorValue,
-    MilestoneDone,
-    abandon_action,
-    complete_action,
-    report_progress,
-    start_action,
-)
-from tiflow.proposals import BudgetLineInput, SheetDetails, propose
-from tiflow.uow import UnitOfWork
 
 UowFactory = Callable[[], UnitOfWork]
 PARIS = ZoneInfo("Europe/Paris")

@@ -14,14 +14,14 @@ import pytest
 from sqlalchemy.engine import Engine
 
 from flows.notices import announce_kickoff, announce_next_steps, digest_days
+from flows.usecases.funding import record_funding
+from flows.usecases.proposals import propose
 from models.lifecycle import State
 from models.tables import CopilMeeting
+from models.transitions import transition_action
+from models.uow import UnitOfWork
 from tests.smtp_sink import SmtpSink, body_of, running_sink
 from tiflow.example import TERRITORY_CODE
-from tiflow.funding import record_funding
-from tiflow.proposals import propose
-from tiflow.transitions import transition_action
-from tiflow.uow import UnitOfWork
 
 PILOT = "isabelle.roux@uimm-touraine.example"  # FA-07
 COORDINATOR = "claire.moreau@grand-est-touraine.example"

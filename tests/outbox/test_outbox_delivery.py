@@ -15,10 +15,9 @@ from sqlalchemy.engine import Engine
 from sqlmodel import col, select
 
 from models.outbox import OutboxMessage, OutboxStatus
+from models.uow import UnitOfWork
 from notifications.message import Attachment
-from tests.outbox.conftest import deliveries, smtp_deliverer
-from tests.smtp_sink import SmtpSink, body_of
-from tiflow.outbox import (
+from notifications.outbox import (
     DeliveryPolicy,
     NewMessage,
     Recipient,
@@ -27,7 +26,8 @@ from tiflow.outbox import (
     requeue,
     status_counts,
 )
-from tiflow.uow import UnitOfWork
+from tests.outbox.conftest import deliveries, smtp_deliverer
+from tests.smtp_sink import SmtpSink, body_of
 
 PILOTS = [
     Recipient("Hélène Garnier <helene.garnier@aicr.example>"),
@@ -129,8 +129,8 @@ KILLER = """
 import os, sys
 from datetime import datetime, UTC
 from notifications.transports import Deliverer
-from tiflow.db import make_engine
-from tiflow.outbox import deliver_pending
+from models.db import make_engine
+from notifications.outbox import deliver_pending
 
 engine = make_engine(sys.argv[1])
 count = 0
@@ -375,7 +375,7 @@ def test_a_message_without_recipient_or_channel_is_refused(engine: Engine) -> No
 
 def test_recipients_by_role_are_the_territorys_people(engine: Engine, example_plan: str) -> None:
     from models.vocabulary import Role
-    from tiflow.outbox import recipients_with_role
+    from notifications.outbox import recipients_with_role
 
     with UnitOfWork(engine) as uow:
         territory = uow.repo.territory(example_plan)

@@ -12,13 +12,13 @@ from zoneinfo import ZoneInfo
 import pytest
 from sqlalchemy.engine import Engine
 
+from flows.usecases.reminders import ReminderSettings, SweepReport, sweep
 from models.lifecycle import State
 from models.tables import ActionSheet, Milestone, Person, PersonRole, Territory
+from models.uow import UnitOfWork
 from models.vocabulary import Axis, Role
 from notifications.transports import Deliverer
 from tests.smtp_sink import SmtpSink, running_sink
-from tiflow.reminders import ReminderSettings, SweepReport, sweep
-from tiflow.uow import UnitOfWork
 
 PARIS = ZoneInfo("Europe/Paris")
 

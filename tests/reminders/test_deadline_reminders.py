@@ -10,9 +10,13 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
+from flows.usecases.reminders import ReminderSettings
+from models.deadlines import paris_date
 from models.lifecycle import State
 from models.outbox import OutboxItem, OutboxMessage, OutboxStatus
 from models.tables import ActionSheet, FollowUpNote, Funding, Milestone, Organisation, Territory
+from models.transitions import transition_action
+from models.uow import UnitOfWork
 from models.vocabulary import OrganisationKind, Role
 from tests.reminders.conftest import (
     QUIET,
@@ -26,10 +30,6 @@ from tests.reminders.conftest import (
     smtp_deliverer,
 )
 from tests.smtp_sink import SmtpSink, body_of
-from tiflow.deadlines import paris_date
-from tiflow.reminders import ReminderSettings
-from tiflow.transitions import transition_action
-from tiflow.uow import UnitOfWork
 
 HELENE = "helene.garnier@aicr.example"
 KARIM = "karim.haddad@cc-tev.example"
@@ -184,7 +184,7 @@ def test_rerunning_a_day_sends_nothing_new_and_as_of_catches_up_a_missed_day(
 ) -> None:
     add_milestone(engine, plan.fa01, "Installation des démonstrateurs", D + timedelta(days=7))
     add_milestone(engine, plan.fa02, "Cahier des charges", D + timedelta(days=6))
-    from tiflow.reminders import sweep
+    from flows.usecases.reminders import sweep
 
     with smtp_deliverer(smtp_sink) as deliverer:
         run_day(engine, deliverer, D)
@@ -278,7 +278,7 @@ def test_pending_reminder_is_dropped_when_the_action_is_completed(
 def test_a_delivery_round_alone_drops_a_stale_reminder(
     engine: Engine, plan: SmallPlan, smtp_sink: SmtpSink
 ) -> None:
-    from tiflow.outbox import deliver_pending
+    from notifications.outbox import deliver_pending
 
     mid = add_milestone(engine, plan.fa01, "Installation des démonstrateurs", D + timedelta(days=7))
     _smtp_down_on(engine, smtp_sink, D)
@@ -462,7 +462,7 @@ def test_someone_piloting_actions_in_two_territories_still_gets_one_email(
 def test_a_sweep_that_crashes_half_way_and_is_rerun_sends_each_email_once(
     engine: Engine, plan: SmallPlan, smtp_sink: SmtpSink
 ) -> None:
-    from tiflow.reminders import sweep
+    from flows.usecases.reminders import sweep
 
     add_milestone(engine, plan.fa01, "Installation des démonstrateurs", D + timedelta(days=7))
     add_milestone(engine, plan.fa02, "Cahier des charges", D - timedelta(days=14))  # escalated
@@ -485,9 +485,9 @@ def test_a_sweep_that_crashes_half_way_and_is_rerun_sends_each_email_once(
 def test_an_unknown_territory_code_is_refused_with_a_french_message(
     engine: Engine, plan: SmallPlan
 ) -> None:
+    from flows.usecases.digest import DigestSettings, compute_digests
+    from flows.usecases.reminders import compute_plan
     from models.errors import NotFound
-    from tiflow.digest import DigestSettings, compute_digests
-    from tiflow.reminders import compute_plan
 
     with UnitOfWork(engine) as uow, pytest.raises(NotFound, match="« grand-est-tourain »"):
         compute_plan(uow.session, D, ReminderSettings(territories=["grand-est-tourain"]))

@@ -12,10 +12,10 @@ from sqlalchemy.engine import Engine
 from flows.reminders import deadline_reminders
 from models.outbox import OutboxMessage
 from models.tables import ActionSheet
+from models.uow import UnitOfWork
+from notifications.outbox import DeliverySettings
 from tests.reminders.conftest import QUIET, SmallPlan, add_milestone, inbox
 from tests.smtp_sink import SmtpSink, body_of
-from tiflow.outbox import DeliverySettings
-from tiflow.uow import UnitOfWork
 
 HELENE = "helene.garnier@aicr.example"
 KARIM = "karim.haddad@cc-tev.example"

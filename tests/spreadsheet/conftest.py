@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from openpyxl import Workbook
 from sqlalchemy.engine import Engine
 
-from tiflow.db import make_engine, upgrade
+from models.db import make_engine, upgrade
 
 Sheets = dict[str, list[list[object]]]
 

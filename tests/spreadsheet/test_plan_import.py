@@ -27,11 +27,11 @@ from models.tables import (
     PersonRole,
     TransitionRecord,
 )
+from models.transitions import transition_action
+from models.uow import UnitOfWork
 from models.vocabulary import Axis, BudgetKind, Priority, Role
 from tiflow.example import TERRITORY_CODE
 from tiflow.spreadsheet import Change, export_plan, import_plan, write_template
-from tiflow.transitions import transition_action
-from tiflow.uow import UnitOfWork
 
 Sheets = dict[str, list[list[object]]]
 UowFactory = Callable[[], UnitOfWork]

@@ -27,11 +27,11 @@ from models.tables import (
     Organisation,
     Person,
 )
+from models.transitions import transition_action
+from models.uow import UnitOfWork
 from models.vocabulary import OrganisationKind
 from tiflow.example import TERRITORY_CODE
 from tiflow.spreadsheet import export_plan, import_plan, plan_from_database
-from tiflow.transitions import transition_action
-from tiflow.uow import UnitOfWork
 
 UowFactory = Callable[[], UnitOfWork]
 

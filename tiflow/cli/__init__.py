@@ -22,14 +22,14 @@ from typing import Any
 import typer
 from rich.table import Table
 
+from models.db import engine_for, upgrade
 from models.money import format_eur
+from models.settings import load_settings
 from models.tables import ActionSheet
+from models.uow import UnitOfWork
 from tiflow.cli.common import console, safe_url, schema_revisions
 from tiflow.cli.french import FrenchCommand, FrenchGroup
-from tiflow.db import engine_for, upgrade
 from tiflow.example import TERRITORY_CODE
-from tiflow.settings import load_settings
-from tiflow.uow import UnitOfWork
 
 
 def new_app(help: str) -> typer.Typer:

@@ -29,13 +29,13 @@ from rich.progress import (
 from rich.progress import Progress as RichProgressBar
 from sqlalchemy.engine import Engine
 
+from models.db import alembic_config, engine_for, upgrade
 from models.errors import TiflowError
+from models.settings import PARIS, load_settings
 from models.tables import Territory
+from models.uow import UnitOfWork
 from tiflow.cli.french import err_console
-from tiflow.db import alembic_config, engine_for, upgrade
-from tiflow.settings import PARIS, load_settings
 from tiflow.spreadsheet.cells import CellError, parse_date
-from tiflow.uow import UnitOfWork
 
 console = Console()
 

@@ -3,7 +3,7 @@
 The demo works in ``TIFLOW_DATA_DIR/demo/`` (recreated at each run): its SQLite database, the
 outbox folder where every e-mail is written as an ``.eml`` file (TIFLOW_NOTIFY_CONFIG is
 ignored: the example's addresses are invented), and the budget reports. The year itself is
-`flows.demo_year`; this module prepares the folder, runs it under Prefect (ephemeral mode
+`tiflow.demo_year`; this module prepares the folder, runs it under Prefect (ephemeral mode
 unless PREFECT_API_URL is set) and prints the French summary.
 """
 
@@ -27,6 +27,9 @@ from rich.markup import escape
 from rich.table import Table
 from sqlalchemy.engine import Engine
 
+from models.db import engine_for, upgrade
+from models.settings import load_settings
+from models.uow import UnitOfWork
 from tiflow.cli import app, command, plan_table
 from tiflow.cli.common import console, progress_bar
 from tiflow.cli.french import err_console
@@ -36,13 +39,10 @@ from tiflow.cli.prefect_runs import (
     quiet_console,
     start_ephemeral_server,
 )
-from tiflow.db import engine_for, upgrade
 from tiflow.example import load_example
-from tiflow.settings import load_settings
-from tiflow.uow import UnitOfWork
 
 if TYPE_CHECKING:
-    from flows.demo_year import Happening, YearReport
+    from tiflow.demo_year import Happening, YearReport
 
 DATABASE_NAME = "tiflow-demo.db"
 KIND_LABELS = {
@@ -138,7 +138,7 @@ def demo(
             with UnitOfWork(engine) as uow:
                 territory = load_example(uow)
                 uow.commit()
-            from flows.demo_year import play_year
+            from tiflow.demo_year import play_year
 
             with prefect_session(journal, server, heartbeat=False) as running:
                 if running is not None:
@@ -161,7 +161,7 @@ def demo(
 def _show(
     report: YearReport, files: DemoFiles, engine: Engine, territory_id: int, elapsed: float
 ) -> None:
-    from flows.demo_year import month_label
+    from tiflow.demo_year import month_label
 
     console.print(
         "[bold]Une année du plan d'actions de Grand Est Touraine[/] (janvier 2024 → janvier"
@@ -257,7 +257,7 @@ def _show_emails(files: DemoFiles) -> None:
 
 def _show_notable(report: YearReport, files: DemoFiles) -> None:
     from notifications.eml import file_suffix
-    from tiflow.outbox import message_key
+    from notifications.outbox import message_key
 
     if not report.notable:
         return

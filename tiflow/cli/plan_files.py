@@ -10,12 +10,12 @@ from rich.markup import escape
 from rich.table import Table
 
 from models.errors import InvalidInput, TiflowError
+from models.uow import UnitOfWork
 from tiflow.cli import app, command
 from tiflow.cli.common import console, database, pick_territory, progress_bar
 from tiflow.cli.french import USER_ERROR, err_console
 from tiflow.spreadsheet import Change, ImportReport, export_plan, import_plan, write_template
 from tiflow.spreadsheet.files import file_kind
-from tiflow.uow import UnitOfWork
 
 FileArgument = Annotated[
     Path,

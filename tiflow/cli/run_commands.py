@@ -21,21 +21,21 @@ from rich.markup import escape
 from rich.table import Table
 from sqlalchemy.engine import Engine
 
+from flows.usecases.service import short_datetime
 from models.money import format_eur
 from models.outbox import OutboxMessage
+from models.settings import load_settings
+from models.uow import UnitOfWork
 from notifications.fr import format_date
 from tiflow.cli import app, command, new_app
 from tiflow.cli.common import console, database, date_option, pick_territory
 from tiflow.cli.decisions_file import read_decisions
 from tiflow.cli.french import err_console
 from tiflow.cli.prefect_runs import FlowRun, prefect_session, run_flow
-from tiflow.service import short_datetime
-from tiflow.settings import load_settings
 from tiflow.spreadsheet.cells import CellError, parse_date, parse_money
-from tiflow.uow import UnitOfWork
 
 if TYPE_CHECKING:
-    from tiflow.copil import CopilInfo, CopilOutcome
+    from flows.usecases.copil import CopilInfo, CopilOutcome
 
 run_app = new_app(
     "Lance un flux Prefect à la main : rappels, synthèse COPIL, budget, décisions d'un COPIL,"
@@ -167,7 +167,7 @@ def run_reminders(
     """Rappels d'échéances aux pilotes et alertes au chargé de mission (flux
     « rappels-echeances ») ; relancer le même jour n'envoie rien de nouveau."""
     from flows.reminders import deadline_reminders
-    from tiflow.reminders import ReminderSettings
+    from flows.usecases.reminders import ReminderSettings
 
     day = date_option(au, "'--au'")
     engine = _check_territory(territoire)
@@ -194,7 +194,7 @@ def run_digest(
     """Synthèse aux membres du COPIL, 10 et 3 jours avant chaque réunion planifiée (flux
     « synthese-copil ») ; les autres jours, rien à envoyer."""
     from flows.digest import copil_digest
-    from tiflow.digest import DigestSettings
+    from flows.usecases.digest import DigestSettings
 
     day = date_option(au, "'--au'")
     _check_territory(territoire)

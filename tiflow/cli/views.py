@@ -27,6 +27,7 @@ from models.tables import (
     Person,
     Territory,
 )
+from models.uow import UnitOfWork
 from models.vocabulary import Axis, BudgetKind, Priority
 from tiflow.cli import app, command
 from tiflow.cli.common import (
@@ -39,7 +40,6 @@ from tiflow.cli.common import (
     today_in_paris,
 )
 from tiflow.spreadsheet.cells import CellError, fold, french_number, parse_axis, parse_state
-from tiflow.uow import UnitOfWork
 
 TerritoryOption = Annotated[
     str | None,

@@ -22,6 +22,7 @@ from models.tables import (
     Person,
     PersonRole,
 )
+from models.uow import UnitOfWork
 from models.vocabulary import Priority
 from tiflow.spreadsheet.files import SheetRows, file_kind, write_csv, write_xlsx
 from tiflow.spreadsheet.layout import (
@@ -50,7 +51,6 @@ from tiflow.spreadsheet.records import (
     Record,
     TerritoryRecord,
 )
-from tiflow.uow import UnitOfWork
 
 
 @dataclass(frozen=True)

@@ -51,6 +51,7 @@ from models.tables import (
     PersonRole,
     Territory,
 )
+from models.uow import UnitOfWork
 from tiflow.spreadsheet.cells import fold, split_refs
 from tiflow.spreadsheet.files import read_raw
 from tiflow.spreadsheet.layout import (
@@ -74,7 +75,6 @@ from tiflow.spreadsheet.records import (
     PlanFile,
     Record,
 )
-from tiflow.uow import UnitOfWork
 
 _CODE_CHARS = set("abcdefghijklmnopqrstuvwxyz0123456789-")
 

@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 from models.events import ActionTransitioned
 from models.lifecycle import GuardFacts, State, check_transition
 from models.tables import ActionSheet, Territory, TransitionRecord
-from tiflow.uow import UnitOfWork
+from models.uow import UnitOfWork
 
 
 def transition_action(

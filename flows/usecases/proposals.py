@@ -17,6 +17,7 @@ from decimal import Decimal
 import sqlalchemy as sa
 from sqlmodel import col, select
 
+from flows.usecases import service
 from models.errors import InvalidInput
 from models.events import ActionTransitioned
 from models.lifecycle import GuardFacts, LifecycleError, State, check_transition
@@ -33,10 +34,9 @@ from models.tables import (
     Person,
     Territory,
 )
+from models.transitions import transition_action
+from models.uow import UnitOfWork
 from models.vocabulary import Axis, BudgetKind, CopilStatus, Priority
-from tiflow import service
-from tiflow.transitions import transition_action
-from tiflow.uow import UnitOfWork
 
 
 @dataclass(frozen=True)

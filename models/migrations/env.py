@@ -6,8 +6,8 @@ from alembic import context
 from sqlmodel import SQLModel
 
 import models.tables  # noqa: F401  (registers every table on SQLModel.metadata)
-from tiflow.db import make_engine
-from tiflow.settings import load_settings
+from models.db import make_engine
+from models.settings import load_settings
 
 config = context.config
 engine = config.attributes.get("engine") or make_engine(load_settings().database_url)

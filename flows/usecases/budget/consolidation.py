@@ -27,6 +27,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from flows.usecases.budget.calendar import PARIS, paris_today
 from models.lifecycle import OPEN_STATES, State
 from models.money import ZERO, Money
 from models.tables import (
@@ -38,9 +39,8 @@ from models.tables import (
     Territory,
     TransitionRecord,
 )
+from models.uow import UnitOfWork
 from models.vocabulary import Axis, BudgetKind
-from tiflow.budget.calendar import PARIS, paris_today
-from tiflow.uow import UnitOfWork
 
 ALL_TERRITORIES = "*"  # the scope of a consolidation over every territory
 ALL_TERRITORIES_LABEL = "Tous les territoires"

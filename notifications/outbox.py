@@ -20,7 +20,7 @@ Guarantees:
   that recipient, which never blocks the other recipients (each has its own row).
 * **Never stale.** Rows carry what they are about (``outbox_item``: a milestone at J-7, a COPIL)
   and the facts they were written for; right before sending, a round re-reads those facts
-  (:func:`tiflow.deadlines.current_fingerprints`) and drops the rows whose due date, pilot,
+  (:func:`models.deadlines.current_fingerprints`) and drops the rows whose due date, pilot,
   state or COPIL date changed.
 * **Never twice, and the one residual risk.** A round claims each row just before sending it
   (``pending -> sending``, a conditional UPDATE committed on its own: two rounds running at once
@@ -55,8 +55,11 @@ import sqlalchemy as sa
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.engine import Connection, Engine
 
+from models.deadlines import current_fingerprints, matches
 from models.outbox import OutboxAttachment, OutboxItem, OutboxMessage, OutboxStatus
+from models.settings import Settings
 from models.tables import Person
+from models.uow import UnitOfWork
 from models.vocabulary import Role
 from notifications.config import check_tag
 from notifications.message import (
@@ -69,9 +72,6 @@ from notifications.message import (
 )
 from notifications.smtp import DeliveryResult, temporary
 from notifications.transports import Deliverer
-from tiflow.deadlines import current_fingerprints, matches
-from tiflow.settings import Settings
-from tiflow.uow import UnitOfWork
 
 log = logging.getLogger(__name__)
 
@@ -128,7 +128,7 @@ def mailbox_of(full_name: str, email: str) -> str:
 class ItemRef:
     """What a message is about, for idempotency (``key``) and freshness (the rest).
 
-    ``ref_kind``/``ref_id`` name a deadline, a silence or a COPIL (tiflow.deadlines.REF_KINDS);
+    ``ref_kind``/``ref_id`` name a deadline, a silence or a COPIL (models.deadlines.REF_KINDS);
     ``fingerprint`` the facts the message was written for (see tiflow.deadlines);
     ``remind_on`` the day the reminder belongs to."""
 

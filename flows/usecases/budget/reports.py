@@ -24,16 +24,16 @@ from openpyxl.cell import WriteOnlyCell
 from openpyxl.styles import Alignment, Font, PatternFill
 from openpyxl.utils import get_column_letter
 
-from models.money import ZERO, format_eur
-from tiflow.budget.calendar import PARIS
-from tiflow.budget.consolidation import (
+from flows.usecases.budget.calendar import PARIS
+from flows.usecases.budget.consolidation import (
     ALL_TERRITORIES,
     MEASURES,
     Figures,
     Line,
     View,
 )
-from tiflow.budget.snapshots import Snapshot, changes
+from flows.usecases.budget.snapshots import Snapshot, changes
+from models.money import ZERO, format_eur
 
 XLSX_CONTENT_TYPE = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 CSV_CONTENT_TYPE = "text/csv; charset=utf-8"

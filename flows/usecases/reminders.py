@@ -43,14 +43,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
-from models.errors import NotFound
-from models.outbox import OutboxItem, OutboxMessage, OutboxStatus
-from models.tables import Person, PersonRole, Territory
-from models.vocabulary import Role
-from notifications import fr
-from notifications.templates import render
-from notifications.transports import Deliverer
-from tiflow.deadlines import (
+from models.deadlines import (
     NUDGE,
     Deadline,
     Silence,
@@ -59,7 +52,13 @@ from tiflow.deadlines import (
     matches,
     paris_date,
 )
-from tiflow.outbox import (
+from models.errors import NotFound
+from models.outbox import OutboxItem, OutboxMessage, OutboxStatus
+from models.tables import Person, PersonRole, Territory
+from models.uow import UnitOfWork
+from models.vocabulary import Role
+from notifications import fr
+from notifications.outbox import (
     DeliveryPolicy,
     DeliveryReport,
     ItemRef,
@@ -70,7 +69,8 @@ from tiflow.outbox import (
     mailbox_of,
     utcnow,
 )
-from tiflow.uow import UnitOfWork
+from notifications.templates import render
+from notifications.transports import Deliverer
 
 REMINDER = "reminder"  # outbox kind: a pilot's daily e-mail
 ESCALATION = "escalation"  # outbox kind: a coordinator's daily e-mail

@@ -1,10 +1,10 @@
 """What the lifecycle services share: finding the territory and the action, naming the actor,
 instants and French dates, and the seam tests use to make two runs overlap.
 
-The services (`tiflow.proposals`, `tiflow.copil`, `tiflow.funding`, `tiflow.progress`) follow one
-shape: read and check *everything* first, collecting every problem into one `InvalidInput`
-(French, naming the field or decision at fault), then write inside the caller's unit of work.
-They never commit: the caller (a flow, the CLI, a test) commits, then publishes `uow.events`.
+The use cases (`flows.usecases.proposals`, `.copil`, `.funding`, `.progress`) follow one shape:
+read and check *everything* first, collecting every problem into one `InvalidInput` (French,
+naming the field or decision at fault), then write inside the caller's unit of work. They never
+commit: the caller (a flow, the CLI, a test) commits, then publishes `uow.events`.
 """
 
 from __future__ import annotations
@@ -19,8 +19,8 @@ from sqlmodel import select
 from models.errors import InvalidInput, NotFound
 from models.lifecycle import State
 from models.tables import ActionSheet, Organisation, Territory
+from models.uow import UnitOfWork
 from models.vocabulary import Role
-from tiflow.uow import UnitOfWork
 
 PARIS = ZoneInfo("Europe/Paris")
 ACTOR_MAX = 200  # transition_record.actor length

@@ -13,6 +13,7 @@ from datetime import date
 
 from sqlmodel import col, select
 
+from models.deadlines import paris_date
 from models.errors import NotFound
 from models.lifecycle import State
 from models.money import ZERO
@@ -25,12 +26,11 @@ from models.tables import (
     Territory,
     TransitionRecord,
 )
+from models.uow import UnitOfWork
 from models.vocabulary import Role
 from notifications.fr import format_date, format_eur
+from notifications.outbox import NewMessage, Recipient
 from notifications.templates import render
-from tiflow.deadlines import paris_date
-from tiflow.outbox import NewMessage, Recipient
-from tiflow.uow import UnitOfWork
 
 SIGNATURE = "La coordination du Territoire d'industrie"
 

@@ -10,13 +10,13 @@ from decimal import Decimal, InvalidOperation
 
 from sqlmodel import col, select
 
+from flows.usecases import service
 from models.errors import InvalidInput
 from models.events import ActionTransitioned, ProgressReported
 from models.lifecycle import GuardFacts, LifecycleError, State, check_transition
 from models.tables import ActionSheet, FollowUpNote, Indicator, Milestone
-from tiflow import service
-from tiflow.transitions import transition_action
-from tiflow.uow import UnitOfWork
+from models.transitions import transition_action
+from models.uow import UnitOfWork
 
 
 @dataclass(frozen=True)

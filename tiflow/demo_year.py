@@ -60,18 +60,18 @@ from flows.funding import record_funding
 from flows.progress import abandon_action, complete_action, report_progress, start_action
 from flows.proposals import propose_action
 from flows.reminders import deadline_reminders
+from flows.usecases.reminders import ESCALATION, ReminderSettings
+from flows.usecases.service import short_date
+from models.deadlines import ACTION_END, FUNDING_KINDS, MILESTONE
 from models.lifecycle import State
 from models.money import format_eur
 from models.outbox import OutboxItem, OutboxMessage
 from models.tables import ActionSheet, Funding, Milestone, Organisation
+from models.uow import UnitOfWork
 from models.vocabulary import BudgetKind
 from notifications.fr import format_date
-from tiflow.deadlines import ACTION_END, FUNDING_KINDS, MILESTONE
 from tiflow.example import ACTIONS, TERRITORY_CODE
-from tiflow.reminders import ESCALATION, ReminderSettings
-from tiflow.service import short_date
 from tiflow.spreadsheet.progress import NO_PROGRESS, Progress
-from tiflow.uow import UnitOfWork
 
 T = TypeVar("T")
 

@@ -30,6 +30,13 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 from sqlmodel import col, select
 
+from models.deadlines import (
+    COPIL,
+    PARIS,
+    copil_fingerprint,
+    load_snapshot,
+    paris_date,
+)
 from models.errors import NotFound
 from models.lifecycle import State
 from models.money import ZERO
@@ -46,19 +53,11 @@ from models.tables import (
     Territory,
     TransitionRecord,
 )
+from models.uow import UnitOfWork
 from models.vocabulary import Axis, CopilStatus, Role
 from notifications import fr
 from notifications.message import Attachment, InvalidAddress, parse_mailbox
-from notifications.templates import render
-from notifications.transports import Deliverer
-from tiflow.deadlines import (
-    COPIL,
-    PARIS,
-    copil_fingerprint,
-    load_snapshot,
-    paris_date,
-)
-from tiflow.outbox import (
+from notifications.outbox import (
     DeliveryPolicy,
     DeliveryReport,
     EnqueueResult,
@@ -70,7 +69,8 @@ from tiflow.outbox import (
     mailbox_of,
     utcnow,
 )
-from tiflow.uow import UnitOfWork
+from notifications.templates import render
+from notifications.transports import Deliverer
 
 _T = TypeVar("_T", CopilMeeting, Territory, Person)
 

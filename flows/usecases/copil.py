@@ -19,6 +19,8 @@ import sqlalchemy as sa
 from sqlalchemy.orm.attributes import set_committed_value
 from sqlmodel import col, select
 
+from flows.usecases import service
+from flows.usecases.proposals import add_to_agenda
 from models.errors import ConcurrencyConflict, InvalidInput, NotFound
 from models.events import CopilHeld, CopilScheduled
 from models.lifecycle import GuardFacts, LifecycleError, State, check_transition
@@ -32,11 +34,9 @@ from models.tables import (
     Person,
     Territory,
 )
+from models.transitions import transition_action
+from models.uow import UnitOfWork
 from models.vocabulary import CopilStatus, Role
-from tiflow import service
-from tiflow.proposals import add_to_agenda
-from tiflow.transitions import transition_action
-from tiflow.uow import UnitOfWork
 
 COPIL_OUTCOMES = (State.VALIDATED, State.REJECTED, State.DEFERRED, State.REVISION_REQUESTED)
 AWAITING_DECISION = (State.PROPOSED, State.DEFERRED)

@@ -12,14 +12,14 @@ from decimal import Decimal
 
 from sqlmodel import col, select
 
+from flows.usecases import service
 from models.errors import InvalidInput
 from models.events import ActionTransitioned, FundingRecorded
 from models.lifecycle import State
 from models.money import ZERO, format_eur, to_money
 from models.tables import ActionSheet, Funding, Organisation
-from tiflow import service
-from tiflow.transitions import transition_action
-from tiflow.uow import UnitOfWork
+from models.transitions import transition_action
+from models.uow import UnitOfWork
 
 
 @dataclass(frozen=True)

@@ -19,10 +19,7 @@ import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import select
 
-from models.errors import ConcurrencyConflict, NotFound
-from models.money import ZERO
-from models.tables import BudgetSnapshot, BudgetSnapshotLine
-from tiflow.budget.consolidation import (
+from flows.usecases.budget.consolidation import (
     ALL_TERRITORIES,
     MEASURES,
     Consolidation,
@@ -31,7 +28,10 @@ from tiflow.budget.consolidation import (
     Line,
     View,
 )
-from tiflow.uow import UnitOfWork
+from models.errors import ConcurrencyConflict, NotFound
+from models.money import ZERO
+from models.tables import BudgetSnapshot, BudgetSnapshotLine
+from models.uow import UnitOfWork
 
 _AMOUNTS = ("planned_investment", "planned_operating", "requested", "granted", "paid")
 

@@ -22,18 +22,18 @@ from decimal import Decimal
 
 from sqlmodel import col, select
 
+from flows.usecases.budget.calendar import PARIS
+from flows.usecases.budget.consolidation import ALL_TERRITORIES, MEASURES
+from flows.usecases.budget.reports import XLSX_CONTENT_TYPE, budget_workbook
+from flows.usecases.budget.snapshots import Snapshot
 from models.money import ZERO, format_eur
 from models.tables import Person, PersonRole
+from models.uow import UnitOfWork
 from models.vocabulary import Role
 from notifications import fr
 from notifications.message import Attachment
+from notifications.outbox import EnqueueResult, NewMessage, Recipient, enqueue
 from notifications.templates import render
-from tiflow.budget.calendar import PARIS
-from tiflow.budget.consolidation import ALL_TERRITORIES, MEASURES
-from tiflow.budget.reports import XLSX_CONTENT_TYPE, budget_workbook
-from tiflow.budget.snapshots import Snapshot
-from tiflow.outbox import EnqueueResult, NewMessage, Recipient, enqueue
-from tiflow.uow import UnitOfWork
 
 BUDGET = "budget"  # outbox kind
 TAG = "coordinator"

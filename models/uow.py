@@ -18,8 +18,8 @@ from sqlmodel import Session
 
 from models.errors import ConcurrencyConflict
 from models.events import DomainEvent
+from models.repository import Repository
 from models.tables import ActionSheet
-from tiflow.repository import Repository
 
 
 class UnitOfWork:
