@@ -17,6 +17,7 @@ from prefect.utilities.annotations import quote
 
 from flows.outbox import delivery_markdown, delivery_round
 from flows.runtime import current_run_id, database
+from flows.usecases.bus import unit_of_work
 from flows.usecases.reminders import (
     EnqueueSummary,
     ReminderPlan,
@@ -25,7 +26,6 @@ from flows.usecases.reminders import (
     enqueue_plan,
 )
 from models.deadlines import paris_date
-from models.uow import UnitOfWork
 from notifications.fr import format_date
 from notifications.outbox import DeliverySettings, utcnow
 
@@ -35,13 +35,13 @@ SCHEDULE = {"cron": "0 8 * * *", "timezone": "Europe/Paris"}
 
 @task(name="calculer-les-rappels", cache_policy=NO_CACHE, persist_result=False)
 def compute_reminders(as_of: date, reminders: ReminderSettings) -> ReminderPlan:
-    with UnitOfWork(database()) as uow:
+    with unit_of_work(database()) as uow:
         return compute_plan(uow.session, as_of, reminders)
 
 
 @task(name="mettre-les-rappels-en-file", cache_policy=NO_CACHE, persist_result=False)
 def enqueue_reminders(plan: ReminderPlan, correlation_id: str | None) -> EnqueueSummary:
-    with UnitOfWork(database()) as uow:
+    with unit_of_work(database()) as uow:
         summary = enqueue_plan(uow, plan, correlation_id=correlation_id)
         uow.commit()
     return summary

@@ -43,6 +43,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
+from flows.usecases.bus import unit_of_work
 from models.deadlines import (
     NUDGE,
     Deadline,
@@ -805,9 +806,9 @@ def sweep(
     outbox's timestamps and back-off); ``deliverer`` must be open."""
     now = now or utcnow()
     day = as_of or paris_date(now)
-    with UnitOfWork(engine) as uow:
+    with unit_of_work(engine) as uow:
         plan = compute_plan(uow.session, day, settings, now=now)
-    with UnitOfWork(engine) as uow:
+    with unit_of_work(engine) as uow:
         summary = enqueue_plan(uow, plan, correlation_id=correlation_id, now=now)
         uow.commit()
     report = deliver_pending(
