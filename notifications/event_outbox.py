@@ -15,7 +15,8 @@ Guarantees:
   sends them.
 * **In order.** Rows are sent oldest first (the order the units of work recorded them); a
   failed batch stops the round, so nothing newer overtakes it.
-* **Once.** Each row carries its Prefect event id from the start. A row is marked published
+* **Once.** Each row carries its Prefect event id from the start, derived from the event's
+  content: the same domain event handled twice is stored once. A row is marked published
   right after the server accepted it; if the process dies in between, the row is sent again
   with the same id, and the Prefect server keeps one event per id (its storage ignores a
   known id and its triggers skip an event already seen).
@@ -40,6 +41,7 @@ E = EventOutbox.__table__.c  # type: ignore[attr-defined]
 Send = Callable[[list[dict[str, Any]]], None]
 """Publishes a batch of events (emit_event arguments with `id` and `occurred`) or raises."""
 BATCH = 50
+EVENT_NAMESPACE = uuid.UUID("5d0c1c52-7a55-4c1e-9a3e-0f1d2b3c4a5e")  # tiflow's, fixed forever
 ERROR_MAX = 2000
 
 
@@ -56,14 +58,22 @@ class PublishReport:
         return text
 
 
+def event_id_of(spec: dict[str, Any]) -> str:
+    """The Prefect event id, derived from what the event says: the same domain event handled
+    twice (a second trigger, a replayed unit of work) is one event, stored and sent once."""
+    content = json.dumps(spec, sort_keys=True, ensure_ascii=False, default=str)
+    return str(uuid.uuid5(EVENT_NAMESPACE, content))
+
+
 def store(
     uow: UnitOfWork, specs: Iterable[dict[str, Any]], *, correlation_id: str | None = None
 ) -> list[str]:
-    """Write Prefect events (emit_event arguments) in the caller's transaction; their ids."""
+    """Write Prefect events (emit_event arguments) in the caller's transaction, ignoring those
+    already stored; returns their ids."""
     now = datetime.now(UTC)
     rows = []
     for spec in specs:
-        event_id = str(uuid.uuid4())
+        event_id = event_id_of(spec)
         occurred = spec.get("occurred") or now
         full = {**spec, "id": event_id, "occurred": occurred.isoformat()}
         rows.append(
@@ -79,8 +89,15 @@ def store(
             }
         )
     if rows:
-        uow.session.execute(sa.insert(EventOutbox), rows)
+        uow.session.execute(_insert_ignoring_known(uow.session.get_bind().dialect.name), rows)
     return [row["event_id"] for row in rows]
+
+
+def _insert_ignoring_known(dialect: str) -> Any:
+    from sqlalchemy.dialects import postgresql, sqlite
+
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    return insert(EventOutbox).on_conflict_do_nothing(index_elements=["event_id"])
 
 
 def publish_pending(engine: Engine, send: Send, *, batch: int = BATCH) -> PublishReport:
