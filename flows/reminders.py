@@ -76,6 +76,8 @@ def deadline_reminders(
         "retry": report.retry,
         "failed": report.failed,
         "dropped": report.dropped,
+        "in_doubt": report.in_doubt,
+        "resumed": report.resumed,
         "delivery_seconds": round(report.elapsed, 3),
     }
 

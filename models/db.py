@@ -95,22 +95,22 @@ def busy_error(what: str) -> DatabaseBusy:
     )
 
 
-def retry_when_busy(
-    action: Callable[[], T],
-    what: str,
-    *,
-    retries: int = BUSY_RETRIES,
-    pause: float = BUSY_PAUSE,
-) -> T:
+# Test seam: called before each retry (tests release a lock there, deterministically).
+on_busy_retry: Callable[[str], object] | None = None
+
+
+def retry_when_busy(action: Callable[[], T], what: str) -> T:
     """``action()``, run again (after a pause) while the database is busy; ``DatabaseBusy``
-    (French) after ``retries`` retries. ``action`` must be a whole transaction."""
-    for attempt in range(retries + 1):
+    (French) after ``BUSY_RETRIES`` retries. ``action`` must be a whole transaction."""
+    for attempt in range(BUSY_RETRIES + 1):
         try:
             return action()
         except sa.exc.DBAPIError as error:
             if not is_busy(error):
                 raise
-            if attempt == retries:
+            if attempt == BUSY_RETRIES:
                 raise busy_error(what) from error
-            time.sleep(pause * 2**attempt)
+            if on_busy_retry is not None:
+                on_busy_retry(what)
+            time.sleep(BUSY_PAUSE * 2**attempt)
     raise AssertionError("unreachable")

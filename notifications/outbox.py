@@ -57,7 +57,7 @@ from sqlalchemy.engine import Connection, Engine
 
 from models.db import is_busy, retry_when_busy
 from models.deadlines import current_fingerprints, matches
-from models.errors import DatabaseBusy
+from models.errors import DatabaseBusy, InvalidInput, NotFound
 from models.outbox import (
     DeliveryPhase,
     OutboxAttachment,
@@ -441,6 +441,10 @@ class DeliveryReport:
 
     def summary(self) -> str:
         rate = f", {self.sent / self.elapsed:.0f} messages/s" if self.elapsed and self.sent else ""
+        text = self.counts() + f" en {self.elapsed:.1f} s{rate}"
+        return text + (f" ; {self.backlog.summary()}" if self.backlog else "")
+
+    def counts(self) -> str:
         parts = [
             count_fr(self.sent, "envoyé", "envoyés"),
             f"{self.retry} à réessayer",
@@ -454,8 +458,7 @@ class DeliveryReport:
                     self.resumed, "repris après une interruption", "repris après une interruption"
                 )
             )
-        text = ", ".join(parts) + f" en {self.elapsed:.1f} s{rate}"
-        return text + (f" ; {self.backlog.summary()}" if self.backlog else "")
+        return ", ".join(parts)
 
 
 def count_fr(n: int, one: str, many: str) -> str:
@@ -492,7 +495,13 @@ class Backlog:
         if self.due:
             parts.append(f"{self.due} à envoyer maintenant")
         if self.sending:
-            parts.append(f"{self.sending} en cours d'envoi ou interrompu(s)")
+            parts.append(
+                count_fr(
+                    self.sending,
+                    "en cours d'envoi ou interrompu",
+                    "en cours d'envoi ou interrompus",
+                )
+            )
         parts.append(
             f"{count_fr(self.held_in_doubt, 'incertain', 'incertains')} à vérifier"
             " (tiflow envois --etat incertain)"
@@ -936,6 +945,98 @@ def requeue(uow: UnitOfWork, ids: Collection[int], *, now: datetime | None = Non
         )
     )
     return int(result.rowcount)  # type: ignore[attr-defined]
+
+
+def requeue_once(uow: UnitOfWork, message_id: int, *, now: datetime | None = None) -> Any:
+    """The operator's « relancer »: a failed (or in-doubt) message back in the queue, once.
+
+    Same key, so the same Message-ID. French errors for an unknown message, one that is not
+    failed, or one already put back by hand (a second time would be a loop, not a check)."""
+    now = now or utcnow()
+    row = uow.session.execute(sa.select(M).where(M.c.id == message_id)).one_or_none()
+    if row is None:
+        raise NotFound(f"Aucun message n° {message_id} dans la boîte d'envoi.")
+    if row.status != FAILED.value:
+        raise InvalidInput(
+            [
+                f"Le message n° {message_id} est « {OutboxStatus(row.status).label} » : seul un"
+                " message en échec (ou incertain) peut être remis en file."
+            ]
+        )
+    if row.requeued_at is not None:
+        raise InvalidInput(
+            [
+                f"Le message n° {message_id} a déjà été remis en file à la main le"
+                f" {format_datetime(_aware(row.requeued_at) or now)} : il ne l'est qu'une"
+                " fois. Vérifiez l'adresse ou le serveur avant tout nouvel envoi."
+            ]
+        )
+    uow.session.execute(
+        sa.update(M)
+        .where(M.c.id == message_id, M.c.status == FAILED.value)
+        .values(
+            status=PENDING.value,
+            next_attempt_at=now,
+            attempts=0,
+            drop_reason=None,
+            requeued_at=now,
+            last_error=f"Remis en file à la main le {format_datetime(now)} (précédemment :"
+            f" {row.last_error or 'échec'})"[:4000],
+        )
+    )
+    return row
+
+
+IN_DOUBT_FILTER = "incertain"
+
+
+def list_messages(
+    session: sa.orm.Session,
+    *,
+    person: str | None = None,
+    action_ids: Collection[int] | None = None,
+    kind: str | None = None,
+    status: str | None = None,
+    limit: int = 200,
+) -> list[Any]:
+    """Outbox rows for the operator, newest first: per person (name or address, any part),
+    per action (what the message is about), per kind, per status (``incertain`` too)."""
+    query = sa.select(M).order_by(M.c.id.desc()).limit(limit)
+    if person:
+        like = f"%{person.strip().lower()}%"
+        query = query.where(sa.or_(sa.func.lower(M.c.recipient).like(like), M.c.address.like(like)))
+    if kind:
+        query = query.where(M.c.kind == kind)
+    if status == IN_DOUBT_FILTER:
+        query = query.where(M.c.status == FAILED.value, M.c.drop_reason == "in_doubt")
+    elif status:
+        query = query.where(M.c.status == status)
+    if action_ids is not None:
+        query = query.where(M.c.id.in_(_messages_about(sorted(action_ids))))
+    return list(session.execute(query).all())
+
+
+def _messages_about(action_ids: list[int]) -> sa.Select[Any]:
+    """Ids of the messages with an item about one of these actions (directly, or through a
+    milestone or a funding line of theirs)."""
+    from models.deadlines import ACTION_END, FUNDING_KINDS, MILESTONE, NUDGE
+    from models.tables import Funding, Milestone
+
+    ms = Milestone.__table__.c  # type: ignore[attr-defined]
+    fs = Funding.__table__.c  # type: ignore[attr-defined]
+    return sa.select(I.c.message_id).where(
+        sa.or_(
+            sa.and_(I.c.ref_kind.in_([ACTION_END, NUDGE]), I.c.ref_id.in_(action_ids)),
+            sa.and_(
+                I.c.ref_kind == MILESTONE,
+                I.c.ref_id.in_(sa.select(ms.id).where(ms.action_id.in_(action_ids))),
+            ),
+            sa.and_(
+                I.c.ref_kind.in_(FUNDING_KINDS),
+                I.c.ref_id.in_(sa.select(fs.id).where(fs.action_id.in_(action_ids))),
+            ),
+        )
+    )
 
 
 def status_counts(uow: UnitOfWork, kinds: Collection[str] | None = None) -> dict[str, int]:
