@@ -122,3 +122,17 @@ def test_rerun_of_a_day_whose_rows_were_superseded_by_themselves_recreates_them(
     assert set(deliveries(smtp_sink).values()) == {1}
     # Running the day once more creates nothing: the re-created rows hold the keys now.
     assert plan_and_enqueue(engine, D, QUIET, now=now + timedelta(hours=2))[1].messages == 0
+
+
+def test_the_operator_lists_a_days_messages_per_action(engine: Engine, two_due: SmallPlan) -> None:
+    from models.uow import UnitOfWork
+    from notifications.outbox import list_messages
+
+    plan_and_enqueue(engine, D, QUIET, now=at_8_paris(D))
+    with UnitOfWork(engine) as uow:
+        about_fa01 = list_messages(uow.session, action_ids=[two_due.fa01])
+        about_fa03 = list_messages(uow.session, action_ids=[two_due.fa03])
+        reminders_ = list_messages(uow.session, kind="reminder", status="pending")
+    assert [r.address for r in about_fa01] == ["helene.garnier@aicr.example"]
+    assert about_fa03 == []
+    assert len(reminders_) == 2
