@@ -36,7 +36,7 @@ def committed(work: Callable[[UnitOfWork, str | None], T]) -> tuple[T, list[Doma
     return result, list(uow.events)
 
 
-@task(name="envoyer-les-suites", cache_policy=NO_CACHE, persist_result=False)
+@task(name="Envoyer les suites de la décision", cache_policy=NO_CACHE, persist_result=False)
 def publish_events(events: list[DomainEvent]) -> list[str]:
     """After commit: publish the Prefect events waiting in the event outbox (these and any an
     earlier run could not send), and deliver the notices the decisions called for. Returns

@@ -33,13 +33,13 @@ from notifications.outbox import DeliverySettings, utcnow
 SCHEDULE = {"cron": "0 8 * * *", "timezone": "Europe/Paris"}
 
 
-@task(name="calculer-les-rappels", cache_policy=NO_CACHE, persist_result=False)
+@task(name="Calculer les rappels", cache_policy=NO_CACHE, persist_result=False)
 def compute_reminders(as_of: date, reminders: ReminderSettings) -> ReminderPlan:
     with unit_of_work(database()) as uow:
         return compute_plan(uow.session, as_of, reminders)
 
 
-@task(name="mettre-les-rappels-en-file", cache_policy=NO_CACHE, persist_result=False)
+@task(name="Mettre les rappels en file", cache_policy=NO_CACHE, persist_result=False)
 def enqueue_reminders(plan: ReminderPlan, correlation_id: str | None) -> EnqueueSummary:
     with unit_of_work(database()) as uow:
         summary = enqueue_plan(uow, plan, correlation_id=correlation_id)

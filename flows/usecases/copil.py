@@ -23,7 +23,14 @@ from flows.usecases import service
 from flows.usecases.proposals import add_to_agenda
 from models.errors import ConcurrencyConflict, InvalidInput, NotFound
 from models.events import CopilHeld, CopilScheduled
-from models.lifecycle import GuardFacts, LifecycleError, State, check_transition
+from models.lifecycle import (
+    AWAITING_DECISION,
+    COPIL_OUTCOMES,
+    GuardFacts,
+    LifecycleError,
+    State,
+    check_transition,
+)
 from models.money import format_eur, to_money
 from models.tables import (
     ActionSheet,
@@ -37,9 +44,6 @@ from models.tables import (
 from models.transitions import transition_action
 from models.uow import UnitOfWork
 from models.vocabulary import CopilStatus, Role
-
-COPIL_OUTCOMES = (State.VALIDATED, State.REJECTED, State.DEFERRED, State.REVISION_REQUESTED)
-AWAITING_DECISION = (State.PROPOSED, State.DEFERRED)
 
 
 @dataclass(frozen=True)

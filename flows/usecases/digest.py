@@ -39,7 +39,7 @@ from models.deadlines import (
     paris_date,
 )
 from models.errors import NotFound
-from models.lifecycle import State
+from models.lifecycle import AWAITING_DECISION, COMMITTED, DROPPED_OUT, State
 from models.money import ZERO
 from models.tables import (
     ActionSheet,
@@ -76,9 +76,6 @@ from notifications.transports import Deliverer
 _T = TypeVar("_T", CopilMeeting, Territory, Person)
 
 DIGEST = "digest"  # outbox kind
-AWAITING = (State.PROPOSED, State.DEFERRED)
-COMMITTED = (State.VALIDATED, State.FUNDED, State.IN_PROGRESS, State.COMPLETED)
-DROPPED_OUT = (State.REJECTED, State.ABANDONED)
 LIST_MAX = 40  # rows per section in the e-mail; the CSV has them all
 
 B = BudgetLine.__table__.c  # type: ignore[attr-defined]
@@ -359,7 +356,7 @@ def _fill_agenda(session: Session, digest: Digest, facts: _Facts) -> None:
         )
     ]
     awaiting = sorted(
-        (a for a in actions.values() if State(a.state) in AWAITING and a.id not in listed),
+        (a for a in actions.values() if State(a.state) in AWAITING_DECISION and a.id not in listed),
         key=lambda a: a.number,
     )
     for action_id in [*listed, *(a.id for a in awaiting)]:
@@ -553,7 +550,7 @@ def _fill_year(session: Session, digest: Digest, facts: _Facts, committed_year: 
         facts.budget_year,
     )
     awaiting_year = sum(
-        (v for k, v in budget_year.items() if State(actions[k].state) in AWAITING), ZERO
+        (v for k, v in budget_year.items() if State(actions[k].state) in AWAITING_DECISION), ZERO
     )
     year_funding = _year_funding(session, tid, year)
     digest.year = {
