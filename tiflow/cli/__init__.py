@@ -7,6 +7,7 @@ of this file:
 * `plan_files.py`: `tiflow import`, `tiflow export`, `tiflow modele`;
 * `views.py`: `tiflow territoires`, `tiflow actions`, `tiflow action`;
 * `run_commands.py`: `tiflow run rappels|synthese|budget|copil|envoi`, `tiflow copil planifier`;
+* `lifecycle.py`: `tiflow proposer|financer|avancement|demarrer|terminer|abandonner`;
 * `demo.py`: `tiflow demo` (a year of the example through the real flows);
 * `operations.py`: `tiflow serve`, `tiflow deploiements`.
 
@@ -89,13 +90,14 @@ def _row(uow: UnitOfWork, action: ActionSheet) -> list[str]:
 
 
 # Command modules register themselves on `app` (imported last: they import `app` from here).
-from tiflow.cli import demo, operations, plan_files, run_commands, views  # noqa: E402
+from tiflow.cli import demo, lifecycle, operations, plan_files, run_commands, views  # noqa: E402
 
 __all__ = [
     "TERRITORY_CODE",
     "app",
     "command",
     "demo",
+    "lifecycle",
     "new_app",
     "operations",
     "plan_files",
