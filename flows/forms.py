@@ -17,6 +17,7 @@ from prefect.input import RunInput
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSchema, create_model
 
 from models.lifecycle import State
+from models.money import parse_number
 from models.vocabulary import Axis, BudgetKind, Priority
 
 
@@ -29,12 +30,7 @@ def parse_amount(value: Any) -> Any:
     if isinstance(value, float):
         return repr(value)
     if isinstance(value, str):
-        text = value.strip().removesuffix("€").strip()
-        for space in (" ", "\u00a0", "\u202f"):
-            text = text.replace(space, "")
-        if "," in text:
-            text = text.replace(".", "").replace(",", ".")
-        return text
+        return parse_number(value, currency=True)  # one French parser (models/money.py)
     return value
 
 

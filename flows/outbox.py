@@ -17,7 +17,7 @@ from flows.runtime import current_run_id, database, settings
 from notifications.outbox import DeliveryReport, DeliverySettings, deliver_pending, open_deliverer
 
 
-@task(name="tournee-d-envoi", cache_policy=NO_CACHE, persist_result=False)
+@task(name="Tournée d'envoi", cache_policy=NO_CACHE, persist_result=False)
 def delivery_round(
     delivery: DeliverySettings, correlation_id: str | None, kinds: list[str] | None = None
 ) -> DeliveryReport:
