@@ -22,18 +22,19 @@ Guarantees:
   and the facts they were written for; right before sending, a round re-reads those facts
   (:func:`models.deadlines.current_fingerprints`) and drops the rows whose due date, pilot,
   state or COPIL date changed.
-* **Never twice, and the one residual risk.** A round claims each row just before sending it
-  (``pending -> sending``, a conditional UPDATE committed on its own: two rounds running at once
-  never both get it) and records the outcome right after, in its own small commit. A crash
-  *between* the SMTP server's "250 OK" and that commit (a window of about a millisecond per
-  message: kill -9, power loss) leaves that one row ``sending``; nobody can know whether it
-  arrived. After ``in_doubt_after`` the next round marks it ``failed`` with an explicit error
-  and does **not** resend it (``resend_in_doubt=True`` resends instead, preferring a possible
-  duplicate to a possible loss). Either way the Message-ID is derived from the key and the
-  recipient, so a copy sent twice carries the same Message-ID and mail clients that
-  de-duplicate treat it as one. Python exceptions (a failing hook, a database error) happen
-  outside that window: rows not yet claimed stay ``pending`` and the next round sends them
-  exactly once.
+* **Never twice, and the one window SMTP cannot close.** A round claims each row just before
+  sending it (``pending -> sending``, a conditional UPDATE committed on its own: two rounds
+  running at once never both get it) and records the outcome right after, in its own small
+  commit. How far an attempt got is kept in ``delivery_phase``: ``claimed`` with the claim,
+  ``data_sent`` committed after the server's 354 and before the content leaves
+  (:class:`PhaseRecorder`), the rest with the outcome. A row left ``sending`` by a dead round
+  is taken up after ``in_doubt_after``: at ``claimed`` it never reached the server and is sent
+  again (``report.resumed``); at ``data_sent`` it is in doubt (``report.in_doubt``), like a
+  message whose server cut the connection before its 250. In doubt is resent by default —
+  the Message-ID is derived from the key and the recipient, so the copy is recognisable —
+  or held as ``failed``/``in_doubt`` for the kinds of ``DeliveryPolicy.hold_in_doubt``. A
+  database that stays locked raises :class:`models.errors.DatabaseBusy` after bounded
+  retries; a row whose claim or ``data_sent`` could not be written was not sent.
 """
 
 from __future__ import annotations
@@ -56,7 +57,14 @@ from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.engine import Connection, Engine
 
 from models.db import is_busy, retry_when_busy
-from models.deadlines import current_fingerprints, matches
+from models.deadlines import (
+    ACTION_END,
+    FUNDING_KINDS,
+    MILESTONE,
+    NUDGE,
+    current_fingerprints,
+    matches,
+)
 from models.errors import DatabaseBusy, InvalidInput, NotFound
 from models.outbox import (
     DeliveryPhase,
@@ -66,7 +74,7 @@ from models.outbox import (
     OutboxStatus,
 )
 from models.settings import Settings
-from models.tables import Person
+from models.tables import Funding, Milestone, Person
 from models.uow import UnitOfWork
 from models.vocabulary import Role
 from notifications.config import check_tag
@@ -545,6 +553,25 @@ def _outgoing_email(row: Any, attachments: Sequence[Attachment]) -> OutgoingEmai
     )
 
 
+BEFORE_CONTENT = [
+    DeliveryPhase.CLAIMED.value,
+    DeliveryPhase.CONNECTED.value,
+    DeliveryPhase.ACCEPTED.value,
+]
+
+IN_DOUBT_RESENT = (
+    "Envoi interrompu après la transmission du contenu, sans réponse du serveur : le message a"
+    " peut-être été reçu. Renvoyé avec le même Message-ID (un doublon éventuel est"
+    " reconnaissable)."
+)
+IN_DOUBT_HELD = (
+    "Envoi interrompu pendant la remise (arrêt brutal après la transmission du contenu) : le"
+    " message a peut-être été reçu. Il n'est pas renvoyé automatiquement, pour éviter un"
+    " doublon ; vérifiez auprès du destinataire, puis remettez-le en file si besoin avec"
+    " « tiflow envois --relancer {id} »."
+)
+
+
 def _settle(
     row: Any,
     results: list[DeliveryResult],
@@ -596,25 +623,6 @@ def _settle(
         }
     prefix = f"Abandon après {attempts} tentatives" if temp else "Refus définitif du destinataire"
     return values | {"status": FAILED.value, "last_error": f"{prefix} : {errors}"}
-
-
-BEFORE_CONTENT = [
-    DeliveryPhase.CLAIMED.value,
-    DeliveryPhase.CONNECTED.value,
-    DeliveryPhase.ACCEPTED.value,
-]
-
-IN_DOUBT_RESENT = (
-    "Envoi interrompu après la transmission du contenu, sans réponse du serveur : le message a"
-    " peut-être été reçu. Renvoyé avec le même Message-ID (un doublon éventuel est"
-    " reconnaissable)."
-)
-IN_DOUBT_HELD = (
-    "Envoi interrompu pendant la remise (arrêt brutal après la transmission du contenu) : le"
-    " message a peut-être été reçu. Il n'est pas renvoyé automatiquement, pour éviter un"
-    " doublon ; vérifiez auprès du destinataire, puis remettez-le en file si besoin avec"
-    " « tiflow envois --relancer {id} »."
-)
 
 
 def _recover_interrupted(
@@ -1019,9 +1027,6 @@ def list_messages(
 def _messages_about(action_ids: list[int]) -> sa.Select[Any]:
     """Ids of the messages with an item about one of these actions (directly, or through a
     milestone or a funding line of theirs)."""
-    from models.deadlines import ACTION_END, FUNDING_KINDS, MILESTONE, NUDGE
-    from models.tables import Funding, Milestone
-
     ms = Milestone.__table__.c  # type: ignore[attr-defined]
     fs = Funding.__table__.c  # type: ignore[attr-defined]
     return sa.select(I.c.message_id).where(

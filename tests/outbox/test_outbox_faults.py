@@ -310,3 +310,39 @@ def test_a_lock_longer_than_the_timeout_mid_round_is_waited_for_and_nothing_is_l
     counts = deliveries(smtp_sink)
     assert len(counts) == 3 and set(counts.values()) == {1}
     assert statuses(engine) == {"sent": 3}
+
+
+def test_a_lock_on_the_data_sent_record_stops_before_the_content_and_fails_nothing(
+    engine: Engine, impatient: Engine, smtp_sink: SmtpSink, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import notifications.smtp
+
+    monkeypatch.setattr(models.db, "BUSY_PAUSE", 0.01)
+    store(engine, [notice(10)])
+    locker = Locker(engine)
+    accepted: list[DeliveryPhase] = []
+
+    def lock_once_the_second_recipient_is_accepted(phase: DeliveryPhase) -> None:
+        if phase == DeliveryPhase.ACCEPTED:
+            accepted.append(phase)
+            if len(accepted) == 2:
+                locker.take()  # held past every retry of the data_sent record
+
+    monkeypatch.setattr(
+        notifications.smtp, "phase_reached", lock_once_the_second_recipient_is_accepted
+    )
+    try:
+        with smtp_deliverer(smtp_sink) as deliverer, pytest.raises(DatabaseBusy):
+            deliver_pending(impatient, deliverer, now=T0)
+    finally:
+        locker.release()
+    monkeypatch.setattr(notifications.smtp, "phase_reached", None)
+    assert len(smtp_sink.received) == 1  # the second message's content never left
+    assert statuses(engine) == {"sent": 1, "sending": 1, "pending": 1}
+    stuck = next(r for r in rows(engine) if r.status is OutboxStatus.SENDING)
+    assert stuck.delivery_phase == DeliveryPhase.CLAIMED.value  # so: not in doubt
+    with smtp_deliverer(smtp_sink) as deliverer:
+        later = deliver_pending(engine, deliverer, now=LATER)
+    assert (later.resumed, later.in_doubt, later.sent, later.failed) == (1, 0, 2, 0)
+    counts = deliveries(smtp_sink)
+    assert len(counts) == 3 and set(counts.values()) == {1}
