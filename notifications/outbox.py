@@ -873,8 +873,16 @@ class _Round:
     def deliver_one(self, row: Any, attachments: list[Attachment]) -> None:
         try:
             email = _outgoing_email(row, attachments)
-        except (ValueError, TypeError) as exc:  # e.g. an address edited by hand in the table
-            self._refuse(row, f"Message invalide, non envoyé : {exc}")
+        except InvalidAddress as exc:  # e.g. an address edited by hand in the table
+            self._refuse(
+                row,
+                f"Message non envoyé : adresse e-mail invalide « {exc.address} ». Corrigez-la"
+                " dans la fiche de la personne.",
+            )
+            return
+        except (ValueError, TypeError):
+            log.exception("outbox row %s cannot be built", row.id)
+            self._refuse(row, "Message invalide, non envoyé (détail dans le journal).")
             return
         # Claim: only one round can move this row from pending to sending.
         claimed = self.write(

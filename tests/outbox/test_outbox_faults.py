@@ -19,7 +19,7 @@ from sqlalchemy.engine import Engine
 import models.db
 from models.db import make_engine
 from models.errors import DatabaseBusy, InvalidInput
-from models.outbox import DeliveryPhase, OutboxStatus
+from models.outbox import DeliveryPhase, OutboxMessage, OutboxStatus
 from models.uow import UnitOfWork
 from notifications.outbox import DeliveryPolicy, DeliverySettings, deliver_pending, requeue_once
 from tests.outbox.conftest import deliveries, smtp_deliverer
@@ -28,6 +28,7 @@ from tests.smtp_sink import SmtpSink
 
 HELENE, KARIM, ISABELLE = (p.mailbox.split("<")[1].rstrip(">") for p in PILOTS)
 LATER = T0 + timedelta(hours=1)  # past the in-doubt delay: no live round owns the rows
+M_TABLE = OutboxMessage.__table__  # type: ignore[attr-defined]
 HOLD = DeliveryPolicy(hold_in_doubt=frozenset({"notice"}))
 
 KILL_AT_PHASE = """
@@ -346,3 +347,20 @@ def test_a_lock_on_the_data_sent_record_stops_before_the_content_and_fails_nothi
     assert (later.resumed, later.in_doubt, later.sent, later.failed) == (1, 0, 2, 0)
     counts = deliveries(smtp_sink)
     assert len(counts) == 3 and set(counts.values()) == {1}
+
+
+def test_an_address_broken_by_hand_in_the_table_fails_with_a_french_error(
+    engine: Engine, smtp_sink: SmtpSink
+) -> None:
+    (first, *_) = store(engine, [notice(11)])
+    table = M_TABLE
+    with engine.begin() as conn:
+        conn.execute(
+            sa.update(table).where(table.c.id == first).values(recipient="Hélène <helene@@aicr>")
+        )
+    with smtp_deliverer(smtp_sink) as deliverer:
+        report = deliver_pending(engine, deliverer, now=T0)
+    assert (report.sent, report.failed) == (2, 1)
+    (failure,) = report.failures
+    assert failure.error.startswith("Message non envoyé : adresse e-mail invalide « ")
+    assert "e-mail address" not in failure.error and "(détail" not in failure.error
