@@ -65,7 +65,7 @@ from models.deadlines import (
     current_fingerprints,
     matches,
 )
-from models.errors import DatabaseBusy, InvalidInput, NotFound
+from models.errors import DatabaseBusy, NotFound, TiflowError
 from models.outbox import (
     DeliveryPhase,
     OutboxAttachment,
@@ -491,15 +491,12 @@ class Backlog:
             when = f" jusqu'au {format_datetime(self.next_at)}" if self.next_at else ""
             if self.last_at and self.next_at and self.last_at != self.next_at:
                 when = (
-                    f" (prochain essai le {format_datetime(self.next_at)}, dernier le"
+                    f" (prochain envoi le {format_datetime(self.next_at)}, dernier le"
                     f" {format_datetime(self.last_at)})"
                 )
-            parts.append(
-                f"{count_fr(self.waiting, 'message attend', 'messages attendent')}"
-                f" un nouvel essai{when}"
-            )
+            parts.append(f"{count_fr(self.waiting, 'message', 'messages')} en attente{when}")
         else:
-            parts.append("aucun message n'attend de nouvel essai")
+            parts.append("aucun message en attente")
         if self.due:
             parts.append(f"{self.due} à envoyer maintenant")
         if self.sending:
@@ -973,19 +970,15 @@ def requeue_once(uow: UnitOfWork, message_id: int, *, now: datetime | None = Non
     if row is None:
         raise NotFound(f"Aucun message n° {message_id} dans la boîte d'envoi.")
     if row.status != FAILED.value:
-        raise InvalidInput(
-            [
-                f"Le message n° {message_id} est « {OutboxStatus(row.status).label} » : seul un"
-                " message en échec (ou incertain) peut être remis en file."
-            ]
+        raise TiflowError(
+            f"Le message n° {message_id} est « {OutboxStatus(row.status).label} » : seul un"
+            " message en échec (ou incertain) peut être remis en file."
         )
     if row.requeued_at is not None:
-        raise InvalidInput(
-            [
-                f"Le message n° {message_id} a déjà été remis en file à la main le"
-                f" {format_datetime(_aware(row.requeued_at) or now)} : il ne l'est qu'une"
-                " fois. Vérifiez l'adresse ou le serveur avant tout nouvel envoi."
-            ]
+        raise TiflowError(
+            f"Le message n° {message_id} a déjà été remis en file à la main le"
+            f" {format_datetime(_aware(row.requeued_at) or now)} : il ne l'est qu'une fois."
+            " Vérifiez l'adresse ou le serveur avant tout nouvel envoi."
         )
     uow.session.execute(
         sa.update(M)

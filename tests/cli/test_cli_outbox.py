@@ -49,7 +49,7 @@ def test_envois_lists_the_outbox_in_french_with_filters(tiflow: Tiflow, engine: 
     assert "Boîte d'envoi (les plus récents d'abord)" in out
     assert "Hélène Garnier" in out and "en attente" in out and "avis" in out
     assert "Adresse e-mail invalide" in out and "échec" in out
-    assert "Boîte d'envoi : aucun message n'attend de nouvel essai" in out
+    assert "Boîte d'envoi : aucun message en attente" in out
 
     failed = tiflow("envois", "--etat", "echec")
     assert "Karim Haddad" in failed.stdout and "Hélène Garnier" not in failed.stdout

@@ -18,7 +18,7 @@ from sqlalchemy.engine import Engine
 
 import models.db
 from models.db import make_engine
-from models.errors import DatabaseBusy, InvalidInput
+from models.errors import DatabaseBusy, TiflowError
 from models.outbox import DeliveryPhase, OutboxMessage, OutboxStatus
 from models.uow import UnitOfWork
 from notifications.outbox import DeliveryPolicy, DeliverySettings, deliver_pending, requeue_once
@@ -159,7 +159,7 @@ def test_server_dying_before_its_250_for_a_held_kind_is_requeued_by_hand_once(
     with smtp_deliverer(smtp_sink) as deliverer:
         again = deliver_pending(engine, deliverer, policy=HOLD, now=T0 + timedelta(hours=2))
     assert again.sent == 1 and len(smtp_sink.messages_to(KARIM)) == 2
-    with UnitOfWork(engine) as uow, pytest.raises(InvalidInput, match="seul un message en échec"):
+    with UnitOfWork(engine) as uow, pytest.raises(TiflowError, match="seul un message en échec"):
         requeue_once(uow, held.id or 0)
 
 
@@ -173,7 +173,7 @@ def test_requeue_by_hand_happens_only_once(engine: Engine, smtp_sink: SmtpSink) 
             requeue_once(uow, refused.id or 0, now=T0)
             uow.commit()
         deliver_pending(engine, deliverer, now=T0)
-    with UnitOfWork(engine) as uow, pytest.raises(InvalidInput, match="déjà été remis en file"):
+    with UnitOfWork(engine) as uow, pytest.raises(TiflowError, match="déjà été remis en file"):
         requeue_once(uow, refused.id or 0)
     row = next(r for r in rows(engine) if r.id == refused.id)
     assert "destinataire refusé" in (row.last_error or "")
@@ -206,8 +206,8 @@ def test_maintenant_sends_what_waits_for_its_back_off_but_not_what_is_scheduled(
     with smtp_deliverer(smtp_sink) as deliverer:
         down = deliver_pending(engine, deliverer, now=T0)
     assert down.retry == 3 and down.backlog is not None and down.backlog.waiting == 6
-    assert "6 messages attendent un nouvel essai" in down.summary()
-    assert "lundi 10 mars 2025 à 8 h 15" in down.summary()
+    assert "6 messages en attente (prochain envoi le lundi 10 mars 2025 à 8 h 15" in down.summary()
+    assert "dernier le jeudi 13 mars 2025 à 8 h" in down.summary()  # notice 7, scheduled
     smtp_sink.restart()
     now = DeliverySettings(now=True).policy()
     with smtp_deliverer(smtp_sink) as deliverer:
