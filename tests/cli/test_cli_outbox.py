@@ -78,7 +78,11 @@ def test_envois_relancer_puts_a_failed_message_back_once(tiflow: Tiflow, engine:
 
 
 def test_run_envoi_on_a_database_locked_too_long_says_so_in_one_french_line(
-    tiflow_on: Any, engine: Engine, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    prefect_harness: None,
+    tiflow_on: Any,
+    engine: Engine,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     import models.db
 
@@ -107,3 +111,25 @@ def test_run_envoi_on_a_database_locked_too_long_says_so_in_one_french_line(
     assert "Traceback" not in result.output and "locked" not in result.output
     with UnitOfWork(engine) as uow:
         assert status_counts(uow) == {"pending": 1, "failed": 1}  # nothing more marked failed
+
+
+def test_run_envoi_maintenant_sends_what_waits_for_its_back_off(
+    prefect_harness: None, tiflow: Tiflow, engine: Engine
+) -> None:
+    (pending, _failed) = sorted(_store(engine))
+    table = sa.table(
+        "outbox_message", sa.column("id"), sa.column("attempts"), sa.column("next_attempt_at")
+    )
+    later = datetime(2099, 1, 1, tzinfo=UTC).replace(tzinfo=None)  # after a failed attempt
+    with engine.begin() as conn:
+        conn.execute(
+            sa.update(table).where(table.c.id == pending).values(attempts=1, next_attempt_at=later)
+        )
+    waiting = tiflow("run", "envoi")
+    assert waiting.exit_code == 0, waiting.output
+    assert "Cette tournée : 0 envoyé," in waiting.stdout
+    assert "1 message en attente jusqu'au jeudi 1er janvier 2099" in waiting.stdout
+    now = tiflow("run", "envoi", "--maintenant")
+    assert now.exit_code == 0, now.output
+    assert "Cette tournée : 1 envoyé," in now.stdout
+    assert "aucun message en attente" in now.stdout
