@@ -644,11 +644,10 @@ def _recover_interrupted(
         stuck, sa.or_(M.c.delivery_phase.is_(None), M.c.delivery_phase.not_in(BEFORE_CONTENT))
     )
     held = sorted(policy.hold_in_doubt)
-    resend = sa.true() if not policy.resend_in_doubt else M.c.kind.not_in(held)
     if policy.resend_in_doubt:
         report.in_doubt += conn.execute(
             sa.update(M)
-            .where(doubt, resend)
+            .where(doubt, M.c.kind.not_in(held))
             .values(
                 status=PENDING.value, next_attempt_at=now, last_error=IN_DOUBT_RESENT, **released
             )
