@@ -39,6 +39,8 @@ def delivery_markdown(report: DeliveryReport, limit: int = 20) -> str:
         f"| {report.sent} | {report.retry} | {report.failed} | {report.dropped}"
         f" | {report.in_doubt} |",
     ]
+    if report.backlog is not None:
+        lines += ["", f"Boîte d'envoi : {report.backlog.summary()}."]
     if report.failures:
         lines += [
             "",

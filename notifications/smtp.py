@@ -241,7 +241,11 @@ class SmtpSession:
             self._drop(ch)  # a refused DATA leaves the session in an unknown state
             return _failure(recipient, code, reply, "message refusé")
         if progress is not None:  # recorded before the content leaves (see module docstring)
-            progress(DeliveryPhase.DATA_SENT)
+            try:
+                progress(DeliveryPhase.DATA_SENT)
+            except BaseException:
+                self._drop(ch)  # mid-DATA: closing without the final dot discards it
+                raise
         try:
             conn.send(_dot_stuffed(data))
             if phase_reached is not None:
