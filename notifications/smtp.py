@@ -12,7 +12,7 @@ from functools import cache
 
 from apprise.plugins.email import SecureMailMode
 
-from .config import SmtpChannel
+from .config import SmtpChannel, mask_secrets
 
 log = logging.getLogger(__name__)
 
@@ -30,6 +30,11 @@ class DeliveryResult:
     error: str | None = None
     permanent: bool = False
     channel: str = "email"
+
+    def __post_init__(self) -> None:
+        # Stored in the outbox, logged, shown in artifacts: never with a password in it.
+        if self.error:
+            object.__setattr__(self, "error", mask_secrets(self.error))
 
 
 def _failure(
@@ -97,7 +102,9 @@ class SmtpSession:
             if ch.user and ch.password:
                 conn.login(ch.user, ch.password)
         except (OSError, smtplib.SMTPException) as exc:
-            error = f"SMTP {ch.host}:{ch.port} unavailable: {type(exc).__name__}: {exc}"
+            error = mask_secrets(
+                f"SMTP {ch.host}:{ch.port} unavailable: {type(exc).__name__}: {exc}", [ch.password]
+            )
             self._down[id(ch)] = error
             log.warning("%s (%s)", error, ch.name)
             if conn is not None:
