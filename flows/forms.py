@@ -320,6 +320,11 @@ class CopilDecisionsInput(RunInput):
     )
     recorded_by: str = _recorded_by()
 
+    @field_validator("recorded_by")
+    @classmethod
+    def _person_name(cls, value: Any) -> Any:  # the same rule as every form's « Saisi par »
+        return _checked(value, person_name_problem)
+
     @classmethod
     def prefilled(
         cls, description: str, decisions: list[DecisionForm]
