@@ -3,22 +3,20 @@ looks like an address; ordinary French names and titles pass."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 from prefect.input import RunInput
 from pydantic import BaseModel, ValidationError
+from sqlalchemy.engine import Engine
 from sqlmodel import select
 
 from flows import forms
 from flows.forms import ONE_LINE_FIELDS, Form
-from models.db import make_engine, upgrade
 from models.tables import CopilMeeting
 from models.uow import UnitOfWork
 from tests.cli.conftest import run_on
-from tiflow.example import load_example
 
 BASES = (Form, RunInput)
 
@@ -80,14 +78,9 @@ def test_recorded_by_cannot_look_like_an_address(cls: type[BaseModel]) -> None:
 
 
 def test_the_command_line_refuses_a_place_with_a_line_break_in_french(
-    database_url: Callable[[str], str], tmp_path: Path
+    engine: Engine, example_plan: str, tmp_path: Path
 ) -> None:
-    url = database_url("sqlite")
-    engine = make_engine(url)
-    upgrade(engine)
-    with UnitOfWork(engine) as uow:
-        load_example(uow)
-        uow.commit()
+    url = engine.url.render_as_string(hide_password=False)
     args = ["copil", "planifier", "--date", "23/01/2025", "--lieu", "Salle\nBcc: tous@x.example"]
 
     result = run_on(url, tmp_path)(*args, "--saisi-par", "Claire <claire@intrus.example>")
