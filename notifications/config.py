@@ -34,7 +34,8 @@ class ConfigError(ValueError):
 
 
 # A password in a URL (scheme://user:password@host) or in its query (?pass=...).
-_URL_PASSWORD = re.compile(r"(?P<head>\b[A-Za-z][A-Za-z0-9+.-]{0,31}://[^\s:/@]*):[^\s@/]+@")
+# A password cannot hold a raw / ? # & (URL syntax): « host:2525?from=a@b » is no password.
+_URL_PASSWORD = re.compile(r"(?P<head>\b[A-Za-z][A-Za-z0-9+.-]{0,31}://[^\s:/@?#]*):[^\s@/?#&]+@")
 _QUERY_SECRET = re.compile(
     r"(?P<head>[?&](?:pass|password|pwd|secret|token|apikey|key)=)[^&\s]+", re.IGNORECASE
 )

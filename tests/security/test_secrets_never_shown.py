@@ -204,6 +204,10 @@ def test_a_refused_inline_configuration_is_shown_masked(
         ),
         ("535 authentication failed for S3cret", "535 authentication failed for ****"),
         ("rien à cacher : tiflow@example.org", "rien à cacher : tiflow@example.org"),
+        (
+            "mailto://127.0.0.1:2525?from=tiflow@example.org",  # a port, not a password
+            "mailto://127.0.0.1:2525?from=tiflow@example.org",
+        ),
     ],
 )
 def test_mask_secrets(text: str, masked: str) -> None:
