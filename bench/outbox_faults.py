@@ -44,9 +44,9 @@ sys.path.insert(0, str(ROOT))
 
 import sqlalchemy as sa  # noqa: E402
 
+from flows.usecases.bus import unit_of_work  # noqa: E402
 from models.db import make_engine, normalise_url, upgrade  # noqa: E402
 from models.outbox import OutboxMessage  # noqa: E402
-from models.uow import UnitOfWork  # noqa: E402
 from notifications.outbox import (  # noqa: E402
     DeliveryPolicy,
     NewMessage,
@@ -142,7 +142,7 @@ def store(url: str, count: int, rng: random.Random) -> None:
         )
         for n in range(count)
     ]
-    with UnitOfWork(engine) as uow:
+    with unit_of_work(engine) as uow:
         enqueue(uow, messages, now=T0)
         uow.commit()
     engine.dispose()

@@ -43,6 +43,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
+from flows.usecases.bus import unit_of_work
 from models.db import retry_when_busy
 from models.deadlines import (
     NUDGE,
@@ -666,7 +667,7 @@ def plan_and_enqueue(
     rows). A database locked for too long: ``DatabaseBusy``, a French message."""
 
     def attempt() -> tuple[ReminderPlan, EnqueueSummary]:
-        with UnitOfWork(engine) as uow:
+        with unit_of_work(engine) as uow:
             lock_sweeps(uow.session)
             plan = compute_plan(uow.session, as_of, settings, now=now)
             summary = enqueue_plan(uow, plan, correlation_id=correlation_id, now=now)

@@ -10,9 +10,9 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
+from flows.usecases.bus import unit_of_work
 from models.outbox import DeliveryPhase, OutboxStatus
 from models.tables import ActionSheet
-from models.uow import UnitOfWork
 from notifications.outbox import (
     IN_DOUBT_FILTER,
     backlog,
@@ -77,7 +77,7 @@ def outbox_command(
     """Messages de la boîte d'envoi : qui, quoi, où en est chacun ; relance d'un message."""
     engine = database()
     if relancer is not None:
-        with UnitOfWork(engine) as uow:
+        with unit_of_work(engine) as uow:
             row = requeue_once(uow, relancer)
             uow.commit()
         console.print(
@@ -87,7 +87,7 @@ def outbox_command(
         )
         return
     status = _status(etat)
-    with UnitOfWork(engine) as uow:
+    with unit_of_work(engine) as uow:
         action_ids = _actions(uow.session, action) if action else None
         rows = list_messages(
             uow.session,

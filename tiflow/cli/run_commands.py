@@ -21,12 +21,12 @@ from rich.markup import escape
 from rich.table import Table
 from sqlalchemy.engine import Engine
 
+from flows.usecases.bus import unit_of_work
 from flows.usecases.reminders import EnqueueSummary, enqueued_fr
 from flows.usecases.service import short_datetime
 from models.money import format_eur
 from models.outbox import OutboxMessage
 from models.settings import load_settings
-from models.uow import UnitOfWork
 from notifications.fr import format_date
 from notifications.outbox import DeliveryReport, backlog, utcnow
 from tiflow.cli import app, command, new_app
@@ -117,7 +117,7 @@ def datetime_option(value: str | None, option: str, default_time: time) -> datet
 def _check_territory(code: str | None) -> Engine:
     engine = database()
     if code:
-        with UnitOfWork(engine) as uow:
+        with unit_of_work(engine) as uow:
             pick_territory(uow, code)  # a French error for an unknown code, before any run
     return engine
 
@@ -468,7 +468,7 @@ def schedule_command(
     held_at = datetime_option(date_, "'--date'", time(9, 30))
     assert held_at is not None
     engine = database()
-    with UnitOfWork(engine) as uow:
+    with unit_of_work(engine) as uow:
         code = pick_territory(uow, territoire).code
     form = CopilScheduleForm(
         territory=code, held_at=held_at, place=lieu, members=membre or [], recorded_by=saisi_par
