@@ -15,7 +15,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse
 from fastapi.staticfiles import StaticFiles
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 from sqlalchemy.engine import Engine
-from sqlmodel import SQLModel
+from sqlmodel import SQLModel, select
 
 from models.db import engine_for
 from models.errors import NotFound
@@ -137,7 +137,16 @@ def _resolve(ctx: Context, params: dict[str, Any]) -> None:
             if "territory" in params:
                 ctx.territory = _copy(uow.repo.territory(params["territory"]))
             if ctx.rule.scope is Scope.ACTION:
-                ctx.action = _copy(uow.repo.action(params["territory"], params["number"]))
+                assert ctx.territory is not None
+                action = uow.session.exec(
+                    select(ActionSheet).where(
+                        ActionSheet.territory_id == ctx.territory.id,
+                        ActionSheet.number == params["number"],
+                    )
+                ).first()
+                if action is None:
+                    raise Refusal(404, NOT_FOUND)
+                ctx.action = _copy(action)
             elif ctx.rule.scope is Scope.COPIL:
                 copil = uow.repo.copil(_int(params["copil_id"]))
                 if ctx.territory is None or copil.territory_id != ctx.territory.id:

@@ -7,21 +7,26 @@ Bad input gets the use case's French message next to the field, and nothing is w
 
 from __future__ import annotations
 
+import logging
+import os
 from collections.abc import Callable
 from datetime import date
 from typing import Any
 
-from fastapi import FastAPI
+from fastapi import BackgroundTasks, FastAPI
 from fastapi.responses import HTMLResponse, RedirectResponse
 
 from flows.usecases.progress import IndicatorValue, MilestoneDone, report_progress
 from flows.usecases.service import paris_date
 from models.errors import ConcurrencyConflict, InvalidInput
+from models.events import DomainEvent
 from models.uow import UnitOfWork
 from tiflow.spreadsheet.cells import CellError, parse_date, parse_decimal
 from tiflow.web.app import Context, Guarded, add_route, page, redirect
 from tiflow.web.sessions import utcnow
 from tiflow.web.views import action_page, plan_rows
+
+log = logging.getLogger(__name__)
 
 
 def register(router: FastAPI) -> None:
@@ -70,9 +75,7 @@ def _action_page(
 ) -> HTMLResponse:
     assert ctx.territory is not None and ctx.action is not None
     with UnitOfWork(ctx.engine) as uow:
-        details = action_page(
-            uow, ctx.territory, uow.repo.action(ctx.territory.code, ctx.action.number)
-        )
+        details = action_page(uow, ctx.territory, ctx.action)  # as the guard read it
         pilot_id = details.action.pilot_id
         return page(
             ctx,
@@ -128,15 +131,15 @@ BUILDERS: dict[str, tuple[Builder, str]] = {
 }
 
 
-def _form_route(name: str) -> Callable[[Context], HTMLResponse | RedirectResponse]:
-    def submit(ctx: Guarded) -> HTMLResponse | RedirectResponse:
-        return _report(ctx, name)
+def _form_route(name: str) -> Callable[..., HTMLResponse | RedirectResponse]:
+    def submit(ctx: Guarded, tasks: BackgroundTasks) -> HTMLResponse | RedirectResponse:
+        return _report(ctx, name, tasks)
 
     submit.__name__ = name
     return submit
 
 
-def _report(ctx: Context, name: str) -> HTMLResponse | RedirectResponse:
+def _report(ctx: Context, name: str, tasks: BackgroundTasks) -> HTMLResponse | RedirectResponse:
     """Call the use case; on success back to the page (303), on error the page with the
     message next to the form (422) and nothing written."""
     assert ctx.principal is not None and ctx.territory is not None and ctx.action is not None
@@ -156,5 +159,22 @@ def _report(ctx: Context, name: str) -> HTMLResponse | RedirectResponse:
     except (InvalidInput, ConcurrencyConflict) as error:
         problems = list(error.problems) if isinstance(error, InvalidInput) else [str(error)]
         return _action_page(ctx, status=422, errors={field: problems})
+    tasks.add_task(publish_events, list(uow.events))
     target = f"/t/{ctx.territory.code}/actions/{ctx.action.number}?enregistre={field}"
     return redirect(ctx, target + f"#{field}")
+
+
+def publish_events(events: list[DomainEvent]) -> None:
+    """Prefect events of what was committed, as the flows publish them, after the answer
+    (importing Prefect costs seconds, once per process). Only towards a Prefect server
+    (PREFECT_API_URL): without one, emitting would start Prefect's ephemeral server inside the
+    web process, half a minute on a busy machine. An unreachable server loses the event, as
+    for every entrance (see architecture.md)."""
+    if not events or not os.environ.get("PREFECT_API_URL"):
+        return
+    try:
+        from flows.events import publish
+
+        publish(events)
+    except Exception:  # the change is committed and in the history; only the event is lost
+        log.exception("publishing %d Prefect event(s) failed", len(events))
