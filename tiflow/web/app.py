@@ -11,11 +11,13 @@ from typing import Annotated, Any, TypeVar
 from urllib.parse import parse_qsl, quote
 
 from fastapi import Depends, FastAPI, Request, Response
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, RedirectResponse
 from fastapi.staticfiles import StaticFiles
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 from sqlalchemy.engine import Engine
 from sqlmodel import SQLModel, select
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from models.db import engine_for
 from models.errors import NotFound
@@ -33,6 +35,10 @@ T = TypeVar("T", bound=SQLModel)
 SESSION_COOKIE = "tiflow_session"
 VISITOR_COOKIE = "tiflow_visiteur"  # anonymous visitors' CSRF holder (sign-in forms)
 FORM_MAX_BYTES = 64 * 1024
+HTTP_MESSAGES = {
+    404: NOT_FOUND,
+    405: "Cette page ne s'ouvre pas ainsi : passez par le formulaire de la page.",
+}
 
 
 class SignInNeeded(Exception):
@@ -265,9 +271,15 @@ def create_app(web: WebSettings, engine: Engine | None = None) -> FastAPI:
     def sign_in_needed(request: Request, exc: SignInNeeded) -> RedirectResponse:
         return RedirectResponse(f"/connexion?suite={quote(exc.next_path)}", status_code=303)
 
-    @app.exception_handler(404)
-    def not_found(request: Request, exc: Exception) -> HTMLResponse:
-        return error_page(request, 404, NOT_FOUND)
+    @app.exception_handler(StarletteHTTPException)
+    def http_error(request: Request, exc: StarletteHTTPException) -> HTMLResponse:
+        """Starlette's own errors (unknown path, wrong method…), in French."""
+        message = HTTP_MESSAGES.get(exc.status_code, "La demande n'a pas pu aboutir.")
+        return error_page(request, exc.status_code, message)
+
+    @app.exception_handler(RequestValidationError)
+    def bad_request(request: Request, exc: RequestValidationError) -> HTMLResponse:
+        return error_page(request, 400, "Adresse de page mal formée.")
 
     @app.middleware("http")
     async def headers(
