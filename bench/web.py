@@ -35,11 +35,11 @@ from fastapi.testclient import TestClient
 from reminders import build_plan, database  # bench/reminders.py: the national dataset
 from sqlalchemy.engine import Engine
 
+from flows.usecases.bus import unit_of_work
 from flows.usecases.copil import schedule_copil
 from models.db import make_engine, upgrade
 from models.settings import load_settings
 from models.tables import Person, PersonRole
-from models.uow import UnitOfWork
 from models.vocabulary import Role
 from tiflow.web.app import SESSION_COOKIE, create_app
 from tiflow.web.config import WebSettings
@@ -54,7 +54,7 @@ MEMBER = "copil@ti-001.example"
 def prepare(engine: Engine) -> int:
     counts = build_plan(engine)
     print(", ".join(f"{n} {what}" for what, n in counts.items()))
-    with UnitOfWork(engine) as uow:
+    with unit_of_work(engine) as uow:
         territory = uow.repo.territory(TERRITORY)
         assert territory.id is not None
         member = Person(territory_id=territory.id, full_name="Jean Lefèvre", email=MEMBER)
@@ -63,7 +63,7 @@ def prepare(engine: Engine) -> int:
         assert member.id is not None
         uow.session.add(PersonRole(person_id=member.id, role=Role.COPIL_MEMBER))
         uow.commit()
-    with UnitOfWork(engine) as uow:
+    with unit_of_work(engine) as uow:
         info = schedule_copil(uow, TERRITORY, held_at=datetime(2025, 3, 20, 9, 30))
         uow.commit()
     return info.copil_id

@@ -21,6 +21,7 @@ from httpx import Response
 from sqlalchemy.engine import Engine
 from sqlmodel import select
 
+from flows.usecases.bus import unit_of_work
 from flows.usecases.copil import schedule_copil
 from models.lifecycle import State
 from models.settings import load_settings
@@ -114,7 +115,7 @@ def sign_in(web: Web, address: str) -> TestClient:
 def add_people(engine: Engine) -> None:
     """A second territory with its own pilot, action and COPIL; single-role people at home
     (a national reader, a coordinator, a pilot of FA-01 only); a COPIL in each territory."""
-    with UnitOfWork(engine) as uow:
+    with unit_of_work(engine) as uow:
         other = Territory(code=OTHER_CODE, name="Vallée de la Bresle")
         uow.session.add(other)
         uow.session.flush()
@@ -154,7 +155,7 @@ def add_people(engine: Engine) -> None:
         )
         uow.commit()
     for code in ("grand-est-touraine", OTHER_CODE):
-        with UnitOfWork(engine) as uow:
+        with unit_of_work(engine) as uow:
             schedule_copil(uow, code, held_at=datetime(2030, 6, 3, 9, 30), place="Amboise")
             uow.commit()
 
@@ -188,7 +189,7 @@ def web(engine: Engine, example_plan: str, tmp_path: Path) -> Iterator[Web]:
 
 
 def person_id(engine: Engine, address: str) -> int:
-    with UnitOfWork(engine) as uow:
+    with unit_of_work(engine) as uow:
         found = uow.session.exec(select(Person.id).where(Person.email == address)).first()
         assert found is not None
         return found

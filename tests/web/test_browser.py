@@ -14,8 +14,8 @@ from typing import Any
 import pytest
 from sqlmodel import select
 
+from flows.usecases.bus import unit_of_work
 from models.tables import CopilMeeting
-from models.uow import UnitOfWork
 from tests.web.browser import chromium, free_port, serve
 from tests.web.conftest import COPIL_ONLY, ONLY_PILOT, Web, eml_links
 from tiflow.web.app import create_app
@@ -79,7 +79,7 @@ def test_pilot_marks_a_milestone_done_and_adds_a_note(
     from selenium.webdriver.support.ui import Select
 
     web, url = live
-    with UnitOfWork(web.engine) as uow:
+    with unit_of_work(web.engine) as uow:
         copil_id = uow.session.exec(
             select(CopilMeeting.id).where(
                 CopilMeeting.territory_id == uow.repo.territory("grand-est-touraine").id

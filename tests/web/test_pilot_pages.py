@@ -10,8 +10,9 @@ from html import unescape
 import sqlalchemy as sa
 from sqlmodel import select
 
+from flows.usecases.bus import unit_of_work
+from models.event_outbox import EventOutbox
 from models.tables import ActionChange, FollowUpNote, Indicator, Milestone
-from models.uow import UnitOfWork
 from tests.web.conftest import ONLY_PILOT, Web, csrf_of, person_id, sign_in
 
 ACTION = "/t/grand-est-touraine/actions/FA-01"
@@ -44,11 +45,17 @@ def test_note_from_the_form_is_written_by_the_signed_in_pilot(web: Web) -> None:
     client = sign_in(web, ONLY_PILOT)
     done = _post(client, ACTION + "/note", note="Le bâtiment est choisi : signature en mai.")
     assert done.status_code == 303
-    with UnitOfWork(web.engine) as uow:
+    with unit_of_work(web.engine) as uow:
         note = uow.session.exec(select(FollowUpNote.author_id)).one()
         change = uow.session.exec(select(ActionChange.actor, ActionChange.summary)).one()
     assert note == person_id(web.engine, ONLY_PILOT)
     assert tuple(change) == ("Bruno Caron", "Avancement : note de suivi ajoutée.")
+    # Its Prefect event is in the event outbox, written with the change (the bus's unit of work).
+    with unit_of_work(web.engine) as uow:
+        events = uow.session.exec(
+            select(EventOutbox.spec).where(EventOutbox.name == "tiflow.progress.reported")
+        ).all()
+    assert len(events) == 1 and '"actor": "Bruno Caron"' in events[0]
     page = client.get(done.headers["location"])
     assert "Le bâtiment est choisi" in page.text
     assert "Bruno Caron" in page.text and "note de suivi ajoutée" in page.text
@@ -62,7 +69,7 @@ def test_milestone_done_and_indicator_value_typed_the_french_way(web: Web) -> No
     assert (
         _post(client, ACTION + "/indicateur", indicateur="Entreprises accueillies", valeur="12,5")
     ).status_code == 303
-    with UnitOfWork(web.engine) as uow:
+    with unit_of_work(web.engine) as uow:
         done_on = uow.session.exec(
             select(Milestone.done_on).where(Milestone.title == "Choix du site et du bâtiment")
         ).one()
@@ -102,7 +109,7 @@ def test_bad_input_shows_the_use_cases_french_message_and_writes_nothing(web: We
     )
     assert bad_date.status_code == 422 and "date inexistante" in bad_date.text
     assert _counts(web) == before
-    with UnitOfWork(web.engine) as uow:
+    with unit_of_work(web.engine) as uow:
         assert set(uow.session.exec(select(Milestone.done_on)).all()) == {None}
 
 

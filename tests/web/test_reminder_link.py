@@ -10,8 +10,8 @@ from datetime import date
 
 import pytest
 
+from flows.usecases.bus import unit_of_work
 from flows.usecases.reminders import sweep
-from models.uow import UnitOfWork
 from notifications.transports import Deliverer
 from tests.web.conftest import ONLY_PILOT, Web, confirm, eml_links
 
@@ -35,7 +35,7 @@ def test_reminder_links_to_the_action_page_through_sign_in(
             html = message.get_body(preferencelist=("html",))
             assert html is not None and ">Mettre à jour mon action</a>" in html.get_content()
     assert texts, "the pilot of FA-01 got no reminder"
-    with UnitOfWork(web.engine) as uow:
+    with unit_of_work(web.engine) as uow:
         action_id = uow.repo.action("grand-est-touraine", "FA-01").id
     links = LINK.findall(texts[0])
     assert f"http://testserver/action/{action_id}" in links

@@ -15,8 +15,8 @@ from fastapi.testclient import TestClient
 from sqlmodel import select
 from starlette.routing import Mount
 
+from flows.usecases.bus import unit_of_work
 from models.tables import CopilMeeting, Indicator, Milestone, Territory
-from models.uow import UnitOfWork
 from models.vocabulary import Role
 from tests.web.conftest import (
     COPIL_ONLY,
@@ -65,7 +65,7 @@ def test_every_route_of_the_application_is_in_the_table(web: Web) -> None:
 
 
 def _target(web: Web, name: str, code: str, number: str) -> Target:
-    with UnitOfWork(web.engine) as uow:
+    with unit_of_work(web.engine) as uow:
         territory = uow.repo.territory(code)
         action = uow.repo.action(code, number)
         copil = uow.session.exec(
@@ -164,7 +164,7 @@ def test_home_lists_only_the_territories_of_the_person(web: Web, role: Role) -> 
     client = sign_in(web, PERSONA[role])
     page = client.get("/")
     assert page.status_code == 200
-    with UnitOfWork(web.engine) as uow:
+    with unit_of_work(web.engine) as uow:
         names = {t.code: t.name for t in uow.session.exec(select(Territory)).all()}
     assert names[HOME] in page.text
     assert (names[OTHER_CODE] in page.text) is (role is Role.NATIONAL_READER)

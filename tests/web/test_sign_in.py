@@ -9,8 +9,8 @@ from datetime import UTC, datetime, timedelta
 import sqlalchemy as sa
 from sqlmodel import select
 
+from flows.usecases.bus import unit_of_work
 from models.outbox import OutboxMessage
-from models.uow import UnitOfWork
 from models.web_access import WebSession, WebSignInLink
 from tests.web.conftest import (
     COPIL_ONLY,
@@ -44,7 +44,7 @@ def test_unknown_address_gets_exactly_the_same_page_and_no_message(web: Web) -> 
     assert "Si l'adresse" in known[1]
     assert eml_links(web.outbox, PILOT)
     assert not eml_links(web.outbox, UNKNOWN)
-    with UnitOfWork(web.engine) as uow:
+    with unit_of_work(web.engine) as uow:
         kinds = uow.session.exec(select(OutboxMessage.kind, OutboxMessage.address)).all()
     assert kinds == [("sign_in", PILOT)]
 
@@ -75,7 +75,7 @@ def test_link_expires_after_twenty_minutes(web: Web) -> None:
     client = web.client()
     ask_link(client, PILOT)
     (link,) = eml_links(web.outbox, PILOT)
-    with UnitOfWork(web.engine) as uow:
+    with unit_of_work(web.engine) as uow:
         row = uow.session.exec(select(WebSignInLink)).one()
         assert row.expires_at - row.created_at == timedelta(minutes=20)
         row.expires_at = datetime.now(UTC) - timedelta(seconds=1)
@@ -161,7 +161,7 @@ def test_session_cookie_is_httponly_samesite_and_secure_over_https(web: Web) -> 
 
 
 def _age_session(web: Web, **changes: datetime) -> None:
-    with UnitOfWork(web.engine) as uow:
+    with unit_of_work(web.engine) as uow:
         row = uow.session.exec(select(WebSession)).one()
         for name, value in changes.items():
             setattr(row, name, value)

@@ -9,6 +9,7 @@ of this file:
 * `run_commands.py`: `tiflow run rappels|synthese|budget|copil|envoi`, `tiflow copil planifier`;
 * `demo.py`: `tiflow demo` (a year of the example through the real flows);
 * `operations.py`: `tiflow serve`, `tiflow deploiements`;
+* `outbox_commands.py`: `tiflow envois` (list the outbox, `--relancer N`);
 * `web.py`: `tiflow web` (the web application, `tiflow/web/`).
 
 A new command module uses `command(app)` (or `command(sub_app)`) so its help and errors are
@@ -90,7 +91,15 @@ def _row(uow: UnitOfWork, action: ActionSheet) -> list[str]:
 
 
 # Command modules register themselves on `app` (imported last: they import `app` from here).
-from tiflow.cli import demo, operations, plan_files, run_commands, views, web  # noqa: E402
+from tiflow.cli import (  # noqa: E402
+    demo,
+    operations,
+    outbox_commands,
+    plan_files,
+    run_commands,
+    views,
+    web,
+)
 
 __all__ = [
     "TERRITORY_CODE",
@@ -99,6 +108,7 @@ __all__ = [
     "demo",
     "new_app",
     "operations",
+    "outbox_commands",
     "plan_files",
     "plan_table",
     "run_commands",

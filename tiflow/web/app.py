@@ -19,10 +19,10 @@ from sqlalchemy.engine import Engine
 from sqlmodel import SQLModel, select
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from flows.usecases.bus import unit_of_work
 from models.db import engine_for
 from models.errors import NotFound
 from models.tables import ActionSheet, CopilMeeting, Territory
-from models.uow import UnitOfWork
 from models.vocabulary import Role
 from notifications.templates import FRENCH_FILTERS
 from tiflow.web import security
@@ -131,7 +131,7 @@ def guard(request: Request, form: Annotated[dict[str, str], Depends(read_form)])
 
 def _resolve(ctx: Context, params: dict[str, Any]) -> None:
     """Load the territory, action or COPIL the path names (404 for what does not exist)."""
-    with UnitOfWork(ctx.engine) as uow:
+    with unit_of_work(ctx.engine) as uow:
         try:
             if ctx.rule.scope is Scope.ACTION_ID:
                 action = uow.session.get(ActionSheet, _int(params["action_id"]))

@@ -5,10 +5,10 @@ from __future__ import annotations
 from fastapi import FastAPI
 from fastapi.responses import HTMLResponse
 
+from flows.usecases.bus import unit_of_work
 from flows.usecases.copil import copil_info
 from flows.usecases.digest import preview_digest
 from models.lifecycle import State
-from models.uow import UnitOfWork
 from models.vocabulary import Axis, CopilStatus
 from tiflow.web.app import Guarded, add_route, page
 from tiflow.web.pilot import today
@@ -26,7 +26,7 @@ def plan(
 ) -> HTMLResponse:
     assert ctx.territory is not None
     filters = PlanFilters.parse(axe, etat, pilote, retard)
-    with UnitOfWork(ctx.engine) as uow:
+    with unit_of_work(ctx.engine) as uow:
         rows = plan_rows(uow, ctx.territory, today(), filters)
         pilots = pilot_choices(uow, ctx.territory)
         return page(
@@ -43,7 +43,7 @@ def plan(
 
 def copil_list(ctx: Guarded) -> HTMLResponse:
     assert ctx.territory is not None
-    with UnitOfWork(ctx.engine) as uow:
+    with unit_of_work(ctx.engine) as uow:
         upcoming, held = copils(uow, ctx.territory)
         return page(ctx, "copils.html", upcoming=upcoming, held=held)
 
@@ -52,7 +52,7 @@ def copil_page(ctx: Guarded) -> HTMLResponse:
     """A scheduled COPIL: its agenda and its digest as it stands today; a held one: its
     decisions."""
     assert ctx.copil is not None and ctx.copil.id is not None
-    with UnitOfWork(ctx.engine) as uow:
+    with unit_of_work(ctx.engine) as uow:
         info = copil_info(uow, ctx.copil.id)
         digest = (
             preview_digest(uow.session, ctx.copil.id, today())

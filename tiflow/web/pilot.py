@@ -15,12 +15,12 @@ from typing import Any
 
 from fastapi import BackgroundTasks, FastAPI
 from fastapi.responses import HTMLResponse, RedirectResponse
+from sqlalchemy.engine import Engine
 
+from flows.usecases.bus import unit_of_work
 from flows.usecases.progress import IndicatorValue, MilestoneDone, report_progress
 from flows.usecases.service import paris_date
 from models.errors import ConcurrencyConflict, InvalidInput
-from models.events import DomainEvent
-from models.uow import UnitOfWork
 from tiflow.spreadsheet.cells import CellError, parse_date, parse_decimal
 from tiflow.web.app import Context, Guarded, add_route, page, redirect
 from tiflow.web.sessions import utcnow
@@ -55,7 +55,7 @@ def my_actions(ctx: Guarded) -> HTMLResponse:
     assert ctx.principal is not None and ctx.territory is not None
     assert ctx.territory.id is not None
     person = ctx.principal.person_ids.get(ctx.territory.id)
-    with UnitOfWork(ctx.engine) as uow:
+    with unit_of_work(ctx.engine) as uow:
         rows = plan_rows(uow, ctx.territory, today(), pilot_id=person or -1)
         return page(ctx, "my_actions.html", rows=rows, today=today())
 
@@ -74,7 +74,7 @@ def _action_page(
     ctx: Context, status: int = 200, errors: dict[str, list[str]] | None = None
 ) -> HTMLResponse:
     assert ctx.territory is not None and ctx.action is not None
-    with UnitOfWork(ctx.engine) as uow:
+    with unit_of_work(ctx.engine) as uow:
         details = action_page(uow, ctx.territory, ctx.action)  # as the guard read it
         pilot_id = details.action.pilot_id
         return page(
@@ -146,7 +146,7 @@ def _report(ctx: Context, name: str, tasks: BackgroundTasks) -> HTMLResponse | R
     build, field = BUILDERS[name]
     try:
         arguments = build(ctx.form)
-        with UnitOfWork(ctx.engine) as uow:
+        with unit_of_work(ctx.engine) as uow:
             report_progress(
                 uow,
                 ctx.territory.code,
@@ -159,22 +159,22 @@ def _report(ctx: Context, name: str, tasks: BackgroundTasks) -> HTMLResponse | R
     except (InvalidInput, ConcurrencyConflict) as error:
         problems = list(error.problems) if isinstance(error, InvalidInput) else [str(error)]
         return _action_page(ctx, status=422, errors={field: problems})
-    tasks.add_task(publish_events, list(uow.events))
+    tasks.add_task(publish_events, ctx.engine)
     target = f"/t/{ctx.territory.code}/actions/{ctx.action.number}?enregistre={field}"
     return redirect(ctx, target + f"#{field}")
 
 
-def publish_events(events: list[DomainEvent]) -> None:
-    """Prefect events of what was committed, as the flows publish them, after the answer
-    (importing Prefect costs seconds, once per process). Only towards a Prefect server
-    (PREFECT_API_URL): without one, emitting would start Prefect's ephemeral server inside the
-    web process, half a minute on a busy machine. An unreachable server loses the event, as
-    for every entrance (see architecture.md)."""
-    if not events or not os.environ.get("PREFECT_API_URL"):
+def publish_events(engine: Engine) -> None:
+    """The progress event was stored in the event outbox with the change (the bus's unit of
+    work); publish what waits, after the answer, when a Prefect server is configured
+    (PREFECT_API_URL). Without one, emitting would start Prefect's ephemeral server inside the
+    web process (half a minute on a busy machine): the events then wait for the next flow's
+    publishing round, as for every entrance."""
+    if not os.environ.get("PREFECT_API_URL"):
         return
     try:
-        from flows.events import publish
+        from flows.events import publish_pending_events
 
-        publish(events)
-    except Exception:  # the change is committed and in the history; only the event is lost
-        log.exception("publishing %d Prefect event(s) failed", len(events))
+        publish_pending_events(engine)
+    except Exception:  # the change and its event are committed; the next round sends it
+        log.exception("publishing the event outbox failed")

@@ -9,6 +9,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 from sqlmodel import col, select
 
+from flows.usecases.bus import unit_of_work
 from models.tables import Person, PersonRole
 from models.uow import UnitOfWork
 from models.vocabulary import Role
@@ -96,7 +97,7 @@ def spend_link(
     if token is None:
         return None
     table = WebSignInLink.__table__  # type: ignore[attr-defined]
-    with UnitOfWork(engine) as uow:
+    with unit_of_work(engine) as uow:
         row = uow.session.exec(
             select(WebSignInLink).where(WebSignInLink.token_hash == security.digest(token))
         ).first()
@@ -122,7 +123,7 @@ def link_is_usable(engine: Engine, web: WebSettings, signed: str | None, now: da
     token = security.unsign(web.secret_key, LINK, signed)
     if token is None:
         return False
-    with UnitOfWork(engine) as uow:
+    with unit_of_work(engine) as uow:
         row = uow.session.exec(
             select(WebSignInLink).where(WebSignInLink.token_hash == security.digest(token))
         ).first()
@@ -132,7 +133,7 @@ def link_is_usable(engine: Engine, web: WebSettings, signed: str | None, now: da
 def open_session(engine: Engine, web: WebSettings, email: str, now: datetime) -> str:
     """A new session for `email`: the signed cookie value."""
     token = security.new_token()
-    with UnitOfWork(engine) as uow:
+    with unit_of_work(engine) as uow:
         uow.session.add(
             WebSession(
                 token_hash=security.digest(token),

@@ -14,7 +14,7 @@ from fastapi import BackgroundTasks, FastAPI
 from fastapi.responses import HTMLResponse, RedirectResponse
 from sqlalchemy.engine import Engine
 
-from models.uow import UnitOfWork
+from flows.usecases.bus import unit_of_work
 from notifications.outbox import (
     NewMessage,
     Recipient,
@@ -85,7 +85,7 @@ def home(ctx: Guarded) -> HTMLResponse:
     from tiflow.web.views import territories_of
 
     assert ctx.principal is not None
-    with UnitOfWork(ctx.engine) as uow:
+    with unit_of_work(ctx.engine) as uow:
         return page(ctx, "home.html", places=territories_of(uow, ctx.principal))
 
 
@@ -108,7 +108,7 @@ def sign_in_request(ctx: Guarded, tasks: BackgroundTasks) -> HTMLResponse:
         )
     client = ctx.request.client.host if ctx.request.client else "inconnu"
     now = utcnow()
-    with UnitOfWork(ctx.engine) as uow:
+    with unit_of_work(ctx.engine) as uow:
         try:
             record_request(uow, ctx.web, email, client, now)
         except TooManyRequests:

@@ -1,7 +1,7 @@
 """web sign-in (links, sessions, sign-in requests) and the action change history
 
 Revision ID: 0007
-Revises: 0003
+Revises: 0005
 Create Date: 2026-12-01 08:50:00
 """
 
@@ -15,7 +15,7 @@ import models.types
 
 
 revision: str = '0007'
-down_revision: str | None = '0003'
+down_revision: str | None = '0005'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
