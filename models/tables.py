@@ -203,6 +203,19 @@ class TransitionRecord(SQLModel, table=True):
     override: bool = False
 
 
+class ActionChange(SQLModel, table=True):
+    """Append-only history of what changed on an action without a change of state (progress
+    reported, later field edits): who, when, what (a French sentence)."""
+
+    __tablename__ = "action_change"
+    id: int | None = Field(default=None, primary_key=True)
+    action_id: int = Field(foreign_key="action_sheet.id", index=True)
+    at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    actor: str = Field(max_length=200)
+    summary: str = Field(sa_type=sa.Text)
+    correlation_id: str | None = Field(default=None, max_length=64)
+
+
 class BudgetSnapshot(SQLModel, table=True):
     """One run of the annual budget consolidation: numbered per scope, never changed afterwards.
 
@@ -269,3 +282,4 @@ for _table in (BudgetSnapshot, BudgetSnapshotLine):
 # wherever the schema is used (migrations, tests' clean-up).
 from models.event_outbox import EventOutbox  # noqa: E402, F401
 from models.outbox import OutboxAttachment, OutboxItem, OutboxMessage  # noqa: E402, F401
+from models.web_access import WebSession, WebSignInLink, WebSignInRequest  # noqa: E402, F401

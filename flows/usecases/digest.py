@@ -226,6 +226,29 @@ def compute_digests(
     return digests
 
 
+def preview_digest(
+    session: Session, copil_id: int, as_of: date, settings: DigestSettings | None = None
+) -> Digest | None:
+    """The digest of one scheduled COPIL as it would be written on ``as_of`` (whatever its
+    sending days and whether it went out): what the web application shows as a page."""
+    copil = session.get(CopilMeeting, copil_id)
+    if copil is None or copil.status != CopilStatus.SCHEDULED:
+        return None
+    territory = session.get_one(Territory, copil.territory_id)
+    organizer = _coordinator(session, copil.territory_id)
+    digest = Digest(
+        copil=_copy(copil),
+        territory=_copy(territory),
+        label="aperçu",
+        day=as_of,
+        as_of=as_of,
+        members=[_copy(p) for p in _members(session, copil)],
+        organizer=_copy(organizer) if organizer else None,
+    )
+    _fill(session, digest, settings or DigestSettings())
+    return digest
+
+
 def _copy(row: _T) -> _T:
     return type(row)(**row.model_dump())
 

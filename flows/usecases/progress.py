@@ -14,7 +14,15 @@ from flows.usecases import service
 from models.errors import InvalidInput
 from models.events import ActionTransitioned, ProgressReported
 from models.lifecycle import GuardFacts, LifecycleError, State, check_transition
-from models.tables import ActionSheet, FollowUpNote, Indicator, Milestone, Person, Territory
+from models.tables import (
+    ActionChange,
+    ActionSheet,
+    FollowUpNote,
+    Indicator,
+    Milestone,
+    Person,
+    Territory,
+)
 from models.transitions import transition_action
 from models.uow import UnitOfWork
 
@@ -105,6 +113,8 @@ def report_progress(
 
     service.entering_write_phase()
     _write_progress(uow, action, to_mark, to_measure, text, author, day, when)
+    uow.session.add(_change(action, actor, to_mark, to_measure, text, when, correlation_id))
+    uow.flush()
     pilot = uow.repo.person(action.pilot_id)
     uow.events.append(
         ProgressReported(
@@ -321,6 +331,30 @@ def _step(
         to_state=target,
         event=event,
         open_milestones=_open_milestones(uow, action),
+    )
+
+
+def _change(
+    action: ActionSheet,
+    actor: str,
+    marked: Sequence[tuple[Milestone, date]],
+    measured: Sequence[tuple[Indicator, Decimal, date]],
+    note: str,
+    when: datetime,
+    correlation_id: str | None,
+) -> ActionChange:
+    """The history row of a progress report (who reported what), in French."""
+    parts = [f"jalon « {m.title} » fait le {service.short_date(day)}" for m, day in marked]
+    parts += [f"indicateur « {i.name} » : {value} {i.unit}".rstrip() for i, value, _ in measured]
+    if note:
+        parts.append("note de suivi ajoutée")
+    assert action.id is not None
+    return ActionChange(
+        action_id=action.id,
+        at=when,
+        actor=actor,
+        summary="Avancement : " + " ; ".join(parts) + ".",
+        correlation_id=correlation_id,
     )
 
 

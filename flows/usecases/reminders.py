@@ -56,6 +56,7 @@ from models.deadlines import (
 )
 from models.errors import NotFound
 from models.outbox import OutboxItem, OutboxMessage, OutboxStatus
+from models.settings import Settings, load_settings
 from models.tables import Person, PersonRole, Territory
 from models.uow import UnitOfWork
 from models.vocabulary import Role
@@ -776,11 +777,16 @@ def _plural(n: int, one: str, many: str) -> str:
 
 
 def _row(
-    item: PlannedItem, as_of: date, with_pilot: dict[int, str] | None = None
+    item: PlannedItem,
+    as_of: date,
+    with_pilot: dict[int, str] | None = None,
+    settings: Settings | None = None,
 ) -> dict[str, str]:
     s = item.subject
     action = s.action
     row = {"number": action.number, "title": action.title}
+    if settings is not None and (url := settings.action_url(action.id)):
+        row["url"] = url  # "Mettre à jour mon action" (tiflow web)
     if isinstance(s, Deadline):
         row.update(
             what=s.what[:1].upper() + s.what[1:],
@@ -811,7 +817,7 @@ def render_batch(batch: Batch, plan: ReminderPlan) -> NewMessage:
     name = batch.recipient.mailbox.split("<")[0].strip() if batch.recipient else ""
     greeting = f"Bonjour {name}," if name and "@" not in name else "Bonjour,"
     if batch.kind == REMINDER:
-        subject, context = _pilot_message(batch, as_of)
+        subject, context = _pilot_message(batch, as_of, load_settings())
         template, tag = "reminders", "pilots"
         contacts = sorted({c for t in batch.territory_ids for c in plan.coordinators.get(t, [])})
         context["contacts"] = contacts
@@ -839,7 +845,7 @@ def render_batch(batch: Batch, plan: ReminderPlan) -> NewMessage:
     )
 
 
-def _pilot_message(batch: Batch, as_of: date) -> tuple[str, dict[str, Any]]:
+def _pilot_message(batch: Batch, as_of: date, settings: Settings) -> tuple[str, dict[str, Any]]:
     overdue, today, upcoming, nudges = [], [], [], []
     for item in batch.items:
         if item.subject.ref_kind == NUDGE:
@@ -851,7 +857,7 @@ def _pilot_message(batch: Batch, as_of: date) -> tuple[str, dict[str, Any]]:
         else:
             upcoming.append(item)
     sections = [
-        {"title": title, "rows": [_row(i, as_of) for i in items]}
+        {"title": title, "rows": [_row(i, as_of, settings=settings) for i in items]}
         for title, items in (
             ("En retard", overdue),
             ("Aujourd'hui", today),
@@ -882,7 +888,7 @@ def _pilot_message(batch: Batch, as_of: date) -> tuple[str, dict[str, Any]]:
         subject = f"Où en êtes-vous ? {_plural(len(nudges), 'action', 'actions')} sans nouvelles"
     return subject, {
         "sections": sections,
-        "nudges": [_row(i, as_of) for i in nudges],
+        "nudges": [_row(i, as_of, settings=settings) for i in nudges],
     }
 
 

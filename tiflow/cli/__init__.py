@@ -10,7 +10,8 @@ of this file:
 * `lifecycle.py`: `tiflow proposer|financer|avancement|demarrer|terminer|abandonner`;
 * `demo.py`: `tiflow demo` (a year of the example through the real flows);
 * `operations.py`: `tiflow serve`, `tiflow deploiements`;
-* `outbox_commands.py`: `tiflow envois` (list the outbox, `--relancer N`).
+* `outbox_commands.py`: `tiflow envois` (list the outbox, `--relancer N`);
+* `web.py`: `tiflow web` (the web application, `tiflow/web/`).
 
 A new command module uses `command(app)` (or `command(sub_app)`) so its help and errors are
 French, then gets imported at the bottom of this file.
@@ -99,6 +100,7 @@ from tiflow.cli import (  # noqa: E402
     plan_files,
     run_commands,
     views,
+    web,
 )
 
 __all__ = [
@@ -114,4 +116,5 @@ __all__ = [
     "plan_table",
     "run_commands",
     "views",
+    "web",
 ]
