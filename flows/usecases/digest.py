@@ -30,6 +30,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 from sqlmodel import col, select
 
+from flows.usecases.bus import unit_of_work
 from models.deadlines import (
     COPIL,
     PARIS,
@@ -718,9 +719,9 @@ def send_digests(
     """Compute, enqueue and deliver the digests of ``as_of`` (default: today in Paris)."""
     now = now or utcnow()
     day = as_of or paris_date(now)
-    with UnitOfWork(engine) as uow:
+    with unit_of_work(engine) as uow:
         digests = compute_digests(uow.session, day, settings)
-    with UnitOfWork(engine) as uow:
+    with unit_of_work(engine) as uow:
         result = enqueue_digests(uow, digests, settings, correlation_id=correlation_id, now=now)
         uow.commit()
     report = deliver_pending(
