@@ -128,7 +128,7 @@ def test_no_password_in_logs_artifact_cli_output_or_stored_errors(
     result = run_on(url, tmp_path)("run", "envoi")
 
     assert result.exit_code == 0, result.output
-    assert "1 envoyé(s)" in result.output and "en échec" in result.output
+    assert "Cette tournée : 1 envoyé," in result.output and "en échec" in result.output
     assert _leaks(result.output) == []
     m = OutboxMessage.__table__.c  # type: ignore[attr-defined]
     with engine.connect() as conn:
