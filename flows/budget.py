@@ -46,6 +46,7 @@ from flows.usecases.budget.reports import (
     write_reports,
 )
 from flows.usecases.budget.snapshots import Snapshot, store_snapshot
+from models import clock
 from models.money import format_eur
 from models.uow import UnitOfWork
 from notifications.outbox import DeliverySettings
@@ -224,7 +225,7 @@ def scheduled_day() -> date:
     from prefect.runtime import flow_run
 
     scheduled: datetime | None = flow_run.scheduled_start_time
-    return (scheduled or datetime.now(PARIS)).astimezone(PARIS).date()
+    return (scheduled or clock.now()).astimezone(PARIS).date()
 
 
 def main(argv: list[str] | None = None) -> int:

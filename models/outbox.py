@@ -18,17 +18,18 @@ Life of a row (``status``)::
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime
+from datetime import date, datetime
 from enum import StrEnum
 
 import sqlalchemy as sa
 from sqlmodel import Field, SQLModel
 
+from models import clock
 from models.types import UTCDateTime, enum_type
 
 
 def _utcnow() -> datetime:
-    return datetime.now(UTC)
+    return clock.now()
 
 
 class OutboxStatus(StrEnum):

@@ -47,7 +47,7 @@ import uuid
 from collections import defaultdict
 from collections.abc import Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, datetime, timedelta
 from functools import lru_cache
 from typing import Any
 
@@ -55,6 +55,7 @@ import sqlalchemy as sa
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.engine import Connection, Engine
 
+from models import clock
 from models.deadlines import current_fingerprints, matches
 from models.outbox import OutboxAttachment, OutboxItem, OutboxMessage, OutboxStatus
 from models.settings import Settings
@@ -89,7 +90,7 @@ FAILED, DROPPED = OutboxStatus.FAILED, OutboxStatus.DROPPED
 
 
 def utcnow() -> datetime:
-    return datetime.now(UTC)
+    return clock.now()
 
 
 # ---------------------------------------------------------------------------------------------
