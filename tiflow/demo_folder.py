@@ -88,7 +88,8 @@ def point_at(base: str) -> dict[str, str | None]:
     if base == FOLDER_NAME:
         url = demo_database_url()
         os.environ["TIFLOW_DATA_DIR"] = str(demo_folder())
-        os.environ.setdefault("TIFLOW_NOW", YEAR_OVER.isoformat(timespec="minutes"))
+        if not os.environ.get("TIFLOW_NOW"):
+            os.environ["TIFLOW_NOW"] = YEAR_OVER.isoformat(timespec="minutes")
         os.environ.pop("TIFLOW_NOTIFY_CONFIG", None)
     elif "://" in base:
         url = base

@@ -33,10 +33,11 @@ from sqlalchemy.engine import Engine
 
 from models import clock
 from models.db import engine_for, upgrade
+from models.errors import TiflowError
 from models.settings import load_settings
 from models.uow import UnitOfWork
 from tiflow.cli import app, command, plan_table
-from tiflow.cli.common import console, progress_bar
+from tiflow.cli.common import console, progress_bar, safe_url
 from tiflow.cli.french import err_console
 from tiflow.cli.prefect_runs import (
     ServerStart,
@@ -355,3 +356,32 @@ def _show_notable(report: YearReport, files: DemoFiles) -> None:
             soft_wrap=True,
         )
     console.print()
+
+
+@command(app)
+def exemple() -> None:
+    """Charge le plan d'exemple de Grand Est Touraine dans la base, sans jouer l'année.
+
+    Les 12 fiches actions à l'état brouillon, leurs jalons, indicateurs, budgets et
+    financements prévus, les partenaires et les personnes (adresses inventées). La base est
+    TIFLOW_DATABASE_URL (ou --base) ; le territoire ne doit pas y être déjà."""
+    from tiflow.cli.common import database
+    from tiflow.example import TERRITORY_CODE
+
+    engine = database()
+    with UnitOfWork(engine) as uow:
+        if any(t.code == TERRITORY_CODE for t in uow.repo.territories()):
+            raise TiflowError(
+                f"Le territoire {TERRITORY_CODE} est déjà dans la base {safe_url(engine.url)} :"
+                " rien n'a été chargé."
+            )
+        territory = load_example(uow)
+        uow.commit()
+        assert territory.id is not None
+        console.print(plan_table(uow, territory.id, f"Exemple chargé : {territory.name}"))
+    console.print(
+        f"Base : {safe_url(engine.url)}. Suite : tiflow actions, tiflow action FA-01,"
+        " tiflow copil planifier …",
+        highlight=False,
+        soft_wrap=True,
+    )
