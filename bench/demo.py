@@ -38,8 +38,8 @@ from unittest import mock
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from flows.usecases.bus import unit_of_work
 from models.db import engine_for, upgrade
-from models.uow import UnitOfWork
 
 T = TypeVar("T")
 SPINNER = "while True: pass"
@@ -70,7 +70,7 @@ def demo_database(folder: Path) -> Iterator[Any]:
     with demo_environment(folder, url):
         engine = engine_for(url)
         upgrade(engine)
-        with clock.frozen(EXAMPLE_LOADED), UnitOfWork(engine) as uow:
+        with clock.frozen(EXAMPLE_LOADED), unit_of_work(engine) as uow:
             load_example(uow)
             uow.commit()
         yield engine
@@ -100,6 +100,7 @@ def without_prefect() -> Iterator[Callable[..., Any]]:
         "create_markdown_artifact": lambda *a, **k: None,
         "create_table_artifact": lambda *a, **k: None,
         "emit_event": lambda *a, **k: None,
+        "prefect_events_on": lambda: False,  # the events wait in the event outbox
     }
     run_id = {"current": ""}
     with ExitStack() as stack:

@@ -31,11 +31,11 @@ from rich.markup import escape
 from rich.table import Table
 from sqlalchemy.engine import Engine
 
+from flows.usecases.bus import unit_of_work
 from models import clock
 from models.db import engine_for, upgrade
 from models.errors import TiflowError
 from models.settings import load_settings
-from models.uow import UnitOfWork
 from tiflow.cli import app, command, plan_table
 from tiflow.cli.common import console, progress_bar, safe_url
 from tiflow.cli.french import err_console
@@ -65,7 +65,10 @@ KIND_LABELS = {
     "escalation": "Alertes au chargé de mission",
     "digest": "Synthèses avant COPIL",
     "budget": "Budget consolidé",
-    "next-steps": "Suites à la validation",
+    "next-steps": "Suites d'une validation",
+    "revision": "Révisions demandées",
+    "rejection": "Rejets en COPIL",
+    "deferral": "Ajournements",
     "kickoff": "Avis de lancement",
 }
 TOLD_BY_STEP = {"digest", "budget"}  # their timeline line already says who got them
@@ -75,6 +78,9 @@ KIND_NAMES = {  # (one, many); a kind missing here is shown by its name
     "digest": ("synthèse COPIL", "synthèses COPIL"),
     "budget": ("envoi du budget", "envois du budget"),
     "next-steps": ("avis de suite à la validation", "avis de suite à la validation"),
+    "revision": ("demande de révision", "demandes de révision"),
+    "rejection": ("avis de rejet", "avis de rejet"),
+    "deferral": ("avis d'ajournement", "avis d'ajournement"),
     "kickoff": ("avis de lancement", "avis de lancement"),
 }
 
@@ -194,7 +200,7 @@ def _play_in(folder: Path, journal: bool, server: ServerStart | None) -> tuple[Y
     with demo_environment(folder, url):
         engine = engine_for(url)
         upgrade(engine)
-        with clock.frozen(EXAMPLE_LOADED), UnitOfWork(engine) as uow:
+        with clock.frozen(EXAMPLE_LOADED), unit_of_work(engine) as uow:
             territory = load_example(uow)
             uow.commit()
             assert territory.id is not None
@@ -237,7 +243,7 @@ def _show(
     console.print()
     _show_emails(files)
     _show_notable(report, files)
-    with UnitOfWork(engine) as uow:
+    with unit_of_work(engine) as uow:
         console.print(plan_table(uow, territory_id, "Plan d'actions au 2 janvier 2025"))
     console.print()
     console.print("[bold]Fichiers écrits[/]")
@@ -369,7 +375,7 @@ def exemple() -> None:
     from tiflow.example import TERRITORY_CODE
 
     engine = database()
-    with UnitOfWork(engine) as uow:
+    with unit_of_work(engine) as uow:
         if any(t.code == TERRITORY_CODE for t in uow.repo.territories()):
             raise TiflowError(
                 f"Le territoire {TERRITORY_CODE} est déjà dans la base {safe_url(engine.url)} :"
