@@ -45,6 +45,7 @@ from flows.usecases.budget.reports import (
 )
 from flows.usecases.budget.snapshots import Snapshot, store_snapshot
 from flows.usecases.bus import unit_of_work
+from models import clock
 from models.money import format_eur
 from notifications.outbox import DeliverySettings
 
@@ -222,4 +223,4 @@ def scheduled_day() -> date:
     from prefect.runtime import flow_run
 
     scheduled: datetime | None = flow_run.scheduled_start_time
-    return (scheduled or datetime.now(PARIS)).astimezone(PARIS).date()
+    return (scheduled or clock.now()).astimezone(PARIS).date()

@@ -6,13 +6,14 @@ loading explicit and the queries the flows run easy to see.
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime
+from datetime import date, datetime
 from decimal import Decimal
 
 import sqlalchemy as sa
 from sqlalchemy.orm import declared_attr
 from sqlmodel import Field, SQLModel
 
+from models import clock
 from models.errors import TiflowError
 from models.lifecycle import State
 from models.money import ZERO, Money
@@ -21,7 +22,7 @@ from models.vocabulary import Axis, BudgetKind, CopilStatus, OrganisationKind, P
 
 
 def utcnow() -> datetime:
-    return datetime.now(UTC)
+    return clock.now()
 
 
 def _money(**kw: object) -> object:

@@ -56,6 +56,7 @@ import sqlalchemy as sa
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.engine import Connection, Engine
 
+from models import clock
 from models.db import is_busy, retry_when_busy
 from models.deadlines import (
     ACTION_END,
@@ -107,7 +108,7 @@ FAILED, DROPPED = OutboxStatus.FAILED, OutboxStatus.DROPPED
 
 
 def utcnow() -> datetime:
-    return datetime.now(UTC)
+    return clock.now()
 
 
 # ---------------------------------------------------------------------------------------------

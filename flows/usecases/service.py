@@ -11,11 +11,12 @@ from __future__ import annotations
 
 import unicodedata
 from collections.abc import Callable
-from datetime import UTC, date, datetime
+from datetime import date, datetime
 from zoneinfo import ZoneInfo
 
 from sqlmodel import select
 
+from models import clock
 from models.errors import InvalidInput, NotFound
 from models.lifecycle import DROPPED_OUT
 from models.tables import ActionSheet, Organisation, Territory
@@ -38,15 +39,10 @@ def entering_write_phase() -> None:
 
 
 def now() -> datetime:
-    return datetime.now(UTC)
+    return clock.now()
 
 
-def aware(value: datetime) -> datetime:
-    """An instant: naive values are read as Europe/Paris wall-clock time (what a coordinator
-    types), then everything is converted to UTC."""
-    if value.tzinfo is None or value.utcoffset() is None:
-        value = value.replace(tzinfo=PARIS)
-    return value.astimezone(UTC)
+aware = clock.aware  # naive instants are Paris wall-clock time; the result is UTC
 
 
 def paris_date(value: datetime) -> date:

@@ -20,7 +20,7 @@ French, then gets imported at the bottom of this file.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Annotated, Any
 
 import typer
 from rich.table import Table
@@ -55,6 +55,29 @@ def command(target: typer.Typer, name: str | None = None, **kwargs: Any) -> Call
 app = new_app(
     "tiflow : le plan d'actions d'un Territoire d'industrie, piloté par des flux Prefect."
 )
+
+
+@app.callback()
+def use_base(
+    ctx: typer.Context,
+    base: Annotated[
+        str | None,
+        typer.Option(
+            "--base",
+            metavar="BASE",
+            help="La base sur laquelle travailler : « demo » (celle de tiflow demo, à la date"
+            " du 2 janvier 2025), une URL de base ou un fichier SQLite. Défaut :"
+            " TIFLOW_DATABASE_URL.",
+        ),
+    ] = None,
+) -> None:
+    if base is not None:
+        from tiflow.demo_folder import point_at, restore
+
+        saved = point_at(base)
+        ctx.call_on_close(lambda: restore(saved))
+
+
 db_app = new_app("Base de données : création et migrations.")
 app.add_typer(db_app, name="db")
 
