@@ -13,11 +13,13 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import date, datetime, time, timedelta
+from typing import Annotated
 
 from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
 from prefect.client.schemas.objects import FlowRun
 
+from flows.forms import parameter
 from flows.outbox import delivery_round
 from flows.runtime import current_run_id, database
 from flows.usecases.notices import kickoff_notice, next_steps_notice
@@ -51,25 +53,29 @@ def _announce(build: Builder, territory: str, number: str) -> dict[str, int]:
     return {"queued": created, "sent": report.sent}
 
 
-@flow(name="Suite à la validation", log_prints=True)
-def announce_next_steps(territory: str, number: str) -> dict[str, int]:
-    """Prévient le pilote et les financeurs d'une action validée en COPIL de la suite à donner.
+Territory = Annotated[str, parameter("Territoire", "Code du territoire, ex. grand-est-touraine.")]
+Number = Annotated[str, parameter("N° de l'action", "Numéro de la fiche action, ex. FA-07.")]
 
-    Args:
-        territory: Code du territoire, ex. grand-est-touraine.
-        number: Numéro de la fiche action, ex. FA-07.
-    """
+
+@flow(
+    name="Suite à la validation",
+    description="Prévient le pilote et les financeurs d'une action validée en COPIL de la suite"
+    " à donner.",
+    log_prints=True,
+)
+def announce_next_steps(territory: Territory, number: Number) -> dict[str, int]:
+    """The next-steps notice of a validated action (started by its event)."""
     return _announce(next_steps_notice, territory, number)
 
 
-@flow(name="Avis de lancement", log_prints=True)
-def announce_kickoff(territory: str, number: str) -> dict[str, int]:
-    """Envoie l'avis de lancement d'une action financée à son pilote et à la coordination.
-
-    Args:
-        territory: Code du territoire, ex. grand-est-touraine.
-        number: Numéro de la fiche action, ex. FA-07.
-    """
+@flow(
+    name="Avis de lancement",
+    description="Envoie l'avis de lancement d'une action financée à son pilote et à la"
+    " coordination.",
+    log_prints=True,
+)
+def announce_kickoff(territory: Territory, number: Number) -> dict[str, int]:
+    """The kick-off notice of a funded action (started by its event)."""
     return _announce(kickoff_notice, territory, number)
 
 
@@ -78,17 +84,25 @@ def digest_days(held_on: date, offsets: list[int]) -> list[date]:
     return sorted({held_on - timedelta(days=offset) for offset in offsets})
 
 
-@flow(name="Programmer les synthèses d'un COPIL", log_prints=True)
-def plan_copil_digests(copil_id: int, offsets_days: list[int] | None = None) -> list[str]:
-    """Programme les envois de la synthèse d'un COPIL (J-10 et J-3 par défaut) à 7 h 30.
-
-    Les jours déjà passés sont laissés au rattrapage du flux quotidien. Rejouer ce flux ne
-    programme rien deux fois (clé d'idempotence par COPIL et par jour).
-
-    Args:
-        copil_id: Numéro de la réunion du COPIL.
-        offsets_days: Jours d'envoi avant la réunion (vide : 10 et 3).
-    """
+@flow(
+    name="Programmer les synthèses d'un COPIL",
+    description="Programme les envois de la synthèse d'un COPIL (J-10 et J-3 par défaut) à"
+    " 7 h 30. Les jours déjà passés sont laissés au rattrapage du flux quotidien. Rejouer ce"
+    " flux ne programme rien deux fois (clé d'idempotence par COPIL et par jour).",
+    log_prints=True,
+)
+def plan_copil_digests(
+    copil_id: Annotated[
+        int, parameter("N° du COPIL", "Numéro de la réunion, donné lors de sa planification.")
+    ],
+    offsets_days: Annotated[
+        list[int],
+        parameter(
+            "Envois avant le COPIL (jours)", "Jours d'envoi avant la réunion (vide : 10 et 3)."
+        ),
+    ] = [],  # noqa: B006  (never mutated)
+) -> list[str]:
+    """One scheduled run of the digest deployment per digest day still to come."""
     from prefect.deployments import run_deployment
 
     with UnitOfWork(database()) as uow:
