@@ -1,8 +1,8 @@
 """One-machine mode, end to end: `tiflow serve --port N` (N ≠ 4200) starts a local Prefect server
 and serves every deployment of prefect.yaml (plus a one-minute test deployment). A COPIL decision
-made against it triggers the next-steps notice, which the served process runs and delivers to a
-loopback SMTP server; the server's scheduler creates the scheduled runs at the right Paris times
-and the served process completes one nobody started; its UI talks to its own API (a real
+made against it enqueues the next-steps notice with the decision, and the served run delivers it
+to a loopback SMTP server; the server's scheduler creates the scheduled runs at the right Paris
+times and the served process completes one nobody started; its UI talks to its own API (a real
 Chromium shows the deployments and a French form); `tiflow run rappels` in another process uses
 that server instead of a temporary one; and the server's log shows no error."""
 
@@ -118,7 +118,7 @@ def _wait_for_mail(sink: SmtpSink, address: str, timeout: float) -> list[Any]:
     return []
 
 
-def test_served_trigger_runs_the_next_steps_notice(served: dict[str, Any]) -> None:
+def test_served_copil_run_delivers_the_next_steps_notice(served: dict[str, Any]) -> None:
     from prefect.deployments import run_deployment
     from prefect.settings import PREFECT_API_URL, temporary_settings
 
