@@ -120,7 +120,9 @@ def _stop(process: subprocess.Popen[bytes]) -> None:
     with contextlib.suppress(ProcessLookupError):
         os.killpg(process.pid, signal.SIGTERM)
     try:
-        process.wait(timeout=15)
+        # `tiflow serve` pauses its deployments, then stops its own server (another session):
+        # on a busy machine that takes more than 15 s, and a SIGKILL then would orphan it.
+        process.wait(timeout=60)
     except subprocess.TimeoutExpired:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(process.pid, signal.SIGKILL)

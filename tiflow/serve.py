@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import contextlib
 import os
+import signal
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -42,6 +44,9 @@ def serve(port: int = 4200, prefect_yaml: Path = PREFECT_YAML) -> None:
 
     from tiflow.prefect_server import recorded_local_server
 
+    # A stop by SIGTERM (systemd, a test) must stop the Prefect server we start too: it runs in
+    # its own session, and Python's default SIGTERM ends this process without cleaning up.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     settings = load_settings()
     upgrade(engine_for(settings.database_url))
     specs = load_specs(prefect_yaml)
