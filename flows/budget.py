@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date, datetime
-from typing import Any, TypeVar, cast
+from typing import Annotated, Any, TypeVar, cast
 
 from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
@@ -25,7 +25,9 @@ from prefect.schedules import Cron, Schedule
 from prefect.states import Completed, State
 from prefect.utilities.annotations import quote
 from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic.json_schema import SkipJsonSchema
 
+from flows.forms import OptionalDate, OptionalText, optional, parameter
 from flows.outbox import delivery_round
 from flows.runtime import current_run_id, database, settings
 from flows.usecases.budget.calendar import (
@@ -61,7 +63,11 @@ TIMEZONE = "Europe/Paris"
 class BudgetParameters(BaseModel):
     """What the coordinator fills in to consolidate a budget by hand (Prefect's form)."""
 
-    model_config = ConfigDict(title="Consolidation du budget annuel", extra="forbid")
+    model_config = ConfigDict(
+        title="Consolidation du budget annuel",
+        extra="forbid",
+        json_schema_extra={"description": "Année, territoire et date de situation du budget."},
+    )
 
     year: int = Field(
         default_factory=current_year,
@@ -70,18 +76,15 @@ class BudgetParameters(BaseModel):
         title="Année budgétaire",
         description="Année à consolider. Par défaut : l'année en cours (heure de Paris).",
     )
-    territory: str | None = Field(
-        default=None,
+    territory: OptionalText = optional(
+        "Territoire",
+        "Code du territoire, par exemple grand-est-touraine. Laisser vide pour consolider tous"
+        " les territoires.",
         max_length=64,
-        title="Territoire",
-        description="Code du territoire, par exemple grand-est-touraine. "
-        "Laisser vide pour consolider tous les territoires.",
     )
-    as_of: date | None = Field(
-        default=None,
-        title="Date de situation",
-        description="Date à laquelle on juge les actions en retard. "
-        "Par défaut : aujourd'hui (heure de Paris).",
+    as_of: OptionalDate = optional(
+        "Date de situation",
+        "Date à laquelle on juge les actions en retard. Par défaut : aujourd'hui (heure de Paris).",
     )
     scheduled: bool = Field(
         default=False,
@@ -163,7 +166,12 @@ def publish_artifacts(snapshot: Snapshot, files: ReportFiles) -> None:
 
 
 @flow(name=FLOW_NAME, description="Consolide le budget d'une année, l'archive et le publie.")
-def consolidate_budget(params: BudgetParameters | None = None) -> BudgetRunResult | State[Any]:
+def consolidate_budget(
+    params: Annotated[
+        BudgetParameters | SkipJsonSchema[None],
+        parameter("Consolidation", "L'année et le territoire à consolider."),
+    ] = None,
+) -> BudgetRunResult | State[Any]:
     """Consolidate, store a new snapshot version, write the reports, publish the artifacts.
 
     A scheduled run (`params.scheduled`) on any other day than the first working day of

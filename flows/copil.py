@@ -165,7 +165,7 @@ def _apply(
 def hold_copil(
     decisions: Annotated[
         CopilDecisionsForm,
-        parameter("Décisions du COPIL", "La réunion, ses décisions et le budget validé."),
+        parameter("Réunion et décisions", "La réunion, ses décisions et le budget validé."),
     ],
 ) -> CopilOutcome:
     return _apply(

@@ -8,13 +8,14 @@ invitation and the agenda CSV), deliver the outbox in one round.
 from __future__ import annotations
 
 from datetime import date
-from typing import Any
+from typing import Annotated, Any
 
 from prefect import flow, task
 from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 from prefect.utilities.annotations import quote
 
+from flows.forms import OptionalDate, parameter
 from flows.outbox import delivery_markdown, delivery_round
 from flows.runtime import current_run_id, database
 from flows.usecases.bus import unit_of_work
@@ -42,19 +43,27 @@ def enqueue_all(
     return result
 
 
-@flow(name="synthese-copil", log_prints=True)
+@flow(
+    name="synthese-copil",
+    description="Synthèse envoyée aux membres du COPIL avant chaque réunion (J-10 et J-3 par"
+    " défaut).",
+    log_prints=True,
+)
 def copil_digest(
-    as_of: date | None = None,
-    digest: DigestSettings = DigestSettings(),  # noqa: B008  (frozen model)
-    delivery: DeliverySettings = DeliverySettings(),  # noqa: B008
+    as_of: Annotated[
+        OptionalDate,
+        parameter("Jour de référence", "Jour (heure de Paris) de l'envoi. Vide : aujourd'hui."),
+    ] = None,
+    digest: Annotated[
+        DigestSettings,
+        parameter("Synthèse", "Réglages : jours d'envoi, durée de la réunion, territoires."),
+    ] = DigestSettings(),  # noqa: B008  (frozen model)
+    delivery: Annotated[
+        DeliverySettings,
+        parameter("Envoi", "Réglages de l'envoi : tentatives, délais entre deux essais."),
+    ] = DeliverySettings(),  # noqa: B008  (frozen model)
 ) -> dict[str, Any]:
-    """Synthèse envoyée aux membres du COPIL avant chaque réunion (J-10 et J-3 par défaut).
-
-    Args:
-        as_of: Date de référence (jour à Paris). Vide : aujourd'hui.
-        digest: Réglages de la synthèse (jours d'envoi, durée de la réunion, territoires).
-        delivery: Réglages de l'envoi (tentatives, délais entre deux essais).
-    """
+    """The digests due on `as_of` (default: today, Paris), then one delivery round."""
     run_id = current_run_id()
     day = as_of or paris_date(utcnow())
     digests = compute(day, digest)

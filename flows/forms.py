@@ -4,6 +4,11 @@ Prefect turns them into the form of the flow's "Run" page (and, for `CopilDecisi
 form of a paused run's "Resume" page), so every field has a French `title` and `description`.
 Amounts are typed as text in the form and accept French writing (``12 500,50 €``); outcomes of
 COPIL decisions are French words.
+
+A field the coordinator may leave empty is typed ``Optional…`` below: its JSON schema is the
+plain type (text, date, number, list of choices), not ``X | None``, which Prefect's UI renders
+as a type toggle one must click before typing; and the form has no ``null`` default, so an
+empty field is left out of the run's parameters. An empty text means "not given".
 """
 
 from __future__ import annotations
@@ -11,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import date, datetime
 from decimal import Decimal
-from enum import StrEnum
+from enum import IntEnum, StrEnum
 from typing import Annotated, Any
 
 from prefect.input import RunInput
@@ -57,6 +62,56 @@ Quantity = Annotated[
 ]
 
 
+def _blank(value: Any) -> Any:
+    """An empty or blank form field means "not given"."""
+    return None if isinstance(value, str) and not value.strip() else value
+
+
+def _parse_optional_amount(value: Any) -> Any:
+    return parse_amount(_blank(value))
+
+
+def choices(enum: type[StrEnum] | type[IntEnum]) -> WithJsonSchema:
+    """The JSON schema of a choice list, inline: the form shows the values, and no English
+    enum name or docstring."""
+    values = [member.value for member in enum]
+    kind = "integer" if issubclass(enum, IntEnum) else "string"
+    return WithJsonSchema({"type": kind, "enum": values})
+
+
+OptionalText = Annotated[str | None, BeforeValidator(_blank), WithJsonSchema({"type": "string"})]
+OptionalAmount = Annotated[
+    Decimal | None,
+    BeforeValidator(_parse_optional_amount),
+    WithJsonSchema({"type": "string", "examples": ["12 500,00"]}),
+]
+OptionalDate = Annotated[
+    date | None, BeforeValidator(_blank), WithJsonSchema({"type": "string", "format": "date"})
+]
+OptionalDateTime = Annotated[
+    datetime | None,
+    BeforeValidator(_blank),
+    WithJsonSchema({"type": "string", "format": "date-time"}),
+]
+OptionalInt = Annotated[int | None, BeforeValidator(_blank), WithJsonSchema({"type": "integer"})]
+
+
+def _no_null_default(schema: dict[str, Any]) -> None:
+    if "default" in schema and schema["default"] is None:
+        del schema["default"]
+
+
+def optional(title: str, description: str, **constraints: Any) -> Any:
+    """A field that may stay empty (None): see the module docstring."""
+    return Field(
+        None,
+        title=title,
+        description=description,
+        json_schema_extra=_no_null_default,
+        **constraints,
+    )
+
+
 class Outcome(StrEnum):
     """A COPIL's decision on one action, as the form shows it."""
 
@@ -82,11 +137,9 @@ class Outcome(StrEnum):
 
 
 def _territory() -> Any:
-    return Field(
-        None,
-        title="Territoire",
-        description="Code du territoire, ex. grand-est-touraine. Laisser vide si la base n'en"
-        " contient qu'un.",
+    return optional(
+        "Territoire",
+        "Code du territoire, ex. grand-est-touraine. Laisser vide si la base n'en contient qu'un.",
     )
 
 
@@ -104,11 +157,24 @@ def _recorded_by() -> Any:
 
 
 def _at() -> Any:
-    return Field(
-        None,
-        title="Date et heure de l'opération",
-        description="Laisser vide pour maintenant. Sert à saisir après coup ou à rejouer une"
-        " année (démonstration). Sans fuseau horaire : heure de Paris.",
+    return optional(
+        "Date et heure de l'opération",
+        "Laisser vide pour maintenant. Sert à saisir après coup ou à rejouer une année"
+        " (démonstration). Sans fuseau horaire : heure de Paris.",
+    )
+
+
+def _budget_year() -> Any:
+    return optional(
+        "Année du budget validé",
+        "Année dont le COPIL valide le budget. Par défaut : l'année de la réunion.",
+    )
+
+
+def _validated_budget() -> Any:
+    return optional(
+        "Budget annuel validé (€)",
+        "Montant du budget annuel validé par le COPIL, s'il en valide un.",
     )
 
 
@@ -147,13 +213,31 @@ class Form(BaseModel):
         return _checked(value, person_name_problem)
 
 
+OptionalAxis = Annotated[Axis | None, BeforeValidator(_blank), choices(Axis)]
+OptionalPriority = Annotated[Priority | None, BeforeValidator(_blank), choices(Priority)]
+
+
+def _yes_no(value: Any) -> Any:
+    if isinstance(value, str) and value.strip().lower() in ("oui", "non"):
+        return value.strip().lower() == "oui"
+    return _blank(value)
+
+
+# Three answers: yes, no, or empty (unchanged): a choice list, not a checkbox.
+OptionalYesNo = Annotated[
+    bool | None,
+    BeforeValidator(_yes_no),
+    WithJsonSchema({"type": "string", "enum": ["oui", "non"]}),
+]
+
+
 # --- Proposer une action ---------------------------------------------------------------------
 
 
 class BudgetLineForm(Form):
     model_config = ConfigDict(title="Ligne de budget")
     year: int = Field(title="Année", description="Année du budget, ex. 2025.", ge=2000, le=2100)
-    kind: BudgetKind = Field(
+    kind: Annotated[BudgetKind, choices(BudgetKind)] = Field(
         title="Nature", description="investissement ou fonctionnement (coûts de l'année)."
     )
     amount: Amount = Field(title="Montant (€)", description="Montant prévu, ex. 45 000,00.")
@@ -176,35 +260,29 @@ class ProposalForm(Form):
     """Proposer une action au COPIL (nouvelle fiche, ou fiche en brouillon / à réviser)."""
 
     model_config = ConfigDict(title="Proposer une action au COPIL")
-    territory: str | None = _territory()
-    number: str | None = Field(
-        None,
-        title="N° de l'action",
-        description="Fiche existante (brouillon ou révision demandée) à proposer, ex. FA-09."
-        " Laisser vide pour créer une nouvelle fiche avec le numéro suivant.",
+    territory: OptionalText = _territory()
+    number: OptionalText = optional(
+        "N° de l'action",
+        "Fiche existante (brouillon ou révision demandée) à proposer, ex. FA-09. Laisser vide"
+        " pour créer une nouvelle fiche avec le numéro suivant.",
         examples=["FA-09"],
     )
-    title: str | None = Field(
-        None, title="Intitulé", description="Obligatoire pour une nouvelle fiche."
+    title: OptionalText = optional("Intitulé", "Obligatoire pour une nouvelle fiche.")
+    description: OptionalText = optional("Description", "Objectifs, contenu.")
+    axis: OptionalAxis = optional(
+        "Axe",
+        "competences, innovation, foncier ou transition_ecologique. Obligatoire pour une"
+        " nouvelle fiche.",
     )
-    description: str | None = Field(None, title="Description", description="Objectifs, contenu.")
-    axis: Axis | None = Field(
-        None,
-        title="Axe",
-        description="competences, innovation, foncier ou transition_ecologique. Obligatoire pour"
-        " une nouvelle fiche.",
+    pilot_email: OptionalText = optional(
+        "Pilote (e-mail)", "Adresse e-mail d'une personne du territoire."
     )
-    pilot_email: str | None = Field(
-        None, title="Pilote (e-mail)", description="Adresse e-mail d'une personne du territoire."
+    firm_commitment: OptionalYesNo = optional(
+        "Engagement ferme", "Engagement ferme de réalisation : oui ou non (vide : inchangé)."
     )
-    firm_commitment: bool | None = Field(
-        None, title="Engagement ferme", description="Engagement ferme de réalisation."
-    )
-    priority: Priority | None = Field(
-        None, title="Priorité", description="1 : haute, 2 : moyenne, 3 : basse."
-    )
-    start_date: date | None = Field(None, title="Début prévu", description="Date de début.")
-    end_date: date | None = Field(None, title="Fin prévue", description="Date de fin.")
+    priority: OptionalPriority = optional("Priorité", "1 : haute, 2 : moyenne, 3 : basse.")
+    start_date: OptionalDate = optional("Début prévu", "Date de début.")
+    end_date: OptionalDate = optional("Fin prévue", "Date de fin.")
     budget: list[BudgetLineForm] = Field(
         default_factory=list,
         title="Budget",
@@ -227,7 +305,7 @@ class ProposalForm(Form):
         description="Noms ou sigles d'organisations du territoire, ex. UIMM, OPCO 2i.",
     )
     recorded_by: str = _recorded_by()
-    at: datetime | None = _at()
+    at: OptionalDateTime = _at()
 
 
 # --- COPIL -----------------------------------------------------------------------------------
@@ -237,7 +315,7 @@ class CopilScheduleForm(Form):
     """Planifier un COPIL : date, lieu, membres ; l'ordre du jour est construit pour vous."""
 
     model_config = ConfigDict(title="Planifier un COPIL")
-    territory: str | None = _territory()
+    territory: OptionalText = _territory()
     held_at: datetime = Field(
         title="Date et heure",
         description="Début de la réunion, heure de Paris, ex. 2025-01-23T09:30.",
@@ -255,7 +333,7 @@ class CopilScheduleForm(Form):
 class DecisionForm(Form):
     model_config = ConfigDict(title="Décision")
     number: str = _number()
-    outcome: Outcome = Field(
+    outcome: Annotated[Outcome, choices(Outcome)] = Field(
         title="Décision",
         description="validée, rejetée, ajournée, révision demandée ; « non examinée » laisse"
         " l'action en attente du prochain COPIL.",
@@ -279,18 +357,10 @@ class CopilDecisionsForm(Form):
         title="Décisions",
         description="Une ligne par action examinée.",
     )
-    budget_year: int | None = Field(
-        None,
-        title="Année du budget validé",
-        description="Année dont le COPIL valide le budget. Par défaut : l'année de la réunion.",
-    )
-    validated_budget: Amount | None = Field(
-        None,
-        title="Budget annuel validé (€)",
-        description="Montant du budget annuel validé par le COPIL, s'il en valide un.",
-    )
+    budget_year: OptionalInt = _budget_year()
+    validated_budget: OptionalAmount = _validated_budget()
     recorded_by: str = _recorded_by()
-    at: datetime | None = _at()
+    at: OptionalDateTime = _at()
 
 
 _DECISIONS_TITLE = "Décisions"
@@ -304,16 +374,8 @@ class CopilDecisionsInput(RunInput):
     decisions: list[DecisionForm] = Field(
         default_factory=list, title=_DECISIONS_TITLE, description=_DECISIONS_HELP
     )
-    budget_year: int | None = Field(
-        None,
-        title="Année du budget validé",
-        description="Année dont le COPIL valide le budget. Par défaut : l'année de la réunion.",
-    )
-    validated_budget: Amount | None = Field(
-        None,
-        title="Budget annuel validé (€)",
-        description="Montant du budget annuel validé par le COPIL, s'il en valide un.",
-    )
+    budget_year: OptionalInt = _budget_year()
+    validated_budget: OptionalAmount = _validated_budget()
     recorded_by: str = _recorded_by()
 
     @field_validator("recorded_by")
@@ -373,42 +435,28 @@ class FundingForm(Form):
     """Enregistrer un financement : demandé, accordé, versé."""
 
     model_config = ConfigDict(title="Enregistrer un financement")
-    territory: str | None = _territory()
+    territory: OptionalText = _territory()
     number: str = _number()
     funder: str = Field(
         title="Financeur", description="Nom ou sigle de l'organisation, ex. Région, État, ADEME."
     )
-    year: int | None = Field(
-        None,
-        title="Année",
-        description="Année du financement. Vide : la ligne existante de ce financeur, sinon"
-        " l'année de la décision.",
+    year: OptionalInt = optional(
+        "Année",
+        "Année du financement. Vide : la ligne existante de ce financeur, sinon l'année de la"
+        " décision.",
     )
-    requested: Amount | None = Field(
-        None,
-        title="Montant demandé (€)",
-        description=_UNCHANGED,
-    )
-    granted: Amount | None = Field(
-        None,
-        title="Montant accordé (€)",
-        description=_UNCHANGED,
-    )
-    paid: Amount | None = Field(None, title="Montant versé (€)", description=_UNCHANGED)
-    decision_date: date | None = Field(
-        None, title="Date de décision", description="Date de la décision du financeur."
-    )
-    convention_ref: str | None = Field(
-        None, title="Référence de la convention", description="ex. CONV-2024-017."
-    )
-    force_reason: str | None = Field(
-        None,
-        title="Forcer « financée » (motif)",
-        description="Seulement si l'action doit passer à « financée » sans que les montants"
-        " accordés couvrent son budget : indiquez pourquoi.",
+    requested: OptionalAmount = optional("Montant demandé (€)", _UNCHANGED)
+    granted: OptionalAmount = optional("Montant accordé (€)", _UNCHANGED)
+    paid: OptionalAmount = optional("Montant versé (€)", _UNCHANGED)
+    decision_date: OptionalDate = optional("Date de décision", "Date de la décision du financeur.")
+    convention_ref: OptionalText = optional("Référence de la convention", "ex. CONV-2024-017.")
+    force_reason: OptionalText = optional(
+        "Forcer « financée » (motif)",
+        "Seulement si l'action doit passer à « financée » sans que les montants accordés"
+        " couvrent son budget : indiquez pourquoi.",
     )
     recorded_by: str = _recorded_by()
-    at: datetime | None = _at()
+    at: OptionalDateTime = _at()
 
 
 # --- Avancement ------------------------------------------------------------------------------
@@ -417,21 +465,21 @@ class FundingForm(Form):
 class MilestoneDoneForm(Form):
     model_config = ConfigDict(title="Jalon franchi")
     title: str = Field(title="Jalon", description="Intitulé du jalon, comme sur la fiche.")
-    done_on: date | None = Field(None, title="Franchi le", description="Vide : aujourd'hui.")
+    done_on: OptionalDate = optional("Franchi le", "Vide : aujourd'hui.")
 
 
 class IndicatorValueForm(Form):
     model_config = ConfigDict(title="Valeur d'indicateur")
     name: str = Field(title="Indicateur", description="Nom de l'indicateur, comme sur la fiche.")
     value: Quantity = Field(title="Valeur mesurée", description="ex. 42 ou 12,5.")
-    measured_on: date | None = Field(None, title="Mesurée le", description="Vide : aujourd'hui.")
+    measured_on: OptionalDate = optional("Mesurée le", "Vide : aujourd'hui.")
 
 
 class ProgressForm(Form):
     """Suivre l'avancement : jalons franchis, valeurs des indicateurs, note de suivi."""
 
     model_config = ConfigDict(title="Suivre l'avancement d'une action")
-    territory: str | None = _territory()
+    territory: OptionalText = _territory()
     number: str = _number()
     milestones_done: list[MilestoneDoneForm] = Field(
         default_factory=list, title="Jalons franchis", description="Jalons atteints."
@@ -440,39 +488,41 @@ class ProgressForm(Form):
         default_factory=list, title="Indicateurs", description="Nouvelles valeurs mesurées."
     )
     note: str = Field("", title="Note de suivi", description="Où en est l'action ?")
-    author_email: str | None = Field(
-        None, title="Auteur de la note (e-mail)", description="Vide : le pilote de l'action."
+    author_email: OptionalText = optional(
+        "Auteur de la note (e-mail)", "Vide : le pilote de l'action."
     )
-    on: date | None = Field(None, title="Date du point", description="Vide : aujourd'hui.")
+    on: OptionalDate = optional("Date du point", "Vide : aujourd'hui.")
     recorded_by: str = _recorded_by()
-    at: datetime | None = _at()
+    at: OptionalDateTime = _at()
 
 
 class StepForm(Form):
     """Démarrer ou terminer une action."""
 
-    model_config = ConfigDict(title="Action")
-    territory: str | None = _territory()
+    model_config = ConfigDict(title="Action à faire avancer")
+    territory: OptionalText = _territory()
     number: str = _number()
     reason: str = Field("", title="Commentaire", description="Facultatif, inscrit à l'historique.")
     recorded_by: str = _recorded_by()
-    at: datetime | None = _at()
+    at: OptionalDateTime = _at()
 
 
 class AbandonForm(Form):
     """Abandonner une action : le motif est obligatoire."""
 
     model_config = ConfigDict(title="Abandonner une action")
-    territory: str | None = _territory()
+    territory: OptionalText = _territory()
     number: str = _number()
     reason: str = Field(title="Motif", description="Pourquoi on abandonne (obligatoire).")
     recorded_by: str = _recorded_by()
-    at: datetime | None = _at()
+    at: OptionalDateTime = _at()
 
 
 def parameter(title: str, description: str) -> Any:
-    """Metadata for a flow's one parameter: `Annotated[CopilDecisionsForm, parameter(...)]`.
+    """Metadata for a flow's parameter: `Annotated[CopilDecisionsForm, parameter(...)]`.
 
     Prefect titles a parameter with its Python name and drops an annotated description; both
-    survive through `json_schema_extra`, so the form's heading is French too."""
+    survive through `json_schema_extra`, so the form's heading is French too. (A dict: Prefect
+    adds its own, and pydantic cannot compose a dict with a callable.) An optional parameter
+    is annotated with an ``Optional…`` type above, or ``X | SkipJsonSchema[None]``."""
     return Field(json_schema_extra={"title": title, "description": description})

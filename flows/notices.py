@@ -11,10 +11,12 @@ decision's own transaction, whichever entrance made it.
 from __future__ import annotations
 
 from datetime import date, datetime, time, timedelta
+from typing import Annotated
 
 from prefect import flow
 from prefect.client.schemas.objects import FlowRun
 
+from flows.forms import parameter
 from flows.runtime import database
 from flows.usecases.bus import unit_of_work
 from models.deadlines import PARIS, paris_date
@@ -29,17 +31,25 @@ def digest_days(held_on: date, offsets: list[int]) -> list[date]:
     return sorted({held_on - timedelta(days=offset) for offset in offsets})
 
 
-@flow(name="Programmer les synthèses d'un COPIL", log_prints=True)
-def plan_copil_digests(copil_id: int, offsets_days: list[int] | None = None) -> list[str]:
-    """Programme les envois de la synthèse d'un COPIL (J-10 et J-3 par défaut) à 7 h 30.
-
-    Les jours déjà passés sont laissés au rattrapage du flux quotidien. Rejouer ce flux ne
-    programme rien deux fois (clé d'idempotence par COPIL et par jour).
-
-    Args:
-        copil_id: Numéro de la réunion du COPIL.
-        offsets_days: Jours d'envoi avant la réunion (vide : 10 et 3).
-    """
+@flow(
+    name="Programmer les synthèses d'un COPIL",
+    description="Programme les envois de la synthèse d'un COPIL (J-10 et J-3 par défaut) à"
+    " 7 h 30. Les jours déjà passés sont laissés au rattrapage du flux quotidien. Rejouer ce"
+    " flux ne programme rien deux fois (clé d'idempotence par COPIL et par jour).",
+    log_prints=True,
+)
+def plan_copil_digests(
+    copil_id: Annotated[
+        int, parameter("N° du COPIL", "Numéro de la réunion, donné lors de sa planification.")
+    ],
+    offsets_days: Annotated[
+        list[int],
+        parameter(
+            "Envois avant le COPIL (jours)", "Jours d'envoi avant la réunion (vide : 10 et 3)."
+        ),
+    ] = [],  # noqa: B006  (never mutated)
+) -> list[str]:
+    """One scheduled run of the digest deployment per digest day still to come."""
     from prefect.deployments import run_deployment
 
     with unit_of_work(database()) as uow:

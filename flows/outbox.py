@@ -8,11 +8,14 @@ Prefect server left in the event outbox; it can be scheduled every 15 minutes or
 
 from __future__ import annotations
 
+from typing import Annotated
+
 from prefect import flow, task
 from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 
 from flows.events import publish_pending_events
+from flows.forms import parameter
 from flows.runtime import current_run_id, database, settings
 from notifications.outbox import DeliveryReport, DeliverySettings, deliver_pending, open_deliverer
 
@@ -57,13 +60,18 @@ def delivery_markdown(report: DeliveryReport, limit: int = 20) -> str:
     return "\n".join(lines)
 
 
-@flow(name="envoi-messages-en-attente", log_prints=True)
-def deliver_outbox(delivery: DeliverySettings = DeliverySettings()) -> dict[str, int]:  # noqa: B008
-    """Envoie les messages en attente de la boîte d'envoi (nouvel essai après un échec).
-
-    Args:
-        delivery: Réglages de l'envoi (tentatives, délais entre deux essais).
-    """
+@flow(
+    name="envoi-messages-en-attente",
+    description="Envoie les messages en attente de la boîte d'envoi (nouvel essai après un échec).",
+    log_prints=True,
+)
+def deliver_outbox(
+    delivery: Annotated[
+        DeliverySettings,
+        parameter("Envoi", "Réglages de l'envoi : tentatives, délais entre deux essais."),
+    ] = DeliverySettings(),  # noqa: B008  (frozen model)
+) -> dict[str, int]:
+    """One delivery round of the pending messages, with a markdown artifact."""
     report = delivery_round(delivery, current_run_id())
     print(f"Boîte d'envoi : {report.summary()}")
     events = publish_pending_events(database())  # those a Prefect outage left waiting

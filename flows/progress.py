@@ -140,7 +140,7 @@ def _step(target: State, form: StepForm | AbandonForm, refusal: str) -> StepResu
     flow_run_name=run_name("demarrer", "action", "number"),
 )
 def start_action(
-    action: Annotated[StepForm, parameter("Action", "L'action financée à démarrer.")],
+    action: Annotated[StepForm, parameter("Action à démarrer", "L'action financée qui commence.")],
 ) -> StepResult:
     return _step(State.IN_PROGRESS, action, "Démarrage refusé")
 
@@ -151,7 +151,7 @@ def start_action(
     flow_run_name=run_name("terminer", "action", "number"),
 )
 def complete_action(
-    action: Annotated[StepForm, parameter("Action", "L'action en cours à terminer.")],
+    action: Annotated[StepForm, parameter("Action à terminer", "L'action en cours qui s'achève.")],
 ) -> StepResult:
     return _step(State.COMPLETED, action, "Clôture refusée")
 
@@ -162,6 +162,8 @@ def complete_action(
     flow_run_name=run_name("abandonner", "action", "number"),
 )
 def abandon_action(
-    action: Annotated[AbandonForm, parameter("Action", "L'action à abandonner et pourquoi.")],
+    action: Annotated[
+        AbandonForm, parameter("Action à abandonner", "L'action à abandonner et pourquoi.")
+    ],
 ) -> StepResult:
     return _step(State.ABANDONED, action, "Abandon refusé")

@@ -8,12 +8,13 @@ Re-running it for the same day sends nothing new; ``as_of`` re-runs a missed day
 from __future__ import annotations
 
 from datetime import date
-from typing import Any
+from typing import Annotated, Any
 
 from prefect import flow, task
 from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 
+from flows.forms import OptionalDate, parameter
 from flows.outbox import delivery_markdown, delivery_round
 from flows.runtime import current_run_id, database
 from flows.usecases.reminders import (
@@ -41,20 +42,31 @@ def plan_reminders(
     return summary
 
 
-@flow(name="rappels-echeances", log_prints=True)
+@flow(
+    name="rappels-echeances",
+    description="Rappels d'échéances aux pilotes (et alertes au chargé de mission), un e-mail"
+    " par personne.",
+    log_prints=True,
+)
 def deadline_reminders(
-    as_of: date | None = None,
-    reminders: ReminderSettings = ReminderSettings(),  # noqa: B008  (frozen model)
-    delivery: DeliverySettings = DeliverySettings(),  # noqa: B008
+    as_of: Annotated[
+        OptionalDate,
+        parameter(
+            "Jour de référence",
+            "Jour (heure de Paris) dont on envoie les rappels. Vide : aujourd'hui. Pour"
+            " rattraper un jour où le flux n'a pas tourné, indiquez ce jour-là.",
+        ),
+    ] = None,
+    reminders: Annotated[
+        ReminderSettings,
+        parameter("Rappels", "Réglages des rappels : délais, relances, territoires."),
+    ] = ReminderSettings(),  # noqa: B008  (frozen model)
+    delivery: Annotated[
+        DeliverySettings,
+        parameter("Envoi", "Réglages de l'envoi : tentatives, délais entre deux essais."),
+    ] = DeliverySettings(),  # noqa: B008  (frozen model)
 ) -> dict[str, Any]:
-    """Rappels d'échéances aux pilotes (et alertes au chargé de mission), un e-mail par personne.
-
-    Args:
-        as_of: Date de référence (jour à Paris). Vide : aujourd'hui. Pour rattraper un jour
-            où le flux n'a pas tourné, indiquez ce jour-là.
-        reminders: Réglages des rappels (délais, relances, territoires).
-        delivery: Réglages de l'envoi (tentatives, délais entre deux essais).
-    """
+    """Reminders of the day `as_of` (default: today, Paris), then one delivery round."""
     run_id = current_run_id()
     day = as_of or paris_date(utcnow())
     summary = plan_reminders(day, reminders, run_id)

@@ -25,6 +25,9 @@ ENV_VAR = "TIFLOW_NOTIFY_CONFIG"
 _TAG_RE = re.compile(r"[a-z0-9][a-z0-9_-]*")
 _INLINE_RE = re.compile(r"(?:(?P<tags>[A-Za-z0-9_,-]+)=)?(?P<url>[A-Za-z0-9]{1,32}://\S+)")
 _FORBIDDEN_TAGS = {"all", "always"}  # "all" matches every service; "always" is implied
+# A percent-encoded line break in a mailto URL: apprise (2.0.1) turns `to=a@x%0D%0ACc: b@y`
+# into two recipients and `name=X%0D%0ABcc: b@y` into sender b@y (pitfalls.md).
+_ENCODED_LINE_BREAK = re.compile(r"%0[ad]", re.IGNORECASE)
 
 log = logging.getLogger(__name__)
 
@@ -106,6 +109,7 @@ def load_services(config: str) -> list[apprise.NotifyBase]:
         if not path.is_file():
             raise ConfigError(f"{ENV_VAR}: no such apprise configuration file: {path}")
         check_private_file(path)
+        _refuse_line_breaks(path.read_text(encoding="utf-8", errors="replace"), str(path))
         cfg = apprise.AppriseConfig()
         # apprise only logs a bad entry and skips it: turn its errors into a ConfigError.
         # Its log masks secrets (secure_logging); warnings are kept as the explanation.
@@ -121,6 +125,7 @@ def load_services(config: str) -> list[apprise.NotifyBase]:
             match = _INLINE_RE.fullmatch(token)
             if not match:
                 raise ConfigError(f"{ENV_VAR}: expected [tags=]URL, got {cwe312_url(token)}")
+            _refuse_line_breaks(match["url"], cwe312_url(match["url"]))
             # Apprise.add() silently drops a "tags=" prefix: we parse it ourselves.
             apobj = apprise.Apprise()
             if not apobj.add(match["url"], tag=(match["tags"] or "").lower() or None):
@@ -133,6 +138,14 @@ def load_services(config: str) -> list[apprise.NotifyBase]:
                 " write it as 'pilots,copil,coordinator=URL' (or 'always=URL')"
             )
     return loaded
+
+
+def _refuse_line_breaks(text: str, where: str) -> None:
+    if _ENCODED_LINE_BREAK.search(text):
+        raise ConfigError(
+            f"{ENV_VAR}: an encoded line break (%0D/%0A) in {where} would add recipients or"
+            " replace the sender"
+        )
 
 
 def smtp_channel(server: NotifyEmail, sender_name: str | None = None) -> SmtpChannel:

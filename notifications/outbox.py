@@ -389,7 +389,11 @@ class DeliverySettings(BaseModel):
         description="Délai avant le deuxième essai ; il double ensuite à chaque échec.",
     )
     max_backoff_hours: int = Field(
-        default=6, ge=1, le=72, title="Délai maximal entre deux essais (heures)"
+        default=6,
+        ge=1,
+        le=72,
+        title="Délai maximal entre deux essais (heures)",
+        description="Le délai entre deux essais cesse de doubler à cette durée.",
     )
     resend_in_doubt: bool = Field(
         default=True,

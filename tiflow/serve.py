@@ -1,10 +1,16 @@
 """One-machine mode: a local Prefect server (SQLite) and every deployment of prefect.yaml,
-served from this process with their schedules and triggers."""
+served from this process with their schedules and triggers.
+
+While it runs, its server's URL is recorded in TIFLOW_DATA_DIR, so the coordinator's commands
+(`tiflow run …`) run their flows on it instead of starting a temporary server each time.
+"""
 
 from __future__ import annotations
 
 import contextlib
 import os
+import signal
+import sys
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -15,16 +21,28 @@ from models.settings import Settings, load_settings
 from notifications.outbox import open_deliverer
 from notifications.transports import ConfigError
 from tiflow.deployments import PREFECT_YAML, load_specs, runner_deployments
-from tiflow.prefect_server import CLIENT_AUTH, SERVER_AUTH, prefect_server
+from tiflow.prefect_server import (
+    CLIENT_AUTH,
+    SERVER_AUTH,
+    PrefectUnavailable,
+    is_healthy,
+    prefect_server,
+)
 
 
 @contextlib.contextmanager
-def prefect_api(port: int) -> Iterator[str]:
-    """The Prefect API to use: PREFECT_API_URL if set, else a local server we start and stop."""
-    if os.environ.get("PREFECT_API_URL"):
-        yield os.environ["PREFECT_API_URL"]
+def server_for(port: int, data_dir: Path) -> Iterator[str]:
+    """The Prefect API to serve on: PREFECT_API_URL if set, else a local server we start (UI
+    and API on `port`) and stop."""
+    if configured := os.environ.get("PREFECT_API_URL"):
+        if not is_healthy(configured, timeout=10):
+            raise PrefectUnavailable(
+                f"le serveur Prefect de PREFECT_API_URL ({configured}) ne répond pas :"
+                " démarrez-le, ou retirez PREFECT_API_URL pour que tiflow serve démarre le sien."
+            )
+        yield configured
         return
-    home = Path(os.environ.get("PREFECT_HOME", load_settings().data_dir / "prefect"))
+    home = Path(os.environ.get("PREFECT_HOME", data_dir / "prefect"))
     with prefect_server(home, port=port, ui=True) as api_url:
         yield api_url
 
@@ -34,12 +52,22 @@ def serve(port: int = 4200, prefect_yaml: Path = PREFECT_YAML) -> None:
     from prefect import serve as prefect_serve
     from prefect.settings import temporary_settings
 
+    from tiflow.prefect_server import recorded_local_server
+
+    # A stop by SIGTERM (systemd, a test) must stop the Prefect server we start too: it runs in
+    # its own session, and Python's default SIGTERM ends this process without cleaning up.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     settings = load_settings()
     check_notifications(settings)
     upgrade(engine_for(settings.database_url))
-    with prefect_api(port) as api_url, temporary_settings(client_settings(api_url)):
+    specs = load_specs(prefect_yaml)
+    with (
+        server_for(port, settings.data_dir) as api_url,
+        temporary_settings(client_settings(api_url)),
+        recorded_local_server(settings.data_dir, api_url),
+    ):
         print(f"Serveur Prefect : {api_url.removesuffix('/api')}", flush=True)
-        prefect_serve(*runner_deployments(load_specs(prefect_yaml)))
+        prefect_serve(*runner_deployments(specs))
 
 
 def client_settings(api_url: str, environ: Mapping[str, str] | None = None) -> dict[Any, Any]:

@@ -117,7 +117,14 @@ class DigestSettings(BaseModel):
         description="Une échéance dans les … jours, sans note de suivi récente, rend l'action"
         " « à risque ».",
     )
-    silence_weeks: int = Field(default=6, ge=1, le=52, title="Note de suivi récente (semaines)")
+    silence_weeks: int = Field(
+        default=6,
+        ge=1,
+        le=52,
+        title="Note de suivi récente (semaines)",
+        description="Une échéance proche d'une action sans note de suivi depuis plus de …"
+        " semaines est signalée « à risque ».",
+    )
     channels: bool = Field(
         default=False,
         title="Aussi sur les autres canaux",

@@ -1,8 +1,10 @@
 """End to end, as in production: a real `prefect server start` (on PostgreSQL when available,
-mandatory in CI), `prefect deploy --all` from prefect.yaml, a process worker, and a loopback
-SMTP server. A COPIL decision run by the worker validates an action: its next-steps e-mail,
-enqueued with the decision, must reach the pilot, and its `tiflow.action.validated` event
-the server.
+mandatory in CI), `prefect deploy --all` from prefect.yaml (plus a one-minute test deployment),
+a process worker, and a loopback SMTP server. A COPIL decision run by the worker validates an
+action: its next-steps e-mail, enqueued with the decision, must reach the pilot, and its
+`tiflow.action.validated` event the server. The server's own scheduler creates every scheduled
+deployment's runs at the right Paris times, and the worker completes a run that nobody started.
+The server's log must show no error (a scheduler or loop service broken by a dependency drift).
 """
 
 from __future__ import annotations
@@ -24,6 +26,15 @@ from flows.usecases.proposals import propose
 from models.db import make_engine, upgrade
 from models.uow import UnitOfWork
 from tests.conftest import PG_URL
+from tests.e2e.scheduling import (
+    BANNER,
+    SCHEDULER_ENV,
+    check_scheduler_runs,
+    server_errors,
+    wait_for_horizon,
+    wait_for_scheduled_run_done,
+    yaml_with_minute_deployment,
+)
 from tests.smtp_sink import SmtpSink, running_sink
 from tiflow.deployments import PROJECT_ROOT, load_specs
 from tiflow.example import TERRITORY_CODE, load_example
@@ -75,7 +86,11 @@ def stack(
     with UnitOfWork(engine) as uow:
         load_example(uow)
         uow.commit()
-    with running_sink() as sink, prefect_server(home, prefect_database) as api_url:
+    deployments = yaml_with_minute_deployment(tmp_path_factory.mktemp("deployments"))
+    with (
+        running_sink() as sink,
+        prefect_server(home, prefect_database, extra_env=SCHEDULER_ENV) as api_url,
+    ):
         env = prefect_env(dict(os.environ), home, api_url=api_url)
         env.update(
             TIFLOW_DATABASE_URL=app_url,
@@ -85,10 +100,22 @@ def stack(
             PREFECT_FLOWS_HEARTBEAT_FREQUENCY="30",
         )
         prefect_cli(["work-pool", "create", "tiflow", "--type", "process"], env, PROJECT_ROOT)
-        prefect_cli(["deploy", "--all", "--no-prompt"], env, PROJECT_ROOT, timeout=300)
+        deploy = ["deploy", "--all", "--no-prompt", "--prefect-file", str(deployments)]
+        prefect_cli(deploy, env, PROJECT_ROOT, timeout=300)
         worker = [PREFECT, "worker", "start", "--pool", "tiflow", "--limit", "4"]
-        with running(worker, env, home / "worker.log"):
-            yield {"api_url": api_url, "engine": engine, "sink": sink, "env": env, "home": home}
+        with running(worker, env, home / "worker.log") as process:
+
+            def alive() -> None:
+                assert process.poll() is None, (home / "worker.log").read_text()[-3000:]
+
+            yield {
+                "api_url": api_url,
+                "engine": engine,
+                "sink": sink,
+                "env": env,
+                "home": home,
+                "alive": alive,
+            }
     engine.dispose()
 
 
@@ -161,36 +188,31 @@ async def _events(api_url: str, name: str, timeout: float = 60) -> list[Any]:
             await asyncio.sleep(0.5)
 
 
-async def _schedules(api_url: str) -> dict[str, list[Any]]:
-    async with _client(api_url) as client:
-        deployments = await client.read_deployments()
-    return {d.name: [s.schedule for s in d.schedules] for d in deployments}
-
-
-def test_deployed_schedules_run_at_local_paris_time_across_dst_changes(
+def test_the_servers_scheduler_creates_every_scheduled_run_at_paris_time_across_dst(
     stack: dict[str, Any],
 ) -> None:
-    from prefect.server.schemas.schedules import CronSchedule
+    wait_for_horizon(stack["api_url"], stack["alive"])
+    check_scheduler_runs(stack["api_url"])
 
-    deployed = asyncio.run(_schedules(stack["api_url"]))
-    specs = {spec.name: spec for spec in load_specs()}
-    assert set(specs) <= set(deployed), "every deployment of prefect.yaml is on the server"
 
-    reminders = deployed["rappels-quotidiens"]
-    assert len(reminders) == 1
-    schedule = CronSchedule(**reminders[0].model_dump(exclude={"type"}))
-    assert schedule.timezone == "Europe/Paris"
-    # Around the spring-forward (28 March 2027) and fall-back (31 October 2027) changes.
-    for start in (datetime(2027, 3, 25, tzinfo=PARIS), datetime(2027, 10, 28, tzinfo=PARIS)):
-        runs = asyncio.run(schedule.get_dates(n=7, start=start))
-        local = [r.astimezone(PARIS) for r in runs]
-        assert [d.hour for d in local] == [8] * 7, local
-        days = [d.date() for d in local]
-        assert days == [start.date() + timedelta(days=i) for i in range(7)], (
-            "none skipped or doubled"
-        )
+def test_a_worker_completes_a_scheduled_run_that_nobody_started(stack: dict[str, Any]) -> None:
+    run = wait_for_scheduled_run_done(stack["api_url"], stack["alive"], timeout=300)
+    assert run.state.is_completed(), run.state
+    assert run.auto_scheduled and run.expected_start_time.second == 0
 
-    budget = CronSchedule(**deployed["budget-annuel"][0].model_dump(exclude={"type"}))
-    january = asyncio.run(budget.get_dates(n=7, start=datetime(2027, 1, 1, tzinfo=PARIS)))
-    assert [d.astimezone(PARIS).day for d in january] == [1, 2, 3, 4, 5, 6, 7]
-    assert {d.astimezone(PARIS).hour for d in january} == {7}
+
+def test_every_deployment_of_prefect_yaml_is_on_the_server(stack: dict[str, Any]) -> None:
+    async def names() -> set[str]:
+        async with _client(stack["api_url"]) as client:
+            return {d.name for d in await client.read_deployments()}
+
+    assert {spec.name for spec in load_specs()} <= asyncio.run(names())
+
+
+def test_the_server_log_shows_no_error_from_its_scheduler_or_loop_services(
+    stack: dict[str, Any],
+) -> None:
+    """Last of the module: the log covers the whole run above (deploy, schedules, runs)."""
+    log = (stack["home"] / "server.log").read_text(encoding="utf-8", errors="replace")
+    assert BANNER in log, log[-2000:]
+    assert server_errors(log) == [], log[-5000:]

@@ -40,7 +40,7 @@ from tiflow.cli import app, command, plan_table
 from tiflow.cli.common import console, progress_bar, safe_url
 from tiflow.cli.french import err_console
 from tiflow.cli.prefect_runs import (
-    ServerStart,
+    EphemeralStart,
     ephemeral,
     prefect_session,
     quiet_console,
@@ -194,7 +194,7 @@ def explore_command(command: str = "actions") -> str:
     return f"{prefix}{shlex.quote(program)} --base demo {command}"
 
 
-def _play_in(folder: Path, journal: bool, server: ServerStart | None) -> tuple[YearReport, int]:
+def _play_in(folder: Path, journal: bool, server: EphemeralStart | None) -> tuple[YearReport, int]:
     """Load the example into a new database in `folder` and play the year there."""
     url = database_url(folder)
     with demo_environment(folder, url):

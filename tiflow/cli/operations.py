@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -9,7 +10,7 @@ from rich.table import Table
 
 from tiflow.cli import app, command
 from tiflow.cli.common import console
-from tiflow.deployments import load_specs
+from tiflow.deployments import PREFECT_YAML, load_specs
 
 
 @command(app, "serve")
@@ -17,15 +18,27 @@ def serve_command(
     port: Annotated[
         int, typer.Option("--port", help="Port du serveur Prefect local (interface et API).")
     ] = 4200,
+    deploiements: Annotated[
+        Path,
+        typer.Option(
+            "--deploiements",
+            metavar="FICHIER",
+            help="Fichier des déploiements à servir (par défaut : le prefect.yaml de tiflow).",
+            exists=True,
+            dir_okay=False,
+            show_default=False,
+        ),
+    ] = PREFECT_YAML,
 ) -> None:
     """Fait tourner tiflow seul sur cette machine : serveur Prefect local, planifications et
     déclencheurs de prefect.yaml. Arrêt par Ctrl-C.
 
-    Si PREFECT_API_URL est défini, utilise ce serveur au lieu d'en démarrer un."""
+    Si PREFECT_API_URL est défini, utilise ce serveur au lieu d'en démarrer un. Tant qu'il
+    tourne, les commandes « tiflow run … » utilisent son serveur."""
     from tiflow.serve import serve
 
     console.print("Démarrage de tiflow (planifications et déclencheurs) …")
-    serve(port=port)
+    serve(port=port, prefect_yaml=deploiements)
 
 
 @command(app, "deploiements")

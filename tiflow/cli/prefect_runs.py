@@ -1,14 +1,17 @@
 """Running the real Prefect flows from the command line (`tiflow run …`, `tiflow demo`).
 
-Prefect needs an API: the server of ``PREFECT_API_URL`` when it is set, otherwise Prefect's
-*ephemeral mode* — a temporary local server that Prefect starts in a subprocess on the first
-flow run (8 to 12 s here), on Prefect's own database (``~/.prefect/prefect.db``: the runs
-stay visible afterwards with ``prefect server start``). Nothing to start by hand.
+Prefect needs an API; :func:`tiflow.prefect_server.prefect_api` picks it: the server of
+``PREFECT_API_URL`` when it is set, else the local server of a running ``tiflow serve``, else
+Prefect's *ephemeral mode* — a temporary local server started for the command (8 to 12 s
+here, more on a busy machine; sized timeout, one retry, a French error), on Prefect's own
+database (``~/.prefect/prefect.db``: the runs stay visible afterwards with ``prefect server
+start``). Nothing to start by hand.
 
 Around the commands' flow runs, :func:`prefect_session`:
 
-* starts the ephemeral server in a background thread (:func:`start_ephemeral_server`) so a
-  command can prepare its work meanwhile, and stops it at the end, quietly;
+* says which server runs the flows (one line of the command's output);
+* starts the ephemeral server in a background thread so a command can prepare its work
+  meanwhile, and stops it at the end, quietly;
 * turns the flow heartbeat off in ephemeral mode: with it, each synchronous flow run waits up
   to 1 s at its end (pitfalls.md), and nobody watches a temporary server for crashed runs;
 * keeps Prefect's console logs (English, one line per task) off the terminal: the commands
@@ -19,68 +22,27 @@ Around the commands' flow runs, :func:`prefect_session`:
 from __future__ import annotations
 
 import logging
-import os
-import threading
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager, nullcontext
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
+from tiflow.prefect_server import EphemeralStart, PrefectApi, prefect_api, start_timeout
+
 T = TypeVar("T")
 
 
 def ephemeral() -> bool:
-    """True when no Prefect server is configured: flows run on a temporary local one."""
+    """True when no Prefect server is configured (a `tiflow serve` may still be found)."""
     from prefect.settings import PREFECT_API_URL
 
     return not PREFECT_API_URL.value()
 
 
-class ServerStart:
-    """The ephemeral server starting in a background thread; `wait()` before the first run."""
-
-    def __init__(self) -> None:
-        self.error: BaseException | None = None
-        self.server: Any = None
-        self._thread = threading.Thread(target=self._start, name="prefect-ephemeral", daemon=True)
-        self._thread.start()
-
-    def _start(self) -> None:
-        try:
-            from prefect.server.api.server import SubprocessASGIServer
-
-            self.server = SubprocessASGIServer()
-            self.server.start()
-        except BaseException as error:  # re-raised by wait(), in the command's thread
-            self.error = error
-
-    def wait(self) -> None:
-        self._thread.join()
-        if self.error is not None:
-            raise self.error
-
-    def stop(self) -> None:
-        """Send the logs and events still queued, then stop the server (stopped first, the
-        queues would retry against it for a minute at exit)."""
-        self._thread.join()
-        if self.server is None:
-            return
-        from prefect.events.worker import EventsWorker
-        from prefect.logging.handlers import APILogWorker
-
-        for service in (APILogWorker, EventsWorker):
-            service.drain_all(timeout=5)
-        self.server.stop()
-
-
-def start_ephemeral_server() -> ServerStart | None:
-    """Start Prefect's temporary server now, in the background (None with PREFECT_API_URL)."""
-    if not ephemeral():
-        return None
-    # The server subprocess inherits the environment: no telemetry from a throwaway server
-    # (it logs an error on a machine without Internet access).
-    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
-    return ServerStart()
+def start_ephemeral_server() -> EphemeralStart | None:
+    """Start Prefect's temporary server now, in the background (None with PREFECT_API_URL);
+    hand it to `prefect_session`, which waits for it and stops it."""
+    return EphemeralStart(start_timeout()) if ephemeral() else None
 
 
 def _console_handlers() -> list[logging.Handler]:
@@ -132,27 +94,31 @@ def _no_csrf_round_trip() -> Any:
 
 @contextmanager
 def prefect_session(
-    verbose: bool = False, server: ServerStart | None = None, *, heartbeat: bool = True
-) -> Iterator[ServerStart | None]:
-    """Flow runs for a command: see the module docstring. Yields the server start (or None
-    when a Prefect server is configured); call its `wait()` before the first flow run.
-    `heartbeat=False` turns the heartbeat off on a real server too (the demo: dozens of short
-    runs, each of which would otherwise wait up to 1 s at its end)."""
+    verbose: bool = False, server: EphemeralStart | None = None, *, heartbeat: bool = True
+) -> Iterator[PrefectApi]:
+    """Flow runs for a command: see the module docstring. Yields the `PrefectApi` used (its
+    line is printed already); call its `wait()` before the first flow run. `server`: an
+    ephemeral server already starting (`start_ephemeral_server`). `heartbeat=False` turns the
+    heartbeat off on a real server too (the demo: dozens of short runs, each of which would
+    otherwise wait up to 1 s at its end)."""
     import prefect  # noqa: F401  (configures Prefect's logging, found by quiet_console)
 
     from flows.runtime import without_heartbeat
+    from tiflow.cli.common import console
 
     with ExitStack() as stack:
         stack.enter_context(quiet_console(verbose))
-        local = ephemeral()
-        if local or not heartbeat:
+        if server is not None:
+            api = PrefectApi("ephemeral", _start=server)
+            stack.callback(server.stop)  # inside quiet_console: « Stopping … » is hidden
+        else:
+            api = stack.enter_context(prefect_api(background=True))
+        if api.kind == "ephemeral" or not heartbeat:
             stack.enter_context(without_heartbeat())
-        if local:
+        if api.kind == "ephemeral":
             stack.enter_context(_no_csrf_round_trip())
-            server = server or start_ephemeral_server()
-            if server is not None:
-                stack.callback(server.stop)  # inside quiet_console: « Stopping … » is hidden
-        yield server
+        console.print(f"Prefect : {api.describe()}", highlight=False, soft_wrap=True)
+        yield api
 
 
 @dataclass(frozen=True)
