@@ -16,7 +16,7 @@ from typing import Annotated, Any
 from prefect.input import RunInput
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSchema, create_model
 
-from models.lifecycle import State
+from models.lifecycle import State, outcome_word
 from models.money import parse_number
 from models.vocabulary import Axis, BudgetKind, Priority
 
@@ -58,13 +58,9 @@ class Outcome(StrEnum):
 
     @classmethod
     def _missing_(cls, value: object) -> Outcome | None:
-        # Files and API calls may use the lifecycle's state names ("validated").
-        if isinstance(value, str):
-            wanted = value.strip().lower()
-            for member in cls:
-                if wanted in (member.value, member.name.lower()):
-                    return member
-        return None
+        # Files and API calls may use the lifecycle's state names ("validated"), any accents.
+        found = outcome_word(value) if isinstance(value, str) else None
+        return cls(found) if found else None
 
     @property
     def state(self) -> State | None:
