@@ -179,3 +179,12 @@ def test_the_outcome_words_are_one_list_read_alike_by_forms_and_files() -> None:
         assert outcome(typed) == word and Outcome(typed).value == word
     assert outcome_state("rejetée") is State.REJECTED and outcome_state("non examinée") is None
     assert outcome("financée") is None
+
+
+def test_late_means_past_its_day_and_not_done() -> None:
+    from models.deadlines import is_late
+
+    due = date(2024, 6, 1)
+    assert not is_late(due, due)  # the due day itself is not late
+    assert is_late(due, date(2024, 6, 2))
+    assert not is_late(due, date(2024, 6, 2), done_on=date(2024, 6, 2))
