@@ -80,6 +80,7 @@ def deliver_outbox(delivery: DeliverySettings = DeliverySettings()) -> dict[str,
         "failed": report.failed,
         "dropped": report.dropped,
         "in_doubt": report.in_doubt,
+        "resumed": report.resumed,
     }
 
 

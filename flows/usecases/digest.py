@@ -42,6 +42,7 @@ from models.deadlines import (
 from models.errors import NotFound
 from models.lifecycle import AWAITING_DECISION, COMMITTED, DROPPED_OUT, State
 from models.money import ZERO
+from models.safe_text import neutralise_formula
 from models.tables import (
     ActionSheet,
     BudgetLine,
@@ -593,11 +594,6 @@ def _excel_amount(value: Decimal) -> str:
     return f"{value:.2f}".replace(".", ",")
 
 
-def _cell(text: str) -> str:
-    """Neutralise CSV formula injection: a cell starting with = + - @ is shown as text."""
-    return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
-
-
 def agenda_csv(digest: Digest) -> bytes:
     """The agenda for French Excel: ``;`` separator, decimal comma, UTF-8 with BOM, CRLF."""
     buffer = io.StringIO()
@@ -618,10 +614,10 @@ def agenda_csv(digest: Digest) -> bytes:
     for row in digest.agenda:
         writer.writerow(
             [
-                _cell(row["number"]),
-                _cell(row["title"]),
+                neutralise_formula(row["number"]),
+                neutralise_formula(row["title"]),
                 row["axis"],
-                _cell(row["pilot"]),
+                neutralise_formula(row["pilot"]),
                 row["state"],
                 row["firm"],
                 _excel_amount(row["budget"]),

@@ -155,7 +155,7 @@ async def _events(api_url: str, name: str, timeout: float = 60) -> list[Any]:
     async with _client(api_url) as client:
         while True:
             wanted = EventFilter(event=EventNameFilter(name=[name]))
-            page = await client.read_events(filter=wanted, limit=50)
+            page = await client.read_events(filter=wanted, limit=50)  # the server caps it at 50
             if page.events or time.monotonic() > deadline:
                 return list(page.events)
             await asyncio.sleep(0.5)
