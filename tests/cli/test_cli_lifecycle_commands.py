@@ -78,7 +78,7 @@ def test_an_action_goes_from_proposal_to_completion_on_the_command_line(
     assert _state(engine, "FA-07") is State.FUNDED
     # The kick-off, to the pilot and the coordinator (and the validation's next steps, which
     # were waiting: the COPIL was recorded here without a delivery round).
-    assert re.search(r"Avis : [2-9] envoyé\(s\), 0 à réessayer, 0 en échec", out), out
+    assert re.search(r"Avis : [2-9] envoyés?(\(s\))?, 0 à réessayer, 0 en échec", out), out
     subjects = [m["Subject"] for m in smtp.messages_to(PILOT_FA07)]
     assert subjects.count("Action FA-07 financée : lancement") == 1
     assert subjects.count("Action FA-07 validée en COPIL : prochaines étapes") == 1
