@@ -30,7 +30,7 @@ from pydantic import (
     field_validator,
 )
 
-from models.lifecycle import State
+from models.lifecycle import State, outcome_word
 from models.money import parse_number
 from models.safe_text import line_break_problem, person_name_problem
 from models.vocabulary import Axis, BudgetKind, Priority
@@ -123,13 +123,9 @@ class Outcome(StrEnum):
 
     @classmethod
     def _missing_(cls, value: object) -> Outcome | None:
-        # Files and API calls may use the lifecycle's state names ("validated").
-        if isinstance(value, str):
-            wanted = value.strip().lower()
-            for member in cls:
-                if wanted in (member.value, member.name.lower()):
-                    return member
-        return None
+        # Files and API calls may use the lifecycle's state names ("validated"), any accents.
+        found = outcome_word(value) if isinstance(value, str) else None
+        return cls(found) if found else None
 
     @property
     def state(self) -> State | None:

@@ -24,15 +24,20 @@ from notifications.outbox import DeliveryReport, DeliverySettings, deliver_pendi
 def delivery_round(
     delivery: DeliverySettings, correlation_id: str | None, kinds: list[str] | None = None
 ) -> DeliveryReport:
-    """Deliver every due message of the outbox (all kinds, or ``kinds``): one round."""
+    """Deliver every due message of the outbox (all kinds, or ``kinds``): one round. The
+    round also publishes the Prefect events an outage of the server left waiting."""
     with open_deliverer(settings()) as deliverer:
-        return deliver_pending(
+        report = deliver_pending(
             database(),
             deliverer,
             policy=delivery.policy(),
             kinds=kinds,
             correlation_id=correlation_id,
         )
+    events = publish_pending_events(database())
+    if events.published or events.pending:
+        print(f"Événements : {events.summary()}.")
+    return report
 
 
 def delivery_markdown(report: DeliveryReport, limit: int = 20) -> str:
@@ -74,8 +79,6 @@ def deliver_outbox(
     """One delivery round of the pending messages, with a markdown artifact."""
     report = delivery_round(delivery, current_run_id())
     print(f"Boîte d'envoi : {report.summary()}")
-    events = publish_pending_events(database())  # those a Prefect outage left waiting
-    print(f"Événements : {events.summary()}.")
     create_markdown_artifact(
         key="envoi-messages-en-attente",
         markdown="# Envoi des messages en attente\n\n" + delivery_markdown(report),

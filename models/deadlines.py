@@ -65,6 +65,12 @@ def paris_date(instant: datetime) -> date:
     return instant.astimezone(PARIS).date()
 
 
+def is_late(due: date, as_of: date, done_on: date | None = None) -> bool:
+    """« En retard »: past its due day (the due day itself is not late) and not done. The one
+    rule the reminders, the digest, the budget report and `tiflow actions --en-retard` read."""
+    return done_on is None and due < as_of
+
+
 @dataclass(frozen=True, slots=True)
 class ActionFacts:
     id: int

@@ -6,6 +6,7 @@ from plain facts (current state, target, guard inputs) and raises a French error
 
 from __future__ import annotations
 
+import unicodedata
 from dataclasses import dataclass
 from decimal import Decimal
 from enum import StrEnum
@@ -60,6 +61,38 @@ COPIL_OUTCOMES = (State.VALIDATED, State.REJECTED, State.DEFERRED, State.REVISIO
 COMMITTED = (State.VALIDATED, State.FUNDED, State.IN_PROGRESS, State.COMPLETED)
 # dropped out of the plan: no more funding, progress or reminders.
 DROPPED_OUT = (State.REJECTED, State.ABANDONED)
+
+# The COPIL outcome words, as people write them (forms, decisions files, CLI): the labels of
+# COPIL_OUTCOMES, and « non examinée » (left awaiting the next COPIL). One place for them.
+NOT_EXAMINED = "non examinée"
+OUTCOME_WORDS = (*(STATE_LABELS[s] for s in COPIL_OUTCOMES), NOT_EXAMINED)
+
+
+def _plain(text: str) -> str:
+    decomposed = unicodedata.normalize("NFKD", text)
+    plain = "".join(c for c in decomposed if not unicodedata.combining(c)).casefold()
+    return " ".join(plain.replace("_", " ").replace("-", " ").split())
+
+
+_OUTCOMES_BY_WORD: dict[str, str] = (
+    {_plain(w): w for w in OUTCOME_WORDS}
+    | {_plain(s.value): STATE_LABELS[s] for s in COPIL_OUTCOMES}
+    | {"not examined": NOT_EXAMINED}
+)
+
+
+def outcome_word(text: str) -> str | None:
+    """The outcome word for what was typed (accents, case, `_`/`-` free; the lifecycle's English
+    names too: ``validated``), or None if it is no COPIL outcome."""
+    return _OUTCOMES_BY_WORD.get(_plain(text))
+
+
+def outcome_state(word: str) -> State | None:
+    """The state an outcome word leads to (None: not examined)."""
+    found = outcome_word(word)
+    if found is None:
+        raise ValueError(f"« {word} » n'est pas une décision de COPIL")
+    return None if found == NOT_EXAMINED else next(s for s in State if STATE_LABELS[s] == found)
 
 
 class Guard(StrEnum):

@@ -35,6 +35,7 @@ from models.deadlines import (
     COPIL,
     PARIS,
     copil_fingerprint,
+    is_late,
     load_snapshot,
     paris_date,
 )
@@ -527,7 +528,7 @@ def _fill_late_and_at_risk(
             "due": fr.format_date(d.due),
             "phrase": fr.deadline_phrase(d.due, as_of),
         }
-        if d.due < as_of:
+        if is_late(d.due, as_of):
             digest.late.append(line)
         elif d.due <= horizon:
             silence = silent_since.get(d.action.id)

@@ -50,6 +50,7 @@ from models.deadlines import (
     Deadline,
     Silence,
     Snapshot,
+    is_late,
     load_snapshot,
     matches,
     paris_date,
@@ -208,7 +209,7 @@ def reminder_day(
         day = due - _days(offset)
         if window_start <= day <= as_of and (best is None or day > best[0]):
             best = (day, f"J-{offset}" if offset else "J0")
-    if as_of > due:
+    if is_late(due, as_of):
         k = (as_of - due).days // overdue_every
         day = due + _days(k * overdue_every)
         if k >= 1 and day >= window_start and (best is None or day > best[0]):

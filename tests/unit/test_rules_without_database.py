@@ -163,3 +163,28 @@ def test_fourteen_days_late_the_coordinator_is_told_once() -> None:
 def test_a_missed_day_is_caught_up_within_three_days() -> None:
     assert _plan(date(2024, 6, 1), date(2024, 5, 27)) == {(REMINDER, "p41"): ["J-7"]}
     assert _plan(date(2024, 6, 1), date(2024, 5, 29)) == {}
+
+
+# --- COPIL outcome words ----------------------------------------------------------------------
+
+
+def test_the_outcome_words_are_one_list_read_alike_by_forms_and_files() -> None:
+    from flows.forms import Outcome
+    from models.lifecycle import OUTCOME_WORDS, outcome_state
+    from tiflow.cli.decisions_file import outcome
+
+    assert tuple(o.value for o in Outcome) == OUTCOME_WORDS
+    for typed, word in [("Validee", "validée"), ("revision_requested", "révision demandée"),
+                        ("NON EXAMINEE", "non examinée"), ("deferred", "ajournée")]:  # fmt: skip
+        assert outcome(typed) == word and Outcome(typed).value == word
+    assert outcome_state("rejetée") is State.REJECTED and outcome_state("non examinée") is None
+    assert outcome("financée") is None
+
+
+def test_late_means_past_its_day_and_not_done() -> None:
+    from models.deadlines import is_late
+
+    due = date(2024, 6, 1)
+    assert not is_late(due, due)  # the due day itself is not late
+    assert is_late(due, date(2024, 6, 2))
+    assert not is_late(due, date(2024, 6, 2), done_on=date(2024, 6, 2))

@@ -30,18 +30,11 @@ from pathlib import Path
 from typing import Any
 
 from models.errors import InvalidInput, TiflowError
+from models.lifecycle import OUTCOME_WORDS, outcome_word
 from tiflow.spreadsheet.cells import fold
 
-# The form's outcomes (flows.forms.Outcome values), by folded spelling.
-OUTCOMES = ("validée", "rejetée", "ajournée", "révision demandée", "non examinée")
-_ALIASES = {
-    "validated": "validée",
-    "rejected": "rejetée",
-    "deferred": "ajournée",
-    "revision requested": "révision demandée",
-    "not examined": "non examinée",
-}
-_BY_FOLD = {fold(o): o for o in OUTCOMES} | {fold(k): v for k, v in _ALIASES.items()}
+# The form's outcomes (flows.forms.Outcome values): the words of models.lifecycle.
+OUTCOMES = OUTCOME_WORDS
 
 _COLUMNS = {
     "number": ("numero", "n°", "n", "no", "action", "numero de l'action", "number"),
@@ -76,7 +69,7 @@ class DecisionsFile:
 
 def outcome(value: str) -> str | None:
     """The form's outcome for a typed decision, or None if unknown."""
-    return _BY_FOLD.get(fold(value))
+    return outcome_word(value)
 
 
 def _unknown_outcome(value: str) -> str:

@@ -10,7 +10,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from flows.usecases.bus import unit_of_work
+from flows.usecases.bus import NOTICE_NAMES, unit_of_work
 from models.outbox import DeliveryPhase, OutboxStatus
 from models.tables import ActionSheet
 from notifications.outbox import (
@@ -29,6 +29,7 @@ KIND_NAMES = {
     "digest": "synthèse COPIL",
     "budget": "budget",
     "notice": "avis",
+    **NOTICE_NAMES,
 }
 STATUS_CHOICES = {
     "en-attente": OutboxStatus.PENDING.value,

@@ -15,6 +15,7 @@ from rich.table import Table
 from sqlmodel import col, select
 
 from flows.usecases.bus import unit_of_work
+from models.deadlines import is_late
 from models.lifecycle import State
 from models.money import ZERO, format_eur
 from models.tables import (
@@ -105,9 +106,9 @@ def late_reasons(action: ActionSheet, milestones: Sequence[Milestone], today: da
     reasons = [
         f"jalon « {m.title} » en retard de {(today - m.due_date).days} j"
         for m in sorted(milestones, key=lambda m: m.due_date)
-        if m.done_on is None and m.due_date < today
+        if is_late(m.due_date, today, m.done_on)
     ]
-    if action.end_date is not None and action.end_date < today:
+    if action.end_date is not None and is_late(action.end_date, today):
         reasons.append(f"fin prévue le {fr_date(action.end_date)} dépassée")
     return reasons
 
@@ -338,7 +339,7 @@ def _show_action(uow: UnitOfWork, territory: Territory, action: ActionSheet, tod
     for m in milestones:
         if m.done_on is not None:
             status = "réalisé"
-        elif m.due_date < today:
+        elif is_late(m.due_date, today):
             status = f"[red]en retard de {(today - m.due_date).days} j[/]"
         else:
             status = f"dans {(m.due_date - today).days} j"

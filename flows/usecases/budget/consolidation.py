@@ -28,6 +28,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from flows.usecases.budget.calendar import PARIS, paris_today
+from models.deadlines import is_late
 from models.lifecycle import OPEN_STATES, State
 from models.money import ZERO, Money
 from models.tables import (
@@ -233,7 +234,7 @@ def consolidate(
             continue
         line = Line(view, key, label, figures, 1, territory_code, axis, state, firm)
         by_view[view].append(line)
-        if state in OPEN_STATES and ((end_date and end_date < as_of) or overdue):
+        if state in OPEN_STATES and ((end_date and is_late(end_date, as_of)) or overdue):
             by_view[View.LATE].append(_late_line(line, end_date, as_of, overdue, oldest_due))
         if proposed_at and validated_at:
             to_validation.append(_days_between(proposed_at, validated_at))
@@ -536,7 +537,7 @@ def _late_line(
     action: Line, end_date: date | None, as_of: date, overdue: int, oldest_due: date | None
 ) -> Line:
     reasons = []
-    if end_date is not None and end_date < as_of:
+    if end_date is not None and is_late(end_date, as_of):
         reasons.append(f"date de fin dépassée ({end_date:%d/%m/%Y})")
     if overdue and oldest_due is not None:
         jalons = "1 jalon non réalisé" if overdue == 1 else f"{overdue} jalons non réalisés"
