@@ -42,7 +42,9 @@ def defaults(model: type[SQLModel]) -> Values:
 
 def read_rows(uow: UnitOfWork, query: sa.Select[Any]) -> list[Values]:
     """Every row of `query` as a dict (column name -> value, through the column types)."""
-    return [dict(row) for row in uow.session.execute(query).mappings()]
+    result = uow.session.execute(query)
+    keys = list(result.keys())
+    return [dict(zip(keys, row, strict=True)) for row in result]
 
 
 @dataclass

@@ -933,8 +933,8 @@ def _assign(values: Values, record: Record, sheet: Sheet, fields: dict[str, Any]
     whose value differs; return their headers."""
     changed: list[str] = []
     for key, value in fields.items():
-        attr = _attr(key)
-        if record.has(key) and values[attr] != value:
+        attr = _ATTRS.get(key, key)
+        if values[attr] != value and record.has(key):  # the cheaper test first: most are equal
             values[attr] = value
             changed.append(sheet.header(key).lower())
     return changed
