@@ -52,13 +52,10 @@ def stored(engine: Engine) -> tuple[dict[str, tuple[str, int]], int]:
     return actions, lines
 
 
-def test_an_action_changed_during_the_import_refuses_it_whole(
-    engine: Engine,
-    uow: UowFactory,
-    example_plan: str,
-    write_workbook: Callable[..., Path],
-) -> None:
-    path = write_workbook(
+@pytest.fixture
+def renamed_fa07(example_plan: str, write_workbook: Callable[..., Path]) -> Path:
+    """FA-07 renamed, FA-09 with one budget line more: two actions the import updates."""
+    return write_workbook(
         {
             "Actions": [
                 ["Numéro", "Intitulé", "Axe"],
@@ -71,10 +68,15 @@ def test_an_action_changed_during_the_import_refuses_it_whole(
             ],
         }
     )
+
+
+def test_an_action_changed_during_the_import_refuses_it_whole(
+    engine: Engine, uow: UowFactory, renamed_fa07: Path
+) -> None:
     actions, lines = stored(engine)
 
     with pytest.raises(ConcurrencyConflict) as raised, uow() as u:
-        import_plan(u, path, progress=ChangedMeanwhile(engine))
+        import_plan(u, renamed_fa07, progress=ChangedMeanwhile(engine))
         u.commit()
 
     assert "Conflit de mise à jour sur l'action FA-07, FA-09" in str(raised.value)
@@ -86,26 +88,17 @@ def test_an_action_changed_during_the_import_refuses_it_whole(
 
 
 def test_reimporting_after_a_conflict_applies_the_file(
-    engine: Engine,
-    uow: UowFactory,
-    example_plan: str,
-    write_workbook: Callable[..., Path],
+    engine: Engine, uow: UowFactory, renamed_fa07: Path
 ) -> None:
-    path = write_workbook(
-        {
-            "Actions": [
-                ["Numéro", "Intitulé", "Axe"],
-                ["FA-07", "Plateforme RH du Grand Est Touraine", "Compétences"],
-            ]
-        }
-    )
     with pytest.raises(ConcurrencyConflict), uow() as u:
-        import_plan(u, path, progress=ChangedMeanwhile(engine))
-    version = stored(engine)[0]["FA-07"][1]
+        import_plan(u, renamed_fa07, progress=ChangedMeanwhile(engine))
+    before = stored(engine)[0]
 
     with uow() as u:
-        report = import_plan(u, path)
+        report = import_plan(u, renamed_fa07)
         u.commit()
 
     assert report.changed
-    assert stored(engine)[0]["FA-07"] == ("Plateforme RH du Grand Est Touraine", version + 1)
+    after = stored(engine)[0]
+    assert after["FA-07"] == ("Plateforme RH du Grand Est Touraine", before["FA-07"][1] + 1)
+    assert after["FA-09"][1] == before["FA-09"][1] + 1  # its budget line changed
