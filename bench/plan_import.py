@@ -27,6 +27,7 @@ Figures are medians over the rounds; time per action should stay flat from 200 t
 from __future__ import annotations
 
 import argparse
+import itertools
 import multiprocessing
 import os
 import signal
@@ -418,8 +419,12 @@ def median_of(rounds: list[dict[str, dict[str, float]]], step: str, part: str) -
     return statistics.median(r[step].get(part, 0.0) for r in rounds)
 
 
-def measure(folder: Path, count: int, rounds: int) -> float:
-    """Prints one size's figures; returns tiflow / plain (first import + no-op, medians)."""
+Medians = dict[str, float]  # "first", "noop" -> tiflow's median total (s)
+
+
+def measure(folder: Path, count: int, rounds: int, medians: dict[int, Medians]) -> float:
+    """Prints one size's figures, notes tiflow's medians in `medians`; returns tiflow / plain
+    (first import + no-op, medians)."""
     source = make_engine(f"sqlite:///{folder / 'source.db'}")
     upgrade(source)
     plan = big_plan(source, count)
@@ -446,6 +451,7 @@ def measure(folder: Path, count: int, rounds: int) -> float:
             f"  plain  {label:16} {plain:7.2f} s  {plain / count * 1e3:6.3f} ms/action"
             f"  (read {plain_read:.2f})"
         )
+    medians[count] = {step: median_of(results, step, "total") for step in ("first", "noop")}
     tiflow = median_of(results, "first", "total") + median_of(results, "noop", "total")
     plain = median_of(results, "plain first", "total") + median_of(results, "plain noop", "total")
     return tiflow / plain
@@ -462,10 +468,29 @@ def main(argv: Sequence[str] | None = None) -> None:
     database = "PostgreSQL" if os.environ.get("TIFLOW_BENCH_DATABASE_URL") else "SQLite"
     print(f"plan import on {database}{', both cores busy' if args.busy else ''}")
     ratio = 0.0
+    medians: dict[int, Medians] = {}
     with tempfile.TemporaryDirectory(prefix="tiflow-bench-") as folder, busy(args.busy):
         for count in sorted(args.sizes):
-            ratio = measure(Path(folder), count, args.rounds)
+            ratio = measure(Path(folder), count, args.rounds, medians)
+    print_slopes(medians)
     print(f"ratio: {ratio:.2f}")
+
+
+def print_slopes(medians: dict[int, Medians]) -> None:
+    """Time per added action between consecutive sizes: flat if the import is linear (the
+    per-action figures above also carry the fixed start-up cost, large at 200 actions)."""
+    sizes = sorted(medians)
+    if len(sizes) > 1:
+        print("\ntime per added action (tiflow)")
+    for small, large in itertools.pairwise(sizes):
+        slopes = [
+            (medians[large][step] - medians[small][step]) / (large - small) * 1e3
+            for step in ("first", "noop")
+        ]
+        print(
+            f"  {small:>6} -> {large:<6} first import {slopes[0]:6.3f} ms,"
+            f" no-op {slopes[1]:6.3f} ms"
+        )
 
 
 if __name__ == "__main__":
