@@ -177,10 +177,12 @@ def import_plan(
     Raises InvalidInput listing every problem (sheet, row, column), and writes nothing, if any
     row is wrong; TiflowError if the file cannot be read at all.
     """
-    # The import allocates a few objects per cell and frees them by reference counting; it
-    # makes no reference cycles worth collecting. Left on, the cyclic collector runs every
+    # The import allocates a few objects per cell and frees them by reference counting; its
+    # few reference cycles (openpyxl's workbook) are collected once the collector is back on.
+    # Left on, the cyclic collector runs every
     # few hundred allocations and walks every live object each time it reaches the older
-    # generations: 20-35 % of a large import, growing with the file. Off for the import only.
+    # generations: 20-35 % of a large import, growing with the file. Off for the import only
+    # (process-wide, so other threads' cycles wait those few seconds; nothing is lost).
     collecting = gc.isenabled()
     gc.disable()
     try:
