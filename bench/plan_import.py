@@ -48,6 +48,7 @@ import sqlalchemy as sa
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from flows.usecases.bus import unit_of_work
 from models.db import make_engine, normalise_url, upgrade
 from models.lifecycle import State
 from models.tables import (
@@ -79,7 +80,7 @@ PHASES = {
 
 
 def big_plan(engine: sa.Engine, count: int) -> PlanFile:
-    with UnitOfWork(engine) as uow:
+    with unit_of_work(engine) as uow:
         load_example(uow)
         base = plan_from_database(uow, TERRITORY_CODE)
     milestones: list[Any] = []
