@@ -39,7 +39,7 @@ from models.deadlines import (
     paris_date,
 )
 from models.errors import NotFound
-from models.lifecycle import State
+from models.lifecycle import AWAITING_DECISION, COMMITTED, DROPPED_OUT, State
 from models.money import ZERO
 from models.safe_text import neutralise_formula
 from models.tables import (
@@ -77,9 +77,6 @@ from notifications.transports import Deliverer
 _T = TypeVar("_T", CopilMeeting, Territory, Person)
 
 DIGEST = "digest"  # outbox kind
-AWAITING = (State.PROPOSED, State.DEFERRED)
-COMMITTED = (State.VALIDATED, State.FUNDED, State.IN_PROGRESS, State.COMPLETED)
-DROPPED_OUT = (State.REJECTED, State.ABANDONED)
 LIST_MAX = 40  # rows per section in the e-mail; the CSV has them all
 
 B = BudgetLine.__table__.c  # type: ignore[attr-defined]
@@ -289,8 +286,35 @@ def _money_by_action(
     return {row[0]: row[1] or ZERO for row in session.execute(query)}
 
 
+@dataclass
+class _Facts:
+    """What the parts of a digest read: the territory's actions and their money."""
+
+    tid: int
+    year: int
+    actions: dict[Any, Any]
+    pilots: dict[Any, str]
+    budget: dict[Any, Decimal]
+    budget_year: dict[Any, Decimal]
+    requested: dict[Any, Decimal]
+    granted: dict[Any, Decimal]
+
+
 def _fill(session: Session, digest: Digest, settings: DigestSettings) -> None:
-    copil, as_of, tid = digest.copil, digest.as_of, digest.territory.id
+    facts = _facts(session, digest)
+    _fill_agenda(session, digest, facts)
+    previous = _previous_copil(session, digest)
+    since = previous.held_at if previous else None
+    _fill_changes(session, digest, facts, since)
+    _fill_new_funding(session, digest, facts, since)
+    committed_year = _fill_budget_delta(session, digest, facts, previous)
+    _fill_late_and_at_risk(session, digest, settings, facts.tid)
+    _fill_missing(digest, facts)
+    _fill_year(session, digest, facts, committed_year)
+
+
+def _facts(session: Session, digest: Digest) -> _Facts:
+    copil, tid = digest.copil, digest.territory.id
     assert tid is not None
     year = copil.budget_year or paris_date(copil.held_at).year
     actions = {
@@ -316,7 +340,12 @@ def _fill(session: Session, digest: Digest, settings: DigestSettings) -> None:
     budget_year = _money_by_action(session, B.amount, B, tid, year)
     requested = _money_by_action(session, F.requested, F, tid)
     granted = _money_by_action(session, F.granted, F, tid)
+    return _Facts(tid, year, actions, pilots, budget, budget_year, requested, granted)
 
+
+def _fill_agenda(session: Session, digest: Digest, facts: _Facts) -> None:
+    copil, actions, pilots = digest.copil, facts.actions, facts.pilots
+    budget, requested, granted = facts.budget, facts.requested, facts.granted
     # Agenda: the meeting's own agenda first (in its order), then every other action awaiting
     # a decision.
     listed = [
@@ -328,7 +357,7 @@ def _fill(session: Session, digest: Digest, settings: DigestSettings) -> None:
         )
     ]
     awaiting = sorted(
-        (a for a in actions.values() if State(a.state) in AWAITING and a.id not in listed),
+        (a for a in actions.values() if State(a.state) in AWAITING_DECISION and a.id not in listed),
         key=lambda a: a.number,
     )
     for action_id in [*listed, *(a.id for a in awaiting)]:
@@ -347,6 +376,9 @@ def _fill(session: Session, digest: Digest, settings: DigestSettings) -> None:
             }
         )
 
+
+def _previous_copil(session: Session, digest: Digest) -> CopilMeeting | None:
+    copil, tid = digest.copil, digest.territory.id
     # Since the previous COPIL of the territory (held, or at least not cancelled).
     previous = session.execute(
         select(CopilMeeting)
@@ -359,7 +391,11 @@ def _fill(session: Session, digest: Digest, settings: DigestSettings) -> None:
         .limit(1)
     ).scalar_one_or_none()
     digest.previous = _copy(previous) if previous is not None else None
-    since = previous.held_at if previous else None
+    return previous
+
+
+def _fill_changes(session: Session, digest: Digest, facts: _Facts, since: datetime | None) -> None:
+    tid, actions = facts.tid, facts.actions
     t = TransitionRecord.__table__.c  # type: ignore[attr-defined]
     changes = (
         sa.select(t.at, t.action_id, t.from_state, t.to_state)
@@ -380,6 +416,12 @@ def _fill(session: Session, digest: Digest, settings: DigestSettings) -> None:
                 "to": State(row.to_state).label,
             }
         )
+
+
+def _fill_new_funding(
+    session: Session, digest: Digest, facts: _Facts, since: datetime | None
+) -> None:
+    tid, actions = facts.tid, facts.actions
     o = Organisation.__table__.c  # type: ignore[attr-defined]
     funding = (
         sa.select(F.action_id, F.granted, F.decision_date, F.updated_at, o.short_name, o.name)
@@ -402,6 +444,14 @@ def _fill(session: Session, digest: Digest, settings: DigestSettings) -> None:
                 "date": fr.format_date(decided),
             }
         )
+
+
+def _fill_budget_delta(
+    session: Session, digest: Digest, facts: _Facts, previous: CopilMeeting | None
+) -> Decimal:
+    """The change of the committed budget since the previous COPIL validated one; returns
+    this year's committed budget."""
+    tid, year, actions, budget_year = facts.tid, facts.year, facts.actions, facts.budget_year
     committed_year = sum(
         (v for k, v in budget_year.items() if State(actions[k].state) in COMMITTED), ZERO
     )
@@ -427,6 +477,13 @@ def _fill(session: Session, digest: Digest, settings: DigestSettings) -> None:
             "delta": ("+" if delta > 0 else "") + fr.format_eur(delta),
         }
 
+    return committed_year
+
+
+def _fill_late_and_at_risk(
+    session: Session, digest: Digest, settings: DigestSettings, tid: int
+) -> None:
+    as_of = digest.as_of
     # Late and at risk, from the same deadlines the reminders use.
     snapshot = load_snapshot(session, territory_ids={tid})
     silent_since = {s.action.id: s for s in snapshot.silences}
@@ -447,6 +504,10 @@ def _fill(session: Session, digest: Digest, settings: DigestSettings) -> None:
             if silence is not None and silence.since <= quiet_limit:
                 line["reason"] = f"pas de note de suivi depuis le {fr.format_date(silence.since)}"
                 digest.at_risk.append(line)
+
+
+def _fill_missing(digest: Digest, facts: _Facts) -> None:
+    as_of, actions, budget, granted = digest.as_of, facts.actions, facts.budget, facts.granted
     for a in sorted(actions.values(), key=lambda a: a.number):
         state = State(a.state)
         if state not in COMMITTED or not state.is_open:  # proposals are on the agenda instead
@@ -480,8 +541,17 @@ def _fill(session: Session, digest: Digest, settings: DigestSettings) -> None:
                     }
                 )
 
+
+def _fill_year(session: Session, digest: Digest, facts: _Facts, committed_year: Decimal) -> None:
+    copil, tid, year, actions, budget_year = (
+        digest.copil,
+        facts.tid,
+        facts.year,
+        facts.actions,
+        facts.budget_year,
+    )
     awaiting_year = sum(
-        (v for k, v in budget_year.items() if State(actions[k].state) in AWAITING), ZERO
+        (v for k, v in budget_year.items() if State(actions[k].state) in AWAITING_DECISION), ZERO
     )
     year_funding = _year_funding(session, tid, year)
     digest.year = {

@@ -14,7 +14,7 @@ from flows.usecases import service
 from models.errors import InvalidInput
 from models.events import ActionTransitioned, ProgressReported
 from models.lifecycle import GuardFacts, LifecycleError, State, check_transition
-from models.tables import ActionSheet, FollowUpNote, Indicator, Milestone
+from models.tables import ActionSheet, FollowUpNote, Indicator, Milestone, Person, Territory
 from models.transitions import transition_action
 from models.uow import UnitOfWork
 
@@ -92,48 +92,9 @@ def report_progress(
     problems: list[str] = []
     if (dead := service.require_alive(action, "d'avancement")) is not None:
         problems.append(dead)
-    milestones = {m.title.strip().lower(): m for m in _milestones(uow, action)}
-    to_mark: list[tuple[Milestone, date]] = []
-    for position, done in enumerate(milestones_done, start=1):
-        milestone = milestones.get(done.title.strip().lower())
-        if milestone is None:
-            known = "; ".join(f"« {m.title} »" for m in milestones.values()) or "aucun"
-            problems.append(
-                f"Jalon {position} : « {done.title.strip()} » n'est pas un jalon de"
-                f" l'action {action.number} (jalons : {known})."
-            )
-        else:
-            to_mark.append((milestone, done.done_on or day))
-    indicators = {i.name.strip().lower(): i for i in _indicators(uow, action)}
-    to_measure: list[tuple[Indicator, Decimal, date]] = []
-    for position, value in enumerate(indicator_values, start=1):
-        indicator = indicators.get(value.name.strip().lower())
-        if indicator is None:
-            known = "; ".join(f"« {i.name} »" for i in indicators.values()) or "aucun"
-            problems.append(
-                f"Indicateur {position} : « {value.name.strip()} » n'est pas un indicateur de"
-                f" l'action {action.number} (indicateurs : {known})."
-            )
-            continue
-        try:
-            if isinstance(value.value, float):
-                raise TypeError
-            measured = Decimal(value.value)
-            if not measured.is_finite():
-                raise InvalidOperation
-        except (TypeError, ValueError, InvalidOperation):
-            problems.append(f"Indicateur {position} ({indicator.name}) : valeur invalide.")
-            continue
-        to_measure.append((indicator, measured, value.measured_on or day))
-    author = None
-    if author_email and author_email.strip():
-        author = uow.repo.person_by_email(territory.id, author_email)
-        if author is None:
-            problems.append(
-                f"Auteur : « {author_email.strip()} » n'est pas une personne connue du territoire."
-            )
-    else:
-        author = uow.repo.person(action.pilot_id)
+    to_mark = _milestones_to_mark(uow, action, milestones_done, day, problems)
+    to_measure = _values_to_record(uow, action, indicator_values, day, problems)
+    author = _author(uow, action, territory, author_email, problems)
     text = (note or "").strip()
     if not (to_mark or to_measure or text) and not problems:
         problems.append(
@@ -143,24 +104,7 @@ def report_progress(
         raise InvalidInput(problems)
 
     service.entering_write_phase()
-    for milestone, done_on in to_mark:
-        milestone.done_on = done_on
-        uow.session.add(milestone)
-    for indicator, measured, measured_on in to_measure:
-        indicator.actual, indicator.measured_on = measured, measured_on
-        uow.session.add(indicator)
-    if text:
-        uow.session.add(
-            FollowUpNote(
-                action_id=action.id,
-                author_id=author.id if author else None,
-                written_on=day,
-                text=text,
-            )
-        )
-    action.updated_at = when  # bumps the version: concurrent edits of one action conflict
-    uow.session.add(action)
-    uow.flush()
+    _write_progress(uow, action, to_mark, to_measure, text, author, day, when)
     pilot = uow.repo.person(action.pilot_id)
     uow.events.append(
         ProgressReported(
@@ -188,6 +132,109 @@ def report_progress(
         ),
         note_written=bool(text),
     )
+
+
+def _write_progress(
+    uow: UnitOfWork,
+    action: ActionSheet,
+    to_mark: list[tuple[Milestone, date]],
+    to_measure: list[tuple[Indicator, Decimal, date]],
+    text: str,
+    author: Person | None,
+    day: date,
+    when: datetime,
+) -> None:
+    assert action.id is not None
+    for milestone, done_on in to_mark:
+        milestone.done_on = done_on
+        uow.session.add(milestone)
+    for indicator, measured, measured_on in to_measure:
+        indicator.actual, indicator.measured_on = measured, measured_on
+        uow.session.add(indicator)
+    if text:
+        uow.session.add(
+            FollowUpNote(
+                action_id=action.id,
+                author_id=author.id if author else None,
+                written_on=day,
+                text=text,
+            )
+        )
+    action.updated_at = when  # bumps the version: concurrent edits of one action conflict
+    uow.session.add(action)
+    uow.flush()
+
+
+def _milestones_to_mark(
+    uow: UnitOfWork,
+    action: ActionSheet,
+    done: Sequence[MilestoneDone],
+    day: date,
+    problems: list[str],
+) -> list[tuple[Milestone, date]]:
+    milestones = {m.title.strip().lower(): m for m in _milestones(uow, action)}
+    to_mark: list[tuple[Milestone, date]] = []
+    for position, item in enumerate(done, start=1):
+        milestone = milestones.get(item.title.strip().lower())
+        if milestone is None:
+            known = "; ".join(f"« {m.title} »" for m in milestones.values()) or "aucun"
+            problems.append(
+                f"Jalon {position} : « {item.title.strip()} » n'est pas un jalon de"
+                f" l'action {action.number} (jalons : {known})."
+            )
+        else:
+            to_mark.append((milestone, item.done_on or day))
+    return to_mark
+
+
+def _values_to_record(
+    uow: UnitOfWork,
+    action: ActionSheet,
+    values: Sequence[IndicatorValue],
+    day: date,
+    problems: list[str],
+) -> list[tuple[Indicator, Decimal, date]]:
+    indicators = {i.name.strip().lower(): i for i in _indicators(uow, action)}
+    to_measure: list[tuple[Indicator, Decimal, date]] = []
+    for position, value in enumerate(values, start=1):
+        indicator = indicators.get(value.name.strip().lower())
+        if indicator is None:
+            known = "; ".join(f"« {i.name} »" for i in indicators.values()) or "aucun"
+            problems.append(
+                f"Indicateur {position} : « {value.name.strip()} » n'est pas un indicateur de"
+                f" l'action {action.number} (indicateurs : {known})."
+            )
+            continue
+        try:
+            if isinstance(value.value, float):
+                raise TypeError
+            measured = Decimal(value.value)
+            if not measured.is_finite():
+                raise InvalidOperation
+        except (TypeError, ValueError, InvalidOperation):
+            problems.append(f"Indicateur {position} ({indicator.name}) : valeur invalide.")
+            continue
+        to_measure.append((indicator, measured, value.measured_on or day))
+    return to_measure
+
+
+def _author(
+    uow: UnitOfWork,
+    action: ActionSheet,
+    territory: Territory,
+    email: str | None,
+    problems: list[str],
+) -> Person | None:
+    """Who wrote the note: the person named, else the action's pilot."""
+    if not (email and email.strip()):
+        return uow.repo.person(action.pilot_id)
+    assert territory.id is not None
+    author = uow.repo.person_by_email(territory.id, email)
+    if author is None:
+        problems.append(
+            f"Auteur : « {email.strip()} » n'est pas une personne connue du territoire."
+        )
+    return author
 
 
 def start_action(

@@ -446,13 +446,49 @@ def compute_plan(
         else:
             del grouped[group]
 
-    # Unsent messages: fold their still-valid items into today's e-mail of the same person
-    # when that person gets one anyway, or when some of their items went stale.
+    people_ids = {int(a[1:]) for _, a in grouped if a != "c*"}
+    carry_from, keep_pending = _fold_unsent(
+        session, now, territory_ids, snapshot, grouped, people_ids
+    )
+    escalated_pilots = {
+        i.subject.action.pilot_id
+        for (kind, _), items in grouped.items()
+        if kind == ESCALATION
+        for i in items
+        if i.subject.action.pilot_id is not None
+    }
+    people = _people(session, people_ids | escalated_pilots)
+    batches = _batches(grouped, people, carry_from)
+    contacts = {
+        tid: [mailbox_of(p.full_name, p.email) for p in people_list]
+        for tid, people_list in coordinators.items()
+    }
+    pilots = {
+        pid: mailbox_of(people[pid].full_name, people[pid].email)
+        for pid in escalated_pilots
+        if pid in people
+    }
+    return ReminderPlan(
+        as_of, _merge_by_address(batches), names, contacts, pilots, keep_pending, already_queued
+    )
+
+
+def _fold_unsent(
+    session: Session,
+    now: datetime,
+    territory_ids: set[int] | None,
+    snapshot: Snapshot,
+    grouped: dict[tuple[str, str], list[PlannedItem]],
+    people_ids: set[int],
+) -> tuple[dict[tuple[str, str], list[int]], int]:
+    """Unsent messages: fold their still-valid items into today's e-mail of the same person
+    when that person gets one anyway, or when some of their items went stale. Updates
+    `grouped` and `people_ids`; returns the messages each group replaces, and how many
+    messages stay pending as they are."""
     current = snapshot.fingerprints()
     sources = _unsent_sources(session, now, territory_ids)
     source_keys = [i.item_key for s in sources for i in s.items]
     elsewhere = live_item_keys(session, source_keys, exclude=[s.id for s in sources])
-    people_ids = {int(a[1:]) for _, a in grouped if a != "c*"}
     carried: dict[tuple[str, str], list[PlannedItem]] = defaultdict(list)
     carry_from: dict[tuple[str, str], list[int]] = defaultdict(list)
     keep_pending = 0
@@ -482,14 +518,14 @@ def compute_plan(
         for item in carried.get(group, []):
             merged.setdefault(item.key, item)
         grouped[group] = list(merged.values())
-    escalated_pilots = {
-        i.subject.action.pilot_id
-        for (kind, _), items in grouped.items()
-        if kind == ESCALATION
-        for i in items
-        if i.subject.action.pilot_id is not None
-    }
-    people = _people(session, people_ids | escalated_pilots)
+    return carry_from, keep_pending
+
+
+def _batches(
+    grouped: dict[tuple[str, str], list[PlannedItem]],
+    people: dict[int, Person],
+    carry_from: dict[tuple[str, str], list[int]],
+) -> list[Batch]:
     batches: list[Batch] = []
     for (kind, audience), items in sorted(grouped.items()):
         person = people.get(int(audience[1:])) if audience != "c*" else None
@@ -505,18 +541,7 @@ def compute_plan(
                 carry_from=carry_from.get((kind, audience), []),
             )
         )
-    contacts = {
-        tid: [mailbox_of(p.full_name, p.email) for p in people_list]
-        for tid, people_list in coordinators.items()
-    }
-    pilots = {
-        pid: mailbox_of(people[pid].full_name, people[pid].email)
-        for pid in escalated_pilots
-        if pid in people
-    }
-    return ReminderPlan(
-        as_of, _merge_by_address(batches), names, contacts, pilots, keep_pending, already_queued
-    )
+    return batches
 
 
 def _audience_of(source: _Source) -> str:

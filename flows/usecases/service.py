@@ -17,7 +17,7 @@ from zoneinfo import ZoneInfo
 from sqlmodel import select
 
 from models.errors import InvalidInput, NotFound
-from models.lifecycle import State
+from models.lifecycle import DROPPED_OUT
 from models.tables import ActionSheet, Organisation, Territory
 from models.uow import UnitOfWork
 from models.vocabulary import Role
@@ -26,7 +26,6 @@ PARIS = ZoneInfo("Europe/Paris")
 ACTOR_MAX = 200  # transition_record.actor length
 
 # Closed without being carried out: nothing more can be recorded on them.
-DEAD_STATES = frozenset({State.REJECTED, State.ABANDONED})
 
 # Test seam: called by every service once its reads and checks are done, just before its first
 # write. Tests set it (e.g. to a threading.Barrier's wait) to make two runs overlap exactly.
@@ -105,7 +104,7 @@ def actor_name(uow: UnitOfWork, territory: Territory, recorded_by: str | None) -
 
 def require_alive(action: ActionSheet, what: str) -> str | None:
     """A French problem if nothing can be recorded on the action any more, else None."""
-    if action.state in DEAD_STATES:
+    if action.state in DROPPED_OUT:
         return (
             f"L'action {action.number} est « {action.state.label} » : on ne peut plus y"
             f" enregistrer {what}."

@@ -7,6 +7,7 @@ of this file:
 * `plan_files.py`: `tiflow import`, `tiflow export`, `tiflow modele`;
 * `views.py`: `tiflow territoires`, `tiflow actions`, `tiflow action`;
 * `run_commands.py`: `tiflow run rappels|synthese|budget|copil|envoi`, `tiflow copil planifier`;
+* `lifecycle.py`: `tiflow proposer|financer|avancement|demarrer|terminer|abandonner`;
 * `demo.py`: `tiflow demo` (a year of the example through the real flows);
 * `operations.py`: `tiflow serve`, `tiflow deploiements`;
 * `outbox_commands.py`: `tiflow envois` (list the outbox, `--relancer N`).
@@ -92,6 +93,7 @@ def _row(uow: UnitOfWork, action: ActionSheet) -> list[str]:
 # Command modules register themselves on `app` (imported last: they import `app` from here).
 from tiflow.cli import (  # noqa: E402
     demo,
+    lifecycle,
     operations,
     outbox_commands,
     plan_files,
@@ -104,6 +106,7 @@ __all__ = [
     "app",
     "command",
     "demo",
+    "lifecycle",
     "new_app",
     "operations",
     "outbox_commands",

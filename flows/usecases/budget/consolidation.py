@@ -430,27 +430,8 @@ def _consolidation_query(year: Any, territory_id: Any | None, as_of: Any) -> Any
     end_date, 3 history instants, overdue_milestones, oldest_due."""
     pa = _per_action(year, territory_id, as_of)
     firm_key = sa.case((pa.c.firm_commitment, FIRM), else_=NOT_FIRM)
-
-    def view(name: str) -> Any:
-        return sa.literal_column(f"'{name}'", sa.String).label("view")
-
-    def amounts() -> list[Any]:
-        return [_money_sum(pa.c[name], name) for name in _AMOUNTS]
-
-    def blanks() -> list[Any]:
-        # typed NULLs: PostgreSQL must know each UNION column's type
-        return [
-            sa.null().label("end_date"),
-            *(sa.null().label(f"{step.value}_at") for step in _STEPS),
-            sa.literal(0, sa.Integer).label("overdue_milestones"),
-            sa.null().label("oldest_due"),
-        ]
-
-    no_text, no_axis, no_state, no_firm = (
-        sa.null().label(name) for name in ("label", "axis", "state", "firm_commitment")
-    )
     actions = sa.select(
-        view(View.ACTION),
+        _view(View.ACTION),
         pa.c.territory,
         pa.c.number.label("key"),
         pa.c.title.label("label"),
@@ -464,69 +445,69 @@ def _consolidation_query(year: Any, territory_id: Any | None, as_of: Any) -> Any
         pa.c.overdue_milestones,
         pa.c.oldest_due,
     )
-    count = sa.func.count().label("action_count")
-    per_axis = sa.select(
-        view(View.AXIS),
-        sa.literal(""),
-        pa.c.axis,
-        no_text,
-        pa.c.axis,
-        no_state,
-        no_firm,
-        count,
-        *amounts(),
-        *blanks(),
-    ).group_by(pa.c.axis)
-    per_state = sa.select(
-        view(View.STATE),
-        sa.literal(""),
-        pa.c.state,
-        no_text,
-        no_axis,
-        pa.c.state,
-        no_firm,
-        count,
-        *amounts(),
-        *blanks(),
-    ).group_by(pa.c.state)
-    per_commitment = sa.select(
-        view(View.COMMITMENT),
-        sa.literal(""),
-        firm_key,
-        no_text,
-        no_axis,
-        no_state,
+    none = sa.null()
+    # columns: territory, key, label, axis, state, firm_commitment; then the GROUP BY
+    per_axis = _grouped(pa, View.AXIS, (sa.literal(""), pa.c.axis, none, pa.c.axis, none, none))
+    per_state = _grouped(pa, View.STATE, (sa.literal(""), pa.c.state, none, none, pa.c.state, none))
+    per_commitment = _grouped(
+        pa,
+        View.COMMITMENT,
+        (sa.literal(""), firm_key, none, none, none, pa.c.firm_commitment),
         pa.c.firm_commitment,
-        count,
-        *amounts(),
-        *blanks(),
-    ).group_by(pa.c.firm_commitment)
-    per_territory = sa.select(
-        view(View.TERRITORY),
-        pa.c.territory,
+    )
+    per_territory = _grouped(
+        pa,
+        View.TERRITORY,
+        (pa.c.territory, pa.c.territory, pa.c.territory_name, none, none, none),
         pa.c.territory,
         pa.c.territory_name,
-        no_axis,
-        no_state,
-        no_firm,
-        count,
-        *amounts(),
-        *blanks(),
-    ).group_by(pa.c.territory, pa.c.territory_name)
+    )
+    per_funder = _per_funder(year, territory_id)
+    return sa.union_all(actions, per_axis, per_funder, per_state, per_commitment, per_territory)
+
+
+def _view(name: str) -> Any:
+    return sa.literal_column(f"'{name}'", sa.String).label("view")
+
+
+def _blanks() -> list[Any]:
+    # typed NULLs: PostgreSQL must know each UNION column's type
+    return [
+        sa.null().label("end_date"),
+        *(sa.null().label(f"{step.value}_at") for step in _STEPS),
+        sa.literal(0, sa.Integer).label("overdue_milestones"),
+        sa.null().label("oldest_due"),
+    ]
+
+
+def _grouped(pa: Any, name: str, columns: tuple[Any, ...], *group_by: Any) -> Any:
+    """One summary view of the per-action rows: `columns` (territory, key, label, axis,
+    state, firm_commitment), the count and sums, grouped by `group_by` (default: the key)."""
+    return sa.select(
+        _view(name),
+        *columns,
+        sa.func.count().label("action_count"),
+        *(_money_sum(pa.c[amount], amount) for amount in _AMOUNTS),
+        *_blanks(),
+    ).group_by(*(group_by or (columns[1],)))
+
+
+def _per_funder(year: int, territory_id: int | None) -> Any:
+    none = sa.null()
     per_funder = (
         sa.select(
-            view(View.FUNDER),
+            _view(View.FUNDER),
             sa.literal(""),
             _org.c.name,
             _org.c.name,
-            no_axis,
-            no_state,
-            no_firm,
+            none,
+            none,
+            none,
             sa.func.count(sa.distinct(_fd.c.action_id)),
             sa.literal(0, Money),
             sa.literal(0, Money),
             *(_money_sum(_cents(_fd.c[name]), name) for name in ("requested", "granted", "paid")),
-            *blanks(),
+            *_blanks(),
         )
         .join(_org, _org.c.id == _fd.c.funder_id)
         .where(_fd.c.year == year)
@@ -534,7 +515,7 @@ def _consolidation_query(year: Any, territory_id: Any | None, as_of: Any) -> Any
     )
     if territory_id is not None:
         per_funder = per_funder.where(_fd.c.action_id.in_(_in_territory(territory_id)))
-    return sa.union_all(actions, per_axis, per_funder, per_state, per_commitment, per_territory)
+    return per_funder
 
 
 # --- lines -----------------------------------------------------------------------------------
