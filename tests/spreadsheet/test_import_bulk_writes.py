@@ -11,6 +11,7 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
+from models.db import make_engine
 from models.errors import ConcurrencyConflict
 from models.tables import ActionSheet, BudgetLine
 from models.uow import UnitOfWork
@@ -29,12 +30,15 @@ class ChangedMeanwhile:
 
     def phase(self, label: str, total: int) -> None:
         if label == "Enregistrement des actions":
-            with self.engine.begin() as conn:
+            # Another process, so to speak: its own engine, closed before the import goes on.
+            other = make_engine(self.engine.url.render_as_string(hide_password=False))
+            with other.begin() as conn:
                 conn.execute(
                     ACTIONS.update()
                     .where(ACTIONS.c.number == "FA-07")
                     .values(version=ACTIONS.c.version + 1)
                 )
+            other.dispose()
 
     def advance(self, steps: int = 1) -> None:
         pass
