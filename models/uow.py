@@ -96,11 +96,16 @@ class UnitOfWork:
         try:
             operation()  # type: ignore[operator]
         except StaleDataError:
-            self.session.rollback()
-            self.events = []
-            self._handled = 0
-            names = ", ".join(touched) or "concernée"
-            raise ConcurrencyConflict(
-                f"Conflit de mise à jour sur l'action {names} : elle a été modifiée par une autre"
-                " opération pendant la vôtre. Rien n'a été enregistré ; rechargez et recommencez."
-            ) from None
+            raise self.conflict(touched) from None
+
+    def conflict(self, numbers: list[str]) -> ConcurrencyConflict:
+        """Roll back and say which actions changed under us (for bulk writes that check the
+        version themselves, as the ORM does for `flush`)."""
+        self.session.rollback()
+        self.events = []
+        self._handled = 0
+        names = ", ".join(numbers) or "concernée"
+        return ConcurrencyConflict(
+            f"Conflit de mise à jour sur l'action {names} : elle a été modifiée par une autre"
+            " opération pendant la vôtre. Rien n'a été enregistré ; rechargez et recommencez."
+        )

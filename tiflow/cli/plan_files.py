@@ -40,6 +40,10 @@ OverwriteOption = Annotated[
     typer.Option("--ecraser", "-f", help="Remplace le fichier s'il existe déjà."),
 ]
 
+# People and organisations are listed when they change, actions always, up to this many
+# lines: beyond, a terminal shows nothing useful and Rich takes ~1 ms a line (10 s for a
+# national plan); the unchanged actions are then only counted, in the Bilan.
+_MAX_LISTED = 200
 _CHANGE_STYLES = {Change.CREATED: "green", Change.UPDATED: "yellow", Change.UNCHANGED: "dim"}
 
 
@@ -113,9 +117,10 @@ def _show_report(report: ImportReport, dry_run: bool) -> None:
     table.add_column("Élément")
     table.add_column("Changement")
     table.add_column("Détail")
-    for change in report.changes:
-        if change.sheet != "Actions" and change.change is Change.UNCHANGED:
-            continue  # people and organisations: only what changes
+    shown = [c for c in report.changes if c.sheet == "Actions" or c.change is not Change.UNCHANGED]
+    if len(shown) > _MAX_LISTED:
+        shown = [c for c in shown if c.change is not Change.UNCHANGED]  # counted in the Bilan
+    for change in shown[:_MAX_LISTED]:
         label = change.key if change.sheet != "Actions" else f"{change.key} {change.label}"
         style = _CHANGE_STYLES[change.change]
         table.add_row(
@@ -124,7 +129,10 @@ def _show_report(report: ImportReport, dry_run: bool) -> None:
             f"[{style}]{change.change_label}[/]",
             escape(", ".join(change.details)),
         )
-    console.print(table)
+    if shown:
+        console.print(table)
+    if len(shown) > _MAX_LISTED:
+        console.print(f"… et {len(shown) - _MAX_LISTED} autres lignes, comptées dans le bilan.")
     what = "Bilan de la simulation" if dry_run else "Bilan"
     console.print(f"{what} ({report.rows} lignes lues) : {report.summary()}.")
 

@@ -26,6 +26,7 @@ Rules the issue left open, decided here (see the README, "Importing and exportin
 
 from __future__ import annotations
 
+import gc
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -34,7 +35,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import sqlalchemy as sa
-from sqlmodel import col, select
+from sqlmodel import SQLModel, col, select
 
 from models import clock
 from models.errors import InvalidInput, TiflowError
@@ -52,6 +53,14 @@ from models.tables import (
     Territory,
 )
 from models.uow import UnitOfWork
+from tiflow.spreadsheet.bulk import (
+    Values,
+    Writes,
+    defaults,
+    read_rows,
+    table_of,
+    versioned_update,
+)
 from tiflow.spreadsheet.cells import fold, split_refs
 from tiflow.spreadsheet.files import read_raw
 from tiflow.spreadsheet.layout import (
@@ -168,6 +177,24 @@ def import_plan(
     Raises InvalidInput listing every problem (sheet, row, column), and writes nothing, if any
     row is wrong; TiflowError if the file cannot be read at all.
     """
+    # The import allocates a few objects per cell and frees them by reference counting; its
+    # few reference cycles (openpyxl's workbook) are collected once the collector is back on.
+    # Left on, the cyclic collector runs every
+    # few hundred allocations and walks every live object each time it reaches the older
+    # generations: 20-35 % of a large import, growing with the file. Off for the import only
+    # (process-wide, so other threads' cycles wait those few seconds; nothing is lost).
+    collecting = gc.isenabled()
+    gc.disable()
+    try:
+        return _import_plan(uow, source, territory, progress)
+    finally:
+        if collecting:
+            gc.enable()
+
+
+def _import_plan(
+    uow: UnitOfWork, source: Path, territory: str | None, progress: Progress
+) -> ImportReport:
     raw = read_raw(source, progress)
     plan = parse_raw(raw, progress)
     problems = raw.problems
@@ -229,7 +256,7 @@ class _Snapshot:
     organisations: list[Organisation]
     people: dict[str, Person]  # by e-mail
     roles: dict[int, set[Any]]  # person id -> roles
-    actions: dict[str, ActionSheet]  # by number
+    actions: dict[str, Values]  # by number, as plain rows (see `bulk.py`)
 
     @classmethod
     def load(cls, uow: UnitOfWork, code: str) -> _Snapshot:
@@ -252,9 +279,10 @@ class _Snapshot:
             .where(Person.territory_id == tid)
         ).all():
             roles[role.person_id].add(role.role)
+        table = table_of(ActionSheet)
         actions = {
-            a.number: a
-            for a in session.exec(select(ActionSheet).where(ActionSheet.territory_id == tid)).all()
+            a["number"]: a
+            for a in read_rows(uow, sa.select(table).where(table.c.territory_id == tid))
         }
         return cls(code, territory, organisations, people, roles, actions)
 
@@ -282,8 +310,13 @@ class _OrgIndex:
             if short:
                 self.keys[fold(short)].add(key)
 
+        self._found: dict[str, set[str]] = {}  # the same names come back on every row
+
     def find(self, ref: str) -> set[str]:
-        return self.keys.get(fold(ref), set())
+        found = self._found.get(ref)
+        if found is None:
+            found = self._found[ref] = self.keys.get(fold(ref), set())
+        return found
 
     def known(self, ref: str) -> bool:
         return bool(self.find(ref))
@@ -419,8 +452,8 @@ class _Checker:
                     f" le {row.start_date:%d/%m/%Y}",
                 )
             existing = self.snapshot.actions.get(row.number)
-            if existing is not None and row.state is not None and row.state != existing.state:
-                current = State(existing.state)
+            if existing is not None and row.state is not None and row.state != existing["state"]:
+                current = State(existing["state"])
                 self.problems.add(
                     ACTIONS,
                     row.row,
@@ -495,7 +528,6 @@ def _child_key(key: Callable[[Any], object], required: list[str]) -> Callable[[A
     return child_key
 
 
-Model = TypeVar("Model")
 Row = TypeVar("Row", bound=Record)
 
 
@@ -514,6 +546,7 @@ class _Writer:
         self.plan, self.snapshot, self.code, self.progress = plan, snapshot, code, progress
         self.now = clock.now()
         self.changes: list[EntityChange] = []
+        self.writes = Writes()
         self.milestones = _by_action(plan.milestones)
         self.indicators = _by_action(plan.indicators)
         self.budget = _by_action(plan.budget)
@@ -671,62 +704,78 @@ class _Writer:
         return people
 
     def _actions(self) -> None:
-        actions = dict(self.snapshot.actions)
+        """Actions and their children, compared as plain rows and written a table at a time."""
         self.progress.phase("Enregistrement des actions", len(self.plan.actions))
-        entries: list[tuple[ActionRecord, ActionSheet, EntityChange]] = []
+        entries: list[tuple[ActionRecord, bool, EntityChange, Values]] = []
+        created: list[Values] = []
         for row in self.plan.actions:
-            pilot_id = self.person_ids[row.pilot] if row.pilot else None
-            fields = {
-                "title": row.title,
-                "description": row.description,
-                "axis": row.axis,
-                "pilot": pilot_id,
-                "firm_commitment": row.firm_commitment,
-                "priority": row.priority,
-                "start_date": row.start_date,
-                "end_date": row.end_date,
-            }
-            action = actions.get(row.number)
-            if action is None:
-                action = ActionSheet(
-                    territory_id=self.tid,
-                    number=row.number,
-                    title=row.title,
-                    axis=row.axis,
-                    state=row.state or State.DRAFT,
-                    created_at=self.now,
-                    updated_at=self.now,
-                )
-                for key, value in fields.items():
-                    if row.has(key):
-                        setattr(action, _attr(key), value)
-                self.session.add(action)
+            fields = self._action_fields(row)
+            existing = self.snapshot.actions.get(row.number)
+            if existing is None:
+                values = {
+                    **_NEW_ACTION,
+                    "territory_id": self.tid,
+                    "number": row.number,
+                    "title": row.title,
+                    "axis": row.axis,
+                    "state": row.state or State.DRAFT,
+                    "created_at": self.now,
+                    "updated_at": self.now,
+                }
+                values.update({_attr(k): v for k, v in fields.items() if row.has(k)})
+                created.append(values)
                 entry = EntityChange("Actions", row.number, row.title, Change.CREATED)
             else:
-                changed = self._set(action, row, ACTIONS, fields)
-                if changed:
-                    action.updated_at = self.now
+                values = {"id": existing["id"], "version": existing["version"]}
+                values.update({_attr(k): existing[_attr(k)] for k in fields})
+                changed = _assign(values, row, ACTIONS, fields)
                 change = Change.UPDATED if changed else Change.UNCHANGED
                 entry = EntityChange("Actions", row.number, row.title, change, changed)
-            entries.append((row, action, entry))
+            entries.append((row, existing is None, entry, values))
             self.changes.append(entry)
-        self.uow.flush()
-        children = _Children.load(self.uow, [a.id for _, a, _ in entries if a.id is not None])
-        for row, action, entry in entries:
-            assert action.id is not None
-            details = self._children(row, action, children)
-            if details and entry.change is Change.UNCHANGED:
-                entry.change = Change.UPDATED
-                action.updated_at = self.now  # a child changed: the aggregate's version too
-            if entry.change is Change.UPDATED:
-                entry.details.extend(details)
+        if created:
+            # Inserted now: their children need their ids.
+            self.session.execute(table_of(ActionSheet).insert(), created)
+        ids = (
+            self._action_ids()
+            if created
+            else {n: a["id"] for n, a in self.snapshot.actions.items()}
+        )
+        have = _Children.load(self.uow, self.tid) if self.snapshot.actions else _Children()
+        updated: list[tuple[str, Values]] = []
+        for row, is_new, entry, values in entries:
+            details = self._children(row, ids[row.number], have)
+            if not is_new:
+                if details and entry.change is Change.UNCHANGED:
+                    entry.change = Change.UPDATED  # a child changed: the aggregate's version too
+                if entry.change is Change.UPDATED:
+                    entry.details.extend(details)
+                    values["updated_at"] = self.now
+                    updated.append((row.number, values))
             self.progress.advance()
+        versioned_update(self.uow, ActionSheet, updated)
+        self.writes.apply(self.uow)
+
+    def _action_fields(self, row: ActionRecord) -> dict[str, Any]:
+        return {
+            "title": row.title,
+            "description": row.description,
+            "axis": row.axis,
+            "pilot": self.person_ids[row.pilot] if row.pilot else None,
+            "firm_commitment": row.firm_commitment,
+            "priority": row.priority,
+            "start_date": row.start_date,
+            "end_date": row.end_date,
+        }
+
+    def _action_ids(self) -> dict[str, int]:
+        table = table_of(ActionSheet)
+        query = sa.select(table.c.number, table.c.id).where(table.c.territory_id == self.tid)
+        return {number: aid for number, aid in self.session.execute(query)}
 
     # -- children of an action ------------------------------------------------------------
 
-    def _children(self, row: ActionRecord, action: ActionSheet, have: _Children) -> list[str]:
-        assert action.id is not None
-        aid = action.id
+    def _children(self, row: ActionRecord, aid: int, have: _Children) -> list[str]:
         details: list[str] = []
         if row.has("partners"):
             wanted = {
@@ -735,23 +784,21 @@ class _Writer:
                 for ref in split_refs(item, self.orgs.known)
             }
             current = have.partners.get(aid, set())
-            for org_id in current - wanted:
-                self.session.delete(self.session.get_one(ActionPartner, (aid, org_id)))
-            self.session.add_all(
-                ActionPartner(action_id=aid, organisation_id=o) for o in wanted - current
-            )
+            links = self.writes.of(ActionPartner)
+            links.deletes += [{"action_id": aid, "organisation_id": o} for o in current - wanted]
+            links.inserts += [{"action_id": aid, "organisation_id": o} for o in wanted - current]
             if wanted != current:
                 details.append("partenaires")
         milestones = self.milestones.get(row.number)
         if milestones is not None:
-            details += _sync(
-                self.session,
+            details += self._sync(
+                Milestone,
                 have.milestones.get(aid, []),
                 milestones,
-                lambda m: fold(m.title),
+                lambda m: fold(m["title"]),
                 lambda r: fold(r.title),
-                lambda r: Milestone(action_id=aid, title=r.title, due_date=r.due_date),
-                lambda m, r: self._set(
+                lambda r: {"action_id": aid, "title": r.title, "due_date": r.due_date},
+                lambda m, r: _assign(
                     m,
                     r,
                     MILESTONES,
@@ -761,14 +808,14 @@ class _Writer:
             )
         indicators = self.indicators.get(row.number)
         if indicators is not None:
-            details += _sync(
-                self.session,
+            details += self._sync(
+                Indicator,
                 have.indicators.get(aid, []),
                 indicators,
-                lambda i: fold(i.name),
+                lambda i: fold(i["name"]),
                 lambda r: fold(r.name),
-                lambda r: Indicator(action_id=aid, name=r.name, target=r.target),
-                lambda i, r: self._set(
+                lambda r: {"action_id": aid, "name": r.name, "target": r.target},
+                lambda i, r: _assign(
                     i,
                     r,
                     INDICATORS,
@@ -784,55 +831,95 @@ class _Writer:
             )
         budget = self.budget.get(row.number)
         if budget is not None:
-            details += _sync(
-                self.session,
+            details += self._sync(
+                BudgetLine,
                 have.budget.get(aid, []),
                 budget,
-                lambda b: (b.year, b.kind),
+                lambda b: (b["year"], b["kind"]),
                 lambda r: (r.year, r.kind),
-                lambda r: BudgetLine(action_id=aid, year=r.year, kind=r.kind, amount=r.amount),
-                lambda b, r: self._set(b, r, BUDGET, {"amount": r.amount}),
+                lambda r: {"action_id": aid, "year": r.year, "kind": r.kind, "amount": r.amount},
+                lambda b, r: _assign(b, r, BUDGET, {"amount": r.amount}),
                 ("lignes de budget", True),
             )
         funding = self.funding.get(row.number)
         if funding is not None:
-
-            def update_funding(f: Funding, r: FundingRecord) -> list[str]:
-                changed = self._set(
-                    f,
-                    r,
-                    FUNDING,
-                    {
-                        "requested": r.requested,
-                        "granted": r.granted,
-                        "paid": r.paid,
-                        "dossier_due": r.dossier_due,
-                        "decision_expected": r.decision_expected,
-                        "payment_expected": r.payment_expected,
-                        "decision_date": r.decision_date,
-                        "convention_ref": r.convention_ref or None,
-                    },
-                )
-                if changed:
-                    f.updated_at = self.now
-                return changed
-
-            details += _sync(
-                self.session,
+            details += self._sync(
+                Funding,
                 have.funding.get(aid, []),
                 funding,
-                lambda f: (f.funder_id, f.year),
+                lambda f: (f["funder_id"], f["year"]),
                 lambda r: (self._org_id(r.funder), r.year),
-                lambda r: Funding(
-                    action_id=aid,
-                    funder_id=self._org_id(r.funder),
-                    year=r.year,
-                    updated_at=self.now,
-                ),
-                update_funding,
+                lambda r: {
+                    "action_id": aid,
+                    "funder_id": self._org_id(r.funder),
+                    "year": r.year,
+                    "updated_at": self.now,
+                },
+                self._update_funding,
                 ("financements", False),
             )
         return details
+
+    def _update_funding(self, f: Values, r: FundingRecord) -> list[str]:
+        changed = _assign(
+            f,
+            r,
+            FUNDING,
+            {
+                "requested": r.requested,
+                "granted": r.granted,
+                "paid": r.paid,
+                "dossier_due": r.dossier_due,
+                "decision_expected": r.decision_expected,
+                "payment_expected": r.payment_expected,
+                "decision_date": r.decision_date,
+                "convention_ref": r.convention_ref or None,
+            },
+        )
+        if changed:
+            f["updated_at"] = self.now
+        return changed
+
+    def _sync(
+        self,
+        model: type[SQLModel],
+        existing: list[Values],
+        rows: list[Row],
+        key_of_model: Callable[[Values], Any],
+        key_of_row: Callable[[Row], Any],
+        create: Callable[[Row], Values],
+        update: Callable[[Values, Row], list[str]],
+        noun: tuple[str, bool],
+    ) -> list[str]:
+        """Make `existing` match `rows`: update by key, create the new, delete the missing."""
+        writes = self.writes.of(model)
+        pool: dict[Any, list[Values]] = defaultdict(list)
+        for values in existing:
+            pool[key_of_model(values)].append(values)
+        created = updated = deleted = 0
+        for row in rows:
+            matches = pool.get(key_of_row(row))
+            if matches:
+                values = matches.pop(0)
+                if update(values, row):
+                    writes.updates.append(values)
+                    updated += 1
+            else:
+                values = {**_NEW_ROW[model], **create(row)}
+                update(values, row)  # the fields `create` did not set
+                writes.inserts.append(values)
+                created += 1
+        for leftovers in pool.values():
+            for values in leftovers:
+                writes.deletes.append({"id": values["id"]})
+                deleted += 1
+        plural, feminine = noun
+        counts = [
+            f"{n} {verb}{'e' if feminine else ''}{'s' if n > 1 else ''}"
+            for n, verb in ((created, "ajouté"), (updated, "modifié"), (deleted, "supprimé"))
+            if n
+        ]
+        return [f"{plural} : {', '.join(counts)}"] if counts else []
 
 
 # Record keys whose model attribute has another name.
@@ -841,6 +928,25 @@ _ATTRS = {"pilot": "pilot_id", "organisation": "organisation_id"}
 
 def _attr(key: str) -> str:
     return _ATTRS.get(key, key)
+
+
+def _assign(values: Values, record: Record, sheet: Sheet, fields: dict[str, Any]) -> list[str]:
+    """`_Writer._set` for a row held as a dict: assign the fields whose column is present and
+    whose value differs; return their headers."""
+    changed: list[str] = []
+    for key, value in fields.items():
+        attr = _ATTRS.get(key, key)
+        if values[attr] != value and record.has(key):  # the cheaper test first: most are equal
+            values[attr] = value
+            changed.append(sheet.header(key).lower())
+    return changed
+
+
+# What a new row holds before the file's values: the models' own defaults, read once.
+_NEW_ACTION = defaults(ActionSheet)
+_NEW_ROW: dict[type[SQLModel], Values] = {
+    model: defaults(model) for model in (Milestone, Indicator, BudgetLine, Funding)
+}
 
 
 def _by_action(rows: list[Row] | None) -> dict[str, list[Row]]:
@@ -854,67 +960,35 @@ def _by_action(rows: list[Row] | None) -> dict[str, list[Row]]:
 
 @dataclass
 class _Children:
-    milestones: dict[int, list[Milestone]]
-    indicators: dict[int, list[Indicator]]
-    budget: dict[int, list[BudgetLine]]
-    funding: dict[int, list[Funding]]
-    partners: dict[int, set[int]]
+    """The territory's action children by action id, one query per table (in id order)."""
+
+    milestones: dict[int, list[Values]] = field(default_factory=dict)
+    indicators: dict[int, list[Values]] = field(default_factory=dict)
+    budget: dict[int, list[Values]] = field(default_factory=dict)
+    funding: dict[int, list[Values]] = field(default_factory=dict)
+    partners: dict[int, set[int]] = field(default_factory=dict)
 
     @classmethod
-    def load(cls, uow: UnitOfWork, action_ids: list[int]) -> _Children:
-        def grouped(model: Any) -> dict[int, list[Any]]:
-            groups: dict[int, list[Any]] = defaultdict(list)
-            for start in range(0, len(action_ids), 500):
-                chunk = action_ids[start : start + 500]
-                query = select(model).where(col(model.action_id).in_(chunk)).order_by(model.id)
-                for obj in uow.session.exec(query).all():
-                    groups[obj.action_id].append(obj)
+    def load(cls, uow: UnitOfWork, territory_id: int) -> _Children:
+        actions = table_of(ActionSheet)
+
+        def of_territory(model: type[SQLModel]) -> sa.Select[Any]:
+            table = table_of(model)
+            return (
+                sa.select(table)
+                .join(actions, actions.c.id == table.c.action_id)
+                .where(actions.c.territory_id == territory_id)
+            )
+
+        def grouped(model: type[SQLModel]) -> dict[int, list[Values]]:
+            groups: dict[int, list[Values]] = defaultdict(list)
+            for values in read_rows(uow, of_territory(model).order_by(table_of(model).c.id)):
+                groups[values["action_id"]].append(values)
             return groups
 
         partners: dict[int, set[int]] = defaultdict(set)
-        for start in range(0, len(action_ids), 500):
-            chunk = action_ids[start : start + 500]
-            query = select(ActionPartner).where(col(ActionPartner.action_id).in_(chunk))
-            for link in uow.session.exec(query).all():
-                partners[link.action_id].add(link.organisation_id)
+        for link in read_rows(uow, of_territory(ActionPartner)):
+            partners[link["action_id"]].add(link["organisation_id"])
         return cls(
             grouped(Milestone), grouped(Indicator), grouped(BudgetLine), grouped(Funding), partners
         )
-
-
-def _sync(
-    session: Any,
-    existing: list[Model],
-    rows: list[Row],
-    key_of_model: Callable[[Model], Any],
-    key_of_row: Callable[[Row], Any],
-    create: Callable[[Row], Model],
-    update: Callable[[Model, Row], list[str]],
-    noun: tuple[str, bool],
-) -> list[str]:
-    """Make `existing` match `rows`: update by key, create the new, delete the missing."""
-    pool: dict[Any, list[Model]] = defaultdict(list)
-    for obj in existing:
-        pool[key_of_model(obj)].append(obj)
-    created = updated = deleted = 0
-    for row in rows:
-        matches = pool.get(key_of_row(row))
-        if matches:
-            if update(matches.pop(0), row):
-                updated += 1
-        else:
-            obj = create(row)
-            update(obj, row)  # the fields `create` did not set
-            session.add(obj)
-            created += 1
-    for leftovers in pool.values():
-        for obj in leftovers:
-            session.delete(obj)
-            deleted += 1
-    plural, feminine = noun
-    counts = [
-        f"{n} {verb}{'e' if feminine else ''}{'s' if n > 1 else ''}"
-        for n, verb in ((created, "ajouté"), (updated, "modifié"), (deleted, "supprimé"))
-        if n
-    ]
-    return [f"{plural} : {', '.join(counts)}"] if counts else []

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import date, datetime
 from typing import Any
 
 from models.money import ZERO
@@ -96,16 +97,48 @@ def parse_raw(raw: RawFile, progress: Progress = NO_PROGRESS) -> PlanFile:
     """Typed records for every row; each unreadable cell adds a problem to `raw.problems`."""
     plan = PlanFile(warnings=list(raw.warnings))
     progress.phase("Vérification des lignes", sum(len(s.rows) for s in raw.sheets.values()))
+    parse = _Parser()
     for key, sheet_rows in raw.sheets.items():
         records = []
         for row in sheet_rows.rows:
-            records.append(_record(raw, sheet_rows, row))
+            records.append(_record(raw, sheet_rows, row, parse))
             progress.advance()
         setattr(plan, key, records)
     return plan
 
 
-def _record(raw: RawFile, sheet: RawSheet, row: RawRow) -> Record:
+# Types whose equal values always read the same. Not Decimal (Decimal("1.0") == Decimal("1")
+# but reads "1.0" as text), not float (-0.0 == 0.0), not an aware datetime (equal instants
+# in two zones).
+_SAME_WHEN_EQUAL = frozenset({str, int, bool, date, datetime})
+
+
+class _Parser:
+    """`PARSERS`, each distinct value parsed once per column: a plan repeats its labels,
+    e-mails, dates and amounts on every row, and parsing a cell depends on nothing else."""
+
+    def __init__(self) -> None:
+        self._seen: dict[tuple[int, type, object], tuple[Any, str | None]] = {}
+
+    def __call__(self, column: Column, value: c.CellValue) -> Any:
+        kind = type(value)
+        if kind not in _SAME_WHEN_EQUAL or (kind is datetime and value.tzinfo):  # type: ignore[union-attr]
+            return PARSERS[column.kind](value, column)
+        key = (id(column), kind, value)  # columns are module constants: ids stay unique
+        seen = self._seen.get(key)
+        if seen is None:
+            try:
+                seen = (PARSERS[column.kind](value, column), None)
+            except c.CellError as error:
+                seen = (None, str(error))
+            self._seen[key] = seen
+        result, problem = seen
+        if problem is not None:
+            raise c.CellError(problem)
+        return result
+
+
+def _record(raw: RawFile, sheet: RawSheet, row: RawRow, parse: _Parser) -> Record:
     number = row.number
     values: dict[str, Any] = {}
     invalid: set[str] = set(row.refused)  # already reported by the file reader
@@ -122,7 +155,7 @@ def _record(raw: RawFile, sheet: RawSheet, row: RawRow) -> Record:
                 values[column.key] = BLANKS[column.kind]
             continue
         try:
-            values[column.key] = PARSERS[column.kind](value, column)
+            values[column.key] = parse(column, value)
         except c.CellError as error:
             raw.problems.add(spec, number, column.key, str(error))
             invalid.add(column.key)

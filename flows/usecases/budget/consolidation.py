@@ -17,6 +17,7 @@ funding rows name; investissement and fonctionnement stay apart.
 
 from __future__ import annotations
 
+import functools
 import statistics
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -202,7 +203,10 @@ def consolidate(
         found = uow.repo.territory(territory)
         territory_id, scope, scope_label = found.id, found.code, found.name
 
-    result = uow.session.execute(_consolidation_query(year, territory_id, as_of))
+    parameters: dict[str, Any] = {"year": year, "as_of": as_of}
+    if territory_id is not None:
+        parameters["territory_id"] = territory_id
+    result = uow.session.execute(_statement(territory_id is not None), parameters)
     assert tuple(result.keys()) == _ROW, "columns of _consolidation_query changed"
     rows = result.all()
     by_view: dict[View, list[Line]] = {view: [] for view in View}
@@ -305,11 +309,25 @@ def _money_sum(column: Any, name: str) -> Any:
     return sa.type_coerce(total, Money).label(name)
 
 
-def _in_territory(territory_id: int) -> sa.Select[Any]:
+# The statement's parameters: it is built once per shape (`_statement`) and run with values.
+_YEAR = sa.bindparam("year", type_=sa.Integer)
+_TERRITORY = sa.bindparam("territory_id", type_=sa.Integer)
+_AS_OF = sa.bindparam("as_of", type_=sa.Date)
+
+
+@functools.cache
+def _statement(one_territory: bool) -> Any:
+    """The consolidation statement, national or for one territory, built once per process:
+    building it is most of the cost of a one-territory consolidation (7 of 12 ms), and the
+    same object each time also hits SQLAlchemy's compiled cache."""
+    return _consolidation_query(_YEAR, _TERRITORY if one_territory else None, _AS_OF)
+
+
+def _in_territory(territory_id: Any) -> sa.Select[Any]:
     return sa.select(_act.c.id).where(_act.c.territory_id == territory_id)
 
 
-def _facts(year: int, territory_id: int | None) -> sa.Subquery:
+def _facts(year: Any, territory_id: Any | None) -> sa.Subquery:
     """Budget lines and funding rows of the year as one set of (action, 5 amounts) facts."""
     zero = sa.literal(0, sa.BigInteger)
     planned = sa.select(
@@ -338,7 +356,7 @@ def _facts(year: int, territory_id: int | None) -> sa.Subquery:
     return sa.union_all(planned, funded).subquery("facts")
 
 
-def _per_action(year: int, territory_id: int | None, as_of: date) -> sa.CTE:
+def _per_action(year: Any, territory_id: Any | None, as_of: Any) -> sa.CTE:
     """One row per action of the year: its summed facts (cents), what it is, its first
     proposal, validation and funding instants, and its unfinished milestones due before
     `as_of` — the history and milestones grouped over the year's actions only."""
@@ -403,7 +421,7 @@ def _per_action(year: int, territory_id: int | None, as_of: date) -> sa.CTE:
     )
 
 
-def _consolidation_query(year: int, territory_id: int | None, as_of: date) -> Any:
+def _consolidation_query(year: Any, territory_id: Any | None, as_of: Any) -> Any:
     """Every line of every view in ONE statement: the per-action rows, then a GROUP BY of them
     per axis, state, commitment and territory, and the funding grouped per funder.
 
