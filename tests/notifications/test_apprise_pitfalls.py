@@ -51,6 +51,7 @@ def test_a_line_break_in_name_replaces_the_sender_in_apprise_and_is_refused_by_t
         load_services(f"coordinator={url}")
     config = tmp_path / "apprise.txt"
     config.write_text(f"coordinator={url}\n", encoding="utf-8")
+    config.chmod(0o600)  # a configuration file must be private (issue 19)
     with pytest.raises(ConfigError, match="line break"):
         load_services(str(config))
 
