@@ -9,6 +9,7 @@ import pytest
 from sqlalchemy.engine import Engine
 from typer.testing import CliRunner, Result
 
+from models.db import engine_for
 from tiflow.cli import app
 from tiflow.cli.common import console
 from tiflow.cli.french import err_console
@@ -45,6 +46,11 @@ def run_on(database_url: str, data_dir: Path) -> Tiflow:
     }
 
     def invoke(*args: str) -> Result:
-        return runner.invoke(app, list(args), env=env, prog_name="tiflow")
+        try:
+            return runner.invoke(app, list(args), env=env, prog_name="tiflow")
+        finally:
+            # A real `tiflow` command is a process of its own: its connections end with it.
+            # In-process, close the command's pooled connections, as its exit would.
+            engine_for(database_url).dispose()
 
     return invoke
