@@ -7,6 +7,7 @@ against PostgreSQL are skipped if no server answers; in CI (CI=true) that is a f
 
 from __future__ import annotations
 
+import gc
 import os
 import uuid
 from collections.abc import Callable, Iterator
@@ -91,6 +92,9 @@ def migrated_engine(
 def engine(migrated_engine: Engine) -> Iterator[Engine]:
     """A migrated database, emptied after each test."""
     yield migrated_engine
+    # A session or connection a test dropped inside a reference cycle is only closed by the
+    # cyclic collector; on SQLite it may still hold the write lock the next test needs.
+    gc.collect()
     tables = [t.name for t in reversed(SQLModel.metadata.sorted_tables)]
     with migrated_engine.begin() as conn:
         if migrated_engine.dialect.name == "postgresql":
