@@ -353,8 +353,15 @@ class FundingForm(Form):
         description=_UNCHANGED,
     )
     paid: Amount | None = Field(None, title="Montant versé (€)", description=_UNCHANGED)
+    dossier_filed_on: date | None = Field(
+        None,
+        title="Dossier déposé le",
+        description="Date du dépôt du dossier chez le financeur : le rappel du dépôt s'arrête.",
+    )
     decision_date: date | None = Field(
-        None, title="Date de décision", description="Date de la décision du financeur."
+        None,
+        title="Date de décision",
+        description="Date de la décision du financeur : le rappel de la décision s'arrête.",
     )
     convention_ref: str | None = Field(
         None, title="Référence de la convention", description="ex. CONV-2024-017."

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import csv
 import io
+from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
@@ -27,9 +28,10 @@ import icalendar
 import sqlalchemy as sa
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from sqlalchemy.engine import Engine
-from sqlalchemy.orm import Session
-from sqlmodel import col, select
+from sqlmodel import Session, col, select
 
+from flows.usecases.budget.consolidation import View, consolidate_with
+from models import figures
 from models.deadlines import (
     COPIL,
     PARIS,
@@ -66,10 +68,9 @@ from notifications.outbox import (
     Recipient,
     deliver_pending,
     enqueue,
-    mailbox_of,
     utcnow,
 )
-from notifications.templates import render
+from notifications.templates import ReplyTo, render
 from notifications.transports import Deliverer
 
 _T = TypeVar("_T", CopilMeeting, Territory, Person)
@@ -77,7 +78,7 @@ _T = TypeVar("_T", CopilMeeting, Territory, Person)
 DIGEST = "digest"  # outbox kind
 AWAITING = (State.PROPOSED, State.DEFERRED)
 COMMITTED = (State.VALIDATED, State.FUNDED, State.IN_PROGRESS, State.COMPLETED)
-DROPPED_OUT = (State.REJECTED, State.ABANDONED)
+DROPPED_OUT = figures.OUT_OF_PLAN  # one definition of « hors plan »
 LIST_MAX = 40  # rows per section in the e-mail; the CSV has them all
 
 B = BudgetLine.__table__.c  # type: ignore[attr-defined]
@@ -155,7 +156,8 @@ class Digest:
     at_risk: list[dict[str, str]] = field(default_factory=list)
     missing: list[dict[str, str]] = field(default_factory=list)
     missing_total: Decimal = ZERO
-    year: dict[str, str] = field(default_factory=dict)
+    committed_any: bool = False  # an action validated or further: "covered" can be said
+    year: dict[str, Any] = field(default_factory=dict)
 
     @property
     def key(self) -> str:
@@ -445,11 +447,13 @@ def _fill(session: Session, digest: Digest, settings: DigestSettings) -> None:
             if silence is not None and silence.since <= quiet_limit:
                 line["reason"] = f"pas de note de suivi depuis le {fr.format_date(silence.since)}"
                 digest.at_risk.append(line)
+    left = _left_to_fund_by_action(session, tid)
     for a in sorted(actions.values(), key=lambda a: a.number):
         state = State(a.state)
         if state not in COMMITTED or not state.is_open:  # proposals are on the agenda instead
             continue
-        gap = budget.get(a.id, ZERO) - granted.get(a.id, ZERO)
+        digest.committed_any = True
+        gap = left.get(a.id, ZERO)
         if gap > 0:
             digest.missing_total += gap
             digest.missing.append(
@@ -462,53 +466,78 @@ def _fill(session: Session, digest: Digest, settings: DigestSettings) -> None:
                     "missing": fr.format_eur(gap),
                 }
             )
-            if (
-                state in (State.VALIDATED, State.IN_PROGRESS)
-                and a.start_date
-                and a.start_date <= as_of
-            ):
+            risk = _funding_risk(state, a.start_date, as_of)
+            if risk is not None:
                 digest.at_risk.append(
                     {
                         "number": a.number,
                         "title": a.title,
-                        "what": "démarrage prévu",
-                        "due": fr.format_date(a.start_date),
-                        "phrase": fr.relative_days(a.start_date, as_of),
+                        **risk,
                         "reason": f"financement incomplet : il manque {fr.format_eur(gap)}",
                     }
                 )
-
-    awaiting_year = sum(
-        (v for k, v in budget_year.items() if State(actions[k].state) in AWAITING), ZERO
-    )
-    year_funding = _year_funding(session, tid, year)
-    digest.year = {
-        "year": str(year),
-        "committed": fr.format_eur(committed_year),
-        "awaiting": fr.format_eur(awaiting_year),
-        "requested": fr.format_eur(year_funding["requested"]),
-        "granted": fr.format_eur(year_funding["granted"]),
-        "paid": fr.format_eur(year_funding["paid"]),
-        "validated": fr.format_eur(copil.validated_budget)
-        if copil.validated_budget is not None
-        else "",
-    }
+    digest.year = _year_figures(session, digest.territory.code, year, as_of)
 
 
-def _year_funding(session: Session, territory_id: int, year: int) -> dict[str, Decimal]:
-    row = session.execute(
-        sa.select(sa.func.sum(F.requested), sa.func.sum(F.granted), sa.func.sum(F.paid))
-        .join(ActionSheet, A.id == F.action_id)
-        .where(
-            A.territory_id == territory_id,
-            F.year == year,
-            A.state.not_in([s.value for s in DROPPED_OUT]),
+def _funding_risk(state: State, start: date | None, as_of: date) -> dict[str, str] | None:
+    """Why an action short of funding is at risk, by its state: a validated action whose start
+    has come cannot start; one in progress runs on money not granted yet."""
+    if start is None or start > as_of:
+        return None
+    if state is State.VALIDATED:
+        what = "démarrage prévu"
+    elif state is State.IN_PROGRESS:
+        what = "en cours depuis"
+    else:
+        return None
+    return {"what": what, "due": fr.format_date(start), "phrase": fr.relative_days(start, as_of)}
+
+
+def _left_to_fund_by_action(session: Session, territory_id: int) -> dict[int, Decimal]:
+    """*Reste à financer* per action, all years: each year's own (models.figures)."""
+    planned: dict[tuple[int, int], Decimal] = defaultdict(lambda: ZERO)
+    granted: dict[tuple[int, int], Decimal] = defaultdict(lambda: ZERO)
+    for target, column, table in ((planned, B.amount, B), (granted, F.granted, F)):
+        rows = session.execute(
+            sa.select(table.action_id, table.year, sa.func.sum(column))
+            .join(ActionSheet, A.id == table.action_id)
+            .where(A.territory_id == territory_id)
+            .group_by(table.action_id, table.year)
         )
-    ).one()
+        for action_id, year, amount in rows:
+            target[(action_id, year)] = amount or ZERO
+    left: dict[int, Decimal] = defaultdict(lambda: ZERO)
+    for key in set(planned) | set(granted):
+        left[key[0]] += figures.left_to_fund(planned[key], granted[key])
+    return dict(left)
+
+
+def _year_figures(session: Session, code: str, year: int, as_of: date) -> dict[str, Any]:
+    """The year's figures exactly as the budget consolidation defines them (same scope,
+    same labels as the budget e-mail and the workbook)."""
+    c = consolidate_with(session, year, code, as_of)
+    total = c.total()
+    actions = c.view(View.ACTION)
+
+    def planned_of(states: Sequence[State]) -> Decimal:
+        return sum((line.figures.planned for line in actions if line.state in states), ZERO)
+
+    F_ = figures.Figure
+    rows: list[tuple[str, Decimal | None]] = [
+        (f"{F_.PLANNED.label} (actions du plan)", total.planned),
+        ("  dont actions validées et suivantes", planned_of(COMMITTED)),
+        ("  dont actions en attente de décision", planned_of(AWAITING)),
+        *((F_(m).label, getattr(total, m)) for m in ("requested", "granted", "paid")),
+        (F_.LEFT_TO_FUND.label, total.left_to_fund),
+        (F_.LEFT_TO_PAY.label, total.left_to_pay),
+        *c.against_validated(),
+    ]
     return {
-        "requested": row[0] or ZERO,
-        "granted": row[1] or ZERO,
-        "paid": row[2] or ZERO,
+        "year": str(year),
+        "rows": [
+            {"label": label, "amount": fr.format_eur(v) if v is not None else "aucun"}
+            for label, v in rows
+        ],
     }
 
 
@@ -633,8 +662,11 @@ def render_digest(
         return {"rows": rows[:LIST_MAX], "more": max(len(rows) - LIST_MAX, 0)}
 
     agenda_total = sum((r["budget"] for r in digest.agenda), ZERO)
+    organizer = digest.organizer
+    reply = ReplyTo(organizer.full_name, organizer.email) if organizer else None
     text, html = render(
         "copil_digest",
+        reply_to=reply,
         territory=digest.territory.name,
         when=when,
         place=copil.place,
@@ -649,6 +681,7 @@ def render_digest(
         at_risk=cut(digest.at_risk),
         missing=cut(digest.missing),
         missing_total=fr.format_eur(digest.missing_total),
+        committed_any=digest.committed_any,
         year=digest.year,
     )
     attachments = [
@@ -660,12 +693,10 @@ def render_digest(
         ),
     ]
     reply_to = None
-    if digest.organizer is not None:
+    if reply is not None:
         try:
-            reply_to = str(
-                parse_mailbox(mailbox_of(digest.organizer.full_name, digest.organizer.email))
-            )
-        except InvalidAddress:
+            reply_to = str(parse_mailbox(reply.header))
+        except (InvalidAddress, ValueError):
             reply_to = None
     return NewMessage(
         key=digest.key,

@@ -85,6 +85,7 @@ def record_funding(
     granted: Decimal | None = None,
     paid: Decimal | None = None,
     decision_date: date | None = None,
+    dossier_filed_on: date | None = None,
     convention_ref: str | None = None,
     force_reason: str | None = None,
     recorded_by: str | None = None,
@@ -160,6 +161,8 @@ def record_funding(
     line.requested, line.granted, line.paid = new_requested, new_granted, new_paid
     if decision_date is not None:
         line.decision_date = decision_date
+    if dossier_filed_on is not None:  # stops the « dépôt du dossier » reminder
+        line.dossier_filed_on = dossier_filed_on
     if convention_ref is not None and convention_ref.strip():
         line.convention_ref = convention_ref.strip()
     line.updated_at = when

@@ -35,6 +35,7 @@ from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
+from email.utils import parseaddr
 from functools import lru_cache
 from typing import Any
 
@@ -69,7 +70,7 @@ from notifications.outbox import (
     mailbox_of,
     utcnow,
 )
-from notifications.templates import render
+from notifications.templates import ReplyTo, render
 from notifications.transports import Deliverer
 
 REMINDER = "reminder"  # outbox kind: a pilot's daily e-mail
@@ -689,14 +690,17 @@ def render_batch(batch: Batch, plan: ReminderPlan) -> NewMessage:
     else:
         subject, context = _coordinator_message(batch, as_of, plan.pilots)
         template, tag = "escalation", "coordinator"
+    reply = _reply_to(plan, batch)
     text, html = render(
         template,
+        reply_to=reply,
         territory=territory,
         greeting=greeting,
         as_of=fr.format_date(as_of),
         **context,
     )
     return NewMessage(
+        reply_to=reply.header if reply else None,
         key=f"{batch.kind}:{as_of.isoformat()}:{digest}",
         kind=batch.kind,
         tag=tag,
@@ -708,6 +712,16 @@ def render_batch(batch: Batch, plan: ReminderPlan) -> NewMessage:
         items=[i.ref for i in batch.items],
         channels=batch.recipient is None,
     )
+
+
+def _reply_to(plan: ReminderPlan, batch: Batch) -> ReplyTo | None:
+    """Replies reach the territory's coordinator (the first one, by name)."""
+    for territory_id in sorted(batch.territory_ids):
+        for contact in plan.coordinators.get(territory_id, []):
+            name, address = parseaddr(contact)
+            if address:
+                return ReplyTo(name or address, address)
+    return None
 
 
 def _pilot_message(batch: Batch, as_of: date) -> tuple[str, dict[str, Any]]:

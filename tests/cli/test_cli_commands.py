@@ -87,7 +87,8 @@ def test_import_export_reimport_and_dry_run(
     assert result.exit_code == 0, result.output
     assert "FA-07 Plateforme RH (recrutement, formation, attractivité)" in result.stdout
     assert "modifiée" in result.stdout and "intitulé" in result.stdout
-    assert "Bilan de la simulation (117 lignes lues)" in result.stdout
+    # 18 more funding rows than when funding sat in the start year: one per funder and year
+    assert "Bilan de la simulation (135 lignes lues)" in result.stdout
     assert "Simulation (--dry-run) : rien n'a été enregistré." in result.stdout
     with UnitOfWork(engine) as u:
         fa07 = u.repo.action(example_plan, "FA-07")
@@ -180,7 +181,8 @@ def test_actions_are_listed_and_filtered(
     assert "Aucune action ne correspond à ces critères" in result.stdout
     result = tiflow("actions", "--en-retard", "--au", "01/07/2024", "--pilote", "Benali")
     assert "FA-09" in result.stdout
-    assert "jalon « Inventaire des parcelles » en retard de 1 j" in result.stdout
+    # due on Friday 28/06 (a working day, not Sunday 30/06): 3 days late on 01/07
+    assert "jalon « Inventaire des parcelles » en retard de 3 j" in result.stdout
 
 
 def test_action_detail_shows_milestones_budget_funding_and_history(
@@ -198,7 +200,7 @@ def test_action_detail_shows_milestones_budget_funding_and_history(
     out = result.stdout
     assert "FA-07 — Plateforme Ressources humaines" in out
     assert "Isabelle Roux <isabelle.roux@uimm-touraine.example>, UIMM" in out
-    assert "jalon « Ouverture de la plateforme » en retard de 30 j" in out
+    assert "jalon « Ouverture de la plateforme » en retard de 28 j" in out  # due 03/06
     assert "Budget par année" in out and "140\u202f000,00\u00a0€" in out
     assert "Financements par financeur" in out and "OPCO 2i" in out
     assert "brouillon" in out and "proposée" in out and "Claire Moreau" in out

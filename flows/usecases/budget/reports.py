@@ -27,6 +27,7 @@ from openpyxl.utils import get_column_letter
 from flows.usecases.budget.calendar import PARIS
 from flows.usecases.budget.consolidation import (
     ALL_TERRITORIES,
+    CHANGE_MEASURES,
     MEASURES,
     Figures,
     Line,
@@ -83,23 +84,17 @@ class _Column:
     kind: str = "text"  # text | money | count | percent | date
 
 
-_MONEY_COLUMNS = [
-    _Column("Prévu investissement", 18, "money"),
-    _Column("Prévu fonctionnement", 18, "money"),
-    _Column("Prévu total", 18, "money"),
-    _Column("Demandé", 18, "money"),
-    _Column("Accordé", 18, "money"),
-    _Column("Versé", 18, "money"),
-]
+_MONEY_COLUMNS = [_Column(label, 18, "money") for _, label in MEASURES]
 _COUNT = _Column("Nombre d'actions", 10, "count")
+_FUNDER_MEASURES = ("requested", "granted", "paid", "left_to_pay")
 
 
 def _money_values(f: Figures) -> list[Decimal]:
-    return [f.planned_investment, f.planned_operating, f.planned, f.requested, f.granted, f.paid]
+    return [getattr(f, measure) for measure, _ in MEASURES]
 
 
 def _funding_values(f: Figures) -> list[Decimal | None]:
-    return [f.requested, f.granted, f.paid, f.granted - f.paid, _ratio(f.granted, f.requested)]
+    return [*(getattr(f, m) for m in _FUNDER_MEASURES), _ratio(f.granted, f.requested)]
 
 
 def _yes_no(value: bool | None) -> str:
@@ -116,17 +111,14 @@ def _view_table(
         columns = [
             _Column("Financeur", 48),
             _Column("Nombre d'actions", 10, "count"),
-            _Column("Demandé", 18, "money"),
-            _Column("Accordé", 18, "money"),
-            _Column("Versé", 18, "money"),
-            _Column("Reste à verser", 18, "money"),
+            *(_Column(_MEASURE_LABELS[m], 18, "money") for m in _FUNDER_MEASURES),
             _Column("Taux d'accord", 10, "percent"),
         ]
 
         rows = [[line.label, line.action_count, *_funding_values(line.figures)] for line in lines]
         # an action funded by two funders counts once per funder: no total of the counts
         return columns, rows, ["Total", None, *_funding_values(total)]
-    if view in (View.ACTION, View.LATE):
+    if view in (View.ACTION, View.LATE, View.DROPPED):
         columns = [
             _Column("Territoire", 26),
             _Column("N°", 8),
@@ -135,8 +127,7 @@ def _view_table(
             _Column("État", 16),
             _Column("Engagement ferme", 10),
         ]
-        if view is View.LATE:
-            columns.append(_Column("Motif du retard", 50))
+        columns.append(_Column("Motif du retard" if view is View.LATE else "Remarque", 50))
         columns += _MONEY_COLUMNS
         rows = []
         for line in lines:
@@ -148,8 +139,7 @@ def _view_table(
                 line.state.label if line.state else "",
                 _yes_no(line.firm_commitment),
             ]
-            if view is View.LATE:
-                row.append(line.note)
+            row.append(line.note)
             rows.append(row + _money_values(line.figures))
         blanks = [None] * (len(columns) - len(_MONEY_COLUMNS) - 1)
         return columns, rows, ["Total", *blanks, *_money_values(total)]
@@ -269,6 +259,11 @@ def _summary_sheet(ws: Any, snapshot: Snapshot) -> None:
         old = getattr(before, measure) if before else None
         delta = None if old is None else value - old
         ws.append([label, *(_styled(ws, v, EURO_FORMAT) for v in (value, old, delta))])
+    ws.append([])
+    for label, amount in c.against_validated():
+        ws.append([label, _styled(ws, amount, EURO_FORMAT) if amount is not None else "—"])
+    for line in c.over_granted():
+        ws.append([f"{line.key} : {line.note}"])
     if c.is_empty:
         ws.append([])
         ws.append(["Aucune action n'a de budget ni de financement cette année."])
@@ -314,6 +309,7 @@ SHEET_VIEWS = (
     View.COMMITMENT,
     View.TERRITORY,
     View.LATE,
+    View.DROPPED,
 )
 
 
@@ -463,6 +459,14 @@ def markdown_summary(snapshot: Snapshot, files: ReportFiles | None = None) -> st
         "| --- | ---: |",
         *(f"| {label} | {format_eur(getattr(total, measure))} |" for measure, label in MEASURES),
         "",
+        "## Budget validé en COPIL",
+        "",
+        *(
+            f"- {_md(label)} : {format_eur(v) if v is not None else '—'}"
+            for label, v in c.against_validated()
+        ),
+        *(f"- **{line.key}** : {_md(line.note)}" for line in c.over_granted()),
+        "",
         "## Gouvernance",
         "",
         f"- Actions de l'année : {g.action_count}, dont {g.firm_count} avec engagement ferme"
@@ -497,7 +501,9 @@ def _changes_markdown(snapshot: Snapshot) -> list[str]:
     if previous is None:
         return ["Première version : rien à comparer."]
     delta = snapshot.figures.total() - previous.figures.total()
-    moved = [(label, getattr(delta, m)) for m, label in MEASURES if getattr(delta, m) != ZERO]
+    moved = [
+        (label, getattr(delta, m)) for m, label in CHANGE_MEASURES if getattr(delta, m) != ZERO
+    ]
     count = len(changes(snapshot))
     if not count:
         return [f"Aucun changement depuis la version {previous.version}."]
