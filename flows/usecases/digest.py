@@ -46,9 +46,13 @@ from models.tables import (
     ActionSheet,
     BudgetLine,
     CopilAgendaItem,
+    CopilDecision,
     CopilMeeting,
     CopilMember,
+    FollowUpNote,
     Funding,
+    Indicator,
+    Milestone,
     Organisation,
     Person,
     PersonRole,
@@ -157,6 +161,8 @@ class Digest:
     missing: list[dict[str, str]] = field(default_factory=list)
     missing_total: Decimal = ZERO
     committed_any: bool = False  # an action validated or further: "covered" can be said
+    conditions: list[dict[str, str]] = field(default_factory=list)  # earlier COPILs' own
+    follow_up: list[dict[str, Any]] = field(default_factory=list)  # pilots' words, per action
     year: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -477,6 +483,84 @@ def _fill(session: Session, digest: Digest, settings: DigestSettings) -> None:
                     }
                 )
     digest.year = _year_figures(session, digest.territory.code, year, as_of)
+    digest.conditions = _conditions(session, copil, actions)
+    digest.follow_up = _follow_up(session, actions, since, as_of)
+
+
+def _conditions(
+    session: Session, copil: CopilMeeting, actions: dict[int, Any]
+) -> list[dict[str, str]]:
+    """The conditions earlier COPILs attached to their decisions, for actions still open;
+    those naming this COPIL's month (« Bilan d'étape au COPIL d'octobre ») come first,
+    marked to be examined now."""
+    d = CopilDecision.__table__.c  # type: ignore[attr-defined]
+    c = CopilMeeting.__table__.c  # type: ignore[attr-defined]
+    month = fr.month_name(paris_date(copil.held_at))
+    rows = session.execute(
+        sa.select(d.action_id, d.conditions, c.held_at)
+        .join(CopilMeeting, c.id == d.copil_id)
+        .where(c.territory_id == copil.territory_id, c.held_at < copil.held_at, d.conditions != "")
+        .order_by(c.held_at, d.id)
+    )
+    found = []
+    for row in rows:
+        action = actions.get(row.action_id)
+        if action is None or not State(action.state).is_open:
+            continue
+        found.append(
+            {
+                "number": action.number,
+                "title": action.title,
+                "conditions": row.conditions,
+                "copil": fr.format_date(paris_date(row.held_at)),
+                "now": "oui" if month in row.conditions.lower() else "",
+            }
+        )
+    return sorted(found, key=lambda row: (not row["now"], row["number"]))
+
+
+def _follow_up(
+    session: Session, actions: dict[int, Any], since: datetime | None, as_of: date
+) -> list[dict[str, Any]]:
+    """Per action: the pilots' notes since the previous COPIL, its indicators against their
+    targets, its milestones done and missed — what the members ask the pilots about."""
+    n = FollowUpNote.__table__.c  # type: ignore[attr-defined]
+    i = Indicator.__table__.c  # type: ignore[attr-defined]
+    m = Milestone.__table__.c  # type: ignore[attr-defined]
+    ids = sorted(actions)
+    first = paris_date(since) if since is not None else date.min
+    per_action: dict[int, dict[str, list[str]]] = defaultdict(
+        lambda: {"notes": [], "indicators": [], "done": [], "missed": []}
+    )
+    for row in session.execute(
+        sa.select(n.action_id, n.written_on, n.text)
+        .where(n.action_id.in_(ids), n.written_on > first, n.written_on <= as_of)
+        .order_by(n.written_on, n.id)
+    ):
+        per_action[row.action_id]["notes"].append(f"{fr.format_date(row.written_on)} : {row.text}")
+    for row in session.execute(
+        sa.select(m.action_id, m.title, m.due_date, m.done_on).where(m.action_id.in_(ids))
+    ):
+        if row.done_on is not None and first < row.done_on <= as_of:
+            per_action[row.action_id]["done"].append(f"{row.title} ({fr.format_date(row.done_on)})")
+        elif row.done_on is None and row.due_date < as_of:
+            per_action[row.action_id]["missed"].append(
+                f"{row.title} (prévu le {fr.format_date(row.due_date)})"
+            )
+    for row in session.execute(
+        sa.select(i.action_id, i.name, i.unit, i.target, i.actual).where(
+            i.action_id.in_([a for a in per_action]), i.actual.is_not(None)
+        )
+    ):
+        unit = f" {row.unit}" if row.unit else ""
+        per_action[row.action_id]["indicators"].append(
+            f"{row.name} : {fr.format_quantity(row.actual)} pour un objectif de"
+            f" {fr.format_quantity(row.target)}{unit}"
+        )
+    return [
+        {"number": actions[a].number, "title": actions[a].title, **per_action[a]}
+        for a in sorted(per_action, key=lambda a: actions[a].number)
+    ]
 
 
 def _funding_risk(state: State, start: date | None, as_of: date) -> dict[str, str] | None:
@@ -682,6 +766,8 @@ def render_digest(
         missing=cut(digest.missing),
         missing_total=fr.format_eur(digest.missing_total),
         committed_any=digest.committed_any,
+        conditions=digest.conditions,
+        follow_up=cut(digest.follow_up),
         year=digest.year,
     )
     attachments = [
