@@ -736,7 +736,7 @@ def _pilot_message(batch: Batch, as_of: date) -> tuple[str, dict[str, Any]]:
         else:
             upcoming.append(item)
     sections = [
-        {"title": title, "rows": [_row(i, as_of) for i in items]}
+        {"title": title, "actions": _by_action([_row(i, as_of) for i in items])}
         for title, items in (
             ("En retard", overdue),
             ("Aujourd'hui", today),
@@ -769,6 +769,18 @@ def _pilot_message(batch: Batch, as_of: date) -> tuple[str, dict[str, Any]]:
         "sections": sections,
         "nudges": [_row(i, as_of) for i in nudges],
     }
+
+
+def _by_action(rows: list[dict[str, str]]) -> list[dict[str, Any]]:
+    """One block per action (its number and title once, then its deadlines in date order),
+    blocks in the order of the actions' numbers."""
+    blocks: dict[str, dict[str, Any]] = {}
+    for row in rows:  # rows come in due-date order: each block keeps it
+        block = blocks.setdefault(
+            row["number"], {"number": row["number"], "title": row["title"], "items": []}
+        )
+        block["items"].append(row)
+    return [blocks[number] for number in sorted(blocks)]
 
 
 def _coordinator_message(
