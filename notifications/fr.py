@@ -50,6 +50,12 @@ def format_datetime(dt: datetime) -> str:
     return f"{format_date(local.date())} à {format_time(local)}"
 
 
+def plural(n: int, one: str, many: str) -> str:
+    """``1 action``, ``3 actions``, ``0 action`` (French: 0 and 1 take the singular) — never
+    "action(s)"."""
+    return f"{n} {one if abs(n) < 2 else many}"
+
+
 def month_name(d: date) -> str:
     """``octobre``: the month of a date, in French, lowercase."""
     return format_date(d.replace(day=2)).split(" ")[2]

@@ -44,6 +44,7 @@ def environment() -> Environment:
         eur=fr.format_eur,
         deadline=fr.deadline_phrase,
         relative_days=fr.relative_days,
+        plural=fr.plural,
     )
     return env
 

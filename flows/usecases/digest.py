@@ -694,7 +694,8 @@ def invitation(digest: Digest, settings: DigestSettings, *, now: datetime | None
     event.add("summary", f"COPIL Territoire d'industrie {territory.name}")
     if copil.place:
         event.add("location", copil.place)
-    lines = [f"Ordre du jour ({len(digest.agenda)} action(s) à décider) :"]
+    count = fr.plural(len(digest.agenda), "action", "actions")
+    lines = [f"Ordre du jour ({count} à décider) :"]
     lines += [f"- {row['number']} {row['title']}" for row in digest.agenda]
     event.add("description", "\n".join(lines))
     if digest.organizer is not None:

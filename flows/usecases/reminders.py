@@ -643,8 +643,7 @@ def _phrase(due: date, as_of: date) -> str:
     return fr.deadline_phrase(due, as_of)
 
 
-def _plural(n: int, one: str, many: str) -> str:
-    return f"{n} {one if n == 1 else many}"
+_plural = fr.plural  # one rule for French plurals (0 and 1 singular)
 
 
 def _row(

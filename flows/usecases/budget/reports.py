@@ -35,6 +35,7 @@ from flows.usecases.budget.consolidation import (
 )
 from flows.usecases.budget.snapshots import Snapshot, changes
 from models.money import ZERO, format_eur
+from notifications import fr
 
 XLSX_CONTENT_TYPE = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 CSV_CONTENT_TYPE = "text/csv; charset=utf-8"
@@ -507,7 +508,8 @@ def _changes_markdown(snapshot: Snapshot) -> list[str]:
     count = len(changes(snapshot))
     if not count:
         return [f"Aucun changement depuis la version {previous.version}."]
-    head = f"{count} montant(s) changé(s) depuis la version {previous.version}"
+    changed = fr.plural(count, "montant changé", "montants changés")
+    head = f"{changed} depuis la version {previous.version}"
     if not moved:
         return [head + " ; totaux inchangés (voir la feuille « Évolution »)."]
     return [head + " :", "", *(f"- {label} : {_signed_eur(value)}" for label, value in moved)]
@@ -526,7 +528,10 @@ def _percent(ratio: Decimal | None) -> str:
 def _days(value: Decimal | None, sample: int) -> str:
     if value is None:
         return "non mesurable (aucune action n'a franchi les deux étapes)"
-    return f"{value:.1f}".replace(".", ",").removesuffix(",0") + f" jours (sur {sample} action(s))"
+    return (
+        f"{value:.1f}".replace(".", ",").removesuffix(",0")
+        + f" jours (sur {fr.plural(sample, 'action', 'actions')})"
+    )
 
 
 def _md(text: str) -> str:
