@@ -41,6 +41,7 @@ from sqlalchemy.engine import Engine
 from flows.usecases.budget.consolidation import Consolidation, View, consolidate
 from flows.usecases.budget.reports import csv_bytes, workbook_bytes
 from flows.usecases.budget.snapshots import store_snapshot
+from flows.usecases.bus import unit_of_work
 from models.db import make_engine, normalise_url, upgrade
 from models.lifecycle import State
 from models.money import format_eur
@@ -53,7 +54,6 @@ from models.tables import (
     Territory,
     TransitionRecord,
 )
-from models.uow import UnitOfWork
 from models.vocabulary import Axis, BudgetKind, OrganisationKind
 
 FIRST_YEAR = 2021
@@ -406,7 +406,7 @@ def main() -> None:
                 return conn.execute(sa.text(RAW_EVERY_VIEW), {"year": year, "as_of": as_of}).all()
 
         def tiflow() -> Consolidation:
-            with UnitOfWork(engine) as uow:
+            with unit_of_work(engine) as uow:
                 return consolidate(uow, year, None, as_of=as_of)
 
         raw_rows, figures = raw(), tiflow()
@@ -434,14 +434,14 @@ def main() -> None:
         )
 
         def tiflow_one() -> Consolidation:
-            with UnitOfWork(engine) as uow:
+            with unit_of_work(engine) as uow:
                 return consolidate(uow, year, "territoire-001", as_of=as_of)
 
         t_one_raw, t_one = best_of(args.repeat, lambda: _raw_one(engine, year), tiflow_one)
         print(f"one territory: raw SQL {t_one_raw * 1000:.1f} ms, tiflow {t_one * 1000:.1f} ms")
 
         start = time.perf_counter()
-        snapshot = store_snapshot(lambda: UnitOfWork(engine), figures, "bench")
+        snapshot = store_snapshot(lambda: unit_of_work(engine), figures, "bench")
         t_store = time.perf_counter() - start
         start = time.perf_counter()
         xlsx, csv_data = workbook_bytes(snapshot), csv_bytes(snapshot)

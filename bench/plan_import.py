@@ -24,16 +24,16 @@ import sqlalchemy as sa
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from flows.usecases.bus import unit_of_work
 from models.db import make_engine, upgrade
 from models.errors import InvalidInput
-from models.uow import UnitOfWork
 from tiflow.example import TERRITORY_CODE, load_example
 from tiflow.spreadsheet import import_plan, plan_from_database, write_plan
 from tiflow.spreadsheet.records import PlanFile
 
 
 def big_plan(engine: sa.Engine, count: int) -> PlanFile:
-    with UnitOfWork(engine) as uow:
+    with unit_of_work(engine) as uow:
         load_example(uow)
         base = plan_from_database(uow, TERRITORY_CODE)
     milestones: list[Any] = []
@@ -93,7 +93,7 @@ def main(count: int, url: str | None) -> None:
 
         for label in ("first import:", "re-import (no-op):"):
             started = time.perf_counter()
-            with UnitOfWork(target) as uow:
+            with unit_of_work(target) as uow:
                 report = import_plan(uow, path)
                 uow.commit()
             print(f"{label:22} {time.perf_counter() - started:6.2f} s  ({report.summary()})")
@@ -104,7 +104,7 @@ def main(count: int, url: str | None) -> None:
         write_plan(broken, path)
         started = time.perf_counter()
         try:
-            with UnitOfWork(target) as uow:
+            with unit_of_work(target) as uow:
                 import_plan(uow, path)
         except InvalidInput as error:
             problems = len(error.problems)

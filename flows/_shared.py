@@ -1,5 +1,6 @@
-"""The steps every lifecycle flow shares: run a service in one unit of work and commit, publish
-the committed events, log refusals in French, name artifacts."""
+"""The steps every lifecycle flow shares: run a service in one unit of work and commit (its
+notices and Prefect events are written with it, by the bus), then send what it left in the
+outboxes; log refusals in French, name artifacts."""
 
 from __future__ import annotations
 
@@ -13,11 +14,13 @@ from typing import TypeVar
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
-from flows.events import publish
-from flows.runtime import current_run_id, database
+from flows.events import publish_pending_events
+from flows.runtime import current_run_id, database, settings
+from flows.usecases.bus import NOTICE_KINDS, NOTICES, unit_of_work
 from models.errors import TiflowError
-from models.events import DomainEvent
+from models.events import ActionTransitioned, DomainEvent
 from models.uow import UnitOfWork
+from notifications.outbox import DeliverySettings, deliver_pending, open_deliverer
 
 T = TypeVar("T")
 
@@ -27,20 +30,31 @@ def committed(work: Callable[[UnitOfWork, str | None], T]) -> tuple[T, list[Doma
 
     Returns its result and the domain events it recorded; on any error nothing is written."""
     run_id = current_run_id()
-    with UnitOfWork(database()) as uow:
+    with unit_of_work(database()) as uow:
         result = work(uow, run_id)
         uow.commit()
     return result, list(uow.events)
 
 
-@task(name="Publier les événements", cache_policy=NO_CACHE)
+@task(name="envoyer-les-suites", cache_policy=NO_CACHE, persist_result=False)
 def publish_events(events: list[DomainEvent]) -> list[str]:
-    """Emit the Prefect events of what was committed; returns their names."""
-    emitted = publish(events)
+    """After commit: publish the Prefect events waiting in the event outbox (these and any an
+    earlier run could not send), and deliver the notices the decisions called for. Returns
+    the names of this run's events."""
     logger = get_run_logger()
-    for event in emitted:
-        logger.info("Événement publié : %s (%s)", event.event, event.resource.id)
-    return [event.event for event in emitted]
+    published = publish_pending_events(database())
+    logger.info("%s.", published.summary())
+    if any(isinstance(e, ActionTransitioned) and e.to_state in NOTICES for e in events):
+        with open_deliverer(settings()) as deliverer:
+            report = deliver_pending(
+                database(),
+                deliverer,
+                policy=DeliverySettings().policy(),
+                kinds=list(NOTICE_KINDS),
+                correlation_id=current_run_id(),
+            )
+        logger.info("Avis : %s", report.summary())
+    return [event.name for event in events]
 
 
 @contextmanager

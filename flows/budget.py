@@ -46,8 +46,8 @@ from flows.usecases.budget.reports import (
     write_reports,
 )
 from flows.usecases.budget.snapshots import Snapshot, store_snapshot
+from flows.usecases.bus import unit_of_work
 from models.money import format_eur
-from models.uow import UnitOfWork
 from notifications.outbox import DeliverySettings
 
 T = TypeVar("T")
@@ -122,14 +122,14 @@ def yearly_schedule() -> Schedule:
 
 @task(name="Consolider les chiffres", cache_policy=NO_CACHE)
 def consolidate_figures(year: int, territory: str | None, as_of: date | None) -> Consolidation:
-    with UnitOfWork(database()) as uow:
+    with unit_of_work(database()) as uow:
         return consolidate(uow, year, territory, as_of)
 
 
 @task(name="Enregistrer l'instantané", cache_policy=NO_CACHE)
 def save_snapshot(consolidation: Consolidation, flow_run_id: str | None) -> Snapshot:
     engine = database()
-    return store_snapshot(lambda: UnitOfWork(engine), consolidation, flow_run_id)
+    return store_snapshot(lambda: unit_of_work(engine), consolidation, flow_run_id)
 
 
 @task(name="Écrire les rapports", cache_policy=NO_CACHE)
@@ -142,7 +142,7 @@ def enqueue_budget_email(snapshot: Snapshot, files: ReportFiles, flow_run_id: st
     """Put the e-mail with the workbook in the outbox (idempotent per snapshot version): the
     very file just written, byte for byte."""
     workbook = (files.xlsx.read_bytes(), files.xlsx.name)
-    with UnitOfWork(database()) as uow:
+    with unit_of_work(database()) as uow:
         result = enqueue_budget_mail(uow, snapshot, workbook=workbook, correlation_id=flow_run_id)
         uow.commit()
     return len(result.created)

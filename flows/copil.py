@@ -31,11 +31,11 @@ from flows.forms import (
 )
 from flows.runtime import database
 from flows.usecases import copil as service
+from flows.usecases.bus import unit_of_work
 from flows.usecases.copil import CopilInfo, CopilOutcome, DecisionInput
 from flows.usecases.service import short_date, short_datetime
 from models.events import DomainEvent
 from models.money import format_eur
-from models.uow import UnitOfWork
 
 
 @task(name="Planifier la réunion et son ordre du jour", cache_policy=NO_CACHE)
@@ -180,7 +180,7 @@ def hold_copil(
 
 @task(name="Lire l'ordre du jour", cache_policy=NO_CACHE)
 def read_agenda(copil_id: int) -> CopilInfo:
-    with UnitOfWork(database()) as uow:
+    with unit_of_work(database()) as uow:
         return service.copil_awaiting_decisions(uow, copil_id)
 
 

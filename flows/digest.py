@@ -17,9 +17,9 @@ from prefect.utilities.annotations import quote
 
 from flows.outbox import delivery_markdown, delivery_round
 from flows.runtime import current_run_id, database
+from flows.usecases.bus import unit_of_work
 from flows.usecases.digest import Digest, DigestSettings, compute_digests, enqueue_digests
 from models.deadlines import paris_date
-from models.uow import UnitOfWork
 from notifications.fr import format_date, format_datetime
 from notifications.outbox import DeliverySettings, EnqueueResult, utcnow
 
@@ -28,7 +28,7 @@ SCHEDULE = {"cron": "30 7 * * *", "timezone": "Europe/Paris"}
 
 @task(name="preparer-les-syntheses", cache_policy=NO_CACHE, persist_result=False)
 def compute(as_of: date, digest: DigestSettings) -> list[Digest]:
-    with UnitOfWork(database()) as uow:
+    with unit_of_work(database()) as uow:
         return compute_digests(uow.session, as_of, digest)
 
 
@@ -36,7 +36,7 @@ def compute(as_of: date, digest: DigestSettings) -> list[Digest]:
 def enqueue_all(
     digests: list[Digest], digest: DigestSettings, correlation_id: str | None
 ) -> EnqueueResult:
-    with UnitOfWork(database()) as uow:
+    with unit_of_work(database()) as uow:
         result = enqueue_digests(uow, digests, digest, correlation_id=correlation_id)
         uow.commit()
     return result

@@ -1,4 +1,8 @@
-"""Domain events → Prefect events. Called by the flows once their unit of work has committed.
+"""Domain events → Prefect events, through the event outbox (notifications/event_outbox.py).
+
+The message bus stores each domain event's Prefect event (:func:`to_prefect`) in the unit of
+work that recorded it; after commit, :func:`publish_pending_events` sends what is waiting.
+Importing this module does not import Prefect (the bus runs without it).
 
 Names and resources (deployment triggers match on them):
 
@@ -20,11 +24,9 @@ correlation id). Amounts in payloads are strings (exact decimals, e.g. ``"12500.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
 from typing import Any
 
-from prefect.events import emit_event
-from prefect.events.schemas.events import Event
+from sqlalchemy.engine import Engine
 
 from flows.usecases.service import short_date, short_datetime
 from models.events import (
@@ -36,6 +38,7 @@ from models.events import (
     ProgressReported,
 )
 from models.money import ZERO
+from notifications.event_outbox import PublishReport, publish_pending
 
 # Prefect refuses events with more than 100 related resources (and emit_event drops them
 # silently); the full agenda is always in the payload.
@@ -50,16 +53,33 @@ def copil_resource_id(copil_id: int) -> str:
     return f"tiflow.copil.{copil_id}"
 
 
-def publish(events: Sequence[DomainEvent]) -> list[Event]:
-    """Emit one Prefect event per domain event, in order; returns those actually emitted (none
-    when Prefect events are off, e.g. outside a Prefect server or harness)."""
-    emitted = []
-    for domain_event in events:
-        spec = to_prefect(domain_event)
-        event = emit_event(**spec)
-        if event is not None:
-            emitted.append(event)
-    return emitted
+def send_to_prefect(batch: list[dict[str, Any]]) -> None:
+    """Post a batch of events to the Prefect API and wait for its answer (raises if the server
+    is unreachable or refuses them): unlike `emit_event`, which queues them in a background
+    worker and drops them if the server is down."""
+    from prefect.client.orchestration import get_client
+    from prefect.events.schemas.events import Event
+
+    events = [Event.model_validate(spec).model_dump(mode="json") for spec in batch]
+    with get_client(sync_client=True) as client:
+        response = client.request("POST", "/events", json=events)
+        response.raise_for_status()
+
+
+def prefect_events_on() -> bool:
+    """False when this process has no Prefect API (then events wait in the outbox)."""
+    from prefect.events.worker import should_emit_events
+
+    return should_emit_events()
+
+
+def publish_pending_events(engine: Engine) -> PublishReport:
+    """Publish the event outbox's waiting events, oldest first (nothing without a Prefect API)."""
+    if not prefect_events_on():
+        from notifications.event_outbox import pending_count
+
+        return PublishReport(pending=pending_count(engine), error="pas d'API Prefect")
+    return publish_pending(engine, send_to_prefect)
 
 
 def to_prefect(event: DomainEvent) -> dict[str, Any]:

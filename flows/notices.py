@@ -1,76 +1,27 @@
 """Flows started by tiflow's own events (see the triggers in prefect.yaml).
 
-- `tiflow.action.validated` → « Suite à la validation » : the pilot and the funders learn what
-  comes next;
-- `tiflow.action.funded` → « Avis de lancement » : the pilot and the coordination get the kick-off;
 - `tiflow.copil.scheduled` → « Programmer les synthèses d'un COPIL » : the digest runs at J-10
   and J-3 appear as scheduled runs of the digest deployment.
 
-Each notice is keyed by the transition it announces: a trigger fired twice sends nothing new.
+The notices that follow a decision (validated, revision requested, rejected, deferred, funded)
+are no longer triggered flows: the message bus (flows/usecases/bus.py) enqueues them in the
+decision's own transaction, whichever entrance made it.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from datetime import date, datetime, time, timedelta
 
-from prefect import flow, task
-from prefect.cache_policies import NO_CACHE
+from prefect import flow
 from prefect.client.schemas.objects import FlowRun
 
-from flows.outbox import delivery_round
-from flows.runtime import current_run_id, database
-from flows.usecases.notices import kickoff_notice, next_steps_notice
+from flows.runtime import database
+from flows.usecases.bus import unit_of_work
 from models.deadlines import PARIS, paris_date
-from models.uow import UnitOfWork
-from notifications.outbox import DeliverySettings, NewMessage, enqueue, utcnow
+from notifications.outbox import utcnow
 
 DIGEST_DEPLOYMENT = "synthese-copil/syntheses-copil"
 DIGEST_HOUR = time(7, 30)
-Builder = Callable[[UnitOfWork, str, str], list[NewMessage]]
-
-
-@task(name="mettre-l-avis-en-file", cache_policy=NO_CACHE, persist_result=False)
-def enqueue_notice(
-    build: Builder,
-    territory: str,
-    number: str,
-    correlation_id: str | None,
-) -> int:
-    with UnitOfWork(database()) as uow:
-        result = enqueue(uow, build(uow, territory, number), correlation_id=correlation_id)
-        uow.commit()
-    return len(result.created)
-
-
-def _announce(build: Builder, territory: str, number: str) -> dict[str, int]:
-    run_id = current_run_id()
-    created = enqueue_notice(build, territory, number, run_id)
-    report = delivery_round(DeliverySettings(), run_id)
-    print(f"{number} ({territory}) : {created} message(s) mis en file ; {report.summary()}")
-    return {"queued": created, "sent": report.sent}
-
-
-@flow(name="Suite à la validation", log_prints=True)
-def announce_next_steps(territory: str, number: str) -> dict[str, int]:
-    """Prévient le pilote et les financeurs d'une action validée en COPIL de la suite à donner.
-
-    Args:
-        territory: Code du territoire, ex. grand-est-touraine.
-        number: Numéro de la fiche action, ex. FA-07.
-    """
-    return _announce(next_steps_notice, territory, number)
-
-
-@flow(name="Avis de lancement", log_prints=True)
-def announce_kickoff(territory: str, number: str) -> dict[str, int]:
-    """Envoie l'avis de lancement d'une action financée à son pilote et à la coordination.
-
-    Args:
-        territory: Code du territoire, ex. grand-est-touraine.
-        number: Numéro de la fiche action, ex. FA-07.
-    """
-    return _announce(kickoff_notice, territory, number)
 
 
 def digest_days(held_on: date, offsets: list[int]) -> list[date]:
@@ -91,7 +42,7 @@ def plan_copil_digests(copil_id: int, offsets_days: list[int] | None = None) -> 
     """
     from prefect.deployments import run_deployment
 
-    with UnitOfWork(database()) as uow:
+    with unit_of_work(database()) as uow:
         held_on = paris_date(uow.repo.copil(copil_id).held_at)
     today = paris_date(utcnow())
     planned = []

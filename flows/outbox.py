@@ -2,7 +2,8 @@
 
 Every flow that writes e-mails ends with :func:`delivery_round`, one coarse task that opens one
 Deliverer (one SMTP connection) for the whole round. The standalone flow retries what an
-earlier run could not send (SMTP down); it can be scheduled every 15 minutes or so.
+earlier run could not send (SMTP down), and publishes the Prefect events an outage of the
+Prefect server left in the event outbox; it can be scheduled every 15 minutes or so.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from prefect import flow, task
 from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 
+from flows.events import publish_pending_events
 from flows.runtime import current_run_id, database, settings
 from notifications.outbox import DeliveryReport, DeliverySettings, deliver_pending, open_deliverer
 
@@ -62,6 +64,8 @@ def deliver_outbox(delivery: DeliverySettings = DeliverySettings()) -> dict[str,
     """
     report = delivery_round(delivery, current_run_id())
     print(f"Boîte d'envoi : {report.summary()}")
+    events = publish_pending_events(database())  # those a Prefect outage left waiting
+    print(f"Événements : {events.summary()}.")
     create_markdown_artifact(
         key="envoi-messages-en-attente",
         markdown="# Envoi des messages en attente\n\n" + delivery_markdown(report),
@@ -73,6 +77,7 @@ def deliver_outbox(delivery: DeliverySettings = DeliverySettings()) -> dict[str,
         "failed": report.failed,
         "dropped": report.dropped,
         "in_doubt": report.in_doubt,
+        "resumed": report.resumed,
     }
 
 

@@ -13,19 +13,16 @@ from typing import Any
 from prefect import flow, task
 from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
-from prefect.utilities.annotations import quote
 
 from flows.outbox import delivery_markdown, delivery_round
 from flows.runtime import current_run_id, database
 from flows.usecases.reminders import (
     EnqueueSummary,
-    ReminderPlan,
     ReminderSettings,
-    compute_plan,
-    enqueue_plan,
+    enqueued_fr,
+    plan_and_enqueue,
 )
 from models.deadlines import paris_date
-from models.uow import UnitOfWork
 from notifications.fr import format_date
 from notifications.outbox import DeliverySettings, utcnow
 
@@ -33,17 +30,12 @@ from notifications.outbox import DeliverySettings, utcnow
 SCHEDULE = {"cron": "0 8 * * *", "timezone": "Europe/Paris"}
 
 
-@task(name="calculer-les-rappels", cache_policy=NO_CACHE, persist_result=False)
-def compute_reminders(as_of: date, reminders: ReminderSettings) -> ReminderPlan:
-    with UnitOfWork(database()) as uow:
-        return compute_plan(uow.session, as_of, reminders)
-
-
-@task(name="mettre-les-rappels-en-file", cache_policy=NO_CACHE, persist_result=False)
-def enqueue_reminders(plan: ReminderPlan, correlation_id: str | None) -> EnqueueSummary:
-    with UnitOfWork(database()) as uow:
-        summary = enqueue_plan(uow, plan, correlation_id=correlation_id)
-        uow.commit()
+@task(name="calculer-et-mettre-en-file", cache_policy=NO_CACHE, persist_result=False)
+def plan_reminders(
+    as_of: date, reminders: ReminderSettings, correlation_id: str | None
+) -> EnqueueSummary:
+    """One task, one transaction: planning and enqueuing under the sweep lock (issue 20)."""
+    _, summary = plan_and_enqueue(database(), as_of, reminders, correlation_id=correlation_id)
     return summary
 
 
@@ -63,20 +55,13 @@ def deadline_reminders(
     """
     run_id = current_run_id()
     day = as_of or paris_date(utcnow())
-    plan = compute_reminders(day, reminders)
-    # quote(): the plan is plain data; Prefect need not walk it looking for futures.
-    summary = enqueue_reminders(quote(plan), run_id)  # type: ignore[call-overload]
+    summary = plan_reminders(day, reminders, run_id)
     report = delivery_round(delivery, run_id)
-    print(
-        f"Rappels du {format_date(day)} : {summary.messages} message(s) mis en file"
-        f" ({summary.items} échéance(s), {summary.superseded} regroupé(s)) ; {report.summary()}"
-    )
+    print(f"Rappels du {format_date(day)} : {enqueued_fr(summary)} ; {report.summary()}")
     create_markdown_artifact(
         key="rappels-echeances",
         markdown=f"# Rappels d'échéances du {format_date(day)}\n\n"
-        f"{summary.messages} message(s) mis en file pour {summary.items} échéance(s)"
-        f" ; {summary.superseded} message(s) non envoyé(s) regroupé(s) dans ceux du jour.\n\n"
-        + delivery_markdown(report),
+        f"{enqueued_fr(summary)}.\n\n" + delivery_markdown(report),
         description="Rappels d'échéances : mise en file et envoi",
     )
     return {
@@ -84,11 +69,15 @@ def deadline_reminders(
         "enqueued": summary.messages,
         "items": summary.items,
         "superseded": summary.superseded,
+        "already_queued": summary.already_queued,
+        "recreated": summary.recreated,
         "invalid": summary.invalid,
         "sent": report.sent,
         "retry": report.retry,
         "failed": report.failed,
         "dropped": report.dropped,
+        "in_doubt": report.in_doubt,
+        "resumed": report.resumed,
         "delivery_seconds": round(report.elapsed, 3),
     }
 

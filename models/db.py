@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
 from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import sqlalchemy as sa
 from alembic import command
 from alembic.config import Config
 from sqlalchemy.engine import Engine
+
+from models.errors import DatabaseBusy
+
+T = TypeVar("T")
 
 MIGRATIONS = Path(__file__).with_name("migrations")
 
@@ -58,3 +64,53 @@ def alembic_config(engine: Engine) -> Config:
 def upgrade(engine: Engine, revision: str = "head") -> None:
     """Create or upgrade the schema to `revision` (idempotent)."""
     command.upgrade(alembic_config(engine), revision)
+
+
+# ---------------------------------------------------------------------------------------------
+# A busy database: retried a bounded number of times, then one French error
+
+
+BUSY_RETRIES = 3  # after the driver's own wait (SQLite: connect timeout, 30 s by default)
+BUSY_PAUSE = 1.0  # seconds, doubled at each retry
+
+
+def is_busy(error: BaseException) -> bool:
+    """A lock held by another writer (SQLite "database is locked", PostgreSQL lock timeout
+    or deadlock): worth waiting for, unlike any other database error."""
+    if not isinstance(error, sa.exc.OperationalError | sa.exc.DBAPIError):
+        return False
+    text = str(error.orig).lower()
+    code = getattr(error.orig, "sqlstate", None)
+    return "database is locked" in text or "database is busy" in text or code in _PG_BUSY
+
+
+_PG_BUSY = {"55P03", "40P01", "40001"}  # lock_not_available, deadlock, serialization
+
+
+def busy_error(what: str) -> DatabaseBusy:
+    return DatabaseBusy(
+        f"Base de données occupée par un autre traitement : {what} n'a pas pu aboutir après"
+        f" {BUSY_RETRIES + 1} essais. Rien n'a été perdu ; relancez la commande dans quelques"
+        " minutes."
+    )
+
+
+# Test seam: called before each retry (tests release a lock there, deterministically).
+on_busy_retry: Callable[[str], object] | None = None
+
+
+def retry_when_busy(action: Callable[[], T], what: str) -> T:
+    """``action()``, run again (after a pause) while the database is busy; ``DatabaseBusy``
+    (French) after ``BUSY_RETRIES`` retries. ``action`` must be a whole transaction."""
+    for attempt in range(BUSY_RETRIES + 1):
+        try:
+            return action()
+        except sa.exc.DBAPIError as error:
+            if not is_busy(error):
+                raise
+            if attempt == BUSY_RETRIES:
+                raise busy_error(what) from error
+            if on_busy_retry is not None:
+                on_busy_retry(what)
+            time.sleep(BUSY_PAUSE * 2**attempt)
+    raise AssertionError("unreachable")

@@ -21,3 +21,7 @@ class InvalidInput(TiflowError, ValueError):
     def __init__(self, problems: list[str]) -> None:
         self.problems = problems
         super().__init__("\n".join(problems))
+
+
+class DatabaseBusy(TiflowError):
+    """The database stayed locked (another process writing) longer than tiflow waits."""

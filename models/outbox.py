@@ -14,6 +14,12 @@ Life of a row (``status``)::
        ▲                  │  ├───▶ failed   (permanent refusal, too many attempts, in doubt)
        └── temporary ─────┘  └───▶ pending  (SMTP down: retried after a back-off)
     pending ──▶ dropped  (stale facts, superseded by a newer message, nobody to send to)
+
+``delivery_phase`` says how far the last attempt got in the SMTP exchange. Only two steps are
+written *before* they happen — ``claimed`` (with the claim) and ``data_sent`` (right after the
+server's 354, before the content leaves) — the others with the attempt's outcome. A row left
+``sending`` by a killed round is therefore in doubt only at ``data_sent`` (the server may have
+accepted it); at ``claimed`` it never reached the server and is simply sent again.
 """
 
 from __future__ import annotations
@@ -47,6 +53,30 @@ class OutboxStatus(StrEnum):
             OutboxStatus.FAILED: "échec",
             OutboxStatus.DROPPED: "abandonné",
         }[self]
+
+
+class DeliveryPhase(StrEnum):
+    """How far an attempt got (see the module docstring for which steps are durable)."""
+
+    CLAIMED = "claimed"
+    CONNECTED = "connected"
+    ACCEPTED = "accepted"  # MAIL FROM and RCPT TO accepted
+    DATA_SENT = "data_sent"  # the content left, no reply read yet
+    REPLIED = "replied"  # the server's final reply to DATA was read
+
+    @property
+    def label(self) -> str:
+        return {
+            DeliveryPhase.CLAIMED: "pris en charge",
+            DeliveryPhase.CONNECTED: "connecté au serveur",
+            DeliveryPhase.ACCEPTED: "destinataire accepté",
+            DeliveryPhase.DATA_SENT: "contenu transmis, sans réponse",
+            DeliveryPhase.REPLIED: "réponse du serveur reçue",
+        }[self]
+
+    @property
+    def rank(self) -> int:
+        return list(DeliveryPhase).index(self)
 
 
 class OutboxMessage(SQLModel, table=True):
@@ -83,6 +113,12 @@ class OutboxMessage(SQLModel, table=True):
         default=None, sa_type=sa.Text, description="canaux encore à servir (JSON)"
     )
     claim_token: str | None = Field(default=None, max_length=64)
+    delivery_phase: str | None = Field(
+        default=None, max_length=16, description="étape atteinte par le dernier essai"
+    )
+    requeued_at: datetime | None = Field(
+        default=None, sa_type=UTCDateTime, description="remis en file à la main (une fois)"
+    )
     send_started_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     created_at: datetime = Field(default_factory=_utcnow, sa_type=UTCDateTime)
     sent_at: datetime | None = Field(default=None, sa_type=UTCDateTime)

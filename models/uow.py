@@ -1,16 +1,24 @@
 """Unit of work: one transaction, all or nothing, with the domain events it produced.
 
-    with UnitOfWork(engine) as uow:
+    with unit_of_work(engine) as uow:       # flows.usecases.bus: the one factory
         event = transition_action(uow, action, State.VALIDATED, ...)
         uow.commit()
-    publish(uow.events)        # only what was committed
 
 Leaving the block without `commit()` rolls everything back.
+
+Consequences inside the transaction (after cosmicpython's message bus): the unit of work is
+given a table mapping each domain event type to its handlers. `commit()` first hands every
+event recorded so far to its handlers, in order — including the events the handlers record
+themselves — and only then commits the session. A handler writes in the same session (an
+outbox message, a Prefect event to publish later), so the decision and its consequences are
+committed together or not at all; a handler that raises rolls back the whole unit of work.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping, Sequence
 from types import TracebackType
+from typing import Any
 
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm.exc import StaleDataError
@@ -21,11 +29,20 @@ from models.events import DomainEvent
 from models.repository import Repository
 from models.tables import ActionSheet
 
+Handler = Callable[[Any, "UnitOfWork"], None]
+"""Called with one event and the unit of work it was recorded in."""
+HandlerTable = Mapping[type, Sequence[Handler]]
+
+# A handler recording an event whose handler records one… would never end: stop loudly.
+MAX_EVENTS_PER_COMMIT = 10_000
+
 
 class UnitOfWork:
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, handlers: HandlerTable | None = None) -> None:
         self.engine = engine
+        self.handlers: HandlerTable = handlers or {}
         self.events: list[DomainEvent] = []
+        self._handled = 0
 
     def __enter__(self) -> UnitOfWork:
         # expire_on_commit=False: objects stay readable after commit (for summaries, events).
@@ -34,6 +51,7 @@ class UnitOfWork:
         self.session = Session(self.engine, expire_on_commit=False, autoflush=False)
         self.repo = Repository(self.session)
         self.events = []
+        self._handled = 0
         self._committed = False
         return self
 
@@ -52,8 +70,22 @@ class UnitOfWork:
         self._guarded(self.session.flush)
 
     def commit(self) -> None:
+        self.handle_events()
         self._guarded(self.session.commit)
         self._committed = True
+
+    def handle_events(self) -> None:
+        """Run the handlers of every event not handled yet, oldest first, in this transaction.
+
+        Events recorded by a handler join the queue; each event is handled once even if the
+        unit of work commits several times."""
+        while self._handled < len(self.events):
+            if self._handled >= MAX_EVENTS_PER_COMMIT:
+                raise RuntimeError("domain events keep raising events: a handler loops")
+            event = self.events[self._handled]
+            self._handled += 1
+            for handler in self.handlers.get(type(event), ()):
+                handler(event, self)
 
     def _guarded(self, operation: object) -> None:
         touched = sorted(
@@ -66,6 +98,7 @@ class UnitOfWork:
         except StaleDataError:
             self.session.rollback()
             self.events = []
+            self._handled = 0
             names = ", ".join(touched) or "concernée"
             raise ConcurrencyConflict(
                 f"Conflit de mise à jour sur l'action {names} : elle a été modifiée par une autre"

@@ -13,7 +13,7 @@ from email.message import EmailMessage
 from pathlib import Path
 
 from .message import OutgoingEmail, build_mime, parse_mailbox, readdress, validate_address
-from .smtp import DeliveryResult, temporary
+from .smtp import DeliveryResult, french_reason, temporary
 
 COORDINATOR_TAG = "coordinator"
 DEFAULT_OUTBOX_SENDER = "tiflow <ne-pas-repondre@tiflow.invalid>"
@@ -67,7 +67,11 @@ class EmlDirectoryTransport:
                 self.folder.mkdir(parents=True, exist_ok=True)
                 path = self._write(msg, file_suffix(key, addr))
             except OSError as exc:
-                results.append(temporary(addr, f"cannot write .eml: {exc}", "eml"))
+                results.append(
+                    temporary(
+                        addr, f"impossible d'écrire le fichier .eml : {french_reason(exc)}", "eml"
+                    )
+                )
                 continue
             results.append(DeliveryResult(addr, True, channel="eml"))
             log.info("message for %s written to %s", addr, path)

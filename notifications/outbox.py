@@ -48,20 +48,29 @@ from collections import defaultdict
 from collections.abc import Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
-from functools import lru_cache
-from typing import Any
+from functools import lru_cache, partial
+from typing import Any, TypeVar
 
 import sqlalchemy as sa
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.engine import Connection, Engine
 
+from models.db import is_busy, retry_when_busy
 from models.deadlines import current_fingerprints, matches
-from models.outbox import OutboxAttachment, OutboxItem, OutboxMessage, OutboxStatus
+from models.errors import DatabaseBusy, InvalidInput, NotFound
+from models.outbox import (
+    DeliveryPhase,
+    OutboxAttachment,
+    OutboxItem,
+    OutboxMessage,
+    OutboxStatus,
+)
 from models.settings import Settings
 from models.tables import Person
 from models.uow import UnitOfWork
 from models.vocabulary import Role
 from notifications.config import check_tag
+from notifications.fr import format_datetime
 from notifications.message import (
     Attachment,
     InvalidAddress,
@@ -74,6 +83,7 @@ from notifications.smtp import DeliveryResult, temporary
 from notifications.transports import Deliverer
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 SENDER_NAME = "Territoire d'industrie (tiflow)"
 _KIND_RE = re.compile(r"[a-z][a-z0-9_-]{0,31}")
@@ -333,12 +343,20 @@ class DeliveryPolicy:
     retry_after: timedelta = timedelta(minutes=15)  # first retry; doubles each time
     max_backoff: timedelta = timedelta(hours=6)
     in_doubt_after: timedelta = timedelta(minutes=30)  # longer than any SMTP timeout
-    resend_in_doubt: bool = False
+    # In doubt (content sent, no reply recorded): resent with the same Message-ID, since a
+    # reminder missed costs more than a duplicate mail systems can fold; the kinds in
+    # ``hold_in_doubt`` (or every kind, with resend_in_doubt=False) are held as failed instead.
+    resend_in_doubt: bool = True
+    hold_in_doubt: frozenset[str] = frozenset()
     chunk_size: int = 500
+    ignore_backoff: bool = False  # the operator's « maintenant »: retry what waits, at once
 
     def backoff(self, attempts: int) -> timedelta:
         """Delay before attempt ``attempts + 1``: 15 min, 30 min, 1 h... capped."""
         return min(self.retry_after * (2 ** max(attempts - 1, 0)), self.max_backoff)
+
+    def resends_in_doubt(self, kind: str) -> bool:
+        return self.resend_in_doubt and kind not in self.hold_in_doubt
 
 
 class DeliverySettings(BaseModel):
@@ -365,11 +383,24 @@ class DeliverySettings(BaseModel):
         default=6, ge=1, le=72, title="Délai maximal entre deux essais (heures)"
     )
     resend_in_doubt: bool = Field(
-        default=False,
+        default=True,
         title="Renvoyer les messages incertains",
-        description="Un envoi interrompu brutalement (arrêt de la machine pendant la remise) a"
-        " peut-être abouti. Par défaut il n'est pas renvoyé (pas de doublon) mais signalé en"
-        " échec ; cochez pour préférer un doublon possible à une perte possible.",
+        description="Un message dont le contenu est parti sans que le serveur ait répondu"
+        " (serveur ou machine arrêté à ce moment précis) a peut-être été reçu. Par défaut il"
+        " est renvoyé avec le même identifiant (Message-ID), que les messageries reconnaissent"
+        " comme un doublon ; décochez pour le signaler en échec sans le renvoyer.",
+    )
+    hold_in_doubt_kinds: list[str] = Field(
+        default_factory=list,
+        title="Types de messages incertains à ne pas renvoyer",
+        description="Par exemple budget ou digest : ces messages incertains sont signalés en"
+        " échec (à vérifier, puis « tiflow envois --relancer N ») au lieu d'être renvoyés.",
+    )
+    now: bool = Field(
+        default=False,
+        title="Maintenant",
+        description="Renvoie tout de suite les messages en attente d'un nouvel essai, sans"
+        " attendre la fin de leur délai (après le retour du serveur SMTP, par exemple).",
     )
 
     def policy(self) -> DeliveryPolicy:
@@ -378,6 +409,8 @@ class DeliverySettings(BaseModel):
             retry_after=timedelta(minutes=self.retry_after_minutes),
             max_backoff=timedelta(hours=self.max_backoff_hours),
             resend_in_doubt=self.resend_in_doubt,
+            hold_in_doubt=frozenset(self.hold_in_doubt_kinds),
+            ignore_backoff=self.now,
         )
 
 
@@ -395,10 +428,12 @@ class DeliveryReport:
     retry: int = 0  # temporary failure: still pending, retried after the back-off
     failed: int = 0
     dropped: int = 0  # stale, or nobody to send to
-    in_doubt: int = 0  # interrupted while sending in an earlier round
+    in_doubt: int = 0  # content sent without a recorded reply, in an earlier round
+    resumed: int = 0  # interrupted before the content left, in an earlier round: sent again
     skipped: int = 0  # claimed by another round running at the same time
     elapsed: float = 0.0
     failures: list[Failure] = field(default_factory=list)
+    backlog: Backlog | None = None  # what is left in the outbox after the round
 
     @property
     def attempted(self) -> int:
@@ -406,11 +441,96 @@ class DeliveryReport:
 
     def summary(self) -> str:
         rate = f", {self.sent / self.elapsed:.0f} messages/s" if self.elapsed and self.sent else ""
-        return (
-            f"{self.sent} envoyé(s), {self.retry} à réessayer, {self.failed} en échec,"
-            f" {self.dropped} abandonné(s), {self.in_doubt} incertain(s)"
-            f" en {self.elapsed:.1f} s{rate}"
+        text = self.counts() + f" en {self.elapsed:.1f} s{rate}"
+        return text + (f" ; {self.backlog.summary()}" if self.backlog else "")
+
+    def counts(self) -> str:
+        parts = [
+            count_fr(self.sent, "envoyé", "envoyés"),
+            f"{self.retry} à réessayer",
+            count_fr(self.failed, "en échec", "en échec"),
+            count_fr(self.dropped, "abandonné", "abandonnés"),
+            count_fr(self.in_doubt, "incertain", "incertains"),
+        ]
+        if self.resumed:
+            parts.append(
+                count_fr(
+                    self.resumed, "repris après une interruption", "repris après une interruption"
+                )
+            )
+        return ", ".join(parts)
+
+
+def count_fr(n: int, one: str, many: str) -> str:
+    """``0 envoyé``, ``1 envoyé``, ``2 envoyés`` (French: the singular up to 1)."""
+    return f"{n} {one if n <= 1 else many}"
+
+
+@dataclass(frozen=True)
+class Backlog:
+    """What waits in the outbox: for every summary the operator reads."""
+
+    waiting: int = 0  # pending, due later (back-off or scheduled)
+    next_at: datetime | None = None
+    last_at: datetime | None = None
+    due: int = 0  # pending and due now (another round will take them)
+    sending: int = 0  # being sent, or left by an interrupted round (resolved later)
+    held_in_doubt: int = 0  # failed in doubt, waiting for the operator
+
+    def summary(self) -> str:
+        parts = []
+        if self.waiting:
+            when = f" jusqu'au {format_datetime(self.next_at)}" if self.next_at else ""
+            if self.last_at and self.next_at and self.last_at != self.next_at:
+                when = (
+                    f" (prochain essai le {format_datetime(self.next_at)}, dernier le"
+                    f" {format_datetime(self.last_at)})"
+                )
+            parts.append(
+                f"{count_fr(self.waiting, 'message attend', 'messages attendent')}"
+                f" un nouvel essai{when}"
+            )
+        else:
+            parts.append("aucun message n'attend de nouvel essai")
+        if self.due:
+            parts.append(f"{self.due} à envoyer maintenant")
+        if self.sending:
+            parts.append(
+                count_fr(
+                    self.sending,
+                    "en cours d'envoi ou interrompu",
+                    "en cours d'envoi ou interrompus",
+                )
+            )
+        parts.append(
+            f"{count_fr(self.held_in_doubt, 'incertain', 'incertains')} à vérifier"
+            " (tiflow envois --etat incertain)"
+            if self.held_in_doubt
+            else "aucun incertain à vérifier"
         )
+        return ", ".join(parts)
+
+
+def backlog(conn: Connection | sa.orm.Session, now: datetime) -> Backlog:
+    """Counts of what waits (one query), for :class:`DeliveryReport` and the CLI."""
+    waiting = sa.and_(M.c.status == PENDING.value, M.c.next_attempt_at > now)
+    row = conn.execute(
+        sa.select(
+            sa.func.count().filter(waiting),
+            sa.func.min(M.c.next_attempt_at).filter(waiting),
+            sa.func.max(M.c.next_attempt_at).filter(waiting),
+            sa.func.count().filter(M.c.status == PENDING.value, M.c.next_attempt_at <= now),
+            sa.func.count().filter(M.c.status == SENDING.value),
+            sa.func.count().filter(M.c.status == FAILED.value, M.c.drop_reason == "in_doubt"),
+        )
+    ).one()
+    return Backlog(
+        int(row[0]), _aware(row[1]), _aware(row[2]), int(row[3]), int(row[4]), int(row[5])
+    )
+
+
+def _aware(value: datetime | None) -> datetime | None:
+    return value.replace(tzinfo=UTC) if value is not None and value.tzinfo is None else value
 
 
 def _outgoing_email(row: Any, attachments: Sequence[Attachment]) -> OutgoingEmail:
@@ -459,6 +579,13 @@ def _settle(
             "last_error": None,
             "retry_only": None,
         }
+    doubt = [r for r in temp if r.in_doubt]
+    if doubt and not policy.resends_in_doubt(row.kind):
+        return values | {
+            "status": FAILED.value,
+            "drop_reason": "in_doubt",
+            "last_error": IN_DOUBT_HELD.format(id=row.id) + f" Détail : {errors}",
+        }
     if temp and attempts < policy.max_attempts:
         retry_only = json.dumps(sorted(r.recipient for r in temp)) if not row.address else None
         return values | {
@@ -471,29 +598,68 @@ def _settle(
     return values | {"status": FAILED.value, "last_error": f"{prefix} : {errors}"}
 
 
-def _recover_in_doubt(
+BEFORE_CONTENT = [
+    DeliveryPhase.CLAIMED.value,
+    DeliveryPhase.CONNECTED.value,
+    DeliveryPhase.ACCEPTED.value,
+]
+
+IN_DOUBT_RESENT = (
+    "Envoi interrompu après la transmission du contenu, sans réponse du serveur : le message a"
+    " peut-être été reçu. Renvoyé avec le même Message-ID (un doublon éventuel est"
+    " reconnaissable)."
+)
+IN_DOUBT_HELD = (
+    "Envoi interrompu pendant la remise (arrêt brutal après la transmission du contenu) : le"
+    " message a peut-être été reçu. Il n'est pas renvoyé automatiquement, pour éviter un"
+    " doublon ; vérifiez auprès du destinataire, puis remettez-le en file si besoin avec"
+    " « tiflow envois --relancer {id} »."
+)
+
+
+def _recover_interrupted(
     conn: Connection, policy: DeliveryPolicy, now: datetime, report: DeliveryReport
 ) -> None:
-    """Rows left ``sending`` by a round that died mid-send: failed (default) or resent."""
+    """Rows left ``sending`` by a round that died mid-send (after ``in_doubt_after``, when no
+    live round can still own them). Their durable phase decides: content never sent → sent
+    again; content sent (or phase unknown) → in doubt: resent, or held for the operator."""
     stuck = sa.and_(M.c.status == SENDING.value, M.c.send_started_at < now - policy.in_doubt_after)
-    if policy.resend_in_doubt:
-        values = {
-            "status": PENDING.value,
-            "next_attempt_at": now,
-            "last_error": "Envoi interrompu lors d'une tournée précédente : renvoyé (même"
-            " Message-ID, un doublon éventuel est reconnaissable).",
-        }
-    else:
-        values = {
-            "status": FAILED.value,
-            "drop_reason": "in_doubt",
-            "last_error": "Envoi interrompu pendant la remise (arrêt brutal) : le message a peut-"
-            "être été reçu. Il n'est pas renvoyé automatiquement, pour éviter un doublon ;"
-            " vérifiez auprès du destinataire, puis remettez-le en file si besoin.",
-        }
-    report.in_doubt += conn.execute(
-        sa.update(M).where(stuck).values(claim_token=None, send_started_at=None, **values)
+    released = {"claim_token": None, "send_started_at": None}
+    report.resumed += conn.execute(
+        sa.update(M)
+        .where(stuck, M.c.delivery_phase.in_(BEFORE_CONTENT))
+        .values(
+            status=PENDING.value,
+            next_attempt_at=now,
+            last_error="Envoi interrompu avant la transmission du contenu : renvoyé.",
+            **released,
+        )
     ).rowcount
+    doubt = sa.and_(
+        stuck, sa.or_(M.c.delivery_phase.is_(None), M.c.delivery_phase.not_in(BEFORE_CONTENT))
+    )
+    held = sorted(policy.hold_in_doubt)
+    resend = sa.true() if not policy.resend_in_doubt else M.c.kind.not_in(held)
+    if policy.resend_in_doubt:
+        report.in_doubt += conn.execute(
+            sa.update(M)
+            .where(doubt, resend)
+            .values(
+                status=PENDING.value, next_attempt_at=now, last_error=IN_DOUBT_RESENT, **released
+            )
+        ).rowcount
+    hold = sa.true() if not policy.resend_in_doubt else M.c.kind.in_(held)
+    for row_id in conn.execute(sa.select(M.c.id).where(doubt, hold)).scalars():
+        report.in_doubt += conn.execute(
+            sa.update(M)
+            .where(M.c.id == row_id, M.c.status == SENDING.value)
+            .values(
+                status=FAILED.value,
+                drop_reason="in_doubt",
+                last_error=IN_DOUBT_HELD.format(id=row_id),
+                **released,
+            )
+        ).rowcount
 
 
 def _drop_stale(conn: Connection, ids: list[int], report: DeliveryReport) -> set[int]:
@@ -542,12 +708,13 @@ def deliver_pending(
 
     ``deliverer`` must be open (``with open_deliverer(...) as d``): one per round, its SMTP
     connection reused for every message. ``now`` fixes the clock (tests, catch-up runs).
-    ``on_sent(id)`` is called after each sent row is committed (progress, tests)."""
+    ``on_sent(id)`` is called after each sent row is committed (progress, tests). A database
+    that stays locked ends the round with :class:`models.errors.DatabaseBusy` (French)."""
     policy = policy or DeliveryPolicy()
     clock: Callable[[], datetime] = (lambda: now) if now is not None else utcnow
     report = DeliveryReport()
     started = time.perf_counter()
-    token = uuid.uuid4().hex
+    round_ = _Round(deliverer, uuid.uuid4().hex, policy, clock, report, correlation_id, on_sent)
     scope: list[sa.ColumnElement[bool]] = []
     if kinds is not None:
         scope.append(M.c.kind.in_(sorted(kinds)))
@@ -557,51 +724,68 @@ def deliver_pending(
     # (one round trip on PostgreSQL instead of BEGIN/UPDATE/COMMIT). Each claim and each
     # outcome is a single UPDATE, so nothing here needs a wider transaction.
     with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
-        _recover_in_doubt(conn, policy, clock(), report)
+        round_.conn = conn
+        round_.write(lambda: _recover_interrupted(conn, policy, clock(), report), "la reprise")
         last_id = 0
         while True:
-            rows = conn.execute(
-                sa.select(M)
-                .where(
-                    M.c.status == PENDING.value,
-                    M.c.next_attempt_at <= clock(),
-                    M.c.id > last_id,
-                    *scope,
-                )
-                .order_by(M.c.id)
-                .limit(policy.chunk_size)
-            ).all()
+            due = partial(_due_rows, conn, policy, clock(), last_id, scope)
+            rows = round_.write(due, "la lecture des messages")
             if not rows:
                 break
             last_id = rows[-1].id
-            stale = _drop_stale(conn, [r.id for r in rows], report)
+            check = partial(_drop_stale, conn, [r.id for r in rows], report)
+            stale = round_.write(check, "la vérification des messages")
             live = [r for r in rows if r.id not in stale]
-            files: dict[int, list[Attachment]] = defaultdict(list)
-            if live:
-                for att in conn.execute(
-                    sa.select(A.c.message_id, A.c.filename, A.c.content_type, A.c.data)
-                    .where(A.c.message_id.in_([r.id for r in live]))
-                    .order_by(A.c.id)
-                ):
-                    files[att.message_id].append(
-                        Attachment(att.filename, att.content_type, bytes(att.data))
-                    )
+            files = _attachments(conn, [r.id for r in live])
             for row in live:
-                _deliver_one(
-                    conn,
-                    deliverer,
-                    row,
-                    files[row.id],
-                    token,
-                    policy,
-                    clock,
-                    report,
-                    correlation_id,
-                    on_sent,
-                )
+                round_.deliver_one(row, files[row.id])
+        report.backlog = _backlog_after(conn, clock())
     report.elapsed = time.perf_counter() - started
     log.info("outbox round: %s", report.summary())
     return report
+
+
+def _due_rows(
+    conn: Connection,
+    policy: DeliveryPolicy,
+    now: datetime,
+    last_id: int,
+    scope: list[sa.ColumnElement[bool]],
+) -> list[Any]:
+    due: sa.ColumnElement[bool] = M.c.next_attempt_at <= now
+    if policy.ignore_backoff:  # a tried row waits for its back-off; a scheduled one stays
+        due = sa.or_(due, M.c.attempts > 0)
+    return list(
+        conn.execute(
+            sa.select(M)
+            .where(M.c.status == PENDING.value, due, M.c.id > last_id, *scope)
+            .order_by(M.c.id)
+            .limit(policy.chunk_size)
+        ).all()
+    )
+
+
+def _attachments(conn: Connection, ids: list[int]) -> dict[int, list[Attachment]]:
+    files: dict[int, list[Attachment]] = defaultdict(list)
+    if ids:
+        for att in conn.execute(
+            sa.select(A.c.message_id, A.c.filename, A.c.content_type, A.c.data)
+            .where(A.c.message_id.in_(ids))
+            .order_by(A.c.id)
+        ):
+            files[att.message_id].append(
+                Attachment(att.filename, att.content_type, bytes(att.data))
+            )
+    return files
+
+
+def _backlog_after(conn: Connection, now: datetime) -> Backlog | None:
+    try:
+        return backlog(conn, now)
+    except sa.exc.DBAPIError as error:  # only a figure for the summary: never fail for it
+        if not is_busy(error):
+            raise
+        return None
 
 
 # Built once: per message, SQLAlchemy then only binds values (statement construction cost
@@ -613,7 +797,13 @@ _CLAIM = (
         status=SENDING.value,
         claim_token=sa.bindparam("token"),
         send_started_at=sa.bindparam("started"),
+        delivery_phase=DeliveryPhase.CLAIMED.value,
     )
+)
+_DATA_SENT = (
+    sa.update(M)
+    .where(M.c.id == sa.bindparam("row_id"), M.c.claim_token == sa.bindparam("token"))
+    .values(delivery_phase=DeliveryPhase.DATA_SENT.value)
 )
 
 
@@ -627,59 +817,108 @@ def _outcome(columns: frozenset[str]) -> sa.Update:
     )
 
 
-def _deliver_one(
-    conn: Connection,
-    deliverer: Deliverer,
-    row: Any,
-    attachments: list[Attachment],
-    token: str,
-    policy: DeliveryPolicy,
-    clock: Callable[[], datetime],
-    report: DeliveryReport,
-    correlation_id: str | None,
-    on_sent: Callable[[int], None] | None,
-) -> None:
-    try:
-        email = _outgoing_email(row, attachments)
-    except (ValueError, TypeError) as exc:  # e.g. an address edited by hand in the table
-        error = f"Message invalide, non envoyé : {exc}"
-        conn.execute(
+class PhaseRecorder:
+    """How far one attempt got. ``data_sent`` is committed *before* the content leaves (the
+    transport calls this between the server's 354 and the content): a row left ``sending``
+    without it never reached the server. The other phases travel with the outcome."""
+
+    def __init__(self, round_: _Round, row_id: int) -> None:
+        self.round, self.row_id = round_, row_id
+        self.phase = DeliveryPhase.CLAIMED
+
+    def __call__(self, phase: DeliveryPhase) -> None:
+        if phase == DeliveryPhase.DATA_SENT and self.phase.rank < phase.rank:
+            # A busy database raises DatabaseBusy here: the content is then never sent.
+            self.round.write(
+                lambda: self.round.execute(_DATA_SENT, self.row_id), "l'enregistrement de l'envoi"
+            )
+        if self.phase.rank < phase.rank:
+            self.phase = phase
+
+
+class _Round:
+    """One delivery round's state, and the sending of one row (claim, send, outcome)."""
+
+    conn: Connection
+
+    def __init__(
+        self,
+        deliverer: Deliverer,
+        token: str,
+        policy: DeliveryPolicy,
+        clock: Callable[[], datetime],
+        report: DeliveryReport,
+        correlation_id: str | None,
+        on_sent: Callable[[int], None] | None,
+    ) -> None:
+        self.deliverer, self.token, self.policy, self.clock = deliverer, token, policy, clock
+        self.report, self.correlation_id, self.on_sent = report, correlation_id, on_sent
+
+    def write(self, action: Callable[[], T], what: str) -> T:
+        """``action`` (one autocommit statement or a few), retried while the database is busy."""
+        return retry_when_busy(action, what)
+
+    def execute(self, statement: sa.Executable, row_id: int, **values: Any) -> int:
+        params = {**values, "row_id": row_id, "token": self.token}
+        return int(self.conn.execute(statement, params).rowcount)
+
+    def deliver_one(self, row: Any, attachments: list[Attachment]) -> None:
+        try:
+            email = _outgoing_email(row, attachments)
+        except (ValueError, TypeError) as exc:  # e.g. an address edited by hand in the table
+            self._refuse(row, f"Message invalide, non envoyé : {exc}")
+            return
+        # Claim: only one round can move this row from pending to sending.
+        claimed = self.write(
+            lambda: self.execute(_CLAIM, row.id, started=self.clock()), "la prise en charge"
+        )
+        if not claimed:
+            self.report.skipped += 1
+            return
+        only: list[str] | None = [row.address] if row.address else None
+        if not row.address and row.retry_only:
+            only = json.loads(row.retry_only)
+        progress = PhaseRecorder(self, row.id)
+        try:
+            results = self.deliverer.deliver(email, row.tag, only=only, progress=progress)
+        except DatabaseBusy:
+            raise  # not sent (see PhaseRecorder): the row is resumed once the lock is gone
+        except Exception as exc:  # a bug, not a delivery failure: keep the row, retry later
+            log.exception("delivery of outbox row %s raised", row.id)
+            error = f"erreur interne pendant l'envoi ({type(exc).__name__}), voir le journal"
+            results = [temporary(row.address or row.tag, error)]
+        values = _settle(row, results, self.policy, self.clock(), self.correlation_id)
+        values["delivery_phase"] = progress.phase.value
+        self.write(
+            lambda: self.execute(_outcome(frozenset(values)), row.id, **values),
+            "l'enregistrement du résultat",
+        )
+        self._count(row, values)
+
+    def _refuse(self, row: Any, error: str) -> None:
+        self.conn.execute(
             sa.update(M)
             .where(M.c.id == row.id, M.c.status == PENDING.value)
             .values(status=FAILED.value, last_error=error)
         )
-        report.failed += 1
-        report.failures.append(Failure(row.id, row.kind, row.recipient or row.tag, error))
-        return
-    # Claim: only one round can move this row from pending to sending.
-    claimed = conn.execute(_CLAIM, {"row_id": row.id, "token": token, "started": clock()}).rowcount
-    if not claimed:
-        report.skipped += 1
-        return
-    only: list[str] | None = [row.address] if row.address else None
-    if not row.address and row.retry_only:
-        only = json.loads(row.retry_only)
-    try:
-        results = deliverer.deliver(email, row.tag, only=only)
-    except Exception as exc:  # a bug, not a delivery failure: keep the row, retry later
-        log.exception("delivery of outbox row %s raised", row.id)
-        results = [temporary(row.address or row.tag, f"{type(exc).__name__}: {exc}")]
-    values = _settle(row, results, policy, clock(), correlation_id)
-    conn.execute(_outcome(frozenset(values)), {**values, "row_id": row.id, "token": token})
-    status = values["status"]
-    if status == SENT.value:
-        report.sent += 1
-        if on_sent is not None:
-            on_sent(row.id)
-    elif status == PENDING.value:
-        report.retry += 1
-    elif status == FAILED.value:
-        report.failed += 1
-        report.failures.append(
-            Failure(row.id, row.kind, row.recipient or row.tag, values["last_error"])
-        )
-    else:
-        report.dropped += 1
+        self.report.failed += 1
+        self.report.failures.append(Failure(row.id, row.kind, row.recipient or row.tag, error))
+
+    def _count(self, row: Any, values: dict[str, Any]) -> None:
+        status = values["status"]
+        if status == SENT.value:
+            self.report.sent += 1
+            if self.on_sent is not None:
+                self.on_sent(row.id)
+        elif status == PENDING.value:
+            self.report.retry += 1
+        elif status == FAILED.value:
+            self.report.failed += 1
+            self.report.failures.append(
+                Failure(row.id, row.kind, row.recipient or row.tag, values["last_error"])
+            )
+        else:
+            self.report.dropped += 1
 
 
 def open_deliverer(settings: Settings) -> Deliverer:
@@ -706,6 +945,98 @@ def requeue(uow: UnitOfWork, ids: Collection[int], *, now: datetime | None = Non
         )
     )
     return int(result.rowcount)  # type: ignore[attr-defined]
+
+
+def requeue_once(uow: UnitOfWork, message_id: int, *, now: datetime | None = None) -> Any:
+    """The operator's « relancer »: a failed (or in-doubt) message back in the queue, once.
+
+    Same key, so the same Message-ID. French errors for an unknown message, one that is not
+    failed, or one already put back by hand (a second time would be a loop, not a check)."""
+    now = now or utcnow()
+    row = uow.session.execute(sa.select(M).where(M.c.id == message_id)).one_or_none()
+    if row is None:
+        raise NotFound(f"Aucun message n° {message_id} dans la boîte d'envoi.")
+    if row.status != FAILED.value:
+        raise InvalidInput(
+            [
+                f"Le message n° {message_id} est « {OutboxStatus(row.status).label} » : seul un"
+                " message en échec (ou incertain) peut être remis en file."
+            ]
+        )
+    if row.requeued_at is not None:
+        raise InvalidInput(
+            [
+                f"Le message n° {message_id} a déjà été remis en file à la main le"
+                f" {format_datetime(_aware(row.requeued_at) or now)} : il ne l'est qu'une"
+                " fois. Vérifiez l'adresse ou le serveur avant tout nouvel envoi."
+            ]
+        )
+    uow.session.execute(
+        sa.update(M)
+        .where(M.c.id == message_id, M.c.status == FAILED.value)
+        .values(
+            status=PENDING.value,
+            next_attempt_at=now,
+            attempts=0,
+            drop_reason=None,
+            requeued_at=now,
+            last_error=f"Remis en file à la main le {format_datetime(now)} (précédemment :"
+            f" {row.last_error or 'échec'})"[:4000],
+        )
+    )
+    return row
+
+
+IN_DOUBT_FILTER = "incertain"
+
+
+def list_messages(
+    session: sa.orm.Session,
+    *,
+    person: str | None = None,
+    action_ids: Collection[int] | None = None,
+    kind: str | None = None,
+    status: str | None = None,
+    limit: int = 200,
+) -> list[Any]:
+    """Outbox rows for the operator, newest first: per person (name or address, any part),
+    per action (what the message is about), per kind, per status (``incertain`` too)."""
+    query = sa.select(M).order_by(M.c.id.desc()).limit(limit)
+    if person:
+        like = f"%{person.strip().lower()}%"
+        query = query.where(sa.or_(sa.func.lower(M.c.recipient).like(like), M.c.address.like(like)))
+    if kind:
+        query = query.where(M.c.kind == kind)
+    if status == IN_DOUBT_FILTER:
+        query = query.where(M.c.status == FAILED.value, M.c.drop_reason == "in_doubt")
+    elif status:
+        query = query.where(M.c.status == status)
+    if action_ids is not None:
+        query = query.where(M.c.id.in_(_messages_about(sorted(action_ids))))
+    return list(session.execute(query).all())
+
+
+def _messages_about(action_ids: list[int]) -> sa.Select[Any]:
+    """Ids of the messages with an item about one of these actions (directly, or through a
+    milestone or a funding line of theirs)."""
+    from models.deadlines import ACTION_END, FUNDING_KINDS, MILESTONE, NUDGE
+    from models.tables import Funding, Milestone
+
+    ms = Milestone.__table__.c  # type: ignore[attr-defined]
+    fs = Funding.__table__.c  # type: ignore[attr-defined]
+    return sa.select(I.c.message_id).where(
+        sa.or_(
+            sa.and_(I.c.ref_kind.in_([ACTION_END, NUDGE]), I.c.ref_id.in_(action_ids)),
+            sa.and_(
+                I.c.ref_kind == MILESTONE,
+                I.c.ref_id.in_(sa.select(ms.id).where(ms.action_id.in_(action_ids))),
+            ),
+            sa.and_(
+                I.c.ref_kind.in_(FUNDING_KINDS),
+                I.c.ref_id.in_(sa.select(fs.id).where(fs.action_id.in_(action_ids))),
+            ),
+        )
+    )
 
 
 def status_counts(uow: UnitOfWork, kinds: Collection[str] | None = None) -> dict[str, int]:

@@ -1,20 +1,38 @@
 """SMTP delivery over reused connections, one transaction per recipient; and the
-:class:`DeliveryResult` every transport returns."""
+:class:`DeliveryResult` every transport returns.
+
+Every step of a transaction is reported to a ``progress`` callback (``DeliveryPhase``):
+``connected``, ``accepted`` (MAIL and RCPT), ``data_sent`` — called after the server's 354
+and *before* the content leaves, so a caller that records it durably knows that a message
+without that record never reached the server — and ``replied``. A connection is abandoned
+(never reused) after any refusal of DATA, a 421, or a reply that never came.
+"""
 
 from __future__ import annotations
 
+import errno
 import logging
+import re
 import smtplib
 import socket
 import ssl
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cache
 
 from apprise.plugins.email import SecureMailMode
 
+from models.outbox import DeliveryPhase
+
 from .config import SmtpChannel
 
 log = logging.getLogger(__name__)
+
+Progress = Callable[[DeliveryPhase], object]
+
+# Test seam: called with each phase once it is reached (after ``progress``). Fault-injection
+# tests set it to kill the process (``os._exit``) at an exact point of the exchange.
+phase_reached: Progress | None = None
 
 
 @dataclass(frozen=True)
@@ -22,7 +40,8 @@ class DeliveryResult:
     """Outcome for one recipient (an address) or one non-e-mail channel (its masked URL).
 
     ``permanent`` failures must not be retried (e.g. SMTP 550 on that recipient); other
-    failures are temporary: keep the message pending and retry later.
+    failures are temporary: keep the message pending and retry later. ``in_doubt``: the
+    content was sent but no reply came (the server may have accepted it).
     """
 
     recipient: str
@@ -30,6 +49,7 @@ class DeliveryResult:
     error: str | None = None
     permanent: bool = False
     channel: str = "email"
+    in_doubt: bool = False
 
 
 def _failure(
@@ -37,20 +57,81 @@ def _failure(
 ) -> DeliveryResult:
     """SMTP refusal: 5xx is permanent for that recipient, anything else temporary."""
     text = reply.decode("utf-8", "replace") if isinstance(reply, bytes) else reply
-    error = f"{what}: {code} {text}".strip()
+    error = f"{what} (réponse du serveur : {code} {text.strip()})"
     return DeliveryResult(
         recipient, False, error, permanent=500 <= code < 600 if permanent is None else permanent
     )
 
 
-def temporary(recipient: str, error: str, channel: str = "email") -> DeliveryResult:
-    return DeliveryResult(recipient, False, error, permanent=False, channel=channel)
+def temporary(
+    recipient: str, error: str, channel: str = "email", *, in_doubt: bool = False
+) -> DeliveryResult:
+    return DeliveryResult(recipient, False, error, False, channel, in_doubt)
+
+
+_ERRNO_FR = {
+    errno.ECONNREFUSED: "connexion refusée",
+    errno.ECONNRESET: "connexion coupée par le serveur",
+    errno.EHOSTUNREACH: "machine injoignable",
+    errno.ENETUNREACH: "réseau injoignable",
+    errno.EPIPE: "connexion coupée par le serveur",
+    errno.EACCES: "permission refusée",
+    errno.ENOSPC: "disque plein",
+    errno.EEXIST: "un fichier porte déjà ce nom",
+    errno.ENOTDIR: "ce chemin n'est pas un dossier",
+    errno.EROFS: "système de fichiers en lecture seule",
+}
+
+
+def french_reason(exc: BaseException) -> str:
+    """A French description of a network/file error, never its English text."""
+    if isinstance(exc, ssl.SSLCertVerificationError):
+        return f"certificat du serveur refusé ({exc.reason or 'CERTIFICATE_VERIFY_FAILED'})"
+    if isinstance(exc, ssl.SSLError):
+        return f"échec de la négociation TLS ({exc.reason or 'SSL'})"
+    if isinstance(exc, smtplib.SMTPAuthenticationError):
+        return f"identifiants refusés (code {exc.smtp_code})"
+    if isinstance(exc, smtplib.SMTPNotSupportedError):
+        return "fonction non proposée par le serveur (STARTTLS ou authentification)"
+    if isinstance(exc, smtplib.SMTPServerDisconnected):
+        return "connexion coupée par le serveur"
+    if isinstance(exc, smtplib.SMTPResponseException):
+        return f"réponse inattendue du serveur (code {exc.smtp_code})"
+    if isinstance(exc, socket.gaierror):
+        return "nom de serveur inconnu"
+    if isinstance(exc, TimeoutError):
+        return "délai d'attente dépassé"
+    if isinstance(exc, OSError) and exc.errno in _ERRNO_FR:
+        return _ERRNO_FR[exc.errno]
+    if isinstance(exc, OSError):
+        return (
+            f"erreur réseau ou disque ({errno.errorcode.get(exc.errno or 0, type(exc).__name__)})"
+        )
+    return f"erreur inattendue ({type(exc).__name__})"
 
 
 @cache
 def _ehlo_name() -> str:
     # smtplib would call socket.getfqdn() (a DNS lookup) on every new connection.
     return socket.getfqdn()
+
+
+_LEADING_DOT = re.compile(rb"(?m)^\.")
+
+
+def _dot_stuffed(data: bytes) -> bytes:
+    """The DATA payload as smtplib.SMTP.data() sends it (RFC 5321 §4.5.2)."""
+    payload = _LEADING_DOT.sub(b"..", data)
+    if not payload.endswith(b"\r\n"):
+        payload += b"\r\n"
+    return payload + b".\r\n"
+
+
+def _reached(progress: Progress | None, phase: DeliveryPhase) -> None:
+    if progress is not None:
+        progress(phase)
+    if phase_reached is not None:
+        phase_reached(phase)
 
 
 class SmtpSession:
@@ -97,7 +178,7 @@ class SmtpSession:
             if ch.user and ch.password:
                 conn.login(ch.user, ch.password)
         except (OSError, smtplib.SMTPException) as exc:
-            error = f"SMTP {ch.host}:{ch.port} unavailable: {type(exc).__name__}: {exc}"
+            error = f"serveur SMTP {ch.host}:{ch.port} indisponible : {french_reason(exc)}"
             self._down[id(ch)] = error
             log.warning("%s (%s)", error, ch.name)
             if conn is not None:
@@ -111,16 +192,19 @@ class SmtpSession:
         if conn is not None:
             conn.close()
 
-    def send(self, ch: SmtpChannel, recipient: str, data: bytes) -> DeliveryResult:
+    def send(
+        self, ch: SmtpChannel, recipient: str, data: bytes, progress: Progress | None = None
+    ) -> DeliveryResult:
         """One SMTP transaction (MAIL, RCPT, DATA) for one recipient."""
         for attempt in (1, 2):
             conn = self._connect(ch)
             if conn is None:
                 return temporary(recipient, self._down[id(ch)])
+            _reached(progress, DeliveryPhase.CONNECTED)
             try:
                 code, reply = conn.mail(ch.sender_addr)
             except (OSError, smtplib.SMTPException) as exc:
-                code, reply = 421, str(exc).encode()
+                code, reply = 421, french_reason(exc).encode()
                 self._drop(ch)
             if code == 421 and attempt == 1:
                 # Stale reused connection (idle timeout, per-connection quota): nothing has
@@ -128,35 +212,62 @@ class SmtpSession:
                 self._drop(ch)
                 continue
             if code != 250:
-                self._reset(ch)
+                self._reset(ch, code)
                 # A refused sender is a configuration problem, not this recipient's.
-                return _failure(recipient, code, reply, "MAIL FROM refused", permanent=False)
-            return self._rcpt_data(ch, conn, recipient, data)
+                return _failure(recipient, code, reply, "expéditeur refusé", permanent=False)
+            return self._rcpt_data(ch, conn, recipient, data, progress)
         raise AssertionError("unreachable")
 
     def _rcpt_data(
-        self, ch: SmtpChannel, conn: smtplib.SMTP, recipient: str, data: bytes
+        self,
+        ch: SmtpChannel,
+        conn: smtplib.SMTP,
+        recipient: str,
+        data: bytes,
+        progress: Progress | None,
     ) -> DeliveryResult:
         try:
             code, reply = conn.rcpt(recipient)
             if code not in (250, 251):
-                self._reset(ch)
-                return _failure(recipient, code, reply, "recipient refused")
-            code, reply = conn.data(data)
-        except smtplib.SMTPDataError as exc:  # the DATA command itself was refused
-            self._reset(ch)
-            return _failure(recipient, exc.smtp_code, exc.smtp_error, "message refused")
+                self._reset(ch, code)
+                return _failure(recipient, code, reply, "destinataire refusé")
+            _reached(progress, DeliveryPhase.ACCEPTED)
+            conn.putcmd("data")
+            code, reply = conn.getreply()
         except (OSError, smtplib.SMTPException) as exc:
-            # Outcome unknown (maybe delivered): temporary. A deterministic Message-ID
+            self._drop(ch)  # nothing was sent: a plain temporary failure
+            return temporary(recipient, f"connexion perdue avant l'envoi : {french_reason(exc)}")
+        if code != 354:
+            self._drop(ch)  # a refused DATA leaves the session in an unknown state
+            return _failure(recipient, code, reply, "message refusé")
+        if progress is not None:  # recorded before the content leaves (see module docstring)
+            progress(DeliveryPhase.DATA_SENT)
+        try:
+            conn.send(_dot_stuffed(data))
+            if phase_reached is not None:
+                phase_reached(DeliveryPhase.DATA_SENT)  # the seam: content out, no reply yet
+            code, reply = conn.getreply()
+        except (OSError, smtplib.SMTPException) as exc:
+            # Outcome unknown (maybe delivered): in doubt. The deterministic Message-ID
             # (OutgoingEmail.key) lets mail clients recognise a duplicate.
             self._drop(ch)
-            return temporary(recipient, f"SMTP error: {type(exc).__name__}: {exc}")
+            return temporary(
+                recipient,
+                f"aucune réponse du serveur après l'envoi du contenu ({french_reason(exc)}) :"
+                " le message a peut-être été reçu",
+                in_doubt=True,
+            )
+        _reached(progress, DeliveryPhase.REPLIED)
         if code != 250:
-            return _failure(recipient, code, reply, "message refused")
+            self._drop(ch)  # never reuse a connection whose DATA was refused (e.g. 421)
+            return _failure(recipient, code, reply, "message refusé")
         return DeliveryResult(recipient, True)
 
-    def _reset(self, ch: SmtpChannel) -> None:
+    def _reset(self, ch: SmtpChannel, code: int) -> None:
         conn = self._conns.get(id(ch))
+        if code == 421:  # the server is closing this connection
+            self._drop(ch)
+            return
         try:
             if conn is not None:
                 conn.rset()

@@ -37,6 +37,8 @@ from typing import Self
 import apprise
 from apprise.plugins.email import NotifyEmail
 
+from models.outbox import DeliveryPhase
+
 from .config import (
     ENV_VAR,
     ConfigError,
@@ -48,7 +50,9 @@ from .config import (
 )
 from .eml import COORDINATOR_TAG, DEFAULT_OUTBOX_SENDER, EmlDirectoryTransport
 from .message import OutgoingEmail, build_mime, parse_mailbox, readdress
-from .smtp import DeliveryResult, SmtpSession, temporary
+from .smtp import DeliveryResult, Progress, SmtpSession, temporary
+
+log = logging.getLogger(__name__)
 
 __all__ = [
     "COORDINATOR_TAG",
@@ -140,26 +144,36 @@ class Deliverer:
         self.close()
 
     def deliver(
-        self, email: OutgoingEmail, tag: str, *, only: Collection[str] | None = None
+        self,
+        email: OutgoingEmail,
+        tag: str,
+        *,
+        only: Collection[str] | None = None,
+        progress: Progress | None = None,
     ) -> list[DeliveryResult]:
         """Send ``email`` to its recipients and to the non-e-mail channels tagged ``tag``.
 
         One result per recipient address and per non-e-mail channel (``recipient`` is then
         the channel's masked URL). ``only`` restricts the round to those result keys, to
-        retry just what failed before.
+        retry just what failed before. ``progress`` hears each SMTP step (``smtp.py``); a
+        file or a non-e-mail channel reports ``data_sent`` before it is written or notified.
         """
         check_tag(tag)
         if self._session is None:
             raise RuntimeError("Deliverer is not open: use 'with Deliverer(...) as d:'")
         if self._eml is not None:
+            if progress is not None:
+                progress(DeliveryPhase.DATA_SENT)
             return self._eml.write(email, tag, only=only)
         servers = list(self._apprise.find(tag=tag))
         channels = [self._smtp[id(s)] for s in servers if id(s) in self._smtp]
-        results = self._deliver_email(email, tag, channels, only)
+        results = self._deliver_email(email, tag, channels, only, progress)
         for server in servers:
             if id(server) not in self._smtp:
                 key = server.url(privacy=True)
                 if only is None or key in only:
+                    if progress is not None:
+                        progress(DeliveryPhase.DATA_SENT)
                     results.append(self._notify(server, email, tag))
         return results
 
@@ -169,6 +183,7 @@ class Deliverer:
         tag: str,
         channels: list[SmtpChannel],
         only: Collection[str] | None,
+        progress: Progress | None,
     ) -> list[DeliveryResult]:
         assert self._session is not None
         recipients = list(email.to)
@@ -177,7 +192,7 @@ class Deliverer:
         pairs = [(r, parse_mailbox(r).addr) for r in recipients]
         wanted = [(r, a) for r, a in pairs if only is None or a in only]
         if not channels:
-            error = f"no e-mail service configured for tag {tag!r}"
+            error = f"aucun service e-mail configuré pour l'étiquette « {tag} »"
             return [temporary(a, error) for _, a in wanted]
         mimes: dict[int, EmailMessage] = {}
         results = []
@@ -187,8 +202,9 @@ class Deliverer:
                 if id(ch) not in mimes:
                     mimes[id(ch)] = build_mime(email, ch.sender, reply_to=ch.reply_to)
                 msg = readdress(mimes[id(ch)], recipient, email.key)
-                result = self._session.send(ch, addr, msg.as_bytes())
-                if result.ok or result.permanent:
+                result = self._session.send(ch, addr, msg.as_bytes(), progress)
+                # After an unanswered DATA, another server would make a certain duplicate.
+                if result.ok or result.permanent or result.in_doubt:
                     break
             assert result is not None
             results.append(result)
@@ -209,4 +225,6 @@ class Deliverer:
         if ok:
             return DeliveryResult(key, True, channel=channel)
         reason = logs.getvalue().strip().splitlines()
-        return temporary(key, reason[-1] if reason else "apprise notify failed", channel)
+        # apprise explains in English: its reason goes to the log, the stored text is French.
+        log.warning("apprise notify to %s failed: %s", key, reason[-1] if reason else "?")
+        return temporary(key, "échec de l'envoi sur ce canal (détail dans le journal)", channel)

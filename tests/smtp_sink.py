@@ -12,7 +12,11 @@ Reuse from any test folder::
 The sink records every accepted envelope (``sink.received``), refuses the recipients in
 ``sink.refuse`` with 550 and defers those in ``sink.defer`` with 451; ``sink.stop()``
 frees the port, which then refuses connections ("SMTP down"); ``sink.restart()`` drops
-every open connection.
+every open connection. Faults at the end of DATA, once per entry (issue 20):
+``sink.die_before_250`` (recipients whose message is stored, then the connection is cut
+before the reply: the server crashed before its 250) and ``sink.data_reply`` (recipient →
+reply such as ``421 ...``, message not stored; ``sink.refused_data`` lists them with the
+connection they came on).
 """
 
 from __future__ import annotations
@@ -73,6 +77,23 @@ class _Handler:
         return "250 OK"
 
     async def handle_DATA(self, server: Any, session: Session, envelope: Envelope) -> str:
+        rcpt = envelope.rcpt_tos[0].lower() if envelope.rcpt_tos else ""
+        with self.sink.lock:
+            reply = self.sink.data_reply.pop(rcpt, None)
+            dies = rcpt in self.sink.die_before_250
+            self.sink.die_before_250.discard(rcpt)
+            if reply is not None:
+                self.sink.refused_data.append((str(session.peer), rcpt, reply))
+        if reply is not None:
+            return reply
+        item = self._received(server, session, envelope)
+        with self.sink.lock:
+            self.sink.received.append(item)
+        if dies:
+            server.transport.abort()  # stored, but the client never reads a reply
+        return "250 OK queued"
+
+    def _received(self, server: Any, session: Session, envelope: Envelope) -> Received:
         auth = session.auth_data if session.authenticated else None
         login = auth.login.decode() if isinstance(auth, LoginPassword) else None
         item = Received(
@@ -83,9 +104,7 @@ class _Handler:
             tls=server.transport.get_extra_info("ssl_object") is not None,
             peer=str(session.peer),
         )
-        with self.sink.lock:
-            self.sink.received.append(item)
-        return "250 OK queued"
+        return item
 
 
 def free_port() -> int:
@@ -111,6 +130,9 @@ class SmtpSink:
         self.received: list[Received] = []
         self.refuse: set[str] = set()
         self.defer: set[str] = set()
+        self.die_before_250: set[str] = set()
+        self.data_reply: dict[str, str] = {}
+        self.refused_data: list[tuple[str, str, str]] = []
         self.lock = threading.Lock()
         self.credentials = credentials
         kwargs: dict[str, Any] = {}

@@ -62,6 +62,7 @@ from flows.funding import record_funding
 from flows.progress import abandon_action, complete_action, report_progress, start_action
 from flows.proposals import propose_action
 from flows.reminders import deadline_reminders
+from flows.usecases.bus import unit_of_work
 from flows.usecases.reminders import ESCALATION, ReminderSettings
 from flows.usecases.service import short_date
 from models.deadlines import ACTION_END, FUNDING_KINDS, MILESTONE
@@ -234,7 +235,7 @@ class Year:
         (échéance 15/11) », « FA-06 dossier ANCT, dossier Région »."""
         m = OutboxMessage.__table__.c  # type: ignore[attr-defined]
         i = OutboxItem.__table__.c  # type: ignore[attr-defined]
-        with UnitOfWork(self.engine) as uow:
+        with unit_of_work(self.engine) as uow:
             items = uow.session.execute(
                 sa.select(i.ref_kind, i.ref_id, i.item_key)
                 .join(OutboxMessage, m.id == i.message_id)

@@ -1,6 +1,6 @@
 """COPIL meetings: scheduling one with its agenda, and recording its decisions all at once.
 
-    with UnitOfWork(engine) as uow:
+    with unit_of_work(engine) as uow:
         outcome = hold_copil(uow, copil_id, [DecisionInput("FA-07", State.VALIDATED)], ...)
         uow.commit()
 

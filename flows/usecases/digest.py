@@ -31,6 +31,7 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
 from flows.usecases.budget.consolidation import View, consolidate_with
+from flows.usecases.bus import unit_of_work
 from models import figures
 from models.deadlines import (
     COPIL,
@@ -42,6 +43,7 @@ from models.deadlines import (
 from models.errors import NotFound
 from models.lifecycle import State
 from models.money import ZERO
+from models.safe_text import neutralise_formula
 from models.tables import (
     ActionSheet,
     BudgetLine,
@@ -634,11 +636,6 @@ def _excel_amount(value: Decimal) -> str:
     return f"{value:.2f}".replace(".", ",")
 
 
-def _cell(text: str) -> str:
-    """Neutralise CSV formula injection: a cell starting with = + - @ is shown as text."""
-    return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
-
-
 def agenda_csv(digest: Digest) -> bytes:
     """The agenda for French Excel: ``;`` separator, decimal comma, UTF-8 with BOM, CRLF."""
     buffer = io.StringIO()
@@ -659,10 +656,10 @@ def agenda_csv(digest: Digest) -> bytes:
     for row in digest.agenda:
         writer.writerow(
             [
-                _cell(row["number"]),
-                _cell(row["title"]),
+                neutralise_formula(row["number"]),
+                neutralise_formula(row["title"]),
                 row["axis"],
-                _cell(row["pilot"]),
+                neutralise_formula(row["pilot"]),
                 row["state"],
                 row["firm"],
                 _excel_amount(row["budget"]),
@@ -840,9 +837,9 @@ def send_digests(
     """Compute, enqueue and deliver the digests of ``as_of`` (default: today in Paris)."""
     now = now or utcnow()
     day = as_of or paris_date(now)
-    with UnitOfWork(engine) as uow:
+    with unit_of_work(engine) as uow:
         digests = compute_digests(uow.session, day, settings)
-    with UnitOfWork(engine) as uow:
+    with unit_of_work(engine) as uow:
         result = enqueue_digests(uow, digests, settings, correlation_id=correlation_id, now=now)
         uow.commit()
     report = deliver_pending(

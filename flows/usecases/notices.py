@@ -1,9 +1,13 @@
-"""Notices sent in reaction to lifecycle events: what comes next once an action is validated,
-and the kick-off once it is funded. Pure service code: the flows in flows/notices.py enqueue
-what these functions build, then deliver.
+"""Notices that follow a lifecycle decision, built inside the decision's unit of work (the
+message bus of flows/usecases/bus.py calls them before commit):
 
-A notice is keyed by the history row of the transition it announces, so the same event
-handled twice (trigger retried, run restarted) enqueues nothing new.
+- validated: the pilot learns what comes next, the funders what is asked of them;
+- revision requested: the pilot learns what to change and by when (the next COPIL);
+- rejected, deferred: the pilot learns the COPIL's decision and its reasons;
+- funded: the pilot and the coordination get the kick-off with the coming milestones.
+
+A notice is keyed by the history row of the transition it announces, so the same transition
+handled twice (a retried run, a second trigger) enqueues nothing new.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ from models.lifecycle import State
 from models.money import ZERO
 from models.tables import (
     ActionSheet,
+    CopilMeeting,
     Funding,
     Milestone,
     Organisation,
@@ -27,7 +32,7 @@ from models.tables import (
     TransitionRecord,
 )
 from models.uow import UnitOfWork
-from models.vocabulary import Role
+from models.vocabulary import CopilStatus, Role
 from notifications.fr import format_date, format_eur
 from notifications.outbox import NewMessage, Recipient
 from notifications.templates import ReplyTo, render
@@ -233,3 +238,83 @@ def _funder_contacts(
 
 def _paris_day(record: TransitionRecord) -> date:
     return paris_date(record.at)
+
+
+def decision_notice(
+    uow: UnitOfWork, territory_code: str, number: str, outcome: State
+) -> list[NewMessage]:
+    """After a COPIL rejected, deferred or asked to revise an action: its pilot is told why,
+    and (deferred, revision) when it comes back before the COPIL."""
+    action = uow.repo.action(territory_code, number)
+    territory = uow.repo.territory(territory_code)
+    pilot = uow.repo.person(action.pilot_id)
+    if pilot is None:
+        return []
+    record = _last_transition(uow, action, outcome)
+    day = format_date(_paris_day(record))
+    next_copil = _next_copil(uow, territory, record)
+    kind, subject = _DECISION_NOTICES[outcome]
+    paragraphs = _decision_paragraphs(outcome, action.number, day, next_copil, record.reason)
+    return [
+        _message(
+            key=f"{kind}:{territory.code}:{action.number}:{record.id}:pilot",
+            kind=kind,
+            tag="pilots",
+            to=[pilot],
+            subject=subject.format(number=action.number),
+            territory=territory,
+            context={
+                "title": f"{action.number} « {action.title} » : {outcome.label}",
+                "greeting": f"Bonjour {pilot.full_name},",
+                "paragraphs": paragraphs,
+            },
+        )
+    ]
+
+
+def _next_copil(uow: UnitOfWork, territory: Territory, after: TransitionRecord) -> str:
+    """« le COPIL du 12 juin 2025 » if one is planned after the decision, else a plain phrase."""
+    meeting = uow.session.exec(
+        select(CopilMeeting)
+        .where(
+            CopilMeeting.territory_id == territory.id,
+            CopilMeeting.status == CopilStatus.SCHEDULED,
+            col(CopilMeeting.held_at) > after.at,
+        )
+        .order_by(col(CopilMeeting.held_at))
+    ).first()
+    if meeting is None:
+        return "le prochain COPIL (sa date vous sera communiquée)"
+    return f"le COPIL du {format_date(paris_date(meeting.held_at))}"
+
+
+# kind (outbox) and subject of the notice of each COPIL decision other than a validation
+_DECISION_NOTICES = {
+    State.REVISION_REQUESTED: ("revision", "Action {number} : révision demandée par le COPIL"),
+    State.REJECTED: ("rejection", "Action {number} rejetée en COPIL"),
+    State.DEFERRED: ("deferral", "Action {number} ajournée en COPIL"),
+}
+UNSAID = "voir le relevé de décisions du COPIL."
+
+
+def _decision_paragraphs(
+    outcome: State, number: str, day: str, next_copil: str, reason: str | None
+) -> list[str]:
+    if outcome is State.REVISION_REQUESTED:
+        return [
+            f"Le COPIL du {day} demande une révision de l'action {number}.",
+            f"Ce qu'il faut changer : {reason or UNSAID}",
+            f"À faire avant {next_copil} : mettez la fiche à jour, puis proposez-la à nouveau"
+            " (la coordination peut le faire pour vous).",
+        ]
+    if outcome is State.REJECTED:
+        return [
+            f"Le COPIL du {day} n'a pas retenu l'action {number}.",
+            f"Motif : {reason or UNSAID}",
+            "La fiche est close ; la coordination reste à votre disposition pour en parler.",
+        ]
+    return [
+        f"Le COPIL du {day} a ajourné sa décision sur l'action {number}.",
+        *([f"Commentaire du COPIL : {reason}"] if reason else []),
+        f"Elle sera examinée à nouveau lors du {next_copil.removeprefix('le ')}.",
+    ]

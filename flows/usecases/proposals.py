@@ -1,6 +1,6 @@
 """Proposing an action to the COPIL: a new sheet, or a draft / revised sheet submitted again.
 
-    with UnitOfWork(engine) as uow:
+    with unit_of_work(engine) as uow:
         result = propose(uow, "grand-est-touraine", "FA-09", recorded_by="Claire Moreau")
         uow.commit()
 

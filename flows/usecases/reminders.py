@@ -44,6 +44,8 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
+from flows.usecases.bus import unit_of_work
+from models.db import retry_when_busy
 from models.deadlines import (
     NUDGE,
     Deadline,
@@ -65,6 +67,7 @@ from notifications.outbox import (
     ItemRef,
     NewMessage,
     Recipient,
+    count_fr,
     deliver_pending,
     enqueue,
     mailbox_of,
@@ -182,6 +185,7 @@ class ReminderPlan:
     coordinators: dict[int, list[str]]  # territory id -> "Name <addr>", for the contact line
     pilots: dict[int, str] = field(default_factory=dict)  # named in coordinators' e-mails
     keep_pending: int = 0  # unsent messages still valid, left for the delivery round
+    already_queued: int = 0  # items due that an earlier sweep had queued already
 
 
 def _days(n: int) -> timedelta:
@@ -432,8 +436,12 @@ def compute_plan(
     grouped = plan_items(snapshot, as_of, settings, coordinators)
     window_start = as_of - _days(settings.catch_up_days)
     already = live_item_keys(session, since=window_start)
+    if between_planning_steps is not None:
+        between_planning_steps()
+    already_queued = 0
     for group, items in list(grouped.items()):
         fresh = [i for i in items if i.key not in already]
+        already_queued += len(items) - len(fresh)
         if fresh:
             grouped[group] = fresh
         else:
@@ -507,7 +515,9 @@ def compute_plan(
         for pid in escalated_pilots
         if pid in people
     }
-    return ReminderPlan(as_of, _merge_by_address(batches), names, contacts, pilots, keep_pending)
+    return ReminderPlan(
+        as_of, _merge_by_address(batches), names, contacts, pilots, keep_pending, already_queued
+    )
 
 
 def _audience_of(source: _Source) -> str:
@@ -543,10 +553,24 @@ def _order(item: PlannedItem) -> tuple[Any, ...]:
 # Enqueue: render and store, in one transaction
 
 
-def _lock(session: Session) -> None:
-    """Serialise concurrent sweeps on PostgreSQL (SQLite serialises writers already)."""
+# Test seam: called inside compute_plan between its two reads of the outbox (what is already
+# live, then what is still unsent). Tests set it to make another sweep run exactly there.
+between_planning_steps: Callable[[], object] | None = None
+
+_ADVISORY_KEY = 7203191005  # "reminders" sweep, one for every territory
+
+
+def lock_sweeps(session: Session) -> None:
+    """Serialise sweeps: the first statement of the transaction that plans and enqueues.
+
+    PostgreSQL: a transaction-level advisory lock. SQLite: a write that matches no row, which
+    takes the database's write lock at once (the driver opens the transaction before it), so
+    every read of the plan that follows sees the last committed sweep and no other sweep can
+    commit before this one does."""
     if session.get_bind().dialect.name == "postgresql":
-        session.execute(sa.text("SELECT pg_advisory_xact_lock(7203191005)"))
+        session.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": _ADVISORY_KEY})
+    else:
+        session.execute(sa.update(M).where(M.c.id == -1).values(attempts=M.c.attempts))
 
 
 @dataclass
@@ -554,6 +578,8 @@ class EnqueueSummary:
     messages: int = 0  # rows created
     items: int = 0
     superseded: int = 0  # unsent messages folded into a newer one
+    recreated: int = 0  # dropped rows of the same messages, created again
+    already_queued: int = 0  # items an earlier sweep had queued already: nothing new
     existing: int = 0
     invalid: list[str] = field(default_factory=list)
 
@@ -565,11 +591,14 @@ def enqueue_plan(
     correlation_id: str | None = None,
     now: datetime | None = None,
 ) -> EnqueueSummary:
-    """Render every batch and store it in the outbox (the caller commits)."""
+    """Render every batch and store it in the outbox (the caller commits).
+
+    ``plan`` must have been computed in the same transaction, after :func:`lock_sweeps`
+    (:func:`plan_and_enqueue` does both): otherwise a sweep that committed in between makes
+    this one drop its rows."""
     now = now or utcnow()
     session = uow.session
-    _lock(session)
-    summary = EnqueueSummary()
+    summary = EnqueueSummary(already_queued=plan.already_queued)
     planned = [i.key for b in plan.batches for i in b.items]
     sources = sorted({sid for b in plan.batches for sid in b.carry_from})
     # Re-check inside the transaction: a sweep that ran in between wins.
@@ -607,6 +636,7 @@ def enqueue_plan(
         batch.items = [i for i in batch.items if i.key not in taken]
         if batch.items:
             messages.append((batch, render_batch(batch, plan)))
+    summary.recreated = _release_dropped_keys(session, [m.key for _, m in messages])
     result = enqueue(uow, [m for _, m in messages], correlation_id=correlation_id, now=now)
     summary.messages, summary.existing = len(result.created), result.existing
     summary.invalid = result.invalid
@@ -616,10 +646,84 @@ def enqueue_plan(
         for batch, message in messages:
             mine = [sid for sid in batch.carry_from if sid in dropped]
             if mine and message.key in ids:
+                new_id = ids[message.key]  # never itself: its key was released above
                 session.execute(
-                    sa.update(M).where(M.c.id.in_(mine)).values(superseded_by=ids[message.key])
+                    sa.update(M)
+                    .where(M.c.id.in_(mine), M.c.id != new_id)
+                    .values(superseded_by=new_id)
                 )
     return summary
+
+
+def plan_and_enqueue(
+    engine: Engine,
+    as_of: date,
+    settings: ReminderSettings | None = None,
+    *,
+    correlation_id: str | None = None,
+    now: datetime | None = None,
+) -> tuple[ReminderPlan, EnqueueSummary]:
+    """Plan the day and enqueue it in ONE transaction that starts with :func:`lock_sweeps`:
+    two sweeps of a day at once give exactly what one would (the second finds the first's
+    rows). A database locked for too long: ``DatabaseBusy``, a French message."""
+
+    def attempt() -> tuple[ReminderPlan, EnqueueSummary]:
+        with unit_of_work(engine) as uow:
+            lock_sweeps(uow.session)
+            plan = compute_plan(uow.session, as_of, settings, now=now)
+            summary = enqueue_plan(uow, plan, correlation_id=correlation_id, now=now)
+            uow.commit()
+        return plan, summary
+
+    return retry_when_busy(attempt, "la mise en file des rappels")
+
+
+def enqueued_fr(summary: EnqueueSummary) -> str:
+    """What a sweep put in the outbox, in French, saying why when it is nothing."""
+    if not summary.messages:
+        if summary.already_queued:
+            return (
+                f"aucun nouvel e-mail : {count_fr(summary.already_queued, 'échéance', 'échéances')}"
+                " du jour déjà en file (par un passage précédent ou simultané)"
+            )
+        return "aucune échéance à rappeler ce jour-là"
+    text = (
+        f"{count_fr(summary.messages, 'e-mail mis', 'e-mails mis')} en file pour"
+        f" {count_fr(summary.items, 'échéance', 'échéances')}"
+    )
+    if summary.superseded:
+        folded = count_fr(
+            summary.superseded, "message non envoyé regroupé", "messages non envoyés regroupés"
+        )
+        text += f", {folded} dans ceux du jour"
+    if summary.recreated:
+        recreated = count_fr(
+            summary.recreated, "abandonné à tort recréé", "abandonnés à tort recréés"
+        )
+        text += f", {recreated}"
+    return text
+
+
+def _release_dropped_keys(session: Session, keys: list[str]) -> int:
+    """Free the keys of dropped rows that today's plan wants again, so that it creates them.
+
+    The plan only holds items that no live message carries, so a dropped row with one of its
+    keys (stale, superseded by nothing, or by itself after the concurrent-sweep bug of issue
+    20) is not covered by anything: without this, ``INSERT ... ON CONFLICT DO NOTHING`` would
+    keep the dead row and the day would never be sent. The old row stays, as history, with
+    its key suffixed by its id."""
+    if not keys:
+        return 0
+    released = session.execute(
+        sa.update(M)
+        .where(
+            M.c.key.in_(sorted(set(keys))),
+            M.c.status == OutboxStatus.DROPPED.value,
+            sa.or_(M.c.superseded_by.is_(None), M.c.superseded_by == M.c.id),
+        )
+        .values(key=M.c.key + "~" + sa.cast(M.c.id, sa.String))
+    )
+    return int(released.rowcount)  # type: ignore[attr-defined]
 
 
 def _ids_by_key(session: Session, keys: list[str]) -> dict[str, int]:
@@ -830,11 +934,7 @@ def sweep(
     outbox's timestamps and back-off); ``deliverer`` must be open."""
     now = now or utcnow()
     day = as_of or paris_date(now)
-    with UnitOfWork(engine) as uow:
-        plan = compute_plan(uow.session, day, settings, now=now)
-    with UnitOfWork(engine) as uow:
-        summary = enqueue_plan(uow, plan, correlation_id=correlation_id, now=now)
-        uow.commit()
+    plan, summary = plan_and_enqueue(engine, day, settings, correlation_id=correlation_id, now=now)
     report = deliver_pending(
         engine,
         deliverer,

@@ -91,7 +91,7 @@ def test_a_copil_is_scheduled_its_digest_sent_and_its_decisions_read_from_a_csv(
     result = cli("run", "synthese", "--au", "13/01/2025")  # J-10
     assert result.exit_code == 0, result.output
     assert "COPIL n° 1 : 7 e-mail(s) mis en file" in result.stdout
-    assert "7 envoyé(s), 0 à réessayer, 0 en échec" in result.stdout
+    assert "7 envoyés, 0 à réessayer, 0 en échec" in result.stdout
     assert len(cli.emls()) == 7
 
     decisions = tmp_path / "decisions.csv"
@@ -158,9 +158,10 @@ def test_reminders_budget_and_delivery_run_by_hand_with_an_as_of_date(cli: Cli) 
     assert "Rappels d'échéances du mardi 16 janvier 2024 — exécution Prefect «" in out
     assert "rappel(s) aux pilotes" in out and "alerte(s) au chargé de mission" in out
     sent = len(cli.emls())
-    assert sent > 0 and f"{sent} envoyé(s)" in out
+    assert sent > 1 and f"{sent} envoyés" in out
     again = cli("run", "rappels", "--au", "16/01/2024")
-    assert "0 e-mail(s) mis en file" in again.stdout  # the same day twice: nothing new
+    # The same day twice: nothing new, and the summary says why.
+    assert "Aucun nouvel e-mail :" in again.stdout and "du jour déjà en file" in again.stdout
     assert len(cli.emls()) == sent
 
     result = cli("run", "budget", "2024", "-t", "grand-est-touraine", "--au", "31/12/2024")
@@ -178,7 +179,8 @@ def test_reminders_budget_and_delivery_run_by_hand_with_an_as_of_date(cli: Cli) 
     result = cli("run", "envoi")
     assert result.exit_code == 0, result.output
     assert "Envoi des messages en attente — exécution Prefect «" in result.stdout
-    assert "1 envoyé(s)" in result.stdout
+    assert "1 envoyé," in result.stdout
+    assert "aucun message n'attend de nouvel essai" in result.stdout
     assert cli.outbox()[-1] == ("note", "c@example.org", "sent")
 
 

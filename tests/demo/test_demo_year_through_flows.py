@@ -205,6 +205,11 @@ def test_the_output_tells_the_story_and_lists_the_emails_and_files_it_wrote(
         "escalation": "Alertes au chargé de mission",
         "digest": "Synthèses avant COPIL",
         "budget": "Budget consolidé",
+        # The notices of the COPIL decisions and fundings, enqueued with them (message bus).
+        "next-steps": "Suites d'une validation",
+        "revision": "Révisions demandées",
+        "deferral": "Ajournements",
+        "kickoff": "Avis de lancement",
     }
     assert set(counts) == set(labels)
     for kind, label in labels.items():

@@ -1,6 +1,6 @@
 """One-machine mode, end to end: `tiflow serve` starts a local Prefect server and serves every
-deployment of prefect.yaml; a COPIL decision made against it triggers the next-steps notice,
-which the served process runs and delivers to a loopback SMTP server."""
+deployment of prefect.yaml; a COPIL decision made against it enqueues the next-steps notice
+with the decision, and the served run delivers it to a loopback SMTP server."""
 
 from __future__ import annotations
 
@@ -84,7 +84,7 @@ def _wait_for_mail(sink: SmtpSink, address: str, timeout: float) -> list[Any]:
     return []
 
 
-def test_served_trigger_runs_the_next_steps_notice(served: dict[str, Any]) -> None:
+def test_served_copil_run_delivers_the_next_steps_notice(served: dict[str, Any]) -> None:
     from prefect.deployments import run_deployment
     from prefect.settings import PREFECT_API_URL, temporary_settings
 

@@ -106,7 +106,7 @@ def test_an_unwritable_outbox_is_a_temporary_failure(tmp_path: Path) -> None:
     with Deliverer(None, outbox=blocked) as deliverer:
         (result,) = deliverer.deliver(convocation([MARIE]), "copil")
     assert not result.ok and not result.permanent
-    assert "cannot write" in (result.error or "")
+    assert "impossible d'écrire" in (result.error or "")
 
 
 def test_outbox_sender_can_be_chosen(tmp_path: Path) -> None:

@@ -1,7 +1,7 @@
-"""The flows started by tiflow's events: next steps after validation, kick-off after funding.
+"""The notices that follow a decision, enqueued by the message bus in the decision's own unit
+of work: next steps after validation, kick-off after funding.
 
-Run under the Prefect harness on SQLite and PostgreSQL, delivering to a real loopback SMTP
-server; the trigger wiring itself is tested end to end in tests/e2e.
+On SQLite and PostgreSQL, delivering to a real loopback SMTP server.
 """
 
 from __future__ import annotations
@@ -12,14 +12,20 @@ from decimal import Decimal
 
 import pytest
 from sqlalchemy.engine import Engine
+from sqlmodel import select
 
-from flows.notices import announce_kickoff, announce_next_steps, digest_days
+from flows.notices import digest_days
+from flows.usecases.bus import NOTICE_KINDS, enqueue_notice, unit_of_work
 from flows.usecases.funding import record_funding
+from flows.usecases.notices import kickoff_notice
 from flows.usecases.proposals import propose
+from models.events import ActionTransitioned
 from models.lifecycle import State
+from models.outbox import OutboxMessage
+from models.settings import load_settings
 from models.tables import CopilMeeting
 from models.transitions import transition_action
-from models.uow import UnitOfWork
+from notifications.outbox import DeliveryReport, deliver_pending, open_deliverer
 from tests.smtp_sink import SmtpSink, body_of, running_sink
 from tiflow.example import TERRITORY_CODE
 
@@ -34,8 +40,18 @@ def smtp(flow_env: Engine, monkeypatch: pytest.MonkeyPatch) -> Iterator[SmtpSink
         yield sink
 
 
-def _validate(engine: Engine, number: str) -> None:
-    with UnitOfWork(engine) as uow:
+def _deliver(engine: Engine, kinds: tuple[str, ...] = NOTICE_KINDS) -> DeliveryReport:
+    with open_deliverer(load_settings()) as deliverer:
+        return deliver_pending(engine, deliverer, kinds=list(kinds))
+
+
+def _outbox_rows(engine: Engine) -> int:
+    with unit_of_work(engine) as uow:
+        return len(uow.session.exec(select(OutboxMessage)).all())
+
+
+def _validate(engine: Engine, number: str) -> ActionTransitioned:
+    with unit_of_work(engine) as uow:
         propose(uow, TERRITORY_CODE, number, recorded_by="Claire Moreau")
         territory = uow.repo.territory(TERRITORY_CODE)
         copil = CopilMeeting(
@@ -44,7 +60,7 @@ def _validate(engine: Engine, number: str) -> None:
         uow.session.add(copil)
         uow.flush()
         action = uow.repo.action(TERRITORY_CODE, number)
-        transition_action(
+        event = transition_action(
             uow,
             action,
             State.VALIDATED,
@@ -53,15 +69,21 @@ def _validate(engine: Engine, number: str) -> None:
             reason="Sous réserve de l'accord de la Région",
         )
         uow.commit()
+    return event
 
 
 def test_validation_notice_reaches_pilot_and_funders_once_even_if_triggered_twice(
     flow_env: Engine, example_plan: str, smtp: SmtpSink
 ) -> None:
-    _validate(flow_env, "FA-07")
-    first = announce_next_steps(TERRITORY_CODE, "FA-07")
-    again = announce_next_steps(TERRITORY_CODE, "FA-07")
-    assert first["queued"] >= 2 and again == {"queued": 0, "sent": 0}
+    event = _validate(flow_env, "FA-07")  # the notices are enqueued with the validation
+    queued = _outbox_rows(flow_env)
+    first = _deliver(flow_env)
+    with unit_of_work(flow_env) as uow:  # the same transition handled again: a no-op
+        enqueue_notice(event, uow)
+        uow.commit()
+    again = _deliver(flow_env)
+    assert queued >= 2 and first.sent == queued
+    assert _outbox_rows(flow_env) == queued and again.sent == 0
 
     (to_pilot,) = smtp.messages_to(PILOT)
     assert to_pilot["Subject"] == "Action FA-07 validée en COPIL : prochaines étapes"
@@ -80,7 +102,7 @@ def test_kickoff_notice_lists_coming_milestones_for_pilot_and_coordinator(
     flow_env: Engine, example_plan: str, smtp: SmtpSink
 ) -> None:
     _validate(flow_env, "FA-05")
-    with UnitOfWork(flow_env) as uow:
+    with unit_of_work(flow_env) as uow:
         for funder, amount in (("Région", "20000.00"), ("CC Val d'Amboise", "15000.00")):
             record_funding(
                 uow,
@@ -93,8 +115,8 @@ def test_kickoff_notice_lists_coming_milestones_for_pilot_and_coordinator(
         uow.commit()
         assert uow.repo.action(TERRITORY_CODE, "FA-05").state is State.FUNDED
 
-    result = announce_kickoff(TERRITORY_CODE, "FA-05")
-    assert result["sent"] == 2
+    result = _deliver(flow_env, ("kickoff",))
+    assert result.sent == 2
     for address in ("thomas.petit@eret.example", COORDINATOR):
         (message,) = smtp.messages_to(address)
         assert message["Subject"] == "Action FA-05 financée : lancement"
@@ -104,8 +126,12 @@ def test_kickoff_notice_lists_coming_milestones_for_pilot_and_coordinator(
 def test_kickoff_of_an_action_never_funded_fails_with_a_french_message(
     flow_env: Engine, example_plan: str, smtp: SmtpSink
 ) -> None:
-    with pytest.raises(Exception, match="n'est jamais passée à « financée »"):
-        announce_kickoff(TERRITORY_CODE, "FA-03")
+    with (
+        unit_of_work(flow_env) as uow,
+        pytest.raises(Exception, match="n'est jamais passée à « financée »"),
+    ):
+        kickoff_notice(uow, TERRITORY_CODE, "FA-03")
+    assert _deliver(flow_env).sent == 0
     assert smtp.received == []
 
 

@@ -54,9 +54,16 @@ def test_serve_mode_builds_the_same_deployments_with_schedules_and_triggers() ->
     (schedule,) = reminders.schedules
     assert schedule.schedule.cron == "0 8 * * *" and schedule.schedule.timezone == "Europe/Paris"
     assert reminders.concurrency_limit == 1
-    (trigger,) = deployments["suite-a-la-validation"].triggers
-    assert trigger.expect == {"tiflow.action.validated"}
+    (trigger,) = deployments["planifier-syntheses-copil"].triggers
+    assert trigger.expect == {"tiflow.copil.scheduled"}
     assert deployments["budget-annuel"].parameters == {"params": {"scheduled": True}}
+
+
+def test_decision_notices_need_no_triggered_deployment() -> None:
+    """The bus enqueues them with the decision (flows/usecases/bus.py): a deployment reacting
+    to `tiflow.action.validated` / `.funded` would be a second path that can be missed."""
+    expected = {e for s in SPECS for t in s.triggers for e in t.get("expect", [])}
+    assert expected == {"tiflow.copil.scheduled"}
 
 
 def test_no_secret_in_prefect_yaml() -> None:

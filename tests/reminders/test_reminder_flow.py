@@ -94,7 +94,7 @@ def test_smtp_down_for_a_run_loses_nothing_and_the_next_run_delivers(
     with flow_env.connect() as conn:
         rows = conn.execute(sa.select(table.c.status, table.c.attempts, table.c.last_error)).all()
     assert [(r.status, r.attempts) for r in rows] == [("pending", 1), ("pending", 1)]
-    assert all("unavailable" in r.last_error for r in rows)
+    assert all("indisponible" in r.last_error for r in rows)
 
     smtp_env.restart()
     up = deadline_reminders(as_of=D + timedelta(days=1), reminders=QUIET, delivery=retry_now)

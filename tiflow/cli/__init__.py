@@ -8,7 +8,8 @@ of this file:
 * `views.py`: `tiflow territoires`, `tiflow actions`, `tiflow action`;
 * `run_commands.py`: `tiflow run rappels|synthese|budget|copil|envoi`, `tiflow copil planifier`;
 * `demo.py`: `tiflow demo` (a year of the example through the real flows);
-* `operations.py`: `tiflow serve`, `tiflow deploiements`.
+* `operations.py`: `tiflow serve`, `tiflow deploiements`;
+* `outbox_commands.py`: `tiflow envois` (list the outbox, `--relancer N`).
 
 A new command module uses `command(app)` (or `command(sub_app)`) so its help and errors are
 French, then gets imported at the bottom of this file.
@@ -89,7 +90,14 @@ def _row(uow: UnitOfWork, action: ActionSheet) -> list[str]:
 
 
 # Command modules register themselves on `app` (imported last: they import `app` from here).
-from tiflow.cli import demo, operations, plan_files, run_commands, views  # noqa: E402
+from tiflow.cli import (  # noqa: E402
+    demo,
+    operations,
+    outbox_commands,
+    plan_files,
+    run_commands,
+    views,
+)
 
 __all__ = [
     "TERRITORY_CODE",
@@ -98,6 +106,7 @@ __all__ = [
     "demo",
     "new_app",
     "operations",
+    "outbox_commands",
     "plan_files",
     "plan_table",
     "run_commands",

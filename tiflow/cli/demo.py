@@ -27,9 +27,9 @@ from rich.markup import escape
 from rich.table import Table
 from sqlalchemy.engine import Engine
 
+from flows.usecases.bus import unit_of_work
 from models.db import engine_for, upgrade
 from models.settings import load_settings
-from models.uow import UnitOfWork
 from tiflow.cli import app, command, plan_table
 from tiflow.cli.common import console, progress_bar
 from tiflow.cli.french import err_console
@@ -50,6 +50,11 @@ KIND_LABELS = {
     "escalation": "Alertes au chargé de mission",
     "digest": "Synthèses avant COPIL",
     "budget": "Budget consolidé",
+    "next-steps": "Suites d'une validation",
+    "revision": "Révisions demandées",
+    "rejection": "Rejets en COPIL",
+    "deferral": "Ajournements",
+    "kickoff": "Avis de lancement",
 }
 KIND_NAMES = {  # (one, many)
     "reminder": ("rappel aux pilotes", "rappels aux pilotes"),
@@ -135,7 +140,7 @@ def demo(
         with demo_environment(folder, url):
             engine = engine_for(url)
             upgrade(engine)
-            with UnitOfWork(engine) as uow:
+            with unit_of_work(engine) as uow:
                 territory = load_example(uow)
                 uow.commit()
             from tiflow.demo_year import play_year
@@ -174,7 +179,7 @@ def _show(
     console.print()
     _show_emails(files)
     _show_notable(report, files)
-    with UnitOfWork(engine) as uow:
+    with unit_of_work(engine) as uow:
         console.print(plan_table(uow, territory_id, "Plan d'actions au 2 janvier 2025"))
     console.print()
     console.print("[bold]Fichiers écrits[/]")

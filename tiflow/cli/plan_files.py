@@ -9,8 +9,8 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
+from flows.usecases.bus import unit_of_work
 from models.errors import InvalidInput, TiflowError
-from models.uow import UnitOfWork
 from tiflow.cli import app, command
 from tiflow.cli.common import console, database, pick_territory, progress_bar
 from tiflow.cli.french import USER_ERROR, err_console
@@ -70,7 +70,7 @@ def import_command(
     enregistré. Réimporter le même fichier ne change rien."""
     file_kind(fichier)  # refuse an unknown extension before opening the database
     engine = database()
-    with UnitOfWork(engine) as uow:
+    with unit_of_work(engine) as uow:
         try:
             with progress_bar() as progress:
                 report = import_plan(uow, fichier, territory=territoire, progress=progress)
@@ -138,7 +138,7 @@ def export_command(
     """Exporte le plan d'un territoire (.xlsx ou .csv) ; le fichier se réimporte tel quel."""
     file_kind(fichier)
     _refuse_overwrite(fichier, ecraser)
-    with UnitOfWork(database()) as uow:
+    with unit_of_work(database()) as uow:
         territory = pick_territory(uow, territoire)
         name = territory.name
         with err_console.status("Export en cours…"):

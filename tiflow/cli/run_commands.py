@@ -21,12 +21,14 @@ from rich.markup import escape
 from rich.table import Table
 from sqlalchemy.engine import Engine
 
+from flows.usecases.bus import unit_of_work
+from flows.usecases.reminders import EnqueueSummary, enqueued_fr
 from flows.usecases.service import short_datetime
 from models.money import format_eur
 from models.outbox import OutboxMessage
 from models.settings import load_settings
-from models.uow import UnitOfWork
 from notifications.fr import format_date
+from notifications.outbox import DeliveryReport, backlog, utcnow
 from tiflow.cli import app, command, new_app
 from tiflow.cli.common import console, database, date_option, pick_territory
 from tiflow.cli.decisions_file import read_decisions
@@ -115,7 +117,7 @@ def datetime_option(value: str | None, option: str, default_time: time) -> datet
 def _check_territory(code: str | None) -> Engine:
     engine = database()
     if code:
-        with UnitOfWork(engine) as uow:
+        with unit_of_work(engine) as uow:
             pick_territory(uow, code)  # a French error for an unknown code, before any run
     return engine
 
@@ -141,12 +143,17 @@ def _show_run(title: str, run: FlowRun[Any]) -> None:
 
 
 def _show_delivery(result: dict[str, Any]) -> None:
-    console.print(
-        f"  Boîte d'envoi : {result.get('sent', 0)} envoyé(s), {result.get('retry', 0)} à"
-        f" réessayer, {result.get('failed', 0)} en échec, {result.get('dropped', 0)}"
-        " abandonné(s).",
-        highlight=False,
+    round_ = DeliveryReport(
+        sent=result.get("sent", 0),
+        retry=result.get("retry", 0),
+        failed=result.get("failed", 0),
+        dropped=result.get("dropped", 0),
+        in_doubt=result.get("in_doubt", 0),
+        resumed=result.get("resumed", 0),
     )
+    console.print(f"  Cette tournée : {round_.counts()}.", highlight=False)
+    with database().connect() as conn:  # what waits now, whatever the flow did
+        console.print(f"  Boîte d'envoi : {backlog(conn, utcnow()).summary()}.", highlight=False)
     settings = load_settings()
     if not settings.notify_config and result.get("sent"):
         console.print(
@@ -179,11 +186,16 @@ def run_reminders(
     result = run.result
     _show_run(f"Rappels d'échéances du {format_date(date.fromisoformat(result['as_of']))}", run)
     kinds = _emails_by_kind(engine, run.run_id)
-    console.print(
-        f"  {result['enqueued']} e-mail(s) mis en file pour {result['items']} échéance(s) :"
-        f" {_describe_kinds(kinds)}.",
-        highlight=False,
+    summary = EnqueueSummary(
+        messages=result["enqueued"],
+        items=result["items"],
+        superseded=result.get("superseded", 0),
+        recreated=result.get("recreated", 0),
+        already_queued=result.get("already_queued", 0),
     )
+    detail = f" : {_describe_kinds(kinds)}" if summary.messages else ""
+    text = enqueued_fr(summary)
+    console.print(f"  {text[:1].upper()}{text[1:]}{detail}.", highlight=False)
     _show_delivery(result)
 
 
@@ -383,16 +395,28 @@ def _show_outcome(run: FlowRun[CopilOutcome]) -> None:
 
 
 @command(run_app, "envoi")
-def run_delivery(journal: JournalOption = False) -> None:
+def run_delivery(
+    journal: JournalOption = False,
+    maintenant: Annotated[
+        bool,
+        typer.Option(
+            "--maintenant",
+            help="Renvoie tout de suite les messages en attente d'un nouvel essai, sans"
+            " attendre la fin de leur délai (par exemple dès le retour du serveur SMTP).",
+        ),
+    ] = False,
+) -> None:
     """Envoie les messages en attente de la boîte d'envoi (flux
-    « envoi-messages-en-attente ») : nouvel essai après un échec d'envoi."""
+    « envoi-messages-en-attente ») : nouvel essai après un échec d'envoi. Voir aussi
+    « tiflow envois » pour la liste des messages."""
     from flows.outbox import deliver_outbox
+    from notifications.outbox import DeliverySettings
 
     database()
     with prefect_session(journal) as server, _running("Envoi des messages en attente"):
         if server is not None:
             server.wait()
-        run = run_flow(deliver_outbox)
+        run = run_flow(deliver_outbox, delivery=DeliverySettings(now=maintenant))
     _show_run("Envoi des messages en attente", run)
     _show_delivery(run.result)
 
@@ -444,7 +468,7 @@ def schedule_command(
     held_at = datetime_option(date_, "'--date'", time(9, 30))
     assert held_at is not None
     engine = database()
-    with UnitOfWork(engine) as uow:
+    with unit_of_work(engine) as uow:
         code = pick_territory(uow, territoire).code
     form = CopilScheduleForm(
         territory=code, held_at=held_at, place=lieu, members=membre or [], recorded_by=saisi_par

@@ -14,6 +14,7 @@ from rich.markup import escape
 from rich.table import Table
 from sqlmodel import col, select
 
+from flows.usecases.bus import unit_of_work
 from models.deadlines import paris_date
 from models.lifecycle import State
 from models.money import ZERO, format_eur
@@ -66,7 +67,7 @@ AsOfOption = Annotated[
 @command(app, "territoires")
 def territories_command() -> None:
     """Liste les territoires de la base."""
-    with UnitOfWork(database()) as uow:
+    with unit_of_work(database()) as uow:
         counts = dict(
             uow.session.exec(
                 select(ActionSheet.territory_id, sa.func.count()).group_by(
@@ -165,7 +166,7 @@ def actions_command(
     except CellError as error:
         raise typer.BadParameter(str(error), param_hint="'--axe' / '--etat'") from None
     today = date_option(au, "'--au'") or today_in_paris()
-    with UnitOfWork(database()) as uow:
+    with unit_of_work(database()) as uow:
         territory = pick_territory(uow, territoire)
         assert territory.id is not None
         actions = list(uow.repo.actions(territory.id))
@@ -284,7 +285,7 @@ def action_command(
     """Affiche une action : fiche, jalons, indicateurs, budget par année, financements par
     financeur et historique."""
     today = date_option(au, "'--au'") or today_in_paris()
-    with UnitOfWork(database()) as uow:
+    with unit_of_work(database()) as uow:
         territory = pick_territory(uow, territoire)
         action = uow.repo.action(territory.code, numero.strip().upper())
         _show_action(uow, territory, action, today)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import csv
 import io
 import zipfile
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import date
 from decimal import Decimal
@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from models.errors import TiflowError
+from models.safe_text import neutralise_formula, one_line, restore_formula
 from models.vocabulary import Role
 from tiflow.spreadsheet.cells import (
     CellValue,
@@ -28,6 +29,7 @@ from tiflow.spreadsheet.cells import (
     french_date,
     french_number,
     is_blank,
+    quote,
     yes_no,
 )
 from tiflow.spreadsheet.layout import (
@@ -42,16 +44,24 @@ from tiflow.spreadsheet.layout import (
     csv_headers,
     sheet_for,
 )
+from tiflow.spreadsheet.limits import (
+    LIMITS_TEXT,
+    MAX_COLUMNS,
+    MAX_ROWS,
+    SheetScan,
+    check_archive,
+    check_file_size,
+    scan_sheet,
+)
 from tiflow.spreadsheet.problems import FileKind, Problems
 from tiflow.spreadsheet.progress import NO_PROGRESS, Progress
-
-MAX_ROWS = 100_000
 
 
 @dataclass
 class RawRow:
     number: int  # the row number a spreadsheet shows (header = 1)
     cells: dict[str, CellValue]  # column key -> cell value, for the columns the sheet has
+    refused: set[str] = field(default_factory=set)  # keys of cells already reported unreadable
 
 
 @dataclass
@@ -84,6 +94,7 @@ def read_raw(path: Path, progress: Progress = NO_PROGRESS) -> RawFile:
     kind = file_kind(path)
     if not path.is_file():
         raise TiflowError(f"Fichier introuvable : {path}")
+    check_file_size(path)
     return _read_xlsx(path, progress) if kind is FileKind.XLSX else _read_csv(path)
 
 
@@ -98,7 +109,7 @@ def _header_map(
             continue
         column = by_fold.get(fold(str(header)))
         if column is None:
-            warnings.append(f"{label} : colonne « {str(header).strip()} » ignorée (inconnue).")
+            warnings.append(one_line(f"{label} : colonne « {str(header).strip()} » ignorée."))
         elif column in found.values():
             problems.add(sheet, 1, column.key, "colonne présente deux fois")
         else:
@@ -112,6 +123,7 @@ def _header_map(
 def _read_xlsx(path: Path, progress: Progress) -> RawFile:
     from openpyxl import load_workbook
 
+    check_archive(path)  # before openpyxl inflates anything
     problems = Problems(FileKind.XLSX)
     result = RawFile(FileKind.XLSX, {}, problems)
     try:
@@ -121,38 +133,11 @@ def _read_xlsx(path: Path, progress: Progress) -> RawFile:
             f"Classeur illisible : « {path.name} » n'est pas un fichier .xlsx valide ({error})."
         ) from None
     try:
-        total = sum(ws.max_row or 0 for ws in workbook.worksheets if sheet_for(ws.title))
-        progress.phase("Lecture du classeur", total)
-        for worksheet in workbook.worksheets:
-            sheet = sheet_for(worksheet.title)
-            if sheet is None:
-                if fold(worksheet.title) not in IGNORED_SHEETS:
-                    result.warnings.append(
-                        f"Feuille « {worksheet.title} » ignorée : ce n'est pas une feuille du plan"
-                        f" ({', '.join(s.title for s in SHEETS)})."
-                    )
-                continue
-            if sheet.key in result.sheets:
-                problems.add(sheet, None, None, "le classeur a deux feuilles pour ce tableau")
-                continue
-            rows = worksheet.iter_rows(values_only=True)
-            header = next(rows, None) or ()
-            label = f"Feuille « {sheet.title} »"
-            columns = _header_map(sheet, header, problems, result.warnings, label)
-            raw = RawSheet(sheet, frozenset(c.key for c in columns.values()))
-            for number, values in enumerate(rows, start=2):
-                progress.advance()
-                if all(is_blank(v) for v in values):
-                    continue
-                if number > MAX_ROWS:
-                    problems.add(sheet, number, None, f"plus de {MAX_ROWS} lignes")
-                    break
-                cells = {
-                    column.key: _clean(values[position]) if position < len(values) else None
-                    for position, column in columns.items()
-                }
-                raw.rows.append(RawRow(number, cells))
-            result.sheets[sheet.key] = raw
+        sheets = _plan_sheets(workbook, result)
+        scans = {title: _scan(workbook, worksheet) for title, (worksheet, _) in sheets.items()}
+        progress.phase("Lecture du classeur", sum(scan.last_row for scan in scans.values()))
+        for title, (worksheet, sheet) in sheets.items():
+            result.sheets[sheet.key] = _read_sheet(worksheet, sheet, scans[title], result, progress)
     finally:
         workbook.close()
     if not result.sheets:
@@ -163,9 +148,78 @@ def _read_xlsx(path: Path, progress: Progress) -> RawFile:
     return result
 
 
+def _plan_sheets(workbook: Any, result: RawFile) -> dict[str, tuple[Any, Sheet]]:
+    """Worksheet title -> (worksheet, plan sheet), warning about the others."""
+    found: dict[str, tuple[Any, Sheet]] = {}
+    for worksheet in workbook.worksheets:
+        sheet = sheet_for(worksheet.title)
+        if sheet is None:
+            if fold(worksheet.title) not in IGNORED_SHEETS:
+                result.warnings.append(
+                    one_line(
+                        f"Feuille « {worksheet.title} » ignorée : ce n'est pas une feuille du"
+                        f" plan ({', '.join(s.title for s in SHEETS)})."
+                    )
+                )
+        elif any(known is sheet for _, known in found.values()):
+            result.problems.add(sheet, None, None, "le classeur a deux feuilles pour ce tableau")
+        else:
+            found[worksheet.title] = (worksheet, sheet)
+    return found
+
+
+def _scan(workbook: Any, worksheet: Any) -> SheetScan:
+    # openpyxl keeps the archive and each read-only sheet's part name private; the scan reads
+    # the very part openpyxl will read.
+    with workbook._archive.open(worksheet._worksheet_path) as source:
+        return scan_sheet(source, worksheet.title)
+
+
+def _read_sheet(
+    worksheet: Any, sheet: Sheet, scan: SheetScan, result: RawFile, progress: Progress
+) -> RawSheet:
+    """The rows of one sheet, within the range that holds values (see `limits.scan_sheet`)."""
+    if scan.last_row == 0:
+        rows: Iterator[tuple[Any, ...]] = iter(())
+    else:
+        rows = worksheet.iter_rows(
+            min_row=1, max_row=scan.last_row, max_col=scan.last_column, values_only=True
+        )
+    header = next(rows, None) or ()
+    label = f"Feuille « {sheet.title} »"
+    columns = _header_map(sheet, header, result.problems, result.warnings, label)
+    raw = RawSheet(sheet, frozenset(c.key for c in columns.values()))
+    for number, values in enumerate(rows, start=2):
+        progress.advance()
+        if all(is_blank(v) for v in values) and not _has_formula(scan, number, columns):
+            continue
+        row = RawRow(number, {})
+        for position, column in columns.items():
+            formula = scan.formulas.get((number, position + 1))
+            if formula is not None:
+                result.problems.add(sheet, number, column.key, _no_cached_value(formula))
+                row.refused.add(column.key)
+            row.cells[column.key] = _clean(values[position]) if position < len(values) else None
+        raw.rows.append(row)
+    return raw
+
+
+def _has_formula(scan: SheetScan, number: int, columns: dict[int, Column]) -> bool:
+    return any((number, position + 1) in scan.formulas for position in columns)
+
+
+def _no_cached_value(formula: str) -> str:
+    return (
+        f"formule {quote(formula)} sans valeur calculée : ce classeur a été écrit par un"
+        " programme et n'a jamais été ouvert dans un tableur, tiflow ne peut pas savoir ce"
+        " qu'elle vaut. Ouvrez-le et enregistrez-le dans Excel ou LibreOffice (qui calculent"
+        " les formules), ou tapez la valeur elle-même dans la cellule."
+    )
+
+
 def _clean(value: Any) -> CellValue:
     if isinstance(value, str):
-        return None if is_blank(value) else value
+        return None if is_blank(value) else restore_formula(value)
     if isinstance(value, (int, float, bool, date, Decimal)) or value is None:
         return value
     return str(value)  # times, errors (#DIV/0!) and other oddities are read as text
@@ -183,7 +237,7 @@ def _read_csv(path: Path) -> RawFile:
         result.warnings.append("Fichier CSV lu en Windows-1252 (il n'est pas en UTF-8).")
     first_line = text.split("\n", 1)[0]
     delimiter = ";" if ";" in first_line else ("\t" if "\t" in first_line else ",")
-    records = list(csv.reader(io.StringIO(text, newline=""), delimiter=delimiter))
+    records = _csv_records(path, text, delimiter)
     if not records or all(is_blank(v) for v in records[0]):
         raise TiflowError(f"Le fichier CSV « {path.name} » est vide.")
     header = records[0]
@@ -200,7 +254,7 @@ def _read_csv(path: Path) -> RawFile:
     known = {fold(CSV_SHEET_HEADER)} | {fold(c.header) for s in SHEETS for c in s.columns}
     for h in header:
         if not is_blank(h) and fold(h) not in known:
-            result.warnings.append(f"Colonne « {h.strip()} » ignorée (inconnue).")
+            result.warnings.append(one_line(f"Colonne « {h.strip()} » ignorée (inconnue)."))
     actions = sheet_for("Actions")
     assert actions is not None
     for number, values in enumerate(records[1:], start=2):
@@ -249,9 +303,27 @@ def _read_csv(path: Path) -> RawFile:
         cells: dict[str, CellValue] = {}
         for position, column in columns.items():
             value = values[position] if position < len(values) else ""
-            cells[column.key] = None if is_blank(value) else value
+            cells[column.key] = None if is_blank(value) else restore_formula(value)
         raw.rows.append(RawRow(number, cells))
     return result
+
+
+def _csv_records(path: Path, text: str, delimiter: str) -> list[list[str]]:
+    """Every line of the file, refusing one beyond the limits (`limits.py`) as soon as seen."""
+    records: list[list[str]] = []
+    try:
+        for line in csv.reader(io.StringIO(text, newline=""), delimiter=delimiter):
+            if len(records) > MAX_ROWS or len(line) > MAX_COLUMNS + 1:  # + the « Feuille »
+                raise TiflowError(
+                    f"Fichier CSV refusé : « {path.name} » dépasse les limites d'un plan"
+                    f" ({LIMITS_TEXT}) à la ligne {len(records) + 1}."
+                )
+            records.append(line)
+    except csv.Error as error:
+        raise TiflowError(
+            f"Fichier CSV illisible : « {path.name} », ligne {len(records) + 1} ({error})."
+        ) from None
+    return records
 
 
 # -- writing ------------------------------------------------------------------------------
@@ -296,6 +368,16 @@ def csv_text(kind: Kind, value: object) -> str:
     return str(value)
 
 
+# Kinds written as numbers or dates: never neutralised (a negative number stays a number).
+_NUMERIC = frozenset({Kind.MONEY, Kind.DECIMAL, Kind.DATE, Kind.YEAR})
+
+
+def cell_text(kind: Kind, value: object) -> str:
+    """What a CSV cell (or an XLSX text cell) holds: `csv_text`, formula-neutralised for text."""
+    text = csv_text(kind, value)
+    return text if kind in _NUMERIC else neutralise_formula(text)
+
+
 def _xlsx_value(kind: Kind, value: object) -> object:
     if value is None or value == "":
         return None
@@ -307,7 +389,7 @@ def _xlsx_value(kind: Kind, value: object) -> object:
         return french_number(value)
     if kind in (Kind.DATE, Kind.YEAR):
         return value
-    return csv_text(kind, value)
+    return cell_text(kind, value)
 
 
 def write_csv(path: Path, sheets: SheetRows) -> None:
@@ -320,7 +402,7 @@ def write_csv(path: Path, sheets: SheetRows) -> None:
             line = [""] * len(headers)
             line[0] = target.title
             for column in target.columns:
-                line[headers.index(column.header)] = csv_text(column.kind, record[column.key])
+                line[headers.index(column.header)] = cell_text(column.kind, record[column.key])
             writer.writerow(line)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(buffer.getvalue(), encoding="utf-8-sig", newline="")
@@ -337,7 +419,7 @@ def write_xlsx(path: Path, sheets: SheetRows, instructions: list[list[str]]) -> 
     assert notice is not None
     notice.title = INSTRUCTIONS_TITLE
     for line in instructions:
-        notice.append(line)
+        notice.append([neutralise_formula(text) for text in line])
     notice.column_dimensions["A"].width = 26
     notice.column_dimensions["B"].width = 14
     notice.column_dimensions["C"].width = 90

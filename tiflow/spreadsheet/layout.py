@@ -6,10 +6,12 @@ The reader, the writer, the blank template and its instructions sheet are all dr
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
 
 from models.lifecycle import State
+from models.safe_text import line_break_problem, person_name_problem
 from models.vocabulary import Axis, BudgetKind, OrganisationKind, Priority, Role
 from tiflow.spreadsheet.cells import fold
 
@@ -75,6 +77,8 @@ class Column:
     width: int = 16
     example: str = ""
     note: str = ""
+    # What a text cell must respect (a French reason, or None): one line unless told otherwise.
+    text_rule: Callable[[str], str | None] | None = line_break_problem
 
     @property
     def description(self) -> str:
@@ -167,6 +171,7 @@ PEOPLE = Sheet(
         Column(
             "full_name",
             "Nom complet",
+            text_rule=person_name_problem,
             required=True,
             max_length=200,
             width=22,
@@ -218,6 +223,7 @@ ACTIONS = Sheet(
         Column(
             "description",
             "Description",
+            text_rule=None,  # the one text written on several lines
             width=50,
             example="Accompagner les entreprises dans leurs recrutements.",
         ),

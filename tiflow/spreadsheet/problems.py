@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from enum import StrEnum
 
+from models.safe_text import one_line
 from tiflow.spreadsheet.layout import SHEETS, Sheet
 
 
@@ -69,7 +70,8 @@ class Problems:
         column: str | None,
         message: str,
     ) -> None:
-        text = f"{where(self.kind, sheet, row, column)} : {message}"
+        # One line per problem, whatever the file holds (a header or a value with a line break).
+        text = one_line(f"{where(self.kind, sheet, row, column)} : {message}")
         if self.kind is FileKind.XLSX:
             key = (_sheet_index(sheet), row or 0, _column_index(sheet, column))
         else:

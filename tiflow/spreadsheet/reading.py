@@ -8,7 +8,7 @@ from typing import Any
 from models.money import ZERO
 from models.vocabulary import Priority
 from tiflow.spreadsheet import cells as c
-from tiflow.spreadsheet.files import RawFile, RawSheet
+from tiflow.spreadsheet.files import RawFile, RawRow, RawSheet
 from tiflow.spreadsheet.layout import Column, Kind
 from tiflow.spreadsheet.progress import NO_PROGRESS, Progress
 from tiflow.spreadsheet.records import (
@@ -39,11 +39,15 @@ Parser = Callable[[c.CellValue, Column], Any]
 
 
 def _text(value: c.CellValue, column: Column) -> str:
-    return c.parse_text(value, column.max_length)
+    text = c.parse_text(value, column.max_length)
+    problem = column.text_rule(text) if column.text_rule else None
+    if problem:
+        raise c.CellError(f"{problem} : {c.quote(text)}")
+    return text
 
 
 def _number(value: c.CellValue, column: Column) -> str:
-    return c.parse_text(value, column.max_length).upper()
+    return _text(value, column).upper()
 
 
 def _refs(value: c.CellValue, column: Column) -> tuple[str, ...]:
@@ -95,20 +99,21 @@ def parse_raw(raw: RawFile, progress: Progress = NO_PROGRESS) -> PlanFile:
     for key, sheet_rows in raw.sheets.items():
         records = []
         for row in sheet_rows.rows:
-            records.append(_record(raw, sheet_rows, row.number, row.cells))
+            records.append(_record(raw, sheet_rows, row))
             progress.advance()
         setattr(plan, key, records)
     return plan
 
 
-def _record(raw: RawFile, sheet: RawSheet, number: int, cells: dict[str, c.CellValue]) -> Record:
+def _record(raw: RawFile, sheet: RawSheet, row: RawRow) -> Record:
+    number = row.number
     values: dict[str, Any] = {}
-    invalid: set[str] = set()
+    invalid: set[str] = set(row.refused)  # already reported by the file reader
     spec = sheet.sheet
     for column in spec.columns:
-        if column.key not in sheet.present:
+        if column.key not in sheet.present or column.key in invalid:
             continue
-        value = cells.get(column.key)
+        value = row.cells.get(column.key)
         if c.is_blank(value):
             if column.required:
                 raw.problems.add(spec, number, column.key, "valeur obligatoire manquante")

@@ -35,6 +35,7 @@ from flows.usecases.budget.consolidation import (
 )
 from flows.usecases.budget.snapshots import Snapshot, changes
 from models.money import ZERO, format_eur
+from models.safe_text import neutralise_formula
 from notifications import fr
 
 XLSX_CONTENT_TYPE = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
@@ -166,8 +167,13 @@ def _ratio(part: Decimal, whole: Decimal) -> Decimal | None:
 _FORMATS = {"money": EURO_FORMAT, "percent": PERCENT_FORMAT, "date": DATE_FORMAT}
 
 
+def _text_safe(value: Any) -> Any:
+    """Text is shown, never run as a formula (see models.safe_text); numbers pass as they are."""
+    return neutralise_formula(value) if isinstance(value, str) else value
+
+
 def _styled(ws: Any, value: Any, number_format: str | None = None, bold: bool = False) -> Any:
-    cell = WriteOnlyCell(ws, value=value)
+    cell = WriteOnlyCell(ws, value=_text_safe(value))
     if number_format:
         cell.number_format = number_format
     if bold:
@@ -201,7 +207,7 @@ def _write_table(
     for values in rows:
         ws.append(
             [
-                _styled(ws, value, fmt) if fmt and value is not None else value
+                _styled(ws, value, fmt) if fmt and value is not None else _text_safe(value)
                 for value, fmt in zip(values, formats, strict=True)
             ]
         )
@@ -373,15 +379,13 @@ def csv_bytes(snapshot: Snapshot) -> bytes:
             writer.writerow(
                 [
                     view.label,
-                    line.territory,
-                    line.key,
-                    line.label,
+                    *map(neutralise_formula, (line.territory, line.key, line.label)),
                     line.axis.label if line.axis else "",
                     line.state.label if line.state else "",
                     _yes_no(line.firm_commitment),
                     line.action_count,
                     *(decimal_comma(getattr(f, measure)) for measure, _ in MEASURES),
-                    line.note,
+                    neutralise_formula(line.note),
                 ]
             )
     return out.getvalue().encode("utf-8-sig")

@@ -1,10 +1,10 @@
 """funding dossiers filed, validated budget and over-granted amounts in snapshots
 
 Revision ID: 0006
-Revises: 0003
+Revises: 0005
 Create Date: 2026-12-01 08:40:00
 
-The lead re-chains the revisions at merge time (down_revision as assigned).
+Assigned down_revision "0003"; chained after 0005 when main (0004, 0005) was merged in.
 """
 
 from collections.abc import Sequence
@@ -15,7 +15,7 @@ from alembic import op
 import models.money
 
 revision: str = "0006"
-down_revision: str | None = "0003"
+down_revision: str | None = "0005"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

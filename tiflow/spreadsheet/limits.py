@@ -1,0 +1,146 @@
+"""Bounded work on hostile or huge files, checked before openpyxl parses anything.
+
+An .xlsx file is a zip archive of XML parts. Three things can make a naive reader work for
+hours on a small file, and each is refused here in seconds with a French message:
+
+* a huge archive, or a « zip bomb » (a few kilobytes that inflate to gigabytes): the zip's own
+  table of contents (`infolist`) gives every part's sizes before anything is inflated;
+* a declared dimension far larger than the data (one cell at XFD1048576 makes openpyxl pad
+  every row to 16 384 columns and yield a million empty rows): `scan_sheet` streams the sheet's
+  XML once and finds the last row and column that really hold a value, so the reader asks
+  openpyxl for exactly that range; empty formatted cells, wherever they are, cost nothing;
+* formulas without a cached value (a workbook written by a program, never opened in a
+  spreadsheet): openpyxl reads them as empty; `scan_sheet` lists them so they are refused.
+"""
+
+from __future__ import annotations
+
+import re
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO
+from xml.etree.ElementTree import iterparse
+
+from models.errors import TiflowError
+
+MAX_FILE_BYTES = 20 * 1024 * 1024  # an .xlsx or .csv file, as stored on disk
+MAX_UNCOMPRESSED_BYTES = 200 * 1024 * 1024  # every part of an .xlsx archive, inflated
+MAX_COMPRESSION_RATIO = 100  # per part bigger than RATIO_FROM_BYTES once inflated
+RATIO_FROM_BYTES = 1024 * 1024
+MAX_PARTS = 2_000
+MAX_ROWS = 100_000  # data rows of a sheet, header excluded
+MAX_COLUMNS = 200  # the widest sheet has a dozen columns; the rest is ignored with a warning
+
+LIMITS_TEXT = (
+    f"{MAX_FILE_BYTES // (1024 * 1024)} Mo par fichier, {MAX_ROWS} lignes et {MAX_COLUMNS}"
+    f" colonnes par feuille, {MAX_UNCOMPRESSED_BYTES // (1024 * 1024)} Mo une fois décompressé"
+)
+
+_MAIN_NS = "{http://schemas.openxmlformats.org/spreadsheetml/2006/main}"
+_CELL_REF = re.compile(r"([A-Z]{1,3})(\d+)$")
+
+
+def check_file_size(path: Path) -> None:
+    size = path.stat().st_size
+    if size > MAX_FILE_BYTES:
+        raise TiflowError(
+            f"Fichier trop volumineux : « {path.name} » fait {size // (1024 * 1024)} Mo, la limite"
+            f" est de {MAX_FILE_BYTES // (1024 * 1024)} Mo ({LIMITS_TEXT}). Découpez le plan en"
+            " plusieurs fichiers."
+        )
+
+
+def check_archive(path: Path) -> None:
+    """Refuse an .xlsx archive too big once inflated, before anything is inflated."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            parts = archive.infolist()
+    except (zipfile.BadZipFile, OSError) as error:
+        raise TiflowError(
+            f"Classeur illisible : « {path.name} » n'est pas un fichier .xlsx valide ({error})."
+        ) from None
+    refusal = f"Classeur refusé : « {path.name} »"
+    if len(parts) > MAX_PARTS:
+        raise TiflowError(f"{refusal} contient {len(parts)} éléments ({MAX_PARTS} au plus).")
+    total = sum(part.file_size for part in parts)
+    if total > MAX_UNCOMPRESSED_BYTES:
+        raise TiflowError(
+            f"{refusal} fait {total // (1024 * 1024)} Mo une fois décompressé (limite :"
+            f" {LIMITS_TEXT})."
+        )
+    for part in parts:
+        ratio = part.file_size / max(part.compress_size, 1)
+        if part.file_size > RATIO_FROM_BYTES and ratio > MAX_COMPRESSION_RATIO:
+            raise TiflowError(
+                f"{refusal} : l'élément « {part.filename} » se décompresse {int(ratio)} fois (au"
+                f" plus {MAX_COMPRESSION_RATIO}) ; c'est le signe d'un fichier piégé, pas d'un"
+                " classeur ordinaire."
+            )
+
+
+@dataclass
+class SheetScan:
+    """What a sheet's XML really holds."""
+
+    last_row: int = 0  # last row with a value (0: none)
+    last_column: int = 0  # last column with a value, 1-based
+    # (row, column) of formula cells without a cached value -> the formula's text
+    formulas: dict[tuple[int, int], str] = field(default_factory=dict)
+
+
+def column_number(letters: str) -> int:
+    number = 0
+    for letter in letters:
+        number = number * 26 + ord(letter) - ord("A") + 1
+    return number
+
+
+def scan_sheet(source: IO[bytes], title: str) -> SheetScan:
+    """One streaming pass over a sheet's XML; memory stays flat (finished rows are dropped)."""
+    scan = SheetScan()
+    row = column = 0
+    sheet_data = None
+    for event, element in iterparse(source, events=("start", "end")):
+        tag = element.tag
+        if event == "start":
+            if tag == f"{_MAIN_NS}row":
+                row = int(element.get("r") or row + 1)
+                column = 0
+            elif tag == f"{_MAIN_NS}sheetData":
+                sheet_data = element
+        elif tag == f"{_MAIN_NS}c":
+            ref = _CELL_REF.match(element.get("r") or "")
+            # References are optional: without one, a cell is the next one of its row.
+            column = column_number(ref.group(1)) if ref else column + 1
+            _scan_cell(scan, element, row, column, title)
+        elif tag == f"{_MAIN_NS}row" and sheet_data is not None:
+            sheet_data.clear()
+    return scan
+
+
+def _scan_cell(scan: SheetScan, cell: object, row: int, column: int, title: str) -> None:
+    value = cell.find(f"{_MAIN_NS}v")  # type: ignore[attr-defined]
+    formula = cell.find(f"{_MAIN_NS}f")  # type: ignore[attr-defined]
+    inline = cell.find(f"{_MAIN_NS}is")  # type: ignore[attr-defined]
+    has_value = (value is not None and value.text) or inline is not None
+    if formula is not None and not has_value:
+        scan.formulas[(row, column)] = "=" + (formula.text or "…")
+    elif not has_value:
+        return  # an empty (formatted) cell: it costs nothing, wherever it is
+    if row - 1 > MAX_ROWS or column > MAX_COLUMNS:
+        raise TiflowError(
+            f"Feuille « {title} » : une cellule remplie en {_ref(row, column)} dépasse les limites"
+            f" d'un plan ({LIMITS_TEXT}). Supprimez les lignes et colonnes en trop (ou videz cette"
+            " cellule), puis réessayez."
+        )
+    scan.last_row = max(scan.last_row, row)
+    scan.last_column = max(scan.last_column, column)
+
+
+def _ref(row: int, column: int) -> str:
+    letters = ""
+    while column:
+        column, rest = divmod(column - 1, 26)
+        letters = chr(ord("A") + rest) + letters
+    return f"{letters}{row}"
