@@ -14,13 +14,11 @@ from typing import TypeVar
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
-from flows.events import publish_pending_events
 from flows.runtime import current_run_id, database, settings
-from flows.usecases.bus import NOTICE_KINDS, NOTICES, unit_of_work
+from flows.usecases.bus import send_consequences, unit_of_work
 from models.errors import TiflowError
-from models.events import ActionTransitioned, DomainEvent
+from models.events import DomainEvent
 from models.uow import UnitOfWork
-from notifications.outbox import DeliverySettings, deliver_pending, open_deliverer
 
 T = TypeVar("T")
 
@@ -36,24 +34,16 @@ def committed(work: Callable[[UnitOfWork, str | None], T]) -> tuple[T, list[Doma
     return result, list(uow.events)
 
 
-@task(name="envoyer-les-suites", cache_policy=NO_CACHE, persist_result=False)
+@task(name="Envoyer les suites de la décision", cache_policy=NO_CACHE, persist_result=False)
 def publish_events(events: list[DomainEvent]) -> list[str]:
     """After commit: publish the Prefect events waiting in the event outbox (these and any an
     earlier run could not send), and deliver the notices the decisions called for. Returns
     the names of this run's events."""
     logger = get_run_logger()
-    published = publish_pending_events(database())
-    logger.info("%s.", published.summary())
-    if any(isinstance(e, ActionTransitioned) and e.to_state in NOTICES for e in events):
-        with open_deliverer(settings()) as deliverer:
-            report = deliver_pending(
-                database(),
-                deliverer,
-                policy=DeliverySettings().policy(),
-                kinds=list(NOTICE_KINDS),
-                correlation_id=current_run_id(),
-            )
-        logger.info("Avis : %s", report.summary())
+    sent = send_consequences(database(), events, settings(), current_run_id())
+    logger.info("%s.", sent.events.summary())
+    if sent.notices is not None:
+        logger.info("Avis : %s", sent.notices.summary())
     return [event.name for event in events]
 
 

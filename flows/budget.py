@@ -9,13 +9,11 @@ artifact in the run.
 Scheduled yearly on the first working day of January at 07:00 Europe/Paris, for the year that
 starts (see `yearly_schedule`); runnable by hand for any year and territory::
 
-    python -m flows.budget 2024 --territoire grand-est-touraine
+    tiflow run budget 2024 --territoire grand-est-touraine
 """
 
 from __future__ import annotations
 
-import argparse
-import sys
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any, TypeVar, cast
@@ -47,6 +45,7 @@ from flows.usecases.budget.reports import (
 )
 from flows.usecases.budget.snapshots import Snapshot, store_snapshot
 from flows.usecases.bus import unit_of_work
+from models import clock
 from models.money import format_eur
 from notifications.outbox import DeliverySettings
 
@@ -224,32 +223,4 @@ def scheduled_day() -> date:
     from prefect.runtime import flow_run
 
     scheduled: datetime | None = flow_run.scheduled_start_time
-    return (scheduled or datetime.now(PARIS)).astimezone(PARIS).date()
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m flows.budget",
-        description="Consolide le budget annuel et écrit le classeur et le CSV.",
-    )
-    parser.add_argument("annee", nargs="?", type=int, help="année (défaut : l'année en cours)")
-    parser.add_argument("--territoire", help="code du territoire (défaut : tous)")
-    parser.add_argument(
-        "--date-situation",
-        type=date.fromisoformat,
-        help="date de situation des retards, AAAA-MM-JJ (défaut : aujourd'hui)",
-    )
-    args = parser.parse_args(argv)
-    values: dict[str, Any] = {"territory": args.territoire, "as_of": args.date_situation}
-    if args.annee is not None:
-        values["year"] = args.annee
-    result = consolidate_budget(BudgetParameters(**values))
-    if not isinstance(result, BudgetRunResult):
-        return 1
-    print(f"Instantané version {result.version} ; classeur : {result.files.xlsx}")
-    print(f"CSV : {result.files.csv}")
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
+    return (scheduled or clock.now()).astimezone(PARIS).date()

@@ -6,7 +6,7 @@ Two ways to record decisions, same rules (all decisions applied together, or non
 * "Tenir un COPIL (saisie dans Prefect)": the run shows the agenda, pauses, and waits for the
   coordinator to type the decisions in the paused run's "Resume" form.
 
-    python -m flows tenir-copil decisions.json
+    tiflow run copil 3 --decisions decisions.csv
 """
 
 from __future__ import annotations

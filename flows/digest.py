@@ -26,13 +26,13 @@ from notifications.outbox import DeliverySettings, EnqueueResult, utcnow
 SCHEDULE = {"cron": "30 7 * * *", "timezone": "Europe/Paris"}
 
 
-@task(name="preparer-les-syntheses", cache_policy=NO_CACHE, persist_result=False)
+@task(name="Préparer les synthèses", cache_policy=NO_CACHE, persist_result=False)
 def compute(as_of: date, digest: DigestSettings) -> list[Digest]:
     with unit_of_work(database()) as uow:
         return compute_digests(uow.session, as_of, digest)
 
 
-@task(name="mettre-les-syntheses-en-file", cache_policy=NO_CACHE, persist_result=False)
+@task(name="Mettre les synthèses en file", cache_policy=NO_CACHE, persist_result=False)
 def enqueue_all(
     digests: list[Digest], digest: DigestSettings, correlation_id: str | None
 ) -> EnqueueResult:

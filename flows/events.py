@@ -73,9 +73,14 @@ def prefect_events_on() -> bool:
     return should_emit_events()
 
 
-def publish_pending_events(engine: Engine) -> PublishReport:
-    """Publish the event outbox's waiting events, oldest first (nothing without a Prefect API)."""
-    if not prefect_events_on():
+def publish_pending_events(engine: Engine, *, ephemeral: bool = True) -> PublishReport:
+    """Publish the event outbox's waiting events, oldest first (nothing without a Prefect API).
+
+    `ephemeral=False`: only to a configured server (PREFECT_API_URL), never by starting
+    Prefect's temporary one (8 to 12 s): what the command line wants for one short step."""
+    from prefect.settings import PREFECT_API_URL
+
+    if not prefect_events_on() or (not ephemeral and not PREFECT_API_URL.value()):
         from notifications.event_outbox import pending_count
 
         return PublishReport(pending=pending_count(engine), error="pas d'API Prefect")

@@ -8,15 +8,26 @@ COPIL decisions are French words.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import date, datetime
 from decimal import Decimal
 from enum import StrEnum
 from typing import Annotated, Any
 
 from prefect.input import RunInput
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSchema, create_model
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    WithJsonSchema,
+    create_model,
+    field_validator,
+)
 
 from models.lifecycle import State
+from models.money import parse_number
+from models.safe_text import line_break_problem, person_name_problem
 from models.vocabulary import Axis, BudgetKind, Priority
 
 
@@ -29,12 +40,7 @@ def parse_amount(value: Any) -> Any:
     if isinstance(value, float):
         return repr(value)
     if isinstance(value, str):
-        text = value.strip().removesuffix("€").strip()
-        for space in (" ", "\u00a0", "\u202f"):
-            text = text.replace(space, "")
-        if "," in text:
-            text = text.replace(".", "").replace(",", ".")
-        return text
+        return parse_number(value, currency=True)  # one French parser (models/money.py)
     return value
 
 
@@ -106,8 +112,39 @@ def _at() -> Any:
     )
 
 
+# Fields of the forms that name something: an action, a milestone, a place, organisations.
+ONE_LINE_FIELDS = (
+    "number",
+    "title",
+    "name",
+    "unit",
+    "place",
+    "funder",
+    "convention_ref",
+    "partners",
+)
+
+
+def _checked(value: Any, rule: Callable[[str], str | None]) -> Any:
+    for text in value if isinstance(value, list) else [value]:
+        if isinstance(text, str) and (problem := rule(text)):
+            raise ValueError(problem)
+    return value
+
+
 class Form(BaseModel):
     model_config = ConfigDict(extra="forbid")
+
+    # Names and titles hold on one line; the name of a person cannot look like an address.
+    @field_validator(*ONE_LINE_FIELDS, check_fields=False)
+    @classmethod
+    def _one_line(cls, value: Any) -> Any:
+        return _checked(value, line_break_problem)
+
+    @field_validator("recorded_by", check_fields=False)
+    @classmethod
+    def _person_name(cls, value: Any) -> Any:
+        return _checked(value, person_name_problem)
 
 
 # --- Proposer une action ---------------------------------------------------------------------
@@ -278,6 +315,11 @@ class CopilDecisionsInput(RunInput):
         description="Montant du budget annuel validé par le COPIL, s'il en valide un.",
     )
     recorded_by: str = _recorded_by()
+
+    @field_validator("recorded_by")
+    @classmethod
+    def _person_name(cls, value: Any) -> Any:  # the same rule as every form's « Saisi par »
+        return _checked(value, person_name_problem)
 
     @classmethod
     def prefilled(

@@ -3,7 +3,7 @@
 When the granted amounts cover the budget, a validated action becomes funded; otherwise the
 run says what is still missing.
 
-    python -m flows financer financement.json
+    tiflow financer FA-07 --financeur Région --accorde "20 000" --dossier-avant 15/02/2025
 """
 
 from __future__ import annotations

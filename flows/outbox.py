@@ -17,7 +17,7 @@ from flows.runtime import current_run_id, database, settings
 from notifications.outbox import DeliveryReport, DeliverySettings, deliver_pending, open_deliverer
 
 
-@task(name="tournee-d-envoi", cache_policy=NO_CACHE, persist_result=False)
+@task(name="Tournée d'envoi", cache_policy=NO_CACHE, persist_result=False)
 def delivery_round(
     delivery: DeliverySettings, correlation_id: str | None, kinds: list[str] | None = None
 ) -> DeliveryReport:
@@ -39,6 +39,8 @@ def delivery_markdown(report: DeliveryReport, limit: int = 20) -> str:
         f"| {report.sent} | {report.retry} | {report.failed} | {report.dropped}"
         f" | {report.in_doubt} |",
     ]
+    if report.backlog is not None:
+        lines += ["", f"Boîte d'envoi : {report.backlog.summary()}."]
     if report.failures:
         lines += [
             "",

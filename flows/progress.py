@@ -1,7 +1,7 @@
 """Carrying an action out: progress reports, then start, completion or abandonment.
 
-python -m flows avancement point.json
-python -m flows demarrer '{"number": "FA-07"}'
+tiflow avancement FA-07 --jalon "Ouverture de la plateforme" --note "Plateforme ouverte."
+tiflow demarrer FA-07
 """
 
 from __future__ import annotations

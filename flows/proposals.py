@@ -1,6 +1,6 @@
 """Proposing an action to the COPIL: a new sheet, or a draft / revised one submitted again.
 
-python -m flows proposer proposition.json
+tiflow proposer FA-07
 """
 
 from __future__ import annotations

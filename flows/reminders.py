@@ -30,7 +30,9 @@ from notifications.outbox import DeliverySettings, utcnow
 SCHEDULE = {"cron": "0 8 * * *", "timezone": "Europe/Paris"}
 
 
-@task(name="calculer-et-mettre-en-file", cache_policy=NO_CACHE, persist_result=False)
+@task(
+    name="Calculer les rappels et les mettre en file", cache_policy=NO_CACHE, persist_result=False
+)
 def plan_reminders(
     as_of: date, reminders: ReminderSettings, correlation_id: str | None
 ) -> EnqueueSummary:

@@ -34,7 +34,9 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
         path = sa.make_url(url).database
         if path and path != ":memory:":
             Path(path).parent.mkdir(parents=True, exist_ok=True)
-        kwargs.setdefault("connect_args", {"check_same_thread": False, "timeout": 30})
+        # How long to wait for another writer's lock: ?timeout=SECONDS in the URL, else 30 s.
+        timeout = float(sa.make_url(url).query.get("timeout", 30))  # type: ignore[arg-type]
+        kwargs.setdefault("connect_args", {"check_same_thread": False, "timeout": timeout})
     engine = sa.create_engine(url, **kwargs)
     if engine.dialect.name == "sqlite":
         sa.event.listen(engine, "connect", _sqlite_pragmas)

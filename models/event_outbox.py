@@ -8,16 +8,17 @@ between the server's answer and our commit) gives the server the same id, which 
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 
 import sqlalchemy as sa
 from sqlmodel import Field, SQLModel
 
+from models import clock
 from models.types import UTCDateTime
 
 
 def _utcnow() -> datetime:
-    return datetime.now(UTC)
+    return clock.now()
 
 
 class EventOutbox(SQLModel, table=True):

@@ -23,7 +23,7 @@ from __future__ import annotations
 from decimal import Decimal
 from enum import StrEnum
 
-from models.lifecycle import State
+from models.lifecycle import DROPPED_OUT, State
 from models.money import ZERO
 
 
@@ -53,7 +53,7 @@ LABELS: dict[Figure, str] = {
     Figure.OVER_GRANTED: "Accordé au-delà du prévu",
 }
 
-OUT_OF_PLAN = frozenset({State.REJECTED, State.ABANDONED})
+OUT_OF_PLAN = frozenset(DROPPED_OUT)  # the lifecycle's own list: one definition
 OUT_OF_PLAN_LABEL = "Actions rejetées ou abandonnées (hors plan)"
 
 

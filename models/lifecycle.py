@@ -51,6 +51,16 @@ STATE_LABELS: dict[State, str] = {
 CLOSED_STATES = frozenset({State.REJECTED, State.COMPLETED, State.ABANDONED})
 OPEN_STATES = frozenset(State) - CLOSED_STATES
 
+# The named groups of states, one place for each (everything reads them from here):
+# awaiting a COPIL decision (on the next agenda);
+AWAITING_DECISION = (State.PROPOSED, State.DEFERRED)
+# what a COPIL can decide on an action;
+COPIL_OUTCOMES = (State.VALIDATED, State.REJECTED, State.DEFERRED, State.REVISION_REQUESTED)
+# the action plan has committed to them (their budget counts in the year's commitments);
+COMMITTED = (State.VALIDATED, State.FUNDED, State.IN_PROGRESS, State.COMPLETED)
+# dropped out of the plan: no more funding, progress or reminders.
+DROPPED_OUT = (State.REJECTED, State.ABANDONED)
+
 
 class Guard(StrEnum):
     """What must hold, beyond the table, for a transition to be allowed."""

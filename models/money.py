@@ -6,6 +6,7 @@ that is exact on both SQLite and PostgreSQL, and that SQL can still SUM.
 
 from __future__ import annotations
 
+import re
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from typing import Any
 
@@ -17,6 +18,57 @@ CENT = Decimal("0.01")
 THOUSANDS_SEP = "\u202f"  # narrow no-break space: "12 500,00 €" never wraps
 CURRENCY_SEP = "\u00a0"
 ZERO = Decimal("0.00")
+
+# -- French writing of numbers: the one parser the forms, the CLI and the spreadsheets use ----
+
+_SPACES = re.compile(r"[\s\u00a0\u202f\u2009\u2007]+")
+_PLAIN = re.compile(r"^[+-]?\d+([.,]\d+)?$")
+_DOT_THOUSANDS = re.compile(r"^[+-]?\d{1,3}(\.\d{3})+(,\d+)?$")  # 12.500,50
+_COMMA_THOUSANDS = re.compile(r"^[+-]?\d{1,3}(,\d{3})+(\.\d+)?$")  # 12,500.50
+_SPACE_GROUPS = re.compile(r"^[+-]?\d{1,3}( \d{3})+$")
+_CURRENCY = re.compile(r"(^(€|eur)\s*)|(\s*(€|eur(os?)?)$)", re.IGNORECASE)
+
+
+def parse_number(text: str, *, currency: bool = False) -> Decimal:
+    """A number as a person types it, exact: ``12 500,50``, ``12500.5``, ``12.500,50``,
+    ``12,500.50`` (any kind of space), with ``€`` when `currency`. Spaces only separate
+    thousands (``12 50`` is refused, not read as 1 250). Raises ValueError (French)."""
+    example = "12 500,50 € ou 12500.5" if currency else "12,5 ou 12.5"
+    problem = ValueError(f"nombre illisible « {text} » (exemples : {example})")
+    cleaned = _SPACES.sub(" ", text).strip()
+    if currency:
+        cleaned = _CURRENCY.sub("", cleaned).strip()
+    if " " in cleaned:
+        head = re.split(r"[.,](?=\d+$)", cleaned, maxsplit=1)[0]
+        if not _SPACE_GROUPS.match(head):
+            raise problem
+        cleaned = cleaned.replace(" ", "")
+    if _PLAIN.match(cleaned):
+        normal = cleaned.replace(",", ".")
+    elif _DOT_THOUSANDS.match(cleaned):
+        normal = cleaned.replace(".", "").replace(",", ".")
+    elif _COMMA_THOUSANDS.match(cleaned):
+        normal = cleaned.replace(",", "")
+    else:
+        raise problem
+    try:
+        number = Decimal(normal)
+    except InvalidOperation:
+        raise problem from None
+    if not number.is_finite():
+        raise problem
+    return number
+
+
+def parse_amount(text: str, field: str = "Montant") -> Decimal:
+    """A French-written amount of money: two decimals at most, never negative."""
+    try:
+        amount = parse_number(text, currency=True)
+    except ValueError as error:
+        raise ValueError(f"{field} : {error}") from None
+    if amount < 0:
+        raise ValueError(f"{field} : le montant ne peut pas être négatif (« {text} »)")
+    return to_money(amount, field)
 
 
 def to_money(value: Any, field: str = "montant") -> Decimal:

@@ -24,17 +24,18 @@ accepted it); at ``claimed`` it never reached the server and is simply sent agai
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime
+from datetime import date, datetime
 from enum import StrEnum
 
 import sqlalchemy as sa
 from sqlmodel import Field, SQLModel
 
+from models import clock
 from models.types import UTCDateTime, enum_type
 
 
 def _utcnow() -> datetime:
-    return datetime.now(UTC)
+    return clock.now()
 
 
 class OutboxStatus(StrEnum):

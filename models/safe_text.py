@@ -65,7 +65,10 @@ def person_name_problem(text: str) -> str | None:
     if problem := line_break_problem(text):
         return problem
     if _ADDRESS_CHARS.search(text):
-        return "caractères « < », « > » et « @ » interdits dans un nom (l'e-mail a sa colonne)"
+        return (
+            "caractères « < », « > » et « @ » interdits dans un nom"
+            " (l'adresse e-mail se saisit à part)"
+        )
     return None
 
 

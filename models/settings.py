@@ -14,6 +14,12 @@ class Settings:
     data_dir: Path
     database_url: str
     notify_config: str | None  # apprise URLs or path to an apprise config file; None: .eml files
+    # Public address of `tiflow web` (TIFLOW_WEB_URL); e-mails link to it when it is set.
+    web_url: str | None = None
+
+    def action_url(self, action_id: int) -> str | None:
+        """The web page of an action (through sign-in), or None without TIFLOW_WEB_URL."""
+        return f"{self.web_url}/action/{action_id}" if self.web_url else None
 
     @property
     def outbox_dir(self) -> Path:
@@ -32,4 +38,5 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
         data_dir=data_dir,
         database_url=url,
         notify_config=env.get("TIFLOW_NOTIFY_CONFIG") or None,
+        web_url=(env.get("TIFLOW_WEB_URL") or "").strip().rstrip("/") or None,
     )

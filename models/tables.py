@@ -6,13 +6,14 @@ loading explicit and the queries the flows run easy to see.
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime
+from datetime import date, datetime
 from decimal import Decimal
 
 import sqlalchemy as sa
 from sqlalchemy.orm import declared_attr
 from sqlmodel import Field, SQLModel
 
+from models import clock
 from models.errors import TiflowError
 from models.lifecycle import State
 from models.money import ZERO, Money
@@ -21,7 +22,7 @@ from models.vocabulary import Axis, BudgetKind, CopilStatus, OrganisationKind, P
 
 
 def utcnow() -> datetime:
-    return datetime.now(UTC)
+    return clock.now()
 
 
 def _money(**kw: object) -> object:
@@ -206,6 +207,19 @@ class TransitionRecord(SQLModel, table=True):
     override: bool = False
 
 
+class ActionChange(SQLModel, table=True):
+    """Append-only history of what changed on an action without a change of state (progress
+    reported, later field edits): who, when, what (a French sentence)."""
+
+    __tablename__ = "action_change"
+    id: int | None = Field(default=None, primary_key=True)
+    action_id: int = Field(foreign_key="action_sheet.id", index=True)
+    at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    actor: str = Field(max_length=200)
+    summary: str = Field(sa_type=sa.Text)
+    correlation_id: str | None = Field(default=None, max_length=64)
+
+
 class BudgetSnapshot(SQLModel, table=True):
     """One run of the annual budget consolidation: numbered per scope, never changed afterwards.
 
@@ -277,3 +291,4 @@ for _table in (BudgetSnapshot, BudgetSnapshotLine):
 # wherever the schema is used (migrations, tests' clean-up).
 from models.event_outbox import EventOutbox  # noqa: E402, F401
 from models.outbox import OutboxAttachment, OutboxItem, OutboxMessage  # noqa: E402, F401
+from models.web_access import WebSession, WebSignInLink, WebSignInRequest  # noqa: E402, F401

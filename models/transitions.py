@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 
+from models import clock
 from models.events import ActionTransitioned
 from models.lifecycle import GuardFacts, State, check_transition
 from models.tables import ActionSheet, Territory, TransitionRecord
@@ -42,7 +43,7 @@ def transition_action(
     )
     check_transition(action.number, source, target, facts)
 
-    when = at or datetime.now(UTC)
+    when = at or clock.now()
     action.state = target
     action.updated_at = when
     uow.session.add(action)

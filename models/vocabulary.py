@@ -51,6 +51,8 @@ class Role(StrEnum):
     COORDINATOR = "coordinator"
     PILOT = "pilot"
     COPIL_MEMBER = "copil_member"
+    # Reads every territory's plan in the web application (ANCT's national team); writes nothing.
+    NATIONAL_READER = "national_reader"
 
     @property
     def label(self) -> str:
@@ -58,6 +60,7 @@ class Role(StrEnum):
             Role.COORDINATOR: "chargé(e) de mission",
             Role.PILOT: "pilote d'action",
             Role.COPIL_MEMBER: "membre du COPIL",
+            Role.NATIONAL_READER: "lecteur national",
         }[self]
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from email.header import decode_header, make_header
 from pathlib import Path
@@ -30,6 +31,38 @@ log = logging.getLogger(__name__)
 
 class ConfigError(ValueError):
     """Bad notification configuration (for the operator; never contains a password)."""
+
+
+# A password in a URL (scheme://user:password@host) or in its query (?pass=...).
+# A password cannot hold a raw / ? # & (URL syntax): « host:2525?from=a@b » is no password.
+_URL_PASSWORD = re.compile(r"(?P<head>\b[A-Za-z][A-Za-z0-9+.-]{0,31}://[^\s:/@?#]*):[^\s@/?#&]+@")
+_QUERY_SECRET = re.compile(
+    r"(?P<head>[?&](?:pass|password|pwd|secret|token|apikey|key)=)[^&\s]+", re.IGNORECASE
+)
+MASK = "****"
+
+
+def mask_secrets(text: str, known: Iterable[str | None] = ()) -> str:
+    """`text` with every password it may quote masked: the `known` ones (the configured SMTP
+    passwords) wherever they appear, and any password written in a URL."""
+    for secret in known:
+        if secret and len(secret) >= 4:  # a shorter one would garble every message
+            text = text.replace(secret, MASK)
+    text = _URL_PASSWORD.sub(rf"\g<head>:{MASK}@", text)
+    return _QUERY_SECRET.sub(rf"\g<head>{MASK}", text)
+
+
+def check_private_file(path: Path) -> None:
+    """Refuse a configuration file that other accounts of the machine can read or change: it
+    holds SMTP passwords (or says where mail goes)."""
+    mode = path.stat().st_mode & 0o777
+    if mode & 0o006:
+        raise ConfigError(
+            f"{ENV_VAR} : le fichier de configuration {path} est accessible à tous les comptes"
+            f" de la machine (droits {mode:o}) alors qu'il contient les mots de passe SMTP."
+            f" Réservez-le au compte du service : chmod 600 {path} (ou 640 avec un groupe"
+            " dédié). tiflow ne démarre pas tant que ce n'est pas fait."
+        )
 
 
 @dataclass(frozen=True)
@@ -72,6 +105,7 @@ def load_services(config: str) -> list[apprise.NotifyBase]:
         path = Path(value).expanduser()
         if not path.is_file():
             raise ConfigError(f"{ENV_VAR}: no such apprise configuration file: {path}")
+        check_private_file(path)
         cfg = apprise.AppriseConfig()
         # apprise only logs a bad entry and skips it: turn its errors into a ConfigError.
         # Its log masks secrets (secure_logging); warnings are kept as the explanation.

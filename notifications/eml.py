@@ -8,9 +8,10 @@ import re
 import secrets
 import tempfile
 from collections.abc import Collection
-from datetime import UTC, datetime
 from email.message import EmailMessage
 from pathlib import Path
+
+from models import clock
 
 from .message import OutgoingEmail, build_mime, parse_mailbox, readdress, validate_address
 from .smtp import DeliveryResult, french_reason, temporary
@@ -78,7 +79,7 @@ class EmlDirectoryTransport:
         return results
 
     def _write(self, msg: EmailMessage, suffix: str) -> Path:
-        now = datetime.now(UTC)
+        now = clock.now()
         final = self.folder / f"{now:%Y-%m-%dT%H%M%S}.{now.microsecond:06d}Z_{suffix}.eml"
         fd, tmp = tempfile.mkstemp(dir=self.folder, prefix=".", suffix=".eml.tmp")
         try:

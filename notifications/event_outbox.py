@@ -28,12 +28,12 @@ import json
 import uuid
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
+from models import clock
 from models.event_outbox import EventOutbox
 from models.uow import UnitOfWork
 
@@ -70,7 +70,7 @@ def store(
 ) -> list[str]:
     """Write Prefect events (emit_event arguments) in the caller's transaction, ignoring those
     already stored; returns their ids."""
-    now = datetime.now(UTC)
+    now = clock.now()
     rows = []
     for spec in specs:
         event_id = event_id_of(spec)
@@ -139,7 +139,7 @@ def _mark_published(engine: Engine, ids: list[int]) -> None:
         conn.execute(
             sa.update(EventOutbox)
             .where(E.id.in_(ids), E.published_at.is_(None))
-            .values(published_at=datetime.now(UTC), attempts=E.attempts + 1, last_error=None)
+            .values(published_at=clock.now(), attempts=E.attempts + 1, last_error=None)
         )
 
 

@@ -21,6 +21,8 @@ from email.utils import format_datetime, make_msgid, parseaddr
 from typing import NamedTuple
 from zoneinfo import ZoneInfo
 
+from models import clock
+
 PARIS = ZoneInfo("Europe/Paris")
 
 # SMTP line endings, and 7bit so that accented bodies go out as quoted-printable/base64:
@@ -211,7 +213,7 @@ def build_mime(
     if reply:
         msg["Reply-To"] = reply
     msg["Subject"] = email.subject
-    msg["Date"] = format_datetime((now or datetime.now(PARIS)).astimezone(PARIS))
+    msg["Date"] = format_datetime((now or clock.now()).astimezone(PARIS))
     to_key = email.recipients[0] if len(email.to) == 1 else ",".join(email.recipients)
     msg["Message-ID"] = message_id(domain, email.key, to_key)
     # RFC 3834: tells out-of-office robots not to answer.

@@ -22,18 +22,19 @@ Guarantees:
   and the facts they were written for; right before sending, a round re-reads those facts
   (:func:`models.deadlines.current_fingerprints`) and drops the rows whose due date, pilot,
   state or COPIL date changed.
-* **Never twice, and the one residual risk.** A round claims each row just before sending it
-  (``pending -> sending``, a conditional UPDATE committed on its own: two rounds running at once
-  never both get it) and records the outcome right after, in its own small commit. A crash
-  *between* the SMTP server's "250 OK" and that commit (a window of about a millisecond per
-  message: kill -9, power loss) leaves that one row ``sending``; nobody can know whether it
-  arrived. After ``in_doubt_after`` the next round marks it ``failed`` with an explicit error
-  and does **not** resend it (``resend_in_doubt=True`` resends instead, preferring a possible
-  duplicate to a possible loss). Either way the Message-ID is derived from the key and the
-  recipient, so a copy sent twice carries the same Message-ID and mail clients that
-  de-duplicate treat it as one. Python exceptions (a failing hook, a database error) happen
-  outside that window: rows not yet claimed stay ``pending`` and the next round sends them
-  exactly once.
+* **Never twice, and the one window SMTP cannot close.** A round claims each row just before
+  sending it (``pending -> sending``, a conditional UPDATE committed on its own: two rounds
+  running at once never both get it) and records the outcome right after, in its own small
+  commit. How far an attempt got is kept in ``delivery_phase``: ``claimed`` with the claim,
+  ``data_sent`` committed after the server's 354 and before the content leaves
+  (:class:`PhaseRecorder`), the rest with the outcome. A row left ``sending`` by a dead round
+  is taken up after ``in_doubt_after``: at ``claimed`` it never reached the server and is sent
+  again (``report.resumed``); at ``data_sent`` it is in doubt (``report.in_doubt``), like a
+  message whose server cut the connection before its 250. In doubt is resent by default —
+  the Message-ID is derived from the key and the recipient, so the copy is recognisable —
+  or held as ``failed``/``in_doubt`` for the kinds of ``DeliveryPolicy.hold_in_doubt``. A
+  database that stays locked raises :class:`models.errors.DatabaseBusy` after bounded
+  retries; a row whose claim or ``data_sent`` could not be written was not sent.
 """
 
 from __future__ import annotations
@@ -55,9 +56,17 @@ import sqlalchemy as sa
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.engine import Connection, Engine
 
+from models import clock
 from models.db import is_busy, retry_when_busy
-from models.deadlines import current_fingerprints, matches
-from models.errors import DatabaseBusy, InvalidInput, NotFound
+from models.deadlines import (
+    ACTION_END,
+    FUNDING_KINDS,
+    MILESTONE,
+    NUDGE,
+    current_fingerprints,
+    matches,
+)
+from models.errors import DatabaseBusy, NotFound, TiflowError
 from models.outbox import (
     DeliveryPhase,
     OutboxAttachment,
@@ -66,7 +75,7 @@ from models.outbox import (
     OutboxStatus,
 )
 from models.settings import Settings
-from models.tables import Person
+from models.tables import Funding, Milestone, Person
 from models.uow import UnitOfWork
 from models.vocabulary import Role
 from notifications.config import check_tag
@@ -99,7 +108,7 @@ FAILED, DROPPED = OutboxStatus.FAILED, OutboxStatus.DROPPED
 
 
 def utcnow() -> datetime:
-    return datetime.now(UTC)
+    return clock.now()
 
 
 # ---------------------------------------------------------------------------------------------
@@ -483,15 +492,12 @@ class Backlog:
             when = f" jusqu'au {format_datetime(self.next_at)}" if self.next_at else ""
             if self.last_at and self.next_at and self.last_at != self.next_at:
                 when = (
-                    f" (prochain essai le {format_datetime(self.next_at)}, dernier le"
+                    f" (prochain envoi le {format_datetime(self.next_at)}, dernier le"
                     f" {format_datetime(self.last_at)})"
                 )
-            parts.append(
-                f"{count_fr(self.waiting, 'message attend', 'messages attendent')}"
-                f" un nouvel essai{when}"
-            )
+            parts.append(f"{count_fr(self.waiting, 'message', 'messages')} en attente{when}")
         else:
-            parts.append("aucun message n'attend de nouvel essai")
+            parts.append("aucun message en attente")
         if self.due:
             parts.append(f"{self.due} à envoyer maintenant")
         if self.sending:
@@ -543,6 +549,25 @@ def _outgoing_email(row: Any, attachments: Sequence[Attachment]) -> OutgoingEmai
         reply_to=row.reply_to,
         key=message_key(row.kind, row.key),
     )
+
+
+BEFORE_CONTENT = [
+    DeliveryPhase.CLAIMED.value,
+    DeliveryPhase.CONNECTED.value,
+    DeliveryPhase.ACCEPTED.value,
+]
+
+IN_DOUBT_RESENT = (
+    "Envoi interrompu après la transmission du contenu, sans réponse du serveur : le message a"
+    " peut-être été reçu. Renvoyé avec le même Message-ID (un doublon éventuel est"
+    " reconnaissable)."
+)
+IN_DOUBT_HELD = (
+    "Envoi interrompu pendant la remise (arrêt brutal après la transmission du contenu) : le"
+    " message a peut-être été reçu. Il n'est pas renvoyé automatiquement, pour éviter un"
+    " doublon ; vérifiez auprès du destinataire, puis remettez-le en file si besoin avec"
+    " « tiflow envois --relancer {id} »."
+)
 
 
 def _settle(
@@ -598,25 +623,6 @@ def _settle(
     return values | {"status": FAILED.value, "last_error": f"{prefix} : {errors}"}
 
 
-BEFORE_CONTENT = [
-    DeliveryPhase.CLAIMED.value,
-    DeliveryPhase.CONNECTED.value,
-    DeliveryPhase.ACCEPTED.value,
-]
-
-IN_DOUBT_RESENT = (
-    "Envoi interrompu après la transmission du contenu, sans réponse du serveur : le message a"
-    " peut-être été reçu. Renvoyé avec le même Message-ID (un doublon éventuel est"
-    " reconnaissable)."
-)
-IN_DOUBT_HELD = (
-    "Envoi interrompu pendant la remise (arrêt brutal après la transmission du contenu) : le"
-    " message a peut-être été reçu. Il n'est pas renvoyé automatiquement, pour éviter un"
-    " doublon ; vérifiez auprès du destinataire, puis remettez-le en file si besoin avec"
-    " « tiflow envois --relancer {id} »."
-)
-
-
 def _recover_interrupted(
     conn: Connection, policy: DeliveryPolicy, now: datetime, report: DeliveryReport
 ) -> None:
@@ -639,11 +645,10 @@ def _recover_interrupted(
         stuck, sa.or_(M.c.delivery_phase.is_(None), M.c.delivery_phase.not_in(BEFORE_CONTENT))
     )
     held = sorted(policy.hold_in_doubt)
-    resend = sa.true() if not policy.resend_in_doubt else M.c.kind.not_in(held)
     if policy.resend_in_doubt:
         report.in_doubt += conn.execute(
             sa.update(M)
-            .where(doubt, resend)
+            .where(doubt, M.c.kind.not_in(held))
             .values(
                 status=PENDING.value, next_attempt_at=now, last_error=IN_DOUBT_RESENT, **released
             )
@@ -865,8 +870,16 @@ class _Round:
     def deliver_one(self, row: Any, attachments: list[Attachment]) -> None:
         try:
             email = _outgoing_email(row, attachments)
-        except (ValueError, TypeError) as exc:  # e.g. an address edited by hand in the table
-            self._refuse(row, f"Message invalide, non envoyé : {exc}")
+        except InvalidAddress as exc:  # e.g. an address edited by hand in the table
+            self._refuse(
+                row,
+                f"Message non envoyé : adresse e-mail invalide « {exc.address} ». Corrigez-la"
+                " dans la fiche de la personne.",
+            )
+            return
+        except (ValueError, TypeError):
+            log.exception("outbox row %s cannot be built", row.id)
+            self._refuse(row, "Message invalide, non envoyé (détail dans le journal).")
             return
         # Claim: only one round can move this row from pending to sending.
         claimed = self.write(
@@ -957,19 +970,15 @@ def requeue_once(uow: UnitOfWork, message_id: int, *, now: datetime | None = Non
     if row is None:
         raise NotFound(f"Aucun message n° {message_id} dans la boîte d'envoi.")
     if row.status != FAILED.value:
-        raise InvalidInput(
-            [
-                f"Le message n° {message_id} est « {OutboxStatus(row.status).label} » : seul un"
-                " message en échec (ou incertain) peut être remis en file."
-            ]
+        raise TiflowError(
+            f"Le message n° {message_id} est « {OutboxStatus(row.status).label} » : seul un"
+            " message en échec (ou incertain) peut être remis en file."
         )
     if row.requeued_at is not None:
-        raise InvalidInput(
-            [
-                f"Le message n° {message_id} a déjà été remis en file à la main le"
-                f" {format_datetime(_aware(row.requeued_at) or now)} : il ne l'est qu'une"
-                " fois. Vérifiez l'adresse ou le serveur avant tout nouvel envoi."
-            ]
+        raise TiflowError(
+            f"Le message n° {message_id} a déjà été remis en file à la main le"
+            f" {format_datetime(_aware(row.requeued_at) or now)} : il ne l'est qu'une fois."
+            " Vérifiez l'adresse ou le serveur avant tout nouvel envoi."
         )
     uow.session.execute(
         sa.update(M)
@@ -1019,9 +1028,6 @@ def list_messages(
 def _messages_about(action_ids: list[int]) -> sa.Select[Any]:
     """Ids of the messages with an item about one of these actions (directly, or through a
     milestone or a funding line of theirs)."""
-    from models.deadlines import ACTION_END, FUNDING_KINDS, MILESTONE, NUDGE
-    from models.tables import Funding, Milestone
-
     ms = Milestone.__table__.c  # type: ignore[attr-defined]
     fs = Funding.__table__.c  # type: ignore[attr-defined]
     return sa.select(I.c.message_id).where(

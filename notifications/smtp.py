@@ -24,7 +24,7 @@ from apprise.plugins.email import SecureMailMode
 
 from models.outbox import DeliveryPhase
 
-from .config import SmtpChannel
+from .config import SmtpChannel, mask_secrets
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +50,11 @@ class DeliveryResult:
     permanent: bool = False
     channel: str = "email"
     in_doubt: bool = False
+
+    def __post_init__(self) -> None:
+        # Stored in the outbox, logged, shown in artifacts: never with a password in it.
+        if self.error:
+            object.__setattr__(self, "error", mask_secrets(self.error))
 
 
 def _failure(
@@ -178,7 +183,10 @@ class SmtpSession:
             if ch.user and ch.password:
                 conn.login(ch.user, ch.password)
         except (OSError, smtplib.SMTPException) as exc:
-            error = f"serveur SMTP {ch.host}:{ch.port} indisponible : {french_reason(exc)}"
+            error = mask_secrets(
+                f"serveur SMTP {ch.host}:{ch.port} indisponible : {french_reason(exc)}",
+                [ch.password],
+            )
             self._down[id(ch)] = error
             log.warning("%s (%s)", error, ch.name)
             if conn is not None:
@@ -241,7 +249,11 @@ class SmtpSession:
             self._drop(ch)  # a refused DATA leaves the session in an unknown state
             return _failure(recipient, code, reply, "message refusé")
         if progress is not None:  # recorded before the content leaves (see module docstring)
-            progress(DeliveryPhase.DATA_SENT)
+            try:
+                progress(DeliveryPhase.DATA_SENT)
+            except BaseException:
+                self._drop(ch)  # mid-DATA: closing without the final dot discards it
+                raise
         try:
             conn.send(_dot_stuffed(data))
             if phase_reached is not None:

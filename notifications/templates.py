@@ -22,6 +22,17 @@ TEMPLATE_DIR = Path(__file__).parent / "templates"
 _NAME_RE = re.compile(r"[a-z0-9][a-z0-9_-]*")
 
 
+# French formats for everything a person reads (e-mails here, the web pages too).
+FRENCH_FILTERS = {
+    "date_fr": fr.format_date,
+    "datetime_fr": fr.format_datetime,
+    "eur": fr.format_eur,
+    "deadline": fr.deadline_phrase,
+    "relative_days": fr.relative_days,
+    "plural": fr.plural,
+}
+
+
 @cache
 def environment() -> Environment:
     env = Environment(
@@ -38,14 +49,7 @@ def environment() -> Environment:
         lstrip_blocks=True,
         keep_trailing_newline=True,
     )
-    env.filters.update(
-        date_fr=fr.format_date,
-        datetime_fr=fr.format_datetime,
-        eur=fr.format_eur,
-        deadline=fr.deadline_phrase,
-        relative_days=fr.relative_days,
-        plural=fr.plural,
-    )
+    env.filters.update(FRENCH_FILTERS)
     return env
 
 

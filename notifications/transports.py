@@ -30,6 +30,7 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Collection
+from dataclasses import replace
 from email.message import EmailMessage
 from types import TracebackType
 from typing import Self
@@ -45,6 +46,7 @@ from .config import (
     SmtpChannel,
     check_tag,
     load_services,
+    mask_secrets,
     smtp_channel,
     tags_of,
 )
@@ -175,7 +177,11 @@ class Deliverer:
                     if progress is not None:
                         progress(DeliveryPhase.DATA_SENT)
                     results.append(self._notify(server, email, tag))
-        return results
+        # A server may quote what it was sent: no configured password in a stored error.
+        passwords = [ch.password for ch in self._smtp.values()]
+        return [
+            replace(r, error=mask_secrets(r.error, passwords)) if r.error else r for r in results
+        ]
 
     def _deliver_email(
         self,

@@ -24,18 +24,20 @@ multi-year convention: one funding row per year, as the budget lines), pays a 30
 on signature, and the balance of the year's tranche on the pilot's statement of expenses,
 a few days before the payment date (FA-04's Région payment in two parts).
 
-Deterministic: the same steps, dates and e-mails at every run (run ids, wall-clock timestamps
-of files and ``Date:`` headers aside).
+**One clock.** Each step sets the one clock (`models.clock`) to its simulated instant, so
+everything the flows write — history and outbox rows, ``Date:`` headers, ``.eml`` file names,
+the invitations' DTSTAMP and SEQUENCE, the budget's "consolidé le" — belongs to the year.
+Deterministic: the same steps, dates, e-mails and file names at every run (run ids aside).
 """
 
 from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta
+from dataclasses import dataclass, field, replace
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
@@ -65,6 +67,7 @@ from flows.reminders import deadline_reminders
 from flows.usecases.bus import unit_of_work
 from flows.usecases.reminders import ESCALATION, ReminderSettings
 from flows.usecases.service import short_date
+from models import clock
 from models.deadlines import ACTION_END, FUNDING_KINDS, MILESTONE
 from models.lifecycle import State
 from models.money import format_eur
@@ -77,6 +80,13 @@ from tiflow.example import ACTIONS, TERRITORY_CODE
 from tiflow.spreadsheet.progress import NO_PROGRESS, Progress
 
 T = TypeVar("T")
+
+
+class Runner(Protocol):
+    """How a step runs a flow: a real Prefect run, or its code without Prefect (bench/demo.py)."""
+
+    def __call__(self, flow: Callable[..., T], /, *args: Any, **kwargs: Any) -> T: ...
+
 
 START = date(2024, 1, 1)  # a Monday: the first sweep
 LAST_SWEEP = date(2024, 12, 30)
@@ -124,7 +134,8 @@ def validated_budget(numbers: Sequence[str], year: int) -> Decimal:
 class Happening:
     """A line of the timeline. Reminder runs (`kind` "rappels") are summed up per month and
     their `text` names the escalations, if any; funding records (`kind` "financement") of one
-    action in one month make one line."""
+    action in one month make one line. `emails`: the outbox rows the step created, per kind
+    (the notices a COPIL decision or a funding sets off, the digests, the reminders…)."""
 
     day: date
     text: str
@@ -152,7 +163,6 @@ class YearReport:
     flow_runs: int = 0
     sweeps: int = 0
     budget: BudgetRunResult | None = None
-    run_days: dict[str, date] = field(default_factory=dict)  # flow run id -> simulated day
     notable: list[SentEmail] = field(default_factory=list)
 
 
@@ -173,12 +183,16 @@ def sweep_days() -> list[date]:
 class Year:
     """Plays the steps in order, counting flow runs and recording the timeline."""
 
-    def __init__(self, engine: Engine, progress: Progress = NO_PROGRESS) -> None:
+    def __init__(
+        self, engine: Engine, progress: Progress = NO_PROGRESS, runner: Runner | None = None
+    ) -> None:
         self.engine = engine
         self.progress = progress
+        self.runner = runner or run_in_prefect
         self.report = YearReport(TERRITORY_CODE)
         self.copils: dict[str, int] = {}  # "copil-1" -> id
         self.today = START
+        self.step_start = 0  # the last outbox row before the current step
 
     # -- running ---------------------------------------------------------------------------
 
@@ -190,33 +204,43 @@ class Year:
         # Same instant: reminders (08:00) before the other steps; otherwise the given order.
         agenda = sorted([*sweeps, *steps], key=lambda step: step.at)
         self.progress.phase("Une année du plan d'actions (flux Prefect)", len(agenda))
-        for step in agenda:
-            self.today = step.at.date()
-            shown = step.play(self)
-            if isinstance(shown, str):
-                shown = Happening(self.today, shown)
-            if shown is not None:
-                self.report.happenings.append(shown)
-            self.progress.advance()
+        # The one clock shows each step's simulated instant: every timestamp the flows write
+        # (history, outbox, Date: headers, .eml names, .ics, "consolidé le") is in the year.
+        with clock.frozen(agenda[0].at):
+            for step in agenda:
+                clock.set_to(step.at)
+                self.today = step.at.date()
+                self.step_start = self.last_outbox_id()
+                shown = step.play(self)
+                if isinstance(shown, str):
+                    shown = Happening(self.today, shown)
+                # Whatever the step put in the outbox, whichever flow or transaction did it.
+                sent = self.emails_since(self.step_start)
+                if shown is None and sent:
+                    shown = Happening(self.today, "")
+                if shown is not None:
+                    self.report.happenings.append(replace(shown, emails=sent))
+                self.progress.advance()
         self.report.notable = self.notable_emails()
         return self.report
 
-    def run(self, flow: Callable[..., T], *args: Any, **kwargs: Any) -> tuple[T, str]:
-        """One real flow run: its result and its run id (the outbox's correlation id)."""
-        state: Any = flow(*args, return_state=True, **kwargs)
-        result: T = state.result()  # a refused step raises its French error: a demo bug
-        run_id = str(state.state_details.flow_run_id)
+    def run(self, flow: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """One run of `flow` (a refused step raises its French error: a demo bug)."""
+        result = self.runner(flow, *args, **kwargs)
         self.report.flow_runs += 1
-        self.report.run_days[run_id] = self.today
-        return result, run_id
+        return result
 
-    def emails(self, run_id: str) -> Counter[str]:
+    def last_outbox_id(self) -> int:
+        m = OutboxMessage.__table__.c  # type: ignore[attr-defined]
+        with self.engine.connect() as conn:
+            return int(conn.execute(sa.select(sa.func.max(m.id))).scalar() or 0)
+
+    def emails_since(self, last_id: int) -> Counter[str]:
+        """Outbox rows (one per recipient) created after `last_id`, per kind."""
         m = OutboxMessage.__table__.c  # type: ignore[attr-defined]
         with self.engine.connect() as conn:
             rows = conn.execute(
-                sa.select(m.kind, sa.func.count())
-                .where(m.correlation_id == run_id)
-                .group_by(m.kind)
+                sa.select(m.kind, sa.func.count()).where(m.id > last_id).group_by(m.kind)
             )
             return Counter({str(kind): int(n) for kind, n in rows})
 
@@ -224,13 +248,13 @@ class Year:
 
     def sweep(self, day: date) -> Happening:
         """The reminder run of a Monday, every fourth week."""
-        _, run_id = self.run(deadline_reminders, as_of=day, reminders=SWEEPS)
+        self.run(deadline_reminders, as_of=day, reminders=SWEEPS)
         self.report.sweeps += 1
-        escalated = self.escalated(run_id)
+        escalated = self.escalated(self.step_start)
         text = "alerte au chargé de mission : " + " ; ".join(escalated) if escalated else ""
-        return Happening(day, text, "rappels", self.emails(run_id))
+        return Happening(day, text, "rappels")
 
-    def escalated(self, run_id: str) -> list[str]:
+    def escalated(self, since_id: int) -> list[str]:
         """What the run's escalation e-mails are about, per action: « FA-01 jalon « … »
         (échéance 15/11) », « FA-06 dossier ANCT, dossier Région »."""
         m = OutboxMessage.__table__.c  # type: ignore[attr-defined]
@@ -239,7 +263,7 @@ class Year:
             items = uow.session.execute(
                 sa.select(i.ref_kind, i.ref_id, i.item_key)
                 .join(OutboxMessage, m.id == i.message_id)
-                .where(m.correlation_id == run_id, m.kind == ESCALATION)
+                .where(m.id > since_id, m.kind == ESCALATION)
                 .order_by(i.item_key)
             ).all()
             found: dict[str, dict[str, None]] = {}
@@ -292,7 +316,7 @@ class Year:
                 sa.select(sa.func.min(m.id)).where(m.kind == "digest")
             ).scalar()
             rows = conn.execute(
-                sa.select(m.kind, m.key, m.address, m.subject, m.correlation_id)
+                sa.select(m.kind, m.key, m.address, m.subject, m.created_at)
                 .where(
                     sa.or_(
                         m.id.in_(late),
@@ -306,7 +330,7 @@ class Year:
         coordinator = "claire.moreau@grand-est-touraine.example"
         return [
             SentEmail(
-                self.report.run_days.get(r.correlation_id or "", self.today),
+                paris_day(r.created_at),
                 r.kind,
                 r.key,
                 r.address,
@@ -317,7 +341,7 @@ class Year:
         ]
 
     def schedule(self, name: str, held_at: datetime, place: str) -> str:
-        info, _ = self.run(schedule_copil, CopilScheduleForm(held_at=held_at, place=place))
+        info = self.run(schedule_copil, CopilScheduleForm(held_at=held_at, place=place))
         self.copils[name] = info.copil_id
         agenda = ", ".join(i.number for i in info.agenda) or "vide pour l'instant"
         return (
@@ -330,7 +354,7 @@ class Year:
         revised: list[str] = []
         copil: datetime | None = None
         for form in forms:
-            result, _ = self.run(propose_action, form.model_copy(update={"at": at}))
+            result = self.run(propose_action, form.model_copy(update={"at": at}))
             first = result.from_state is State.DRAFT
             (new if first else revised).append(result.number)
             copil = result.next_copil_at
@@ -344,7 +368,7 @@ class Year:
         return " ; ".join(parts)
 
     def digest(self, day: date, held: datetime) -> str | None:
-        result, _ = self.run(copil_digest, as_of=day)
+        result = self.run(copil_digest, as_of=day)
         if not result["copils"]:
             return None
         return (
@@ -367,7 +391,7 @@ class Year:
             validated_budget=budget,
             at=at,
         )
-        outcome, _ = self.run(hold_copil, form)
+        outcome = self.run(hold_copil, form)
         by_outcome: dict[str, list[str]] = {}
         for d in outcome.decisions:
             by_outcome.setdefault(d.outcome.label, []).append(d.number)
@@ -412,7 +436,7 @@ class Year:
                 force_reason=force_reason,
                 at=at,
             )
-            done, _ = self.run(record_funding, form)
+            done = self.run(record_funding, form)
             result, moved = done, moved or done.transition
         assert result is not None, f"{number} : pas de dossier {funder} dans l'exemple"
         detail = f"{result.funder} refusé" if total == 0 else f"{result.funder} {format_eur(total)}"
@@ -475,15 +499,15 @@ class Year:
         return f"{number} : versement {', '.join(paid)}"
 
     def start(self, at: datetime, number: str) -> str:
-        result, _ = self.run(start_action, StepForm(number=number, at=at))
+        result = self.run(start_action, StepForm(number=number, at=at))
         return f"{result.number} démarre ({result.from_state.label} → {result.to_state.label})"
 
     def complete(self, at: datetime, number: str, note: str) -> str:
-        result, _ = self.run(complete_action, StepForm(number=number, reason=note, at=at))
+        result = self.run(complete_action, StepForm(number=number, reason=note, at=at))
         return f"{result.number} terminée"
 
     def abandon(self, at: datetime, number: str, reason: str) -> str:
-        result, _ = self.run(abandon_action, AbandonForm(number=number, reason=reason, at=at))
+        result = self.run(abandon_action, AbandonForm(number=number, reason=reason, at=at))
         return f"{result.number} abandonnée : {reason}"
 
     def progress_report(
@@ -504,7 +528,7 @@ class Year:
             note=note,
             at=at,
         )
-        result, _ = self.run(report_progress, form)
+        result = self.run(report_progress, form)
         parts = []
         for title, done in milestones:
             part = f"jalon « {title} » franchi"
@@ -534,13 +558,26 @@ class Year:
 
     def consolidate(self) -> str:
         params = BudgetParameters(year=BUDGET_YEAR, territory=TERRITORY_CODE, as_of=SITUATION)
-        result, _ = self.run(consolidate_budget, params)
+        result = self.run(consolidate_budget, params)
         assert isinstance(result, BudgetRunResult)
         self.report.budget = result
         return (
             f"budget {BUDGET_YEAR} consolidé (version {result.version}) : classeur"
             f" {result.files.xlsx.name} écrit et envoyé au chargé de mission"
         )
+
+
+def run_in_prefect(flow: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+    """A real flow run (what the demo does)."""
+    state: Any = flow(*args, return_state=True, **kwargs)
+    result: T = state.result()
+    return result
+
+
+def paris_day(instant: datetime) -> date:
+    """The Paris day of a stored instant (UTC; SQLite returns it naive)."""
+    aware = instant if instant.tzinfo is not None else instant.replace(tzinfo=UTC)
+    return aware.astimezone(clock.PARIS).date()
 
 
 def _digest_on(day: date, held: datetime) -> Callable[[Year], str | None]:
@@ -827,10 +864,12 @@ def steps() -> list[Step]:
     return s
 
 
-def play_year(engine: Engine, progress: Progress = NO_PROGRESS) -> YearReport:
+def play_year(
+    engine: Engine, progress: Progress = NO_PROGRESS, runner: Runner | None = None
+) -> YearReport:
     """Play the year on `engine` (the example loaded, nothing else): the flows read and write
     the database of TIFLOW_DATABASE_URL, which must be the same one."""
-    return Year(engine, progress).play(steps())
+    return Year(engine, progress, runner).play(steps())
 
 
 def month_label(day: date) -> str:

@@ -18,6 +18,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 PREFECT = str(Path(sys.executable).with_name("prefect"))
+SERVER_AUTH = "PREFECT_SERVER_API_AUTH_STRING"  # basic auth the server demands ("user:password")
+CLIENT_AUTH = "PREFECT_API_AUTH_STRING"  # what clients and workers send
+AUTH_SETTINGS = (SERVER_AUTH, CLIENT_AUTH)
 
 
 def free_port() -> int:
@@ -29,7 +32,9 @@ def free_port() -> int:
 def prefect_env(
     base: dict[str, str], home: Path, api_url: str | None = None, ui: bool = False
 ) -> dict[str, str]:
-    env = {k: v for k, v in base.items() if not k.startswith("PREFECT_")}
+    # The operator's protections reach the server and every client; other PREFECT_* settings
+    # of the caller's shell do not leak into a server of our own.
+    env = {k: v for k, v in base.items() if not k.startswith("PREFECT_") or k in AUTH_SETTINGS}
     env.update(
         PREFECT_HOME=str(home),
         PREFECT_SERVER_ANALYTICS_ENABLED="false",

@@ -12,12 +12,13 @@ decision is, and only then: a unit of work that rolls back leaves no message beh
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from functools import partial
 
 from sqlalchemy.engine import Engine
 
-from flows.events import to_prefect
+from flows.events import publish_pending_events, to_prefect
 from flows.usecases.notices import decision_notice, kickoff_notice, next_steps_notice
 from models.events import (
     ActionTransitioned,
@@ -28,9 +29,18 @@ from models.events import (
     ProgressReported,
 )
 from models.lifecycle import State
+from models.settings import Settings
 from models.uow import HandlerTable, UnitOfWork
 from notifications import event_outbox
-from notifications.outbox import NewMessage, enqueue
+from notifications.event_outbox import PublishReport
+from notifications.outbox import (
+    DeliveryReport,
+    DeliverySettings,
+    NewMessage,
+    deliver_pending,
+    enqueue,
+    open_deliverer,
+)
 
 NoticeBuilder = Callable[[UnitOfWork, str, str], list[NewMessage]]
 
@@ -77,3 +87,34 @@ def unit_of_work(engine: Engine) -> UnitOfWork:
     """A unit of work on `engine` whose commit runs the handlers above: the one factory
     (tests/architecture checks that nothing else constructs a UnitOfWork)."""
     return UnitOfWork(engine, handlers=HANDLERS)
+
+
+@dataclass(frozen=True)
+class Sent:
+    events: PublishReport
+    notices: DeliveryReport | None  # None: no decision called for a notice
+
+
+def send_consequences(
+    engine: Engine,
+    events: Sequence[DomainEvent],
+    settings: Settings,
+    correlation_id: str | None,
+    *,
+    ephemeral: bool = True,
+) -> Sent:
+    """After commit, whatever the entrance: publish the waiting Prefect events, then deliver
+    the notices the committed decisions called for (a failure leaves them in their outbox
+    for the next round)."""
+    published = publish_pending_events(engine, ephemeral=ephemeral)
+    if not any(isinstance(e, ActionTransitioned) and e.to_state in NOTICES for e in events):
+        return Sent(published, None)
+    with open_deliverer(settings) as deliverer:
+        report = deliver_pending(
+            engine,
+            deliverer,
+            policy=DeliverySettings().policy(),
+            kinds=list(NOTICE_KINDS),
+            correlation_id=correlation_id,
+        )
+    return Sent(published, report)

@@ -23,7 +23,14 @@ from flows.usecases import service
 from flows.usecases.proposals import add_to_agenda
 from models.errors import ConcurrencyConflict, InvalidInput, NotFound
 from models.events import CopilHeld, CopilScheduled
-from models.lifecycle import GuardFacts, LifecycleError, State, check_transition
+from models.lifecycle import (
+    AWAITING_DECISION,
+    COPIL_OUTCOMES,
+    GuardFacts,
+    LifecycleError,
+    State,
+    check_transition,
+)
 from models.money import format_eur, to_money
 from models.tables import (
     ActionSheet,
@@ -37,9 +44,6 @@ from models.tables import (
 from models.transitions import transition_action
 from models.uow import UnitOfWork
 from models.vocabulary import CopilStatus, Role
-
-COPIL_OUTCOMES = (State.VALIDATED, State.REJECTED, State.DEFERRED, State.REVISION_REQUESTED)
-AWAITING_DECISION = (State.PROPOSED, State.DEFERRED)
 
 
 @dataclass(frozen=True)
@@ -116,36 +120,10 @@ def schedule_copil(
     when = service.aware(held_at)
     actor = service.actor_name(uow, territory, recorded_by)
     problems: list[str] = []
-    members: list[Person] = []
-    for email in member_emails:
-        if not email.strip():
-            continue
-        person = uow.repo.person_by_email(territory.id, email)
-        if person is None:
-            problems.append(
-                f"Membres : « {email.strip()} » n'est pas une personne connue du territoire"
-                f" « {territory.code} »."
-            )
-        elif person not in members:
-            members.append(person)
-    if not member_emails:
-        members = list(uow.repo.people_with_role(territory.id, Role.COPIL_MEMBER))
-    if not members and not problems:
-        problems.append("Membres : indiquez au moins un membre du COPIL.")
+    members = _members(uow, territory, member_emails, problems)
     if len(place) > 200:
         problems.append("Lieu : 200 caractères au plus.")
-    clash = uow.session.exec(
-        select(CopilMeeting).where(
-            CopilMeeting.territory_id == territory.id,
-            CopilMeeting.held_at == when,
-            CopilMeeting.status != CopilStatus.CANCELLED,
-        )
-    ).first()
-    if clash is not None:
-        problems.append(
-            f"Date : un COPIL (n° {clash.id}) est déjà prévu le"
-            f" {service.short_datetime(when)} pour ce territoire."
-        )
+    problems += _date_clash(uow, territory, when)
     if problems:
         raise InvalidInput(problems)
 
@@ -185,6 +163,46 @@ def schedule_copil(
         )
     )
     return info
+
+
+def _members(
+    uow: UnitOfWork, territory: Territory, emails: Sequence[str], problems: list[str]
+) -> list[Person]:
+    """The people invited (default: everyone with the COPIL member role)."""
+    assert territory.id is not None
+    members: list[Person] = []
+    for email in emails:
+        if not email.strip():
+            continue
+        person = uow.repo.person_by_email(territory.id, email)
+        if person is None:
+            problems.append(
+                f"Membres : « {email.strip()} » n'est pas une personne connue du territoire"
+                f" « {territory.code} »."
+            )
+        elif person not in members:
+            members.append(person)
+    if not emails:
+        members = list(uow.repo.people_with_role(territory.id, Role.COPIL_MEMBER))
+    if not members and not problems:
+        problems.append("Membres : indiquez au moins un membre du COPIL.")
+    return members
+
+
+def _date_clash(uow: UnitOfWork, territory: Territory, when: datetime) -> list[str]:
+    clash = uow.session.exec(
+        select(CopilMeeting).where(
+            CopilMeeting.territory_id == territory.id,
+            CopilMeeting.held_at == when,
+            CopilMeeting.status != CopilStatus.CANCELLED,
+        )
+    ).first()
+    if clash is None:
+        return []
+    return [
+        f"Date : un COPIL (n° {clash.id}) est déjà prévu le"
+        f" {service.short_datetime(when)} pour ce territoire."
+    ]
 
 
 def copil_info(uow: UnitOfWork, copil_id: int) -> CopilInfo:
@@ -252,10 +270,60 @@ def hold_copil(
         raise InvalidInput([f"COPIL : aucune réunion n° {copil_id}."]) from None
     territory = uow.session.get_one(Territory, meeting.territory_id)
     info = copil_info(uow, copil_id)
-    problems: list[str] = []
-    if (closed := _closed(info)) is not None:
-        problems.append(closed)
+    problems = [closed] if (closed := _closed(info)) is not None else []
+    planned = _planned_decisions(uow, territory, copil_id, decisions, problems)
+    budget = _checked_budget(meeting, budget_year, validated_budget, problems)
+    if not planned and budget.amount is None and not problems:
+        problems.append(f"{info.label} : aucune décision ni budget à enregistrer.")
+    if problems:
+        raise InvalidInput(problems)
 
+    service.entering_write_phase()
+    actor = f"{info.label}"
+    if recorded_by and recorded_by.strip():
+        actor += f" (saisie : {recorded_by.strip()})"
+    actor = actor[: service.ACTOR_MAX]
+    _claim_meeting(uow, meeting, info, budget)
+    applied = {
+        action.number: _apply_decision(uow, meeting, decision, action, actor, correlation_id, when)
+        # Write in number order: two runs touching the same actions lock them in the same order.
+        for decision, action in sorted(planned, key=lambda p: p[1].number)
+    }
+    in_order = tuple(applied[a.number] for _, a in planned)
+    after = copil_info(uow, copil_id)
+    undecided = tuple(item for item in after.agenda if item.state in AWAITING_DECISION)
+    uow.events.append(
+        CopilHeld(
+            territory_code=territory.code,
+            copil_id=copil_id,
+            held_at=meeting.held_at,
+            decisions=tuple((d.number, d.outcome) for d in in_order),
+            undecided=tuple(item.number for item in undecided),
+            budget_year=budget.year,
+            validated_budget=budget.amount,
+            actor=actor,
+            correlation_id=correlation_id,
+        )
+    )
+    return CopilOutcome(
+        copil=after,
+        decisions=in_order,
+        undecided=undecided,
+        budget_year=budget.year,
+        validated_budget=budget.amount,
+        actor=actor,
+    )
+
+
+def _planned_decisions(
+    uow: UnitOfWork,
+    territory: Territory,
+    copil_id: int,
+    decisions: Sequence[DecisionInput],
+    problems: list[str],
+) -> list[tuple[DecisionInput, ActionSheet]]:
+    """The decisions that will move an action, checked against the lifecycle; what is wrong
+    with the others goes to `problems`, one French line each, naming the decision."""
     planned: list[tuple[DecisionInput, ActionSheet]] = []
     seen: dict[str, int] = {}
     for position, decision in enumerate(decisions, start=1):
@@ -292,35 +360,46 @@ def hold_copil(
             problems.append(f"{label} : {error}")
             continue
         planned.append((decision, action))
-    if validated_budget is not None:
+    return planned
+
+
+@dataclass(frozen=True)
+class _Budget:
+    year: int | None
+    amount: Decimal | None
+
+
+def _checked_budget(
+    meeting: CopilMeeting, year: int | None, amount: Decimal | None, problems: list[str]
+) -> _Budget:
+    """The annual budget the meeting validates (the year defaults to the meeting's)."""
+    if amount is not None:
         try:
-            validated_budget = to_money(validated_budget, "budget validé")
+            amount = to_money(amount, "budget validé")
         except (TypeError, ValueError) as error:
             problems.append(f"Budget validé : {error}.")
         else:
-            if validated_budget < 0:
+            if amount < 0:
                 problems.append("Budget validé : le montant ne peut pas être négatif.")
-            if budget_year is None:
-                budget_year = service.paris_date(meeting.held_at).year
-    if budget_year is not None and not 2000 <= budget_year <= 2100:
-        problems.append(f"Année du budget : {budget_year} n'est pas une année valide.")
-    if budget_year is not None and validated_budget is None:
-        problems.append(f"Budget validé : indiquez le montant du budget {budget_year}.")
-    if not planned and validated_budget is None and not problems:
-        problems.append(f"{info.label} : aucune décision ni budget à enregistrer.")
-    if problems:
-        raise InvalidInput(problems)
+            if year is None:
+                year = service.paris_date(meeting.held_at).year
+    if year is not None and not 2000 <= year <= 2100:
+        problems.append(f"Année du budget : {year} n'est pas une année valide.")
+    if year is not None and amount is None:
+        problems.append(f"Budget validé : indiquez le montant du budget {year}.")
+    return _Budget(year, amount)
 
-    service.entering_write_phase()
-    actor = f"{info.label}"
-    if recorded_by and recorded_by.strip():
-        actor += f" (saisie : {recorded_by.strip()})"
-    actor = actor[: service.ACTOR_MAX]
-    # Claim the meeting first: a second run holding it at the same time finds it held.
+
+def _claim_meeting(
+    uow: UnitOfWork, meeting: CopilMeeting, info: CopilInfo, budget: _Budget
+) -> None:
+    """Mark the meeting held first: a second run holding it at the same time finds it held."""
     claimed = uow.session.execute(
         sa.update(CopilMeeting)
-        .where(col(CopilMeeting.id) == copil_id, col(CopilMeeting.status) == CopilStatus.SCHEDULED)
-        .values(status=CopilStatus.HELD, budget_year=budget_year, validated_budget=validated_budget)
+        .where(
+            col(CopilMeeting.id) == meeting.id, col(CopilMeeting.status) == CopilStatus.SCHEDULED
+        )
+        .values(status=CopilStatus.HELD, budget_year=budget.year, validated_budget=budget.amount)
     )
     if claimed.rowcount != 1:  # type: ignore[attr-defined]
         uow.session.rollback()
@@ -329,67 +408,51 @@ def hold_copil(
             " opération pendant la vôtre. Rien n'a été enregistré ; rechargez et vérifiez."
         )
     set_committed_value(meeting, "status", CopilStatus.HELD)
-    set_committed_value(meeting, "budget_year", budget_year)
-    set_committed_value(meeting, "validated_budget", validated_budget)
+    set_committed_value(meeting, "budget_year", budget.year)
+    set_committed_value(meeting, "validated_budget", budget.amount)
 
-    applied: dict[str, DecisionApplied] = {}
-    # Write in number order: two runs touching the same actions lock them in the same order.
-    for decision, action in sorted(planned, key=lambda p: p[1].number):
-        assert decision.outcome is not None and action.id is not None
-        source = State(action.state)
-        transition_action(
-            uow,
-            action,
-            decision.outcome,
-            actor=actor,
-            reason=_reason(decision),
-            correlation_id=correlation_id,
-            copil_id=copil_id,
-            at=when,
-        )
-        uow.session.add(
-            CopilDecision(
-                copil_id=copil_id,
-                action_id=action.id,
-                outcome=decision.outcome,
-                conditions=decision.conditions.strip(),
-                comment=decision.comment.strip(),
-            )
-        )
-        add_to_agenda(uow, meeting, action)
-        uow.flush()
-        applied[action.number] = DecisionApplied(
-            number=action.number,
-            title=action.title,
-            from_state=source,
+
+def _apply_decision(
+    uow: UnitOfWork,
+    meeting: CopilMeeting,
+    decision: DecisionInput,
+    action: ActionSheet,
+    actor: str,
+    correlation_id: str | None,
+    when: datetime,
+) -> DecisionApplied:
+    """Move one action (history row, domain event) and record the COPIL's decision on it."""
+    assert decision.outcome is not None and action.id is not None and meeting.id is not None
+    source = State(action.state)
+    transition_action(
+        uow,
+        action,
+        decision.outcome,
+        actor=actor,
+        reason=_reason(decision),
+        correlation_id=correlation_id,
+        copil_id=meeting.id,
+        at=when,
+    )
+    uow.session.add(
+        CopilDecision(
+            copil_id=meeting.id,
+            action_id=action.id,
             outcome=decision.outcome,
             conditions=decision.conditions.strip(),
             comment=decision.comment.strip(),
-            budget_total=uow.repo.budget_total(action.id),
-        )
-    in_order = tuple(applied[a.number] for _, a in planned)
-    after = copil_info(uow, copil_id)
-    undecided = tuple(item for item in after.agenda if item.state in AWAITING_DECISION)
-    uow.events.append(
-        CopilHeld(
-            territory_code=territory.code,
-            copil_id=copil_id,
-            held_at=meeting.held_at,
-            decisions=tuple((d.number, d.outcome) for d in in_order),
-            undecided=tuple(item.number for item in undecided),
-            budget_year=budget_year,
-            validated_budget=validated_budget,
-            actor=actor,
-            correlation_id=correlation_id,
         )
     )
-    return CopilOutcome(
-        copil=after,
-        decisions=in_order,
-        undecided=undecided,
-        budget_year=budget_year,
-        validated_budget=validated_budget,
-        actor=actor,
+    add_to_agenda(uow, meeting, action)
+    uow.flush()
+    return DecisionApplied(
+        number=action.number,
+        title=action.title,
+        from_state=source,
+        outcome=decision.outcome,
+        conditions=decision.conditions.strip(),
+        comment=decision.comment.strip(),
+        budget_total=uow.repo.budget_total(action.id),
     )
 
 

@@ -41,7 +41,7 @@ from models.deadlines import (
     paris_date,
 )
 from models.errors import NotFound
-from models.lifecycle import State
+from models.lifecycle import AWAITING_DECISION, COMMITTED, State
 from models.money import ZERO
 from models.safe_text import neutralise_formula
 from models.tables import (
@@ -82,9 +82,6 @@ from notifications.transports import Deliverer
 _T = TypeVar("_T", CopilMeeting, Territory, Person)
 
 DIGEST = "digest"  # outbox kind
-AWAITING = (State.PROPOSED, State.DEFERRED)
-COMMITTED = (State.VALIDATED, State.FUNDED, State.IN_PROGRESS, State.COMPLETED)
-DROPPED_OUT = figures.OUT_OF_PLAN  # one definition of « hors plan »
 LIST_MAX = 40  # rows per section in the e-mail; the CSV has them all
 
 B = BudgetLine.__table__.c  # type: ignore[attr-defined]
@@ -237,6 +234,29 @@ def compute_digests(
     return digests
 
 
+def preview_digest(
+    session: Session, copil_id: int, as_of: date, settings: DigestSettings | None = None
+) -> Digest | None:
+    """The digest of one scheduled COPIL as it would be written on ``as_of`` (whatever its
+    sending days and whether it went out): what the web application shows as a page."""
+    copil = session.get(CopilMeeting, copil_id)
+    if copil is None or copil.status != CopilStatus.SCHEDULED:
+        return None
+    territory = session.get_one(Territory, copil.territory_id)
+    organizer = _coordinator(session, copil.territory_id)
+    digest = Digest(
+        copil=_copy(copil),
+        territory=_copy(territory),
+        label="aperçu",
+        day=as_of,
+        as_of=as_of,
+        members=[_copy(p) for p in _members(session, copil)],
+        organizer=_copy(organizer) if organizer else None,
+    )
+    _fill(session, digest, settings or DigestSettings())
+    return digest
+
+
 def _copy(row: _T) -> _T:
     return type(row)(**row.model_dump())
 
@@ -297,8 +317,37 @@ def _money_by_action(
     return {row[0]: row[1] or ZERO for row in session.execute(query)}
 
 
+@dataclass
+class _Facts:
+    """What the parts of a digest read: the territory's actions and their money."""
+
+    tid: int
+    year: int
+    actions: dict[Any, Any]
+    pilots: dict[Any, str]
+    budget: dict[Any, Decimal]
+    budget_year: dict[Any, Decimal]
+    requested: dict[Any, Decimal]
+    granted: dict[Any, Decimal]
+
+
 def _fill(session: Session, digest: Digest, settings: DigestSettings) -> None:
-    copil, as_of, tid = digest.copil, digest.as_of, digest.territory.id
+    facts = _facts(session, digest)
+    _fill_agenda(session, digest, facts)
+    previous = _previous_copil(session, digest)
+    since = previous.held_at if previous else None
+    _fill_changes(session, digest, facts, since)
+    _fill_new_funding(session, digest, facts, since)
+    _fill_budget_delta(session, digest, facts, previous)
+    _fill_late_and_at_risk(session, digest, settings, facts.tid)
+    _fill_missing(session, digest, facts)
+    digest.year = _year_figures(session, digest.territory.code, facts.year, digest.as_of)
+    digest.conditions = _conditions(session, digest.copil, facts.actions)
+    digest.follow_up = _follow_up(session, facts.actions, since, digest.as_of)
+
+
+def _facts(session: Session, digest: Digest) -> _Facts:
+    copil, tid = digest.copil, digest.territory.id
     assert tid is not None
     year = copil.budget_year or paris_date(copil.held_at).year
     actions = {
@@ -324,7 +373,12 @@ def _fill(session: Session, digest: Digest, settings: DigestSettings) -> None:
     budget_year = _money_by_action(session, B.amount, B, tid, year)
     requested = _money_by_action(session, F.requested, F, tid)
     granted = _money_by_action(session, F.granted, F, tid)
+    return _Facts(tid, year, actions, pilots, budget, budget_year, requested, granted)
 
+
+def _fill_agenda(session: Session, digest: Digest, facts: _Facts) -> None:
+    copil, actions, pilots = digest.copil, facts.actions, facts.pilots
+    budget, requested, granted = facts.budget, facts.requested, facts.granted
     # Agenda: the meeting's own agenda first (in its order), then every other action awaiting
     # a decision.
     listed = [
@@ -336,7 +390,7 @@ def _fill(session: Session, digest: Digest, settings: DigestSettings) -> None:
         )
     ]
     awaiting = sorted(
-        (a for a in actions.values() if State(a.state) in AWAITING and a.id not in listed),
+        (a for a in actions.values() if State(a.state) in AWAITING_DECISION and a.id not in listed),
         key=lambda a: a.number,
     )
     for action_id in [*listed, *(a.id for a in awaiting)]:
@@ -355,6 +409,9 @@ def _fill(session: Session, digest: Digest, settings: DigestSettings) -> None:
             }
         )
 
+
+def _previous_copil(session: Session, digest: Digest) -> CopilMeeting | None:
+    copil, tid = digest.copil, digest.territory.id
     # Since the previous COPIL of the territory (held, or at least not cancelled).
     previous = session.execute(
         select(CopilMeeting)
@@ -367,7 +424,11 @@ def _fill(session: Session, digest: Digest, settings: DigestSettings) -> None:
         .limit(1)
     ).scalar_one_or_none()
     digest.previous = _copy(previous) if previous is not None else None
-    since = previous.held_at if previous else None
+    return previous
+
+
+def _fill_changes(session: Session, digest: Digest, facts: _Facts, since: datetime | None) -> None:
+    tid, actions = facts.tid, facts.actions
     t = TransitionRecord.__table__.c  # type: ignore[attr-defined]
     changes = (
         sa.select(t.at, t.action_id, t.from_state, t.to_state)
@@ -388,6 +449,12 @@ def _fill(session: Session, digest: Digest, settings: DigestSettings) -> None:
                 "to": State(row.to_state).label,
             }
         )
+
+
+def _fill_new_funding(
+    session: Session, digest: Digest, facts: _Facts, since: datetime | None
+) -> None:
+    tid, actions = facts.tid, facts.actions
     o = Organisation.__table__.c  # type: ignore[attr-defined]
     funding = (
         sa.select(F.action_id, F.granted, F.decision_date, F.updated_at, o.short_name, o.name)
@@ -410,6 +477,13 @@ def _fill(session: Session, digest: Digest, settings: DigestSettings) -> None:
                 "date": fr.format_date(decided),
             }
         )
+
+
+def _fill_budget_delta(
+    session: Session, digest: Digest, facts: _Facts, previous: CopilMeeting | None
+) -> None:
+    """The change of the committed budget since the previous COPIL validated one."""
+    tid, year, actions, budget_year = facts.tid, facts.year, facts.actions, facts.budget_year
     committed_year = sum(
         (v for k, v in budget_year.items() if State(actions[k].state) in COMMITTED), ZERO
     )
@@ -435,6 +509,11 @@ def _fill(session: Session, digest: Digest, settings: DigestSettings) -> None:
             "delta": ("+" if delta > 0 else "") + fr.format_eur(delta),
         }
 
+
+def _fill_late_and_at_risk(
+    session: Session, digest: Digest, settings: DigestSettings, tid: int
+) -> None:
+    as_of = digest.as_of
     # Late and at risk, from the same deadlines the reminders use.
     snapshot = load_snapshot(session, territory_ids={tid})
     silent_since = {s.action.id: s for s in snapshot.silences}
@@ -455,7 +534,11 @@ def _fill(session: Session, digest: Digest, settings: DigestSettings) -> None:
             if silence is not None and silence.since <= quiet_limit:
                 line["reason"] = f"pas de note de suivi depuis le {fr.format_date(silence.since)}"
                 digest.at_risk.append(line)
-    left = _left_to_fund_by_action(session, tid)
+
+
+def _fill_missing(session: Session, digest: Digest, facts: _Facts) -> None:
+    as_of, actions, budget, granted = digest.as_of, facts.actions, facts.budget, facts.granted
+    left = _left_to_fund_by_action(session, facts.tid)
     for a in sorted(actions.values(), key=lambda a: a.number):
         state = State(a.state)
         if state not in COMMITTED or not state.is_open:  # proposals are on the agenda instead
@@ -484,9 +567,6 @@ def _fill(session: Session, digest: Digest, settings: DigestSettings) -> None:
                         "reason": f"financement incomplet : il manque {fr.format_eur(gap)}",
                     }
                 )
-    digest.year = _year_figures(session, digest.territory.code, year, as_of)
-    digest.conditions = _conditions(session, copil, actions)
-    digest.follow_up = _follow_up(session, actions, since, as_of)
 
 
 def _conditions(
@@ -612,7 +692,7 @@ def _year_figures(session: Session, code: str, year: int, as_of: date) -> dict[s
     rows: list[tuple[str, Decimal | None]] = [
         (f"{F_.PLANNED.label} (actions du plan)", total.planned),
         ("  dont actions validées et suivantes", planned_of(COMMITTED)),
-        ("  dont actions en attente de décision", planned_of(AWAITING)),
+        ("  dont actions en attente de décision", planned_of(AWAITING_DECISION)),
         *((F_(m).label, getattr(total, m)) for m in ("requested", "granted", "paid")),
         (F_.LEFT_TO_FUND.label, total.left_to_fund),
         (F_.LEFT_TO_PAY.label, total.left_to_pay),
@@ -722,52 +802,60 @@ def invitation(digest: Digest, settings: DigestSettings, *, now: datetime | None
 # Render
 
 
+def _money_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [
+        dict(
+            r,
+            budget=fr.format_eur(r["budget"]),
+            requested=fr.format_eur(r["requested"]),
+            granted=fr.format_eur(r["granted"]),
+        )
+        for r in rows
+    ]
+
+
+def _cut(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """At most LIST_MAX rows in the e-mail, and how many more (the CSV has them all)."""
+    return {"rows": rows[:LIST_MAX], "more": max(len(rows) - LIST_MAX, 0)}
+
+
+def _digest_body(digest: Digest, reply: ReplyTo | None) -> tuple[str, str]:
+    """The digest's text and HTML parts."""
+    copil = digest.copil
+    agenda_total = sum((r["budget"] for r in digest.agenda), ZERO)
+    return render(
+        "copil_digest",
+        reply_to=reply,
+        territory=digest.territory.name,
+        when=fr.format_datetime(copil.held_at),
+        place=copil.place,
+        phrase=fr.relative_days(paris_date(copil.held_at), digest.as_of),
+        agenda=_cut(_money_rows(digest.agenda)),
+        agenda_total=fr.format_eur(agenda_total),
+        previous=fr.format_date(paris_date(digest.previous.held_at)) if digest.previous else "",
+        changes=_cut(digest.changes),
+        new_funding=_cut(digest.new_funding),
+        budget_delta=digest.budget_delta,
+        late=_cut(digest.late),
+        at_risk=_cut(digest.at_risk),
+        missing=_cut(digest.missing),
+        missing_total=fr.format_eur(digest.missing_total),
+        committed_any=digest.committed_any,
+        conditions=digest.conditions,
+        follow_up=_cut(digest.follow_up),
+        year=digest.year,
+    )
+
+
 def render_digest(
     digest: Digest, settings: DigestSettings, *, now: datetime | None = None
 ) -> NewMessage:
     copil = digest.copil
     held = paris_date(copil.held_at)
     when = fr.format_datetime(copil.held_at)
-
-    def money_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        return [
-            dict(
-                r,
-                budget=fr.format_eur(r["budget"]),
-                requested=fr.format_eur(r["requested"]),
-                granted=fr.format_eur(r["granted"]),
-            )
-            for r in rows
-        ]
-
-    def cut(rows: list[dict[str, Any]]) -> dict[str, Any]:
-        return {"rows": rows[:LIST_MAX], "more": max(len(rows) - LIST_MAX, 0)}
-
-    agenda_total = sum((r["budget"] for r in digest.agenda), ZERO)
     organizer = digest.organizer
     reply = ReplyTo(organizer.full_name, organizer.email) if organizer else None
-    text, html = render(
-        "copil_digest",
-        reply_to=reply,
-        territory=digest.territory.name,
-        when=when,
-        place=copil.place,
-        phrase=fr.relative_days(held, digest.as_of),
-        agenda=cut(money_rows(digest.agenda)),
-        agenda_total=fr.format_eur(agenda_total),
-        previous=fr.format_date(paris_date(digest.previous.held_at)) if digest.previous else "",
-        changes=cut(digest.changes),
-        new_funding=cut(digest.new_funding),
-        budget_delta=digest.budget_delta,
-        late=cut(digest.late),
-        at_risk=cut(digest.at_risk),
-        missing=cut(digest.missing),
-        missing_total=fr.format_eur(digest.missing_total),
-        committed_any=digest.committed_any,
-        conditions=digest.conditions,
-        follow_up=cut(digest.follow_up),
-        year=digest.year,
-    )
+    text, html = _digest_body(digest, reply)
     attachments = [
         Attachment.invitation(invitation(digest, settings, now=now), "invitation-copil.ics"),
         Attachment(

@@ -14,7 +14,15 @@ from flows.usecases import service
 from models.errors import InvalidInput
 from models.events import ActionTransitioned, ProgressReported
 from models.lifecycle import GuardFacts, LifecycleError, State, check_transition
-from models.tables import ActionSheet, FollowUpNote, Indicator, Milestone
+from models.tables import (
+    ActionChange,
+    ActionSheet,
+    FollowUpNote,
+    Indicator,
+    Milestone,
+    Person,
+    Territory,
+)
 from models.transitions import transition_action
 from models.uow import UnitOfWork
 
@@ -92,48 +100,9 @@ def report_progress(
     problems: list[str] = []
     if (dead := service.require_alive(action, "d'avancement")) is not None:
         problems.append(dead)
-    milestones = {m.title.strip().lower(): m for m in _milestones(uow, action)}
-    to_mark: list[tuple[Milestone, date]] = []
-    for position, done in enumerate(milestones_done, start=1):
-        milestone = milestones.get(done.title.strip().lower())
-        if milestone is None:
-            known = "; ".join(f"« {m.title} »" for m in milestones.values()) or "aucun"
-            problems.append(
-                f"Jalon {position} : « {done.title.strip()} » n'est pas un jalon de"
-                f" l'action {action.number} (jalons : {known})."
-            )
-        else:
-            to_mark.append((milestone, done.done_on or day))
-    indicators = {i.name.strip().lower(): i for i in _indicators(uow, action)}
-    to_measure: list[tuple[Indicator, Decimal, date]] = []
-    for position, value in enumerate(indicator_values, start=1):
-        indicator = indicators.get(value.name.strip().lower())
-        if indicator is None:
-            known = "; ".join(f"« {i.name} »" for i in indicators.values()) or "aucun"
-            problems.append(
-                f"Indicateur {position} : « {value.name.strip()} » n'est pas un indicateur de"
-                f" l'action {action.number} (indicateurs : {known})."
-            )
-            continue
-        try:
-            if isinstance(value.value, float):
-                raise TypeError
-            measured = Decimal(value.value)
-            if not measured.is_finite():
-                raise InvalidOperation
-        except (TypeError, ValueError, InvalidOperation):
-            problems.append(f"Indicateur {position} ({indicator.name}) : valeur invalide.")
-            continue
-        to_measure.append((indicator, measured, value.measured_on or day))
-    author = None
-    if author_email and author_email.strip():
-        author = uow.repo.person_by_email(territory.id, author_email)
-        if author is None:
-            problems.append(
-                f"Auteur : « {author_email.strip()} » n'est pas une personne connue du territoire."
-            )
-    else:
-        author = uow.repo.person(action.pilot_id)
+    to_mark = _milestones_to_mark(uow, action, milestones_done, day, problems)
+    to_measure = _values_to_record(uow, action, indicator_values, day, problems)
+    author = _author(uow, action, territory, author_email, problems)
     text = (note or "").strip()
     if not (to_mark or to_measure or text) and not problems:
         problems.append(
@@ -143,23 +112,8 @@ def report_progress(
         raise InvalidInput(problems)
 
     service.entering_write_phase()
-    for milestone, done_on in to_mark:
-        milestone.done_on = done_on
-        uow.session.add(milestone)
-    for indicator, measured, measured_on in to_measure:
-        indicator.actual, indicator.measured_on = measured, measured_on
-        uow.session.add(indicator)
-    if text:
-        uow.session.add(
-            FollowUpNote(
-                action_id=action.id,
-                author_id=author.id if author else None,
-                written_on=day,
-                text=text,
-            )
-        )
-    action.updated_at = when  # bumps the version: concurrent edits of one action conflict
-    uow.session.add(action)
+    _write_progress(uow, action, to_mark, to_measure, text, author, day, when)
+    uow.session.add(_change(action, actor, to_mark, to_measure, text, when, correlation_id))
     uow.flush()
     pilot = uow.repo.person(action.pilot_id)
     uow.events.append(
@@ -188,6 +142,109 @@ def report_progress(
         ),
         note_written=bool(text),
     )
+
+
+def _write_progress(
+    uow: UnitOfWork,
+    action: ActionSheet,
+    to_mark: list[tuple[Milestone, date]],
+    to_measure: list[tuple[Indicator, Decimal, date]],
+    text: str,
+    author: Person | None,
+    day: date,
+    when: datetime,
+) -> None:
+    assert action.id is not None
+    for milestone, done_on in to_mark:
+        milestone.done_on = done_on
+        uow.session.add(milestone)
+    for indicator, measured, measured_on in to_measure:
+        indicator.actual, indicator.measured_on = measured, measured_on
+        uow.session.add(indicator)
+    if text:
+        uow.session.add(
+            FollowUpNote(
+                action_id=action.id,
+                author_id=author.id if author else None,
+                written_on=day,
+                text=text,
+            )
+        )
+    action.updated_at = when  # bumps the version: concurrent edits of one action conflict
+    uow.session.add(action)
+    uow.flush()
+
+
+def _milestones_to_mark(
+    uow: UnitOfWork,
+    action: ActionSheet,
+    done: Sequence[MilestoneDone],
+    day: date,
+    problems: list[str],
+) -> list[tuple[Milestone, date]]:
+    milestones = {m.title.strip().lower(): m for m in _milestones(uow, action)}
+    to_mark: list[tuple[Milestone, date]] = []
+    for position, item in enumerate(done, start=1):
+        milestone = milestones.get(item.title.strip().lower())
+        if milestone is None:
+            known = "; ".join(f"« {m.title} »" for m in milestones.values()) or "aucun"
+            problems.append(
+                f"Jalon {position} : « {item.title.strip()} » n'est pas un jalon de"
+                f" l'action {action.number} (jalons : {known})."
+            )
+        else:
+            to_mark.append((milestone, item.done_on or day))
+    return to_mark
+
+
+def _values_to_record(
+    uow: UnitOfWork,
+    action: ActionSheet,
+    values: Sequence[IndicatorValue],
+    day: date,
+    problems: list[str],
+) -> list[tuple[Indicator, Decimal, date]]:
+    indicators = {i.name.strip().lower(): i for i in _indicators(uow, action)}
+    to_measure: list[tuple[Indicator, Decimal, date]] = []
+    for position, value in enumerate(values, start=1):
+        indicator = indicators.get(value.name.strip().lower())
+        if indicator is None:
+            known = "; ".join(f"« {i.name} »" for i in indicators.values()) or "aucun"
+            problems.append(
+                f"Indicateur {position} : « {value.name.strip()} » n'est pas un indicateur de"
+                f" l'action {action.number} (indicateurs : {known})."
+            )
+            continue
+        try:
+            if isinstance(value.value, float):
+                raise TypeError
+            measured = Decimal(value.value)
+            if not measured.is_finite():
+                raise InvalidOperation
+        except (TypeError, ValueError, InvalidOperation):
+            problems.append(f"Indicateur {position} ({indicator.name}) : valeur invalide.")
+            continue
+        to_measure.append((indicator, measured, value.measured_on or day))
+    return to_measure
+
+
+def _author(
+    uow: UnitOfWork,
+    action: ActionSheet,
+    territory: Territory,
+    email: str | None,
+    problems: list[str],
+) -> Person | None:
+    """Who wrote the note: the person named, else the action's pilot."""
+    if not (email and email.strip()):
+        return uow.repo.person(action.pilot_id)
+    assert territory.id is not None
+    author = uow.repo.person_by_email(territory.id, email)
+    if author is None:
+        problems.append(
+            f"Auteur : « {email.strip()} » n'est pas une personne connue du territoire."
+        )
+    return author
 
 
 def start_action(
@@ -274,6 +331,30 @@ def _step(
         to_state=target,
         event=event,
         open_milestones=_open_milestones(uow, action),
+    )
+
+
+def _change(
+    action: ActionSheet,
+    actor: str,
+    marked: Sequence[tuple[Milestone, date]],
+    measured: Sequence[tuple[Indicator, Decimal, date]],
+    note: str,
+    when: datetime,
+    correlation_id: str | None,
+) -> ActionChange:
+    """The history row of a progress report (who reported what), in French."""
+    parts = [f"jalon « {m.title} » fait le {service.short_date(day)}" for m, day in marked]
+    parts += [f"indicateur « {i.name} » : {value} {i.unit}".rstrip() for i, value, _ in measured]
+    if note:
+        parts.append("note de suivi ajoutée")
+    assert action.id is not None
+    return ActionChange(
+        action_id=action.id,
+        at=when,
+        actor=actor,
+        summary="Avancement : " + " ; ".join(parts) + ".",
+        correlation_id=correlation_id,
     )
 
 

@@ -110,17 +110,7 @@ def propose(
     assert territory.id is not None
     actor = service.actor_name(uow, territory, recorded_by)
 
-    existing: ActionSheet | None = None
-    if number and number.strip():
-        number = service.normalise_number(number)
-        existing = uow.session.exec(
-            select(ActionSheet).where(
-                ActionSheet.territory_id == territory.id, ActionSheet.number == number
-            )
-        ).first()
-    else:
-        number = _next_number(uow, territory)
-
+    number, existing = _sheet(uow, territory, number)
     problems: list[str] = []
     if existing is None:
         if not (details.title and details.title.strip()):
@@ -140,21 +130,7 @@ def propose(
 
     service.entering_write_phase()
     created = existing is None
-    if existing is None:
-        assert details.title and details.axis
-        action = ActionSheet(
-            territory_id=territory.id,
-            number=number,
-            title=details.title.strip(),
-            axis=details.axis,
-            state=State.DRAFT,
-            created_at=when,
-            updated_at=when,
-        )
-        uow.session.add(action)
-        uow.flush()
-    else:
-        action = existing
+    action = existing or _new_sheet(uow, territory, number, details, when)
     _apply_details(uow, action, details, pilot, partners, lines)
     event = transition_action(
         uow,
@@ -177,6 +153,39 @@ def propose(
         next_copil_at=copil.held_at if copil else None,
         event=event,
     )
+
+
+def _sheet(
+    uow: UnitOfWork, territory: Territory, number: str | None
+) -> tuple[str, ActionSheet | None]:
+    """The sheet's number and the sheet if it exists (no number: the next free one)."""
+    if not (number and number.strip()):
+        return _next_number(uow, territory), None
+    number = service.normalise_number(number)
+    existing = uow.session.exec(
+        select(ActionSheet).where(
+            ActionSheet.territory_id == territory.id, ActionSheet.number == number
+        )
+    ).first()
+    return number, existing
+
+
+def _new_sheet(
+    uow: UnitOfWork, territory: Territory, number: str, details: SheetDetails, when: datetime
+) -> ActionSheet:
+    assert details.title and details.axis and territory.id is not None
+    action = ActionSheet(
+        territory_id=territory.id,
+        number=number,
+        title=details.title.strip(),
+        axis=details.axis,
+        state=State.DRAFT,
+        created_at=when,
+        updated_at=when,
+    )
+    uow.session.add(action)
+    uow.flush()
+    return action
 
 
 def _next_number(uow: UnitOfWork, territory: Territory) -> str:

@@ -57,6 +57,7 @@ from models.deadlines import (
 )
 from models.errors import NotFound
 from models.outbox import OutboxItem, OutboxMessage, OutboxStatus
+from models.settings import Settings, load_settings
 from models.tables import Person, PersonRole, Territory
 from models.uow import UnitOfWork
 from models.vocabulary import Role
@@ -447,13 +448,49 @@ def compute_plan(
         else:
             del grouped[group]
 
-    # Unsent messages: fold their still-valid items into today's e-mail of the same person
-    # when that person gets one anyway, or when some of their items went stale.
+    people_ids = {int(a[1:]) for _, a in grouped if a != "c*"}
+    carry_from, keep_pending = _fold_unsent(
+        session, now, territory_ids, snapshot, grouped, people_ids
+    )
+    escalated_pilots = {
+        i.subject.action.pilot_id
+        for (kind, _), items in grouped.items()
+        if kind == ESCALATION
+        for i in items
+        if i.subject.action.pilot_id is not None
+    }
+    people = _people(session, people_ids | escalated_pilots)
+    batches = _batches(grouped, people, carry_from)
+    contacts = {
+        tid: [mailbox_of(p.full_name, p.email) for p in people_list]
+        for tid, people_list in coordinators.items()
+    }
+    pilots = {
+        pid: mailbox_of(people[pid].full_name, people[pid].email)
+        for pid in escalated_pilots
+        if pid in people
+    }
+    return ReminderPlan(
+        as_of, _merge_by_address(batches), names, contacts, pilots, keep_pending, already_queued
+    )
+
+
+def _fold_unsent(
+    session: Session,
+    now: datetime,
+    territory_ids: set[int] | None,
+    snapshot: Snapshot,
+    grouped: dict[tuple[str, str], list[PlannedItem]],
+    people_ids: set[int],
+) -> tuple[dict[tuple[str, str], list[int]], int]:
+    """Unsent messages: fold their still-valid items into today's e-mail of the same person
+    when that person gets one anyway, or when some of their items went stale. Updates
+    `grouped` and `people_ids`; returns the messages each group replaces, and how many
+    messages stay pending as they are."""
     current = snapshot.fingerprints()
     sources = _unsent_sources(session, now, territory_ids)
     source_keys = [i.item_key for s in sources for i in s.items]
     elsewhere = live_item_keys(session, source_keys, exclude=[s.id for s in sources])
-    people_ids = {int(a[1:]) for _, a in grouped if a != "c*"}
     carried: dict[tuple[str, str], list[PlannedItem]] = defaultdict(list)
     carry_from: dict[tuple[str, str], list[int]] = defaultdict(list)
     keep_pending = 0
@@ -483,14 +520,14 @@ def compute_plan(
         for item in carried.get(group, []):
             merged.setdefault(item.key, item)
         grouped[group] = list(merged.values())
-    escalated_pilots = {
-        i.subject.action.pilot_id
-        for (kind, _), items in grouped.items()
-        if kind == ESCALATION
-        for i in items
-        if i.subject.action.pilot_id is not None
-    }
-    people = _people(session, people_ids | escalated_pilots)
+    return carry_from, keep_pending
+
+
+def _batches(
+    grouped: dict[tuple[str, str], list[PlannedItem]],
+    people: dict[int, Person],
+    carry_from: dict[tuple[str, str], list[int]],
+) -> list[Batch]:
     batches: list[Batch] = []
     for (kind, audience), items in sorted(grouped.items()):
         person = people.get(int(audience[1:])) if audience != "c*" else None
@@ -506,18 +543,7 @@ def compute_plan(
                 carry_from=carry_from.get((kind, audience), []),
             )
         )
-    contacts = {
-        tid: [mailbox_of(p.full_name, p.email) for p in people_list]
-        for tid, people_list in coordinators.items()
-    }
-    pilots = {
-        pid: mailbox_of(people[pid].full_name, people[pid].email)
-        for pid in escalated_pilots
-        if pid in people
-    }
-    return ReminderPlan(
-        as_of, _merge_by_address(batches), names, contacts, pilots, keep_pending, already_queued
-    )
+    return batches
 
 
 def _audience_of(source: _Source) -> str:
@@ -751,11 +777,16 @@ _plural = fr.plural  # one rule for French plurals (0 and 1 singular)
 
 
 def _row(
-    item: PlannedItem, as_of: date, with_pilot: dict[int, str] | None = None
+    item: PlannedItem,
+    as_of: date,
+    with_pilot: dict[int, str] | None = None,
+    settings: Settings | None = None,
 ) -> dict[str, str]:
     s = item.subject
     action = s.action
     row = {"number": action.number, "title": action.title}
+    if settings is not None and (url := settings.action_url(action.id)):
+        row["url"] = url  # "Mettre à jour mon action" (tiflow web)
     if isinstance(s, Deadline):
         row.update(
             what=s.what[:1].upper() + s.what[1:],
@@ -786,7 +817,7 @@ def render_batch(batch: Batch, plan: ReminderPlan) -> NewMessage:
     name = batch.recipient.mailbox.split("<")[0].strip() if batch.recipient else ""
     greeting = f"Bonjour {name}," if name and "@" not in name else "Bonjour,"
     if batch.kind == REMINDER:
-        subject, context = _pilot_message(batch, as_of)
+        subject, context = _pilot_message(batch, as_of, load_settings())
         template, tag = "reminders", "pilots"
         contacts = sorted({c for t in batch.territory_ids for c in plan.coordinators.get(t, [])})
         context["contacts"] = contacts
@@ -827,7 +858,7 @@ def _reply_to(plan: ReminderPlan, batch: Batch) -> ReplyTo | None:
     return None
 
 
-def _pilot_message(batch: Batch, as_of: date) -> tuple[str, dict[str, Any]]:
+def _pilot_message(batch: Batch, as_of: date, settings: Settings) -> tuple[str, dict[str, Any]]:
     overdue, today, upcoming, nudges = [], [], [], []
     for item in batch.items:
         if item.subject.ref_kind == NUDGE:
@@ -839,7 +870,7 @@ def _pilot_message(batch: Batch, as_of: date) -> tuple[str, dict[str, Any]]:
         else:
             upcoming.append(item)
     sections = [
-        {"title": title, "actions": _by_action([_row(i, as_of) for i in items])}
+        {"title": title, "actions": _by_action([_row(i, as_of, settings=settings) for i in items])}
         for title, items in (
             ("En retard", overdue),
             ("Aujourd'hui", today),
@@ -870,18 +901,21 @@ def _pilot_message(batch: Batch, as_of: date) -> tuple[str, dict[str, Any]]:
         subject = f"Où en êtes-vous ? {_plural(len(nudges), 'action', 'actions')} sans nouvelles"
     return subject, {
         "sections": sections,
-        "nudges": [_row(i, as_of) for i in nudges],
+        "nudges": [_row(i, as_of, settings=settings) for i in nudges],
     }
 
 
 def _by_action(rows: list[dict[str, str]]) -> list[dict[str, Any]]:
     """One block per action (its number and title once, then its deadlines in date order),
-    blocks in the order of the actions' numbers."""
+    blocks in the order of the actions' numbers. The « Mettre à jour mon action » link (tiflow
+    web, when configured) is the action's, so it comes once per block."""
     blocks: dict[str, dict[str, Any]] = {}
     for row in rows:  # rows come in due-date order: each block keeps it
         block = blocks.setdefault(
             row["number"], {"number": row["number"], "title": row["title"], "items": []}
         )
+        if "url" in row:
+            block["url"] = row["url"]
         block["items"].append(row)
     return [blocks[number] for number in sorted(blocks)]
 

@@ -11,13 +11,14 @@ from __future__ import annotations
 
 import unicodedata
 from collections.abc import Callable
-from datetime import UTC, date, datetime
+from datetime import date, datetime
 from zoneinfo import ZoneInfo
 
 from sqlmodel import select
 
+from models import clock
 from models.errors import InvalidInput, NotFound
-from models.lifecycle import State
+from models.lifecycle import DROPPED_OUT
 from models.tables import ActionSheet, Organisation, Territory
 from models.uow import UnitOfWork
 from models.vocabulary import Role
@@ -26,7 +27,6 @@ PARIS = ZoneInfo("Europe/Paris")
 ACTOR_MAX = 200  # transition_record.actor length
 
 # Closed without being carried out: nothing more can be recorded on them.
-DEAD_STATES = frozenset({State.REJECTED, State.ABANDONED})
 
 # Test seam: called by every service once its reads and checks are done, just before its first
 # write. Tests set it (e.g. to a threading.Barrier's wait) to make two runs overlap exactly.
@@ -39,15 +39,10 @@ def entering_write_phase() -> None:
 
 
 def now() -> datetime:
-    return datetime.now(UTC)
+    return clock.now()
 
 
-def aware(value: datetime) -> datetime:
-    """An instant: naive values are read as Europe/Paris wall-clock time (what a coordinator
-    types), then everything is converted to UTC."""
-    if value.tzinfo is None or value.utcoffset() is None:
-        value = value.replace(tzinfo=PARIS)
-    return value.astimezone(UTC)
+aware = clock.aware  # naive instants are Paris wall-clock time; the result is UTC
 
 
 def paris_date(value: datetime) -> date:
@@ -105,7 +100,7 @@ def actor_name(uow: UnitOfWork, territory: Territory, recorded_by: str | None) -
 
 def require_alive(action: ActionSheet, what: str) -> str | None:
     """A French problem if nothing can be recorded on the action any more, else None."""
-    if action.state in DEAD_STATES:
+    if action.state in DROPPED_OUT:
         return (
             f"L'action {action.number} est « {action.state.label} » : on ne peut plus y"
             f" enregistrer {what}."

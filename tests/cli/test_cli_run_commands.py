@@ -180,7 +180,7 @@ def test_reminders_budget_and_delivery_run_by_hand_with_an_as_of_date(cli: Cli) 
     assert result.exit_code == 0, result.output
     assert "Envoi des messages en attente — exécution Prefect «" in result.stdout
     assert "1 envoyé," in result.stdout
-    assert "aucun message n'attend de nouvel essai" in result.stdout
+    assert "aucun message en attente" in result.stdout
     assert cli.outbox()[-1] == ("note", "c@example.org", "sent")
 
 

@@ -9,10 +9,9 @@ from typing import get_args, get_type_hints
 
 import pytest
 from pydantic import BaseModel, ValidationError
-from sqlalchemy.engine import Engine
 
-from flows.__main__ import FLOWS, main
 from flows._shared import artifact_key
+from flows.copil import hold_copil, hold_copil_interactively, schedule_copil
 from flows.events import to_prefect
 from flows.forms import (
     CopilDecisionsForm,
@@ -22,8 +21,25 @@ from flows.forms import (
     IndicatorValueForm,
     Outcome,
 )
+from flows.funding import record_funding
+from flows.progress import abandon_action, complete_action, report_progress, start_action
+from flows.proposals import propose_action
 from models.events import ActionTransitioned, FundingRecorded
 from models.lifecycle import State
+
+# The coordinator's flows, each taking one form (what `python -m flows` ran; the French
+# commands of `tiflow` now run their use cases: tests/cli/test_cli_lifecycle_commands.py).
+FLOWS = {
+    "proposer": propose_action,
+    "planifier-copil": schedule_copil,
+    "tenir-copil": hold_copil,
+    "saisir-copil": hold_copil_interactively,
+    "financer": record_funding,
+    "avancement": report_progress,
+    "demarrer": start_action,
+    "terminer": complete_action,
+    "abandonner": abandon_action,
+}
 
 
 def _forms(model: type[BaseModel]) -> Iterator[type[BaseModel]]:
@@ -160,21 +176,6 @@ def test_artifact_keys_keep_only_lowercase_letters_digits_and_dashes() -> None:
         "copil-grand-est-touraine-2024-01-25-decisions"
     )
     assert artifact_key("financement", "FA-07", "Région", 2024) == "financement-fa-07-region-2024"
-
-
-def test_the_cli_lists_the_flows_by_their_french_names(capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["--liste"]) == 0
-    out = capsys.readouterr().out
-    assert "tenir-copil" in out and "Tenir un COPIL (saisie dans Prefect)" in out
-
-
-def test_the_cli_runs_a_flow_and_reports_a_refusal_in_french(
-    flow_env: Engine, example_plan: str, capsys: pytest.CaptureFixture[str]
-) -> None:
-    assert main(["demarrer", '{"number": "FA-07"}']) == 1
-    err = capsys.readouterr().err
-    assert "Échec : Transition impossible pour l'action FA-07" in err
-    assert main(["proposer", '{"number": "FA-07"}']) == 0
 
 
 def test_each_flow_becomes_a_deployment_whose_form_keeps_the_french_labels() -> None:

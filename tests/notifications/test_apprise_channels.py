@@ -92,6 +92,7 @@ def test_yaml_config_file_with_tags(
         "      tag: copil\n",
         encoding="utf-8",
     )
+    config.chmod(0o600)  # holds credentials: the service account's only
     with Deliverer(str(config)) as deliverer:
         pilots = deliverer.deliver(reminder([MARIE]), "pilots")
         copil = deliverer.deliver(reminder([]), "copil")
@@ -103,6 +104,7 @@ def test_yaml_config_file_with_tags(
 def test_text_config_file_and_environment(tmp_path: Path, smtp_sink: SmtpSink) -> None:
     config = tmp_path / "notify.txt"
     config.write_text(f"# tiflow\npilots,copil={smtp_sink.url()}\n", encoding="utf-8")
+    config.chmod(0o600)  # holds credentials: the service account's only
     deliverer = Deliverer.from_env(environ={ENV_VAR: str(config)})
     assert not deliverer.writes_files
     with deliverer:
@@ -154,6 +156,7 @@ def test_a_bad_entry_in_a_config_file_is_a_config_error(tmp_path: Path) -> None:
         "      tag: copil\n",
         encoding="utf-8",
     )
+    config.chmod(0o600)  # holds credentials: the service account's only
     with pytest.raises(ConfigError, match=r"notify\.yml") as error:
         Deliverer(str(config))
     assert "Secret-Pw-42" not in str(error.value)

@@ -18,8 +18,8 @@ from sqlalchemy.engine import Engine
 
 import models.db
 from models.db import make_engine
-from models.errors import DatabaseBusy, InvalidInput
-from models.outbox import DeliveryPhase, OutboxStatus
+from models.errors import DatabaseBusy, TiflowError
+from models.outbox import DeliveryPhase, OutboxMessage, OutboxStatus
 from models.uow import UnitOfWork
 from notifications.outbox import DeliveryPolicy, DeliverySettings, deliver_pending, requeue_once
 from tests.outbox.conftest import deliveries, smtp_deliverer
@@ -28,6 +28,7 @@ from tests.smtp_sink import SmtpSink
 
 HELENE, KARIM, ISABELLE = (p.mailbox.split("<")[1].rstrip(">") for p in PILOTS)
 LATER = T0 + timedelta(hours=1)  # past the in-doubt delay: no live round owns the rows
+M_TABLE = OutboxMessage.__table__  # type: ignore[attr-defined]
 HOLD = DeliveryPolicy(hold_in_doubt=frozenset({"notice"}))
 
 KILL_AT_PHASE = """
@@ -158,7 +159,7 @@ def test_server_dying_before_its_250_for_a_held_kind_is_requeued_by_hand_once(
     with smtp_deliverer(smtp_sink) as deliverer:
         again = deliver_pending(engine, deliverer, policy=HOLD, now=T0 + timedelta(hours=2))
     assert again.sent == 1 and len(smtp_sink.messages_to(KARIM)) == 2
-    with UnitOfWork(engine) as uow, pytest.raises(InvalidInput, match="seul un message en échec"):
+    with UnitOfWork(engine) as uow, pytest.raises(TiflowError, match="seul un message en échec"):
         requeue_once(uow, held.id or 0)
 
 
@@ -172,7 +173,7 @@ def test_requeue_by_hand_happens_only_once(engine: Engine, smtp_sink: SmtpSink) 
             requeue_once(uow, refused.id or 0, now=T0)
             uow.commit()
         deliver_pending(engine, deliverer, now=T0)
-    with UnitOfWork(engine) as uow, pytest.raises(InvalidInput, match="déjà été remis en file"):
+    with UnitOfWork(engine) as uow, pytest.raises(TiflowError, match="déjà été remis en file"):
         requeue_once(uow, refused.id or 0)
     row = next(r for r in rows(engine) if r.id == refused.id)
     assert "destinataire refusé" in (row.last_error or "")
@@ -205,8 +206,8 @@ def test_maintenant_sends_what_waits_for_its_back_off_but_not_what_is_scheduled(
     with smtp_deliverer(smtp_sink) as deliverer:
         down = deliver_pending(engine, deliverer, now=T0)
     assert down.retry == 3 and down.backlog is not None and down.backlog.waiting == 6
-    assert "6 messages attendent un nouvel essai" in down.summary()
-    assert "lundi 10 mars 2025 à 8 h 15" in down.summary()
+    assert "6 messages en attente (prochain envoi le lundi 10 mars 2025 à 8 h 15" in down.summary()
+    assert "dernier le jeudi 13 mars 2025 à 8 h" in down.summary()  # notice 7, scheduled
     smtp_sink.restart()
     now = DeliverySettings(now=True).policy()
     with smtp_deliverer(smtp_sink) as deliverer:
@@ -310,3 +311,56 @@ def test_a_lock_longer_than_the_timeout_mid_round_is_waited_for_and_nothing_is_l
     counts = deliveries(smtp_sink)
     assert len(counts) == 3 and set(counts.values()) == {1}
     assert statuses(engine) == {"sent": 3}
+
+
+def test_a_lock_on_the_data_sent_record_stops_before_the_content_and_fails_nothing(
+    engine: Engine, impatient: Engine, smtp_sink: SmtpSink, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import notifications.smtp
+
+    monkeypatch.setattr(models.db, "BUSY_PAUSE", 0.01)
+    store(engine, [notice(10)])
+    locker = Locker(engine)
+    accepted: list[DeliveryPhase] = []
+
+    def lock_once_the_second_recipient_is_accepted(phase: DeliveryPhase) -> None:
+        if phase == DeliveryPhase.ACCEPTED:
+            accepted.append(phase)
+            if len(accepted) == 2:
+                locker.take()  # held past every retry of the data_sent record
+
+    monkeypatch.setattr(
+        notifications.smtp, "phase_reached", lock_once_the_second_recipient_is_accepted
+    )
+    try:
+        with smtp_deliverer(smtp_sink) as deliverer, pytest.raises(DatabaseBusy):
+            deliver_pending(impatient, deliverer, now=T0)
+    finally:
+        locker.release()
+    monkeypatch.setattr(notifications.smtp, "phase_reached", None)
+    assert len(smtp_sink.received) == 1  # the second message's content never left
+    assert statuses(engine) == {"sent": 1, "sending": 1, "pending": 1}
+    stuck = next(r for r in rows(engine) if r.status is OutboxStatus.SENDING)
+    assert stuck.delivery_phase == DeliveryPhase.CLAIMED.value  # so: not in doubt
+    with smtp_deliverer(smtp_sink) as deliverer:
+        later = deliver_pending(engine, deliverer, now=LATER)
+    assert (later.resumed, later.in_doubt, later.sent, later.failed) == (1, 0, 2, 0)
+    counts = deliveries(smtp_sink)
+    assert len(counts) == 3 and set(counts.values()) == {1}
+
+
+def test_an_address_broken_by_hand_in_the_table_fails_with_a_french_error(
+    engine: Engine, smtp_sink: SmtpSink
+) -> None:
+    (first, *_) = store(engine, [notice(11)])
+    table = M_TABLE
+    with engine.begin() as conn:
+        conn.execute(
+            sa.update(table).where(table.c.id == first).values(recipient="Hélène <helene@@aicr>")
+        )
+    with smtp_deliverer(smtp_sink) as deliverer:
+        report = deliver_pending(engine, deliverer, now=T0)
+    assert (report.sent, report.failed) == (2, 1)
+    (failure,) = report.failures
+    assert failure.error.startswith("Message non envoyé : adresse e-mail invalide « ")
+    assert "e-mail address" not in failure.error and "(détail" not in failure.error

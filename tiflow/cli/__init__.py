@@ -7,9 +7,11 @@ of this file:
 * `plan_files.py`: `tiflow import`, `tiflow export`, `tiflow modele`;
 * `views.py`: `tiflow territoires`, `tiflow actions`, `tiflow action`;
 * `run_commands.py`: `tiflow run rappels|synthese|budget|copil|envoi`, `tiflow copil planifier`;
+* `lifecycle.py`: `tiflow proposer|financer|avancement|demarrer|terminer|abandonner`;
 * `demo.py`: `tiflow demo` (a year of the example through the real flows);
 * `operations.py`: `tiflow serve`, `tiflow deploiements`;
-* `outbox_commands.py`: `tiflow envois` (list the outbox, `--relancer N`).
+* `outbox_commands.py`: `tiflow envois` (list the outbox, `--relancer N`);
+* `web.py`: `tiflow web` (the web application, `tiflow/web/`).
 
 A new command module uses `command(app)` (or `command(sub_app)`) so its help and errors are
 French, then gets imported at the bottom of this file.
@@ -18,7 +20,7 @@ French, then gets imported at the bottom of this file.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Annotated, Any
 
 import typer
 from rich.table import Table
@@ -53,6 +55,29 @@ def command(target: typer.Typer, name: str | None = None, **kwargs: Any) -> Call
 app = new_app(
     "tiflow : le plan d'actions d'un Territoire d'industrie, piloté par des flux Prefect."
 )
+
+
+@app.callback()
+def use_base(
+    ctx: typer.Context,
+    base: Annotated[
+        str | None,
+        typer.Option(
+            "--base",
+            metavar="BASE",
+            help="La base sur laquelle travailler : « demo » (celle de tiflow demo, à la date"
+            " du 2 janvier 2025), une URL de base ou un fichier SQLite. Défaut :"
+            " TIFLOW_DATABASE_URL.",
+        ),
+    ] = None,
+) -> None:
+    if base is not None:
+        from tiflow.demo_folder import point_at, restore
+
+        saved = point_at(base)
+        ctx.call_on_close(lambda: restore(saved))
+
+
 db_app = new_app("Base de données : création et migrations.")
 app.add_typer(db_app, name="db")
 
@@ -92,11 +117,13 @@ def _row(uow: UnitOfWork, action: ActionSheet) -> list[str]:
 # Command modules register themselves on `app` (imported last: they import `app` from here).
 from tiflow.cli import (  # noqa: E402
     demo,
+    lifecycle,
     operations,
     outbox_commands,
     plan_files,
     run_commands,
     views,
+    web,
 )
 
 __all__ = [
@@ -104,6 +131,7 @@ __all__ = [
     "app",
     "command",
     "demo",
+    "lifecycle",
     "new_app",
     "operations",
     "outbox_commands",
@@ -111,4 +139,5 @@ __all__ = [
     "plan_table",
     "run_commands",
     "views",
+    "web",
 ]

@@ -29,6 +29,7 @@ from rich.progress import (
 from rich.progress import Progress as RichProgressBar
 from sqlalchemy.engine import Engine
 
+from models import clock
 from models.db import alembic_config, engine_for, upgrade
 from models.errors import TiflowError
 from models.settings import PARIS, load_settings
@@ -116,7 +117,7 @@ def pick_territory(uow: UnitOfWork, code: str | None) -> Territory:
 
 
 def today_in_paris() -> date:
-    return datetime.now(ZoneInfo(PARIS)).date()
+    return clock.today_paris()
 
 
 def date_option(value: str | None, option: str) -> date | None:

@@ -1,8 +1,10 @@
 """`tiflow demo`: one year of the Grand Est Touraine example, played through the real flows.
 
-The demo works in ``TIFLOW_DATA_DIR/demo/`` (recreated at each run): its SQLite database, the
-outbox folder where every e-mail is written as an ``.eml`` file (TIFLOW_NOTIFY_CONFIG is
-ignored: the example's addresses are invented), and the budget reports. The year itself is
+The demo lives in ``TIFLOW_DATA_DIR/demo/``: its SQLite database, the outbox folder where
+every e-mail is written as an ``.eml`` file (TIFLOW_NOTIFY_CONFIG is ignored: the example's
+addresses are invented), and the budget reports. Each run plays the year in a new folder and
+swaps it in only when the year is played in full (`tiflow.demo_folder`): a failed run leaves
+the previous demo as it was. The year itself is
 `tiflow.demo_year`; this module prepares the folder, runs it under Prefect (ephemeral mode
 unless PREFECT_API_URL is set) and prints the French summary.
 """
@@ -10,12 +12,14 @@ unless PREFECT_API_URL is set) and prints the French summary.
 from __future__ import annotations
 
 import os
+import shlex
 import shutil
+import sys
 import time
 from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from email import policy
 from email.parser import BytesParser
 from itertools import groupby
@@ -28,23 +32,34 @@ from rich.table import Table
 from sqlalchemy.engine import Engine
 
 from flows.usecases.bus import unit_of_work
+from models import clock
 from models.db import engine_for, upgrade
+from models.errors import TiflowError
 from models.settings import load_settings
 from tiflow.cli import app, command, plan_table
-from tiflow.cli.common import console, progress_bar
+from tiflow.cli.common import console, progress_bar, safe_url
 from tiflow.cli.french import err_console
 from tiflow.cli.prefect_runs import (
+    ServerStart,
     ephemeral,
     prefect_session,
     quiet_console,
     start_ephemeral_server,
 )
+from tiflow.demo_folder import (
+    DATABASE_NAME,
+    EXAMPLE_LOADED,
+    database_url,
+    demo_folder,
+    new_build_folder,
+    swap_in,
+)
 from tiflow.example import load_example
 
 if TYPE_CHECKING:
+    from flows.budget import BudgetRunResult
     from tiflow.demo_year import Happening, YearReport
 
-DATABASE_NAME = "tiflow-demo.db"
 KIND_LABELS = {
     "reminder": "Rappels aux pilotes",
     "escalation": "Alertes au chargé de mission",
@@ -56,11 +71,17 @@ KIND_LABELS = {
     "deferral": "Ajournements",
     "kickoff": "Avis de lancement",
 }
-KIND_NAMES = {  # (one, many)
+TOLD_BY_STEP = {"digest", "budget"}  # their timeline line already says who got them
+KIND_NAMES = {  # (one, many); a kind missing here is shown by its name
     "reminder": ("rappel aux pilotes", "rappels aux pilotes"),
     "escalation": ("alerte au chargé de mission", "alertes au chargé de mission"),
     "digest": ("synthèse COPIL", "synthèses COPIL"),
     "budget": ("envoi du budget", "envois du budget"),
+    "next-steps": ("avis de suite à la validation", "avis de suite à la validation"),
+    "revision": ("demande de révision", "demandes de révision"),
+    "rejection": ("avis de rejet", "avis de rejet"),
+    "deferral": ("avis d'ajournement", "avis d'ajournement"),
+    "kickoff": ("avis de lancement", "avis de lancement"),
 }
 
 
@@ -125,42 +146,85 @@ def demo(
 
     De janvier 2024 à janvier 2025, avec une horloge simulée : propositions, COPIL,
     synthèses, financements, rappels et alertes, budget. La base, les e-mails (.eml) et le
-    classeur du budget sont écrits dans TIFLOW_DATA_DIR/demo/ (recréé à chaque fois) ; le
-    résumé de l'année s'affiche à la fin."""
+    classeur du budget sont écrits dans TIFLOW_DATA_DIR/demo/, qui ne remplace la démo
+    précédente qu'une fois l'année jouée en entier ; le résumé de l'année s'affiche à la fin,
+    puis la commande pour explorer la base de la démo (tiflow --base demo …)."""
     started = time.perf_counter()
     import prefect  # noqa: F401  (its logging first: quiet_console finds its handlers)
 
+    explore = explore_command()  # before the demo points TIFLOW_DATA_DIR at its folder
     with quiet_console(journal):
         server = start_ephemeral_server()  # starts in the background while we prepare
-        folder = load_settings().data_dir / "demo"
-        url = f"sqlite:///{folder / DATABASE_NAME}"
-        engine_for(url).dispose()  # a previous demo in this process held the old file open
-        shutil.rmtree(folder, ignore_errors=True)
-        folder.mkdir(parents=True)
-        with demo_environment(folder, url):
-            engine = engine_for(url)
-            upgrade(engine)
-            with unit_of_work(engine) as uow:
-                territory = load_example(uow)
-                uow.commit()
-            from tiflow.demo_year import play_year
-
-            with prefect_session(journal, server, heartbeat=False) as running:
-                if running is not None:
-                    with err_console.status("Démarrage du serveur Prefect temporaire…"):
-                        running.wait()
-                with progress_bar() as progress:
-                    report = play_year(engine, progress)
+        final = demo_folder()
+        build = new_build_folder(final)
+        try:
+            report, territory_id = _play_in(build, journal, server)
+        except BaseException:
+            shutil.rmtree(build, ignore_errors=True)  # the previous demo stays as it was
+            raise
+        swap_in(build, final)  # the new year replaces the old one only now, in full
+        url = database_url(final)
+        with demo_environment(final, url):
             settings = load_settings()
             files = DemoFiles(
-                folder,
-                folder / DATABASE_NAME,
-                settings.outbox_dir,
-                read_outbox(settings.outbox_dir),
+                final, final / DATABASE_NAME, settings.outbox_dir, read_outbox(settings.outbox_dir)
             )
-            assert territory.id is not None
-            _show(report, files, engine_for(url), territory.id, time.perf_counter() - started)
+            if report.budget is not None:
+                report.budget = _moved(report.budget, build, final)
+            _show(report, files, engine_for(url), territory_id, time.perf_counter() - started)
         engine_for(url).dispose()
+    console.print()
+    console.print("Pour explorer la base de la démo (au 2 janvier 2025) :", highlight=False)
+    console.print(f"  {escape(explore)}", highlight=False, soft_wrap=True)
+
+
+def explore_command(command: str = "actions") -> str:
+    """The exact line that runs `tiflow --base demo <command>` from the user's shell: the
+    program as it was called (``.venv/bin/tiflow`` through dev.py), TIFLOW_DATA_DIR if set."""
+    program = "tiflow"
+    called = Path(sys.argv[0])
+    if called.name == "tiflow" and called.exists():
+        found = shutil.which("tiflow")
+        if found is None or Path(found).resolve() != called.resolve():
+            relative = os.path.relpath(called.absolute(), Path.cwd())
+            program = relative if not relative.startswith("..") else str(called.absolute())
+            program = program if "/" in program else f"./{program}"
+    data_dir = os.environ.get("TIFLOW_DATA_DIR")
+    prefix = f"TIFLOW_DATA_DIR={shlex.quote(data_dir)} " if data_dir else ""
+    return f"{prefix}{shlex.quote(program)} --base demo {command}"
+
+
+def _play_in(folder: Path, journal: bool, server: ServerStart | None) -> tuple[YearReport, int]:
+    """Load the example into a new database in `folder` and play the year there."""
+    url = database_url(folder)
+    with demo_environment(folder, url):
+        engine = engine_for(url)
+        upgrade(engine)
+        with clock.frozen(EXAMPLE_LOADED), unit_of_work(engine) as uow:
+            territory = load_example(uow)
+            uow.commit()
+            assert territory.id is not None
+            territory_id = territory.id
+        from tiflow.demo_year import play_year
+
+        with prefect_session(journal, server, heartbeat=False) as running:
+            if running is not None:
+                with err_console.status("Démarrage du serveur Prefect temporaire…"):
+                    running.wait()
+            with progress_bar() as progress:
+                report = play_year(engine, progress)
+        engine.dispose()  # the folder is about to be renamed
+    return report, territory_id
+
+
+def _moved(budget: BudgetRunResult, build: Path, final: Path) -> BudgetRunResult:
+    """The budget files' paths once the build folder became the demo folder."""
+
+    def there(path: Path) -> Path:
+        return final / path.relative_to(build) if path.is_relative_to(build) else path
+
+    files = replace(budget.files, xlsx=there(budget.files.xlsx), csv=there(budget.files.csv))
+    return replace(budget, files=files)
 
 
 def _show(
@@ -213,6 +277,21 @@ def _count(kind: str, n: int) -> str:
     return f"{n} {one if n == 1 else many}"
 
 
+def _order(item: tuple[str, int]) -> tuple[int, str]:
+    """Known kinds in KIND_NAMES order, then the others by name."""
+    kinds = list(KIND_NAMES)
+    return (kinds.index(item[0]) if item[0] in kinds else len(kinds), item[0])
+
+
+def _emails_set_off(emails: Counter[str]) -> str:
+    """« e-mails : 3 avis de suite à la validation » for what a step put in the outbox, of the
+    kinds its own line does not already tell (a digest step says whom it was sent to)."""
+    told = {k: n for k, n in sorted(emails.items(), key=_order) if n and k not in TOLD_BY_STEP}
+    if not told:
+        return ""
+    return "e-mails : " + ", ".join(_count(kind, n) for kind, n in told.items())
+
+
 def _show_month(month: str, items: list[Happening]) -> None:
     console.print(f"[bold]{month}[/]")
     funding: dict[str, list[Happening]] = {}
@@ -220,6 +299,7 @@ def _show_month(month: str, items: list[Happening]) -> None:
         if item.kind == "financement":
             funding.setdefault(item.number, []).append(item)
     for item in items:
+        emails = item.emails
         if item.kind == "financement":
             records = funding[item.number]
             if item is not records[-1]:
@@ -227,16 +307,21 @@ def _show_month(month: str, items: list[Happening]) -> None:
             text = (
                 f"{item.number} : financement " + ", ".join(r.detail for r in records) + item.text
             )
+            emails = sum((r.emails for r in records), Counter())
+        elif item.kind == "rappels":
+            text = item.text  # its e-mails are summed up for the month below
+            emails = Counter()
         else:
             text = item.text
+        text = " → ".join(part for part in (text, _emails_set_off(emails)) if part)
         if text:
             console.print(f"  {item.day:%d/%m}  {escape(text)}", highlight=False, soft_wrap=True)
     sweeps = [h for h in items if h.kind == "rappels"]
     if sweeps:
-        emails: Counter[str] = Counter()
+        reminded: Counter[str] = Counter()
         for sweep in sweeps:
-            emails.update(sweep.emails)
-        detail = ", ".join(_count(kind, emails[kind]) for kind in KIND_NAMES if emails[kind])
+            reminded.update(sweep.emails)
+        detail = ", ".join(_count(kind, n) for kind, n in sorted(reminded.items(), key=_order))
         days = ", ".join(f"{s.day:%d/%m}" for s in sweeps)
         console.print(
             f"  rappels d'échéances ({days}) : {detail or 'rien à envoyer'}",
@@ -277,3 +362,32 @@ def _show_notable(report: YearReport, files: DemoFiles) -> None:
             soft_wrap=True,
         )
     console.print()
+
+
+@command(app)
+def exemple() -> None:
+    """Charge le plan d'exemple de Grand Est Touraine dans la base, sans jouer l'année.
+
+    Les 12 fiches actions à l'état brouillon, leurs jalons, indicateurs, budgets et
+    financements prévus, les partenaires et les personnes (adresses inventées). La base est
+    TIFLOW_DATABASE_URL (ou --base) ; le territoire ne doit pas y être déjà."""
+    from tiflow.cli.common import database
+    from tiflow.example import TERRITORY_CODE
+
+    engine = database()
+    with unit_of_work(engine) as uow:
+        if any(t.code == TERRITORY_CODE for t in uow.repo.territories()):
+            raise TiflowError(
+                f"Le territoire {TERRITORY_CODE} est déjà dans la base {safe_url(engine.url)} :"
+                " rien n'a été chargé."
+            )
+        territory = load_example(uow)
+        uow.commit()
+        assert territory.id is not None
+        console.print(plan_table(uow, territory.id, f"Exemple chargé : {territory.name}"))
+    console.print(
+        f"Base : {safe_url(engine.url)}. Suite : tiflow actions, tiflow action FA-01,"
+        " tiflow copil planifier …",
+        highlight=False,
+        soft_wrap=True,
+    )

@@ -22,7 +22,7 @@ import logging
 import os
 import threading
 from collections.abc import Callable, Iterator
-from contextlib import ExitStack, contextmanager
+from contextlib import ExitStack, contextmanager, nullcontext
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
@@ -116,6 +116,20 @@ def quiet_console(verbose: bool = False) -> Iterator[None]:
             handler.setLevel(level)
 
 
+def _no_csrf_round_trip() -> Any:
+    """Our temporary server has CSRF protection off (Prefect's default), yet every flow run's
+    client first asks it for a token to learn so: one request per run saved."""
+    from prefect.settings import (
+        PREFECT_CLIENT_CSRF_SUPPORT_ENABLED,
+        PREFECT_SERVER_CSRF_PROTECTION_ENABLED,
+        temporary_settings,
+    )
+
+    if PREFECT_SERVER_CSRF_PROTECTION_ENABLED.value():  # the user turned it on: keep tokens
+        return nullcontext()
+    return temporary_settings({PREFECT_CLIENT_CSRF_SUPPORT_ENABLED: False})
+
+
 @contextmanager
 def prefect_session(
     verbose: bool = False, server: ServerStart | None = None, *, heartbeat: bool = True
@@ -134,6 +148,7 @@ def prefect_session(
         if local or not heartbeat:
             stack.enter_context(without_heartbeat())
         if local:
+            stack.enter_context(_no_csrf_round_trip())
             server = server or start_ephemeral_server()
             if server is not None:
                 stack.callback(server.stop)  # inside quiet_console: « Stopping … » is hidden

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import sqlalchemy as sa
 import typer
+from pydantic import BaseModel, ValidationError
 from rich.markup import escape
 from rich.table import Table
 from sqlalchemy.engine import Engine
@@ -24,6 +25,7 @@ from sqlalchemy.engine import Engine
 from flows.usecases.bus import unit_of_work
 from flows.usecases.reminders import EnqueueSummary, enqueued_fr
 from flows.usecases.service import short_datetime
+from models.errors import InvalidInput
 from models.money import format_eur
 from models.outbox import OutboxMessage
 from models.settings import load_settings
@@ -470,14 +472,27 @@ def schedule_command(
     engine = database()
     with unit_of_work(engine) as uow:
         code = pick_territory(uow, territoire).code
-    form = CopilScheduleForm(
-        territory=code, held_at=held_at, place=lieu, members=membre or [], recorded_by=saisi_par
-    )
+    try:
+        form = CopilScheduleForm(
+            territory=code, held_at=held_at, place=lieu, members=membre or [], recorded_by=saisi_par
+        )
+    except ValidationError as error:  # what the form refuses (a line break in --lieu…)
+        raise InvalidInput(form_problems(CopilScheduleForm, error)) from None
     with prefect_session(journal) as server, _running("Planification du COPIL"):
         if server is not None:
             server.wait()
         run = run_flow(schedule_copil, form)
     _show_schedule(run)
+
+
+def form_problems(form: type[BaseModel], error: ValidationError) -> list[str]:
+    """« Lieu : retour à la ligne interdit ici … », one line per refused field."""
+    problems = []
+    for item in error.errors():
+        field = form.model_fields.get(str(item["loc"][0])) if item["loc"] else None
+        label = (field.title if field else None) or ".".join(map(str, item["loc"]))
+        problems.append(f"{label} : {str(item['msg']).removeprefix('Value error, ')}")
+    return problems
 
 
 def _show_schedule(run: FlowRun[CopilInfo]) -> None:

@@ -17,7 +17,7 @@ from enum import Enum
 from typing import Any, TypeVar
 
 from models.lifecycle import STATE_LABELS, State
-from models.money import CENT
+from models.money import CENT, parse_number
 from models.vocabulary import Axis, BudgetKind, OrganisationKind, Priority, Role
 
 MAX_AMOUNT = Decimal("1e13")  # far below what integer cents can hold
@@ -94,32 +94,6 @@ def parse_email(value: CellValue) -> str:
 
 # -- numbers ------------------------------------------------------------------------------
 
-_PLAIN = re.compile(r"^[+-]?\d+([.,]\d+)?$")
-_DOT_THOUSANDS = re.compile(r"^[+-]?\d{1,3}(\.\d{3})+(,\d+)?$")  # 12.500,50
-_COMMA_THOUSANDS = re.compile(r"^[+-]?\d{1,3}(,\d{3})+(\.\d+)?$")  # 12,500.50
-_SPACE_GROUPS = re.compile(r"^[+-]?\d{1,3}( \d{3})+$")
-
-
-def _number_text(raw: str, *, currency: bool) -> str:
-    """Normalise a typed number to `123.45` text, or raise."""
-    text = _SPACES.sub(" ", raw).strip()
-    if currency:
-        text = re.sub(r"(€|eur(os?)?)$", "", text, flags=re.IGNORECASE).strip()
-        text = re.sub(r"^(€|eur)", "", text, flags=re.IGNORECASE).strip()
-    if " " in text:
-        # Spaces may only separate thousands: `12 500,50`, never `12 50`.
-        head = re.split(r"[.,](?=\d+$)", text, maxsplit=1)[0]
-        if not _SPACE_GROUPS.match(head):
-            raise CellError("nombre illisible")
-        text = text.replace(" ", "")
-    if _PLAIN.match(text):
-        return text.replace(",", ".")
-    if _DOT_THOUSANDS.match(text):
-        return text.replace(".", "").replace(",", ".")
-    if _COMMA_THOUSANDS.match(text):
-        return text.replace(",", "")
-    raise CellError("nombre illisible")
-
 
 def _to_decimal(value: CellValue, *, currency: bool) -> Decimal:
     if isinstance(value, (bool, date, datetime)):
@@ -133,8 +107,8 @@ def _to_decimal(value: CellValue, *, currency: bool) -> Decimal:
         number = Decimal(repr(value))
     else:
         try:
-            number = Decimal(_number_text(str(value), currency=currency))
-        except (CellError, InvalidOperation):
+            number = parse_number(str(value), currency=currency)
+        except (ValueError, InvalidOperation):
             example = "12 500,50 € ou 12500.5" if currency else "12,5 ou 12.5"
             raise CellError(f"nombre illisible {quote(value)} (exemples : {example})") from None
     if not number.is_finite():

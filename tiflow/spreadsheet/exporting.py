@@ -38,6 +38,7 @@ from tiflow.spreadsheet.layout import (
     TERRITORY,
     Sheet,
 )
+from tiflow.spreadsheet.limits import LIMITS_TEXT
 from tiflow.spreadsheet.problems import FileKind
 from tiflow.spreadsheet.records import (
     ActionRecord,
@@ -296,6 +297,22 @@ def instructions() -> list[list[str]]:
             "Dates : 15/03/2025 ou 2025-03-15. Montants : 12 500,50 € ou 12500.5 (deux décimales"
             " au plus). Oui/non : « oui » ou « non ». Une cellule vide vaut « vide » (ou 0 pour un"
             " montant) ; une colonne absente laisse la valeur en base inchangée.",
+        ],
+        [
+            "",
+            "",
+            "Formules : une cellule calculée est lue pour la valeur que le tableur a enregistrée ;"
+            " un classeur produit par un programme, jamais ouvert dans un tableur, n'en a pas :"
+            " ouvrez-le et enregistrez-le dans Excel ou LibreOffice, ou tapez les valeurs. Un texte"
+            " qui commence par = + - ou @ est précédé d'une apostrophe à l'export (il est affiché,"
+            " jamais exécuté) ; l'import retire cette apostrophe.",
+        ],
+        [
+            "",
+            "",
+            "Noms et intitulés : sur une seule ligne (seule la description d'une action peut en"
+            " avoir plusieurs) ; un nom de personne ne contient ni « < », ni « > », ni « @ »."
+            f" Limites : {LIMITS_TEXT}.",
         ],
         [
             "",

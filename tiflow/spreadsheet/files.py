@@ -109,7 +109,8 @@ def _header_map(
             continue
         column = by_fold.get(fold(str(header)))
         if column is None:
-            warnings.append(one_line(f"{label} : colonne « {str(header).strip()} » ignorée."))
+            text = f"{label} : colonne « {str(header).strip()} » ignorée (inconnue)."
+            warnings.append(one_line(text))
         elif column in found.values():
             problems.add(sheet, 1, column.key, "colonne présente deux fois")
         else:

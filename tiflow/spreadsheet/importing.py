@@ -29,7 +29,6 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
 from typing import Any, TypeVar
@@ -37,6 +36,7 @@ from typing import Any, TypeVar
 import sqlalchemy as sa
 from sqlmodel import col, select
 
+from models import clock
 from models.errors import InvalidInput, TiflowError
 from models.lifecycle import State
 from models.tables import (
@@ -512,7 +512,7 @@ class _Writer:
     ) -> None:
         self.uow, self.session = uow, uow.session
         self.plan, self.snapshot, self.code, self.progress = plan, snapshot, code, progress
-        self.now = datetime.now(UTC)
+        self.now = clock.now()
         self.changes: list[EntityChange] = []
         self.milestones = _by_action(plan.milestones)
         self.indicators = _by_action(plan.indicators)

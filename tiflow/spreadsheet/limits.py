@@ -20,7 +20,7 @@ import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
-from xml.etree.ElementTree import iterparse
+from xml.etree.ElementTree import XMLParser
 
 from models.errors import TiflowError
 
@@ -96,36 +96,70 @@ def column_number(letters: str) -> int:
     return number
 
 
+_ROW, _CELL = f"{_MAIN_NS}row", f"{_MAIN_NS}c"
+_VALUE, _FORMULA, _INLINE = f"{_MAIN_NS}v", f"{_MAIN_NS}f", f"{_MAIN_NS}is"
+
+
 def scan_sheet(source: IO[bytes], title: str) -> SheetScan:
-    """One streaming pass over a sheet's XML; memory stays flat (finished rows are dropped)."""
-    scan = SheetScan()
-    row = column = 0
-    sheet_data = None
-    for event, element in iterparse(source, events=("start", "end")):
-        tag = element.tag
-        if event == "start":
-            if tag == f"{_MAIN_NS}row":
-                row = int(element.get("r") or row + 1)
-                column = 0
-            elif tag == f"{_MAIN_NS}sheetData":
-                sheet_data = element
-        elif tag == f"{_MAIN_NS}c":
-            ref = _CELL_REF.match(element.get("r") or "")
-            # References are optional: without one, a cell is the next one of its row.
-            column = column_number(ref.group(1)) if ref else column + 1
-            _scan_cell(scan, element, row, column, title)
-        elif tag == f"{_MAIN_NS}row" and sheet_data is not None:
-            sheet_data.clear()
-    return scan
+    """One streaming pass over a sheet's XML. No tree is built (expat calls `_SheetTarget` for
+    each tag), so memory stays flat whatever the number of rows, empty or not."""
+    target = _SheetTarget(title)
+    parser = XMLParser(target=target)
+    while chunk := source.read(1 << 16):
+        parser.feed(chunk)
+    parser.close()
+    return target.scan
 
 
-def _scan_cell(scan: SheetScan, cell: object, row: int, column: int, title: str) -> None:
-    value = cell.find(f"{_MAIN_NS}v")  # type: ignore[attr-defined]
-    formula = cell.find(f"{_MAIN_NS}f")  # type: ignore[attr-defined]
-    inline = cell.find(f"{_MAIN_NS}is")  # type: ignore[attr-defined]
-    has_value = (value is not None and value.text) or inline is not None
+class _SheetTarget:
+    """Follows rows and cells; a cell is looked at when it ends (its value and formula known)."""
+
+    def __init__(self, title: str) -> None:
+        self.title = title
+        self.scan = SheetScan()
+        self.row = self.column = 0
+        self.has_value = False
+        self.formula: str | None = None
+        self.inside: str | None = None  # _VALUE or _FORMULA while reading its text
+
+    def start(self, tag: str, attrib: dict[str, str]) -> None:
+        if tag == _CELL:
+            # References are optional: without one, a cell follows the previous cell of its
+            # row (and a row the previous row).
+            ref = _CELL_REF.match(attrib.get("r") or "")
+            self.column = column_number(ref.group(1)) if ref else self.column + 1
+            self.has_value, self.formula = False, None
+        elif tag == _ROW:
+            self.row = int(attrib.get("r") or self.row + 1)
+            self.column = 0
+        elif tag == _VALUE:
+            self.inside = _VALUE
+        elif tag == _FORMULA:
+            self.inside, self.formula = _FORMULA, ""
+        elif tag == _INLINE:
+            self.has_value = True
+
+    def data(self, text: str) -> None:
+        if self.inside == _VALUE:
+            self.has_value = True
+        elif self.inside == _FORMULA and self.formula is not None and len(self.formula) < 200:
+            self.formula += text
+
+    def end(self, tag: str) -> None:
+        if tag == _CELL:
+            _scan_cell(self.scan, self.has_value, self.formula, self.row, self.column, self.title)
+        elif tag in (_VALUE, _FORMULA):
+            self.inside = None
+
+    def close(self) -> SheetScan:
+        return self.scan
+
+
+def _scan_cell(
+    scan: SheetScan, has_value: bool, formula: str | None, row: int, column: int, title: str
+) -> None:
     if formula is not None and not has_value:
-        scan.formulas[(row, column)] = "=" + (formula.text or "…")
+        scan.formulas[(row, column)] = "=" + (formula or "…")
     elif not has_value:
         return  # an empty (formatted) cell: it costs nothing, wherever it is
     if row - 1 > MAX_ROWS or column > MAX_COLUMNS:

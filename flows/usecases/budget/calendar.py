@@ -13,6 +13,8 @@ from zoneinfo import ZoneInfo
 
 import holidays
 
+from models import clock
+
 PARIS = ZoneInfo("Europe/Paris")
 
 
@@ -49,7 +51,7 @@ def is_consolidation_day(day: date) -> bool:
 
 def paris_today(now: datetime | None = None) -> date:
     """Today's date in Europe/Paris (`now` must be aware)."""
-    return (now or datetime.now(PARIS)).astimezone(PARIS).date()
+    return (now or clock.now()).astimezone(PARIS).date()
 
 
 def current_year(now: datetime | None = None) -> int:

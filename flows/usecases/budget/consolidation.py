@@ -18,7 +18,7 @@ funding rows name; investissement and fonctionnement stay apart.
 from __future__ import annotations
 
 import statistics
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal
@@ -522,25 +522,6 @@ def _consolidation_query(year: int, territory_id: int | None, as_of: date) -> An
     end_date, 3 history instants, overdue_milestones, oldest_due."""
     pa = _per_action(year, territory_id, as_of)
     firm_key = sa.case((pa.c.firm_commitment, FIRM), else_=NOT_FIRM)
-
-    def view(name: str) -> Any:
-        return sa.literal_column(f"'{name}'", sa.String).label("view")
-
-    def amounts() -> list[Any]:
-        return [_money_sum(pa.c[name], name) for name in _AMOUNTS]
-
-    def blanks() -> list[Any]:
-        # typed NULLs: PostgreSQL must know each UNION column's type
-        return [
-            sa.null().label("end_date"),
-            *(sa.null().label(f"{step.value}_at") for step in _STEPS),
-            sa.literal(0, sa.Integer).label("overdue_milestones"),
-            sa.null().label("oldest_due"),
-        ]
-
-    no_text, no_axis, no_state, no_firm = (
-        sa.null().label(name) for name in ("label", "axis", "state", "firm_commitment")
-    )
     in_plan = pa.c.state.not_in(_OUT_OF_PLAN)
     actions = sa.select(
         sa.case((in_plan, View.ACTION.value), else_=View.DROPPED.value).label("view"),
@@ -557,62 +538,75 @@ def _consolidation_query(year: int, territory_id: int | None, as_of: date) -> An
         pa.c.overdue_milestones,
         pa.c.oldest_due,
     )
-    count = sa.func.count().label("action_count")
-
-    def rollup(name: View, *columns: Any, by: Sequence[Any]) -> Any:
-        """One line per group of the plan's actions (those out of the plan: View.DROPPED)."""
-        selected = sa.select(view(name), *columns, count, *amounts(), *blanks())
-        return selected.where(in_plan).group_by(*by)
-
-    no_territory = sa.literal("")
-    per_axis = rollup(
-        View.AXIS, no_territory, pa.c.axis, no_text, pa.c.axis, no_state, no_firm, by=[pa.c.axis]
-    )
-    per_state = rollup(
-        View.STATE,
-        no_territory,
-        pa.c.state,
-        no_text,
-        no_axis,
-        pa.c.state,
-        no_firm,
-        by=[pa.c.state],
-    )
-    per_commitment = rollup(
+    none = sa.null()
+    # columns: territory, key, label, axis, state, firm_commitment; then the GROUP BY
+    per_axis = _grouped(pa, View.AXIS, (sa.literal(""), pa.c.axis, none, pa.c.axis, none, none))
+    per_state = _grouped(pa, View.STATE, (sa.literal(""), pa.c.state, none, none, pa.c.state, none))
+    per_commitment = _grouped(
+        pa,
         View.COMMITMENT,
-        no_territory,
-        firm_key,
-        no_text,
-        no_axis,
-        no_state,
+        (sa.literal(""), firm_key, none, none, none, pa.c.firm_commitment),
         pa.c.firm_commitment,
-        by=[pa.c.firm_commitment],
     )
-    per_territory = rollup(
+    per_territory = _grouped(
+        pa,
         View.TERRITORY,
-        pa.c.territory,
+        (pa.c.territory, pa.c.territory, pa.c.territory_name, none, none, none),
         pa.c.territory,
         pa.c.territory_name,
-        no_axis,
-        no_state,
-        no_firm,
-        by=[pa.c.territory, pa.c.territory_name],
     )
+    per_funder = _per_funder(year, territory_id)
+    return sa.union_all(actions, per_axis, per_funder, per_state, per_commitment, per_territory)
+
+
+def _view(name: str) -> Any:
+    return sa.literal_column(f"'{name}'", sa.String).label("view")
+
+
+def _blanks() -> list[Any]:
+    # typed NULLs: PostgreSQL must know each UNION column's type
+    return [
+        sa.null().label("end_date"),
+        *(sa.null().label(f"{step.value}_at") for step in _STEPS),
+        sa.literal(0, sa.Integer).label("overdue_milestones"),
+        sa.null().label("oldest_due"),
+    ]
+
+
+def _grouped(pa: Any, name: str, columns: tuple[Any, ...], *group_by: Any) -> Any:
+    """One summary view of the plan's per-action rows (those out of the plan are View.DROPPED
+    lines, never summed in): `columns` (territory, key, label, axis, state, firm_commitment),
+    the count and sums, grouped by `group_by` (default: the key)."""
+    return (
+        sa.select(
+            _view(name),
+            *columns,
+            sa.func.count().label("action_count"),
+            *(_money_sum(pa.c[amount], amount) for amount in _AMOUNTS),
+            *_blanks(),
+        )
+        .where(pa.c.state.not_in(_OUT_OF_PLAN))
+        .group_by(*(group_by or (columns[1],)))
+    )
+
+
+def _per_funder(year: int, territory_id: int | None) -> Any:
+    none = sa.null()
     per_funder = (
         sa.select(
-            view(View.FUNDER),
+            _view(View.FUNDER),
             sa.literal(""),
             _org.c.name,
             _org.c.name,
-            no_axis,
-            no_state,
-            no_firm,
+            none,
+            none,
+            none,
             sa.func.count(sa.distinct(_fd.c.action_id)),
             sa.literal(0, Money),
             sa.literal(0, Money),
             *(_money_sum(_cents(_fd.c[name]), name) for name in ("requested", "granted", "paid")),
             sa.literal(0, Money),
-            *blanks(),
+            *_blanks(),
         )
         .join(_org, _org.c.id == _fd.c.funder_id)
         .join(_act, _act.c.id == _fd.c.action_id)
@@ -621,7 +615,7 @@ def _consolidation_query(year: int, territory_id: int | None, as_of: date) -> An
     )
     if territory_id is not None:
         per_funder = per_funder.where(_fd.c.action_id.in_(_in_territory(territory_id)))
-    return sa.union_all(actions, per_axis, per_funder, per_state, per_commitment, per_territory)
+    return per_funder
 
 
 # --- lines -----------------------------------------------------------------------------------

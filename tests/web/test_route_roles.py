@@ -1,0 +1,170 @@
+"""Generated from `tiflow.web.access.ROUTES`: every route × every role × own / other
+territory is allowed or refused exactly as the table says, and a refusal leaks nothing.
+
+The people have one role each (see conftest); "own" is Grand Est Touraine, "other" is the
+Vallée de la Bresle. A pilot's write routes are tried on the action they pilot (FA-01) and on
+one they do not (FA-02).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlmodel import select
+from starlette.routing import Mount
+
+from flows.usecases.bus import unit_of_work
+from models.tables import CopilMeeting, Indicator, Milestone, Territory
+from models.vocabulary import Role
+from tests.web.conftest import (
+    COPIL_ONLY,
+    NATIONAL,
+    ONLY_COORDINATOR,
+    ONLY_PILOT,
+    OTHER_CODE,
+    Web,
+    csrf_of,
+    sign_in,
+)
+from tiflow.web.access import ROUTES, Rule, Scope
+from tiflow.web.app import create_app
+
+HOME = "grand-est-touraine"
+PERSONA = {
+    Role.COORDINATOR: ONLY_COORDINATOR,
+    Role.PILOT: ONLY_PILOT,
+    Role.COPIL_MEMBER: COPIL_ONLY,
+    Role.NATIONAL_READER: NATIONAL,
+}
+# What a write form sends when it is allowed (each route's own fields).
+SAMPLE_FORMS = {
+    "progress_note": {"note": "Point d'étape : visite du site faite."},
+    "progress_milestone": {"jalon": "{milestone}"},
+    "progress_indicator": {"indicateur": "{indicator}", "valeur": "3"},
+}
+
+
+PUBLIC_SCOPES = (Scope.PUBLIC, Scope.SIGNED_IN)
+GUARDED = {name: rule for name, rule in ROUTES.items() if rule.scope not in PUBLIC_SCOPES}
+
+
+@dataclass(frozen=True)
+class Target:
+    path: str
+    secret: str  # text of the target that must never appear in a refusal
+    form: dict[str, str]
+
+
+def test_every_route_of_the_application_is_in_the_table(web: Web) -> None:
+    app = create_app(web.settings, web.engine)
+    names = {r.name for r in app.routes if isinstance(r, Mount) or hasattr(r, "methods")}
+    assert names - {"openapi", "swagger_ui_html", "redoc_html"} == set(ROUTES)
+    assert set(SAMPLE_FORMS) == {n for n, r in GUARDED.items() if r.write}
+
+
+def _target(web: Web, name: str, code: str, number: str) -> Target:
+    with unit_of_work(web.engine) as uow:
+        territory = uow.repo.territory(code)
+        action = uow.repo.action(code, number)
+        copil = uow.session.exec(
+            select(CopilMeeting).where(CopilMeeting.territory_id == territory.id)
+        ).one()
+        milestones = uow.session.exec(
+            select(Milestone).where(Milestone.action_id == action.id).order_by(Milestone.id)
+        ).all()
+        indicators = uow.session.exec(
+            select(Indicator).where(Indicator.action_id == action.id).order_by(Indicator.id)
+        ).all()
+        fill = {"milestone": milestones[0].title, "indicator": indicators[0].name}
+        names = (territory.name, action.title, action.id, copil.id)
+    territory_name, action_title, action_id, copil_id = names
+    paths = {
+        "my_actions": f"/t/{code}/mes-actions",
+        "plan": f"/t/{code}/plan",
+        "copils": f"/t/{code}/copil",
+        "copil": f"/t/{code}/copil/{copil_id}",
+        "action": f"/t/{code}/actions/{number}",
+        "action_link": f"/action/{action_id}",
+        "progress_note": f"/t/{code}/actions/{number}/note",
+        "progress_milestone": f"/t/{code}/actions/{number}/jalon",
+        "progress_indicator": f"/t/{code}/actions/{number}/indicateur",
+    }
+    form = {k: v.format(**fill) for k, v in SAMPLE_FORMS.get(name, {}).items()}
+    secret = territory_name if name in ("my_actions", "plan", "copils", "copil") else action_title
+    return Target(paths[name], secret, form)
+
+
+def expected(rule: Rule, role: Role, own_territory: bool, own_action: bool) -> int:
+    """What the table says: 200 (or 303 after a write / the e-mail link), 403 or 404."""
+    if not own_territory and role is not Role.NATIONAL_READER:
+        return 404
+    if role not in rule.roles:
+        return 403
+    if rule.write and role is Role.PILOT and not own_action:
+        return 403
+    if rule.write or rule.scope is Scope.ACTION_ID:
+        return 303
+    return 200
+
+
+CASES = [
+    (name, role, own_territory, number)
+    for name in GUARDED
+    for role in Role
+    for own_territory in (True, False)
+    for number in (["FA-01", "FA-02"] if own_territory else ["FA-01"])
+    if number == "FA-01" or GUARDED[name].scope in (Scope.ACTION, Scope.ACTION_ID)
+]
+
+
+def test_route_table_is_enforced_for_every_route_role_and_territory(web: Web) -> None:
+    clients = {role: sign_in(web, address) for role, address in PERSONA.items()}
+    pilots_own = {Role.PILOT: "FA-01"}
+    failures = []
+    for name, role, own_territory, number in CASES:
+        rule = GUARDED[name]
+        code = HOME if own_territory else OTHER_CODE
+        target = _target(web, name, code, number)
+        own_action = own_territory and pilots_own.get(role) == number
+        want = expected(rule, role, own_territory, own_action)
+        client = clients[role]
+        if rule.write:
+            page = client.get(f"/t/{HOME}/plan" if role is not Role.PILOT else "/")
+            data = dict(target.form, csrf=csrf_of(page.text))
+            got = client.post(target.path, data=data, follow_redirects=False)
+        else:
+            got = client.get(target.path, follow_redirects=False)
+        if got.status_code != want:
+            failures.append(f"{name} {role} {code} {number}: {got.status_code}, expected {want}")
+        if want in (403, 404) and target.secret in got.text:
+            failures.append(f"{name} {role} {code} {number}: refusal shows « {target.secret} »")
+    assert not failures, "\n".join(failures)
+    assert len(CASES) > 50
+
+
+def test_signed_out_visitor_is_sent_to_sign_in_and_cannot_write(web: Web) -> None:
+    client: TestClient = web.client()
+    for name in GUARDED:
+        target = _target(web, name, HOME, "FA-01")
+        if GUARDED[name].write:
+            page = client.get("/connexion")
+            data = dict(target.form, csrf=csrf_of(page.text))
+            assert client.post(target.path, data=data).status_code == 403, name
+        else:
+            got = client.get(target.path, follow_redirects=False)
+            assert got.status_code == 303, name
+            assert got.headers["location"].startswith("/connexion?suite="), name
+            assert target.secret not in got.text
+
+
+@pytest.mark.parametrize("role", list(Role))
+def test_home_lists_only_the_territories_of_the_person(web: Web, role: Role) -> None:
+    client = sign_in(web, PERSONA[role])
+    page = client.get("/")
+    assert page.status_code == 200
+    with unit_of_work(web.engine) as uow:
+        names = {t.code: t.name for t in uow.session.exec(select(Territory)).all()}
+    assert names[HOME] in page.text
+    assert (names[OTHER_CODE] in page.text) is (role is Role.NATIONAL_READER)

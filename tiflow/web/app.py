@@ -1,0 +1,299 @@
+"""The FastAPI application: the guard every route goes through, pages, errors, headers."""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from functools import cache
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+from urllib.parse import parse_qsl, quote
+
+from fastapi import Depends, FastAPI, Request, Response
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import HTMLResponse, RedirectResponse
+from fastapi.staticfiles import StaticFiles
+from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
+from sqlalchemy.engine import Engine
+from sqlmodel import SQLModel, select
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from flows.usecases.bus import unit_of_work
+from models.db import engine_for
+from models.errors import NotFound
+from models.tables import ActionSheet, CopilMeeting, Territory
+from models.vocabulary import Role
+from notifications.templates import FRENCH_FILTERS
+from tiflow.web import security
+from tiflow.web.access import NOT_FOUND, ROUTES, Principal, Refusal, Rule, Scope, check
+from tiflow.web.config import WebSettings
+from tiflow.web.sessions import principal_of, utcnow
+
+HERE = Path(__file__).parent
+T = TypeVar("T", bound=SQLModel)
+SESSION_COOKIE = "tiflow_session"
+VISITOR_COOKIE = "tiflow_visiteur"  # anonymous visitors' CSRF holder (sign-in forms)
+FORM_MAX_BYTES = 64 * 1024
+HTTP_MESSAGES = {
+    404: NOT_FOUND,
+    405: "Cette page ne s'ouvre pas ainsi : passez par le formulaire de la page.",
+}
+
+
+class SignInNeeded(Exception):
+    def __init__(self, next_path: str) -> None:
+        self.next_path = next_path
+
+
+@dataclass
+class Context:
+    """What the guard established for this request, handed to the page."""
+
+    request: Request
+    web: WebSettings
+    engine: Engine
+    rule: Rule
+    principal: Principal | None
+    csrf: str
+    form: dict[str, str]
+    territory: Territory | None = None
+    action: ActionSheet | None = None
+    copil: CopilMeeting | None = None
+    roles: frozenset[Role] = frozenset()
+    # To set on the response: name → (value, max-age in seconds; None: until the browser closes)
+    cookies: dict[str, tuple[str, int | None]] = field(default_factory=dict)
+
+    def may(self, route: str, pilot_id: int | None = None) -> bool:
+        """Whether a link or form to `route` should be shown (the server checks on use)."""
+        if self.principal is None or self.territory is None or self.territory.id is None:
+            return False
+        try:
+            check(ROUTES[route], self.principal, self.territory.id, pilot_id)
+        except Refusal:
+            return False
+        return True
+
+
+async def read_form(request: Request) -> dict[str, str]:
+    """A urlencoded form body (plain HTML forms need nothing more than the standard library;
+    no multipart dependency); the first value of each field."""
+    if request.method != "POST":
+        return {}
+    body = await request.body()
+    if len(body) > FORM_MAX_BYTES:
+        raise Refusal(413, "Formulaire trop volumineux.")
+    try:
+        pairs = parse_qsl(body.decode("utf-8"), keep_blank_values=True, max_num_fields=200)
+    except (UnicodeDecodeError, ValueError):
+        raise Refusal(400, "Formulaire illisible.") from None
+    form: dict[str, str] = {}
+    for key, value in pairs:
+        form.setdefault(key, value)
+    return form
+
+
+def guard(request: Request, form: Annotated[dict[str, str], Depends(read_form)]) -> Context:
+    """Runs before every route: session, CSRF, then the route's rule from `ROUTES`."""
+    route = request.scope.get("route")
+    rule = ROUTES.get(getattr(route, "name", ""))
+    if rule is None:  # default deny: a route missing from the table opens to nobody
+        raise Refusal(403, "Page non déclarée.")
+    web: WebSettings = request.app.state.web
+    engine: Engine = request.app.state.engine
+    now = utcnow()
+    principal = principal_of(engine, web, request.cookies.get(SESSION_COOKIE), now)
+    cookies: dict[str, tuple[str, int | None]] = {}
+    holder = principal.session_token if principal else request.cookies.get(VISITOR_COOKIE)
+    if rule.write and not security.csrf_valid(web.secret_key, holder, form.get("csrf")):
+        raise Refusal(403, "Jeton de sécurité absent ou périmé : rechargez la page et recommencez.")
+    if holder is None:
+        holder = secrets.token_urlsafe(24)
+        cookies[VISITOR_COOKIE] = (holder, None)
+    ctx = Context(
+        request, web, engine, rule, principal, security.csrf_token(web.secret_key, holder), form
+    )
+    ctx.cookies = cookies
+    if rule.scope is Scope.PUBLIC:
+        return ctx
+    if principal is None:
+        if request.method == "GET":
+            target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+            raise SignInNeeded(target)
+        raise Refusal(403, "Session expirée : reconnectez-vous.")
+    _resolve(ctx, request.path_params)
+    if ctx.territory is not None:
+        assert ctx.territory.id is not None
+        pilot = ctx.action.pilot_id if ctx.action else None
+        ctx.roles = check(rule, principal, ctx.territory.id, pilot)
+    return ctx
+
+
+def _resolve(ctx: Context, params: dict[str, Any]) -> None:
+    """Load the territory, action or COPIL the path names (404 for what does not exist)."""
+    with unit_of_work(ctx.engine) as uow:
+        try:
+            if ctx.rule.scope is Scope.ACTION_ID:
+                action = uow.session.get(ActionSheet, _int(params["action_id"]))
+                if action is None:
+                    raise Refusal(404, NOT_FOUND)
+                ctx.action = _copy(action)
+                ctx.territory = _copy(uow.session.get_one(Territory, action.territory_id))
+                return
+            if "territory" in params:
+                ctx.territory = _copy(uow.repo.territory(params["territory"]))
+            if ctx.rule.scope is Scope.ACTION:
+                assert ctx.territory is not None
+                action = uow.session.exec(
+                    select(ActionSheet).where(
+                        ActionSheet.territory_id == ctx.territory.id,
+                        ActionSheet.number == params["number"],
+                    )
+                ).first()
+                if action is None:
+                    raise Refusal(404, NOT_FOUND)
+                ctx.action = _copy(action)
+            elif ctx.rule.scope is Scope.COPIL:
+                copil = uow.repo.copil(_int(params["copil_id"]))
+                if ctx.territory is None or copil.territory_id != ctx.territory.id:
+                    raise Refusal(404, NOT_FOUND)
+                ctx.copil = _copy(copil)
+        except NotFound:
+            raise Refusal(404, NOT_FOUND) from None
+
+
+def _copy(row: T) -> T:
+    """A plain copy: the guard's unit of work closes (and expires its objects) before the
+    page runs."""
+    return type(row)(**row.model_dump(warnings=False))
+
+
+def _int(value: str) -> int:
+    if not str(value).isdigit():
+        raise Refusal(404, NOT_FOUND)
+    return int(value)
+
+
+Guarded = Annotated[Context, Depends(guard)]
+
+
+def add_route(
+    router: FastAPI,
+    path: str,
+    endpoint: Callable[..., Any],
+    *,
+    name: str,
+    methods: list[str] | None = None,
+) -> None:
+    """A page: its `name` is its key in `access.ROUTES` (checked by the guard)."""
+    router.add_api_route(path, endpoint, name=name, methods=methods or ["GET"], response_model=None)
+
+
+# ---------------------------------------------------------------------------------------------
+# Rendering
+
+
+@cache
+def templates() -> Environment:
+    env = Environment(
+        loader=FileSystemLoader(HERE / "templates"),
+        autoescape=select_autoescape(default=True, default_for_string=True),
+        undefined=StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    env.filters.update(FRENCH_FILTERS)
+    return env
+
+
+def page(ctx: Context, template: str, status: int = 200, **values: Any) -> HTMLResponse:
+    html = templates().get_template(template).render(ctx=ctx, **values)
+    response = HTMLResponse(html, status_code=status)
+    set_cookies(ctx, response)
+    return response
+
+
+def set_cookies(ctx: Context, response: Response) -> None:
+    """Every cookie of tiflow: HttpOnly, SameSite=Lax, Secure when served over HTTPS."""
+    for name, (value, max_age) in ctx.cookies.items():
+        response.set_cookie(
+            name,
+            value,
+            httponly=True,
+            samesite="lax",
+            secure=is_https(ctx.request, ctx.web),
+            path="/",
+            max_age=max_age,
+        )
+
+
+def is_https(request: Request, web: WebSettings) -> bool:
+    return request.url.scheme == "https" or web.https
+
+
+def redirect(ctx: Context, url: str) -> RedirectResponse:
+    response = RedirectResponse(url, status_code=303)
+    set_cookies(ctx, response)
+    return response
+
+
+def error_page(request: Request, status: int, message: str) -> HTMLResponse:
+    html = templates().get_template("error.html").render(status=status, message=message)
+    return HTMLResponse(html, status_code=status)
+
+
+# ---------------------------------------------------------------------------------------------
+# The application
+
+
+def create_app(web: WebSettings, engine: Engine | None = None) -> FastAPI:
+    from tiflow.web import copil, pilot, signin
+
+    app = FastAPI(
+        title="tiflow", docs_url=None, redoc_url=None, openapi_url=None, redirect_slashes=False
+    )
+    app.state.web = web
+    app.state.engine = engine or engine_for(web.settings.database_url)
+    app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
+
+    @app.get("/health", name="health")
+    def health() -> dict[str, str]:
+        return {"statut": "ok"}
+
+    for module in (signin, pilot, copil):
+        module.register(app)
+
+    @app.exception_handler(Refusal)
+    def refused(request: Request, exc: Refusal) -> HTMLResponse:
+        return error_page(request, exc.status, exc.message)
+
+    @app.exception_handler(SignInNeeded)
+    def sign_in_needed(request: Request, exc: SignInNeeded) -> RedirectResponse:
+        return RedirectResponse(f"/connexion?suite={quote(exc.next_path)}", status_code=303)
+
+    @app.exception_handler(StarletteHTTPException)
+    def http_error(request: Request, exc: StarletteHTTPException) -> HTMLResponse:
+        """Starlette's own errors (unknown path, wrong method…), in French."""
+        message = HTTP_MESSAGES.get(exc.status_code, "La demande n'a pas pu aboutir.")
+        return error_page(request, exc.status_code, message)
+
+    @app.exception_handler(RequestValidationError)
+    def bad_request(request: Request, exc: RequestValidationError) -> HTMLResponse:
+        return error_page(request, 400, "Adresse de page mal formée.")
+
+    @app.middleware("http")
+    async def headers(
+        request: Request, call_next: Callable[[Request], Awaitable[Response]]
+    ) -> Response:
+        response = await call_next(request)
+        response.headers.setdefault(
+            "Content-Security-Policy",
+            "default-src 'self'; img-src 'self' data:; frame-ancestors 'none'; form-action 'self'",
+        )
+        response.headers.setdefault("X-Content-Type-Options", "nosniff")
+        response.headers.setdefault("Referrer-Policy", "no-referrer")
+        if not request.url.path.startswith("/static/"):
+            response.headers.setdefault("Cache-Control", "no-store")
+        return response
+
+    return app

@@ -1,0 +1,329 @@
+"""What the pages show, read in a few queries per page (no write here)."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from decimal import Decimal
+
+import sqlalchemy as sa
+from sqlmodel import col, select
+
+from models.deadlines import (
+    ACTION_END,
+    FUNDING_DECISION,
+    FUNDING_DOSSIER,
+    FUNDING_PAYMENT,
+    MILESTONE,
+    NUDGE,
+    Deadline,
+    load_snapshot,
+)
+from models.lifecycle import State
+from models.money import ZERO
+from models.outbox import OutboxItem, OutboxMessage, OutboxStatus
+from models.tables import (
+    ActionChange,
+    ActionSheet,
+    BudgetLine,
+    CopilDecision,
+    CopilMeeting,
+    FollowUpNote,
+    Funding,
+    Indicator,
+    Milestone,
+    Organisation,
+    Person,
+    Territory,
+)
+from models.uow import UnitOfWork
+from models.vocabulary import Axis, CopilStatus, Priority, Role
+from tiflow.web.access import Principal
+
+NEXT_DEADLINES = 3
+
+
+@dataclass(frozen=True)
+class Place:
+    territory: Territory
+    roles: tuple[str, ...]  # French labels
+
+
+def territories_of(uow: UnitOfWork, principal: Principal) -> list[Place]:
+    """The territories the person may open, with their roles there."""
+    rows = uow.repo.territories()
+    places = []
+    for territory in rows:
+        assert territory.id is not None
+        roles = principal.roles_in(territory.id)
+        if roles:
+            places.append(Place(territory, tuple(r.label for r in sorted(roles))))
+    return places
+
+
+@dataclass
+class PlanRow:
+    action: ActionSheet
+    pilot: str
+    late: list[Deadline] = field(default_factory=list)
+    upcoming: list[Deadline] = field(default_factory=list)
+    budget: Decimal = ZERO
+
+    @property
+    def is_late(self) -> bool:
+        return bool(self.late)
+
+
+@dataclass(frozen=True)
+class PlanFilters:
+    axis: Axis | None = None
+    state: State | None = None
+    pilot_id: int | None = None
+    late_only: bool = False
+
+    @classmethod
+    def parse(cls, axe: str, etat: str, pilote: str, retard: str) -> PlanFilters:
+        """Unknown values are ignored (a filter link that went stale shows everything)."""
+        return cls(
+            axis=Axis(axe) if axe in Axis._value2member_map_ else None,
+            state=State(etat) if etat in State._value2member_map_ else None,
+            pilot_id=int(pilote) if pilote.isdigit() else None,
+            late_only=retard == "1",
+        )
+
+
+def plan_rows(
+    uow: UnitOfWork,
+    territory: Territory,
+    today: date,
+    filters: PlanFilters | None = None,
+    pilot_id: int | None = None,
+) -> list[PlanRow]:
+    """The territory's actions (or one pilot's), with what is late and what comes next."""
+    filters = filters or PlanFilters()
+    assert territory.id is not None
+    query = select(ActionSheet).where(ActionSheet.territory_id == territory.id)
+    wanted_pilot = pilot_id if pilot_id is not None else filters.pilot_id
+    if wanted_pilot is not None:
+        query = query.where(ActionSheet.pilot_id == wanted_pilot)
+    if filters.axis is not None:
+        query = query.where(ActionSheet.axis == filters.axis)
+    if filters.state is not None:
+        query = query.where(ActionSheet.state == filters.state)
+    actions = uow.session.exec(query.order_by(col(ActionSheet.number))).all()
+    people = pilots_of(uow, territory)
+    budgets = dict(
+        uow.session.exec(
+            select(BudgetLine.action_id, sa.func.sum(BudgetLine.amount))
+            .join(ActionSheet, col(ActionSheet.id) == col(BudgetLine.action_id))
+            .where(ActionSheet.territory_id == territory.id)
+            .group_by(col(BudgetLine.action_id))
+        ).all()
+    )
+    snapshot = load_snapshot(uow.session, territory_ids=[territory.id], silences=False)
+    by_action: dict[int, list[Deadline]] = defaultdict(list)
+    for deadline in snapshot.deadlines:
+        by_action[deadline.action.id].append(deadline)
+    rows = []
+    for action in actions:
+        assert action.id is not None
+        deadlines = sorted(by_action.get(action.id, []), key=lambda d: d.due)
+        row = PlanRow(
+            action=action,
+            pilot=people.get(action.pilot_id or 0, "—"),
+            late=[d for d in deadlines if d.due < today],
+            upcoming=[d for d in deadlines if d.due >= today][:NEXT_DEADLINES],
+            budget=budgets.get(action.id) or ZERO,
+        )
+        if not filters.late_only or row.is_late:
+            rows.append(row)
+    return rows
+
+
+def pilots_of(uow: UnitOfWork, territory: Territory) -> dict[int, str]:
+    return {
+        p.id: p.full_name
+        for p in uow.session.exec(
+            select(Person).where(Person.territory_id == territory.id).order_by(Person.full_name)
+        ).all()
+        if p.id is not None
+    }
+
+
+def pilot_choices(uow: UnitOfWork, territory: Territory) -> list[Person]:
+    assert territory.id is not None
+    return list(uow.repo.people_with_role(territory.id, Role.PILOT))
+
+
+@dataclass(frozen=True)
+class HistoryEntry:
+    at: datetime
+    actor: str
+    text: str
+
+
+@dataclass(frozen=True)
+class FundingRow:
+    funder: str
+    line: Funding
+
+
+@dataclass(frozen=True)
+class SentMessage:
+    created_at: datetime
+    sent_at: datetime | None
+    subject: str
+    recipient: str
+    status: str
+
+
+@dataclass
+class ActionPage:
+    action: ActionSheet
+    pilot: Person | None
+    milestones: Sequence[Milestone]
+    indicators: Sequence[Indicator]
+    budget: Sequence[BudgetLine]
+    budget_total: Decimal
+    funding: list[FundingRow]
+    granted_total: Decimal
+    notes: list[tuple[FollowUpNote, str]]
+    history: list[HistoryEntry]
+    messages: list[SentMessage]
+
+    @property
+    def priority(self) -> str:
+        return Priority(self.action.priority).label
+
+
+def action_page(uow: UnitOfWork, territory: Territory, action: ActionSheet) -> ActionPage:
+    assert action.id is not None and territory.id is not None
+    s = uow.session
+    milestones = s.exec(
+        select(Milestone)
+        .where(Milestone.action_id == action.id)
+        .order_by(col(Milestone.due_date), col(Milestone.id))
+    ).all()
+    indicators = s.exec(
+        select(Indicator).where(Indicator.action_id == action.id).order_by(col(Indicator.id))
+    ).all()
+    budget = s.exec(
+        select(BudgetLine)
+        .where(BudgetLine.action_id == action.id)
+        .order_by(col(BudgetLine.year), col(BudgetLine.kind))
+    ).all()
+    funding = [
+        FundingRow(org.short_name or org.name, line)
+        for line, org in s.exec(
+            select(Funding, Organisation)
+            .join(Organisation, col(Organisation.id) == col(Funding.funder_id))
+            .where(Funding.action_id == action.id)
+            .order_by(col(Funding.year), col(Organisation.short_name))
+        ).all()
+    ]
+    people = pilots_of(uow, territory)
+    notes = [
+        (note, people.get(note.author_id or 0, "—"))
+        for note in s.exec(
+            select(FollowUpNote)
+            .where(FollowUpNote.action_id == action.id)
+            .order_by(col(FollowUpNote.written_on).desc(), col(FollowUpNote.id).desc())
+        ).all()
+    ]
+    return ActionPage(
+        action=action,
+        pilot=uow.repo.person(action.pilot_id),
+        milestones=milestones,
+        indicators=indicators,
+        budget=budget,
+        budget_total=sum((b.amount for b in budget), ZERO),
+        funding=funding,
+        granted_total=sum((f.line.granted for f in funding), ZERO),
+        notes=notes,
+        history=history(uow, action),
+        messages=messages_about(uow, territory, action, milestones, [f.line for f in funding]),
+    )
+
+
+def history(uow: UnitOfWork, action: ActionSheet) -> list[HistoryEntry]:
+    """Changes of state and other changes (progress reported), newest first."""
+    entries = [
+        HistoryEntry(
+            t.at,
+            t.actor,
+            f"{State(t.from_state).label} → {State(t.to_state).label}"
+            + (f" : {t.reason}" if t.reason else ""),
+        )
+        for t in uow.repo.history(action.id or 0)
+    ]
+    entries += [
+        HistoryEntry(c.at, c.actor, c.summary)
+        for c in uow.session.exec(
+            select(ActionChange).where(ActionChange.action_id == action.id)
+        ).all()
+    ]
+    return sorted(entries, key=lambda e: e.at, reverse=True)
+
+
+def messages_about(
+    uow: UnitOfWork,
+    territory: Territory,
+    action: ActionSheet,
+    milestones: Sequence[Milestone],
+    funding: Sequence[Funding],
+) -> list[SentMessage]:
+    """Messages of the outbox about this action: reminders of its deadlines, nudges, notices
+    (whose keys name the territory and the number)."""
+    m, i = OutboxMessage.__table__.c, OutboxItem.__table__.c  # type: ignore[attr-defined]
+    refs = [
+        sa.and_(i.ref_kind.in_([ACTION_END, NUDGE]), i.ref_id == action.id),
+        sa.and_(i.ref_kind == MILESTONE, i.ref_id.in_([x.id for x in milestones])),
+        sa.and_(
+            i.ref_kind.in_([FUNDING_DOSSIER, FUNDING_DECISION, FUNDING_PAYMENT]),
+            i.ref_id.in_([f.id for f in funding]),
+        ),
+    ]
+    about = sa.select(i.message_id).where(sa.or_(*refs))
+    named = m.key.like(f"%:{territory.code}:{action.number}:%")
+    rows = uow.session.execute(
+        sa.select(m.created_at, m.sent_at, m.subject, m.recipient, m.status)
+        .where(sa.or_(m.id.in_(about), named), m.kind != "sign_in")
+        .order_by(m.created_at.desc(), m.id.desc())
+        .limit(50)
+    ).all()
+    return [
+        SentMessage(r.created_at, r.sent_at, r.subject, r.recipient, OutboxStatus(r.status).label)
+        for r in rows
+    ]
+
+
+@dataclass(frozen=True)
+class CopilRow:
+    copil: CopilMeeting
+    decisions: list[tuple[CopilDecision, ActionSheet]]
+
+
+def copils(uow: UnitOfWork, territory: Territory) -> tuple[list[CopilMeeting], list[CopilRow]]:
+    """Scheduled meetings (soonest first) and held ones with their decisions (latest first)."""
+    meetings = uow.session.exec(
+        select(CopilMeeting)
+        .where(CopilMeeting.territory_id == territory.id)
+        .order_by(col(CopilMeeting.held_at))
+    ).all()
+    upcoming = [c for c in meetings if c.status == CopilStatus.SCHEDULED]
+    held = [c for c in reversed(meetings) if c.status == CopilStatus.HELD]
+    return upcoming, [CopilRow(c, decisions_of(uow, c)) for c in held]
+
+
+def decisions_of(uow: UnitOfWork, copil: CopilMeeting) -> list[tuple[CopilDecision, ActionSheet]]:
+    return [
+        (decision, action)
+        for decision, action in uow.session.exec(
+            select(CopilDecision, ActionSheet)
+            .join(ActionSheet, col(ActionSheet.id) == col(CopilDecision.action_id))
+            .where(CopilDecision.copil_id == copil.id)
+            .order_by(col(ActionSheet.number))
+        ).all()
+    ]
