@@ -444,7 +444,14 @@ class FundingForm(Form):
     requested: OptionalAmount = optional("Montant demandé (€)", _UNCHANGED)
     granted: OptionalAmount = optional("Montant accordé (€)", _UNCHANGED)
     paid: OptionalAmount = optional("Montant versé (€)", _UNCHANGED)
-    decision_date: OptionalDate = optional("Date de décision", "Date de la décision du financeur.")
+    dossier_filed_on: OptionalDate = optional(
+        "Dossier déposé le",
+        "Date du dépôt du dossier chez le financeur : le rappel du dépôt s'arrête.",
+    )
+    decision_date: OptionalDate = optional(
+        "Date de décision",
+        "Date de la décision du financeur : le rappel de la décision s'arrête.",
+    )
     convention_ref: OptionalText = optional("Référence de la convention", "ex. CONV-2024-017.")
     force_reason: OptionalText = optional(
         "Forcer « financée » (motif)",

@@ -35,6 +35,7 @@ def record(form: FundingForm) -> tuple[FundingResult, list[DomainEvent]]:
             granted=form.granted,
             paid=form.paid,
             decision_date=form.decision_date,
+            dossier_filed_on=form.dossier_filed_on,
             convention_ref=form.convention_ref,
             force_reason=form.force_reason,
             recorded_by=form.recorded_by,

@@ -19,14 +19,16 @@ from __future__ import annotations
 from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime
+from decimal import Decimal
 from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 
+from models import figures
 from models.lifecycle import OPEN_STATES, State
-from models.money import ZERO
+from models.money import ZERO, format_eur
 from models.tables import (
     ActionSheet,
     CopilMeeting,
@@ -254,6 +256,7 @@ def _load_funding(session: Reader, snap: Snapshot, open_scope: sa.ColumnElement[
             f.decision_expected,
             f.payment_expected,
             f.decision_date,
+            f.dossier_filed_on,
             f.granted,
             f.paid,
         )
@@ -264,9 +267,11 @@ def _load_funding(session: Reader, snap: Snapshot, open_scope: sa.ColumnElement[
     for row in rows:
         action = snap.actions[row.action_id]
         funder = _funder(row.short_name, row.name)
-        granted = row.granted or ZERO
+        granted, paid = row.granted or ZERO, row.paid or ZERO
         undecided = row.decision_date is None
-        if row.dossier_due and undecided and granted == ZERO:
+        # Each date stops its own reminder: the dossier once filed (or decided), the decision
+        # once taken, the payment once paid in full.
+        if row.dossier_due and undecided and row.dossier_filed_on is None and granted == ZERO:
             what = f"dépôt du dossier de financement ({funder})"
             snap.deadlines.append(Deadline(FUNDING_DOSSIER, row.id, action, what, row.dossier_due))
         if row.decision_expected and undecided:
@@ -274,11 +279,25 @@ def _load_funding(session: Reader, snap: Snapshot, open_scope: sa.ColumnElement[
             snap.deadlines.append(
                 Deadline(FUNDING_DECISION, row.id, action, what, row.decision_expected)
             )
-        if row.payment_expected and granted > ZERO and (row.paid or ZERO) < granted:
-            what = f"versement attendu ({funder})"
+        if row.payment_expected and granted > ZERO and paid < granted:
             snap.deadlines.append(
-                Deadline(FUNDING_PAYMENT, row.id, action, what, row.payment_expected)
+                Deadline(
+                    FUNDING_PAYMENT,
+                    row.id,
+                    action,
+                    _payment_what(funder, granted, paid),
+                    row.payment_expected,
+                )
             )
+
+
+def _payment_what(funder: str, granted: Decimal, paid: Decimal) -> str:
+    """« versement attendu (Région), reste à verser 42 000,00 € sur 60 000,00 € accordés »."""
+    left = figures.left_to_pay(granted, paid)
+    return (
+        f"versement attendu ({funder}), {figures.Figure.LEFT_TO_PAY.label.lower()}"
+        f" {format_eur(left)} sur {format_eur(granted)} accordés"
+    )
 
 
 def _load_silences(session: Reader, snap: Snapshot, scope: sa.ColumnElement[bool]) -> None:

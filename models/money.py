@@ -102,12 +102,17 @@ def format_eur(amount: Decimal | int) -> str:
     cents = value.quantize(CENT, rounding=ROUND_HALF_UP)
     sign = "-" if cents < 0 else ""  # also turns -0.00 into 0,00
     units, _, decimals = f"{abs(cents):.2f}".partition(".")
+    return sign + group_thousands(units) + "," + decimals + CURRENCY_SEP + "€"
+
+
+def group_thousands(units: str) -> str:
+    """``1250000`` → ``1 250 000`` (U+202F between groups of three digits)."""
     groups: list[str] = []
     while len(units) > 3:
         units, group = units[:-3], units[-3:]
         groups.insert(0, group)
     groups.insert(0, units)
-    return sign + THOUSANDS_SEP.join(groups) + "," + decimals + CURRENCY_SEP + "€"
+    return THOUSANDS_SEP.join(groups)
 
 
 class Money(TypeDecorator[Decimal]):

@@ -137,6 +137,9 @@ class Funding(SQLModel, table=True):
     granted: Decimal = _money()  # type: ignore[assignment]
     paid: Decimal = _money()  # type: ignore[assignment]
     decision_date: date | None = None
+    dossier_filed_on: date | None = Field(
+        default=None, description="dossier déposé le (arrête le rappel du dépôt)"
+    )
     convention_ref: str | None = Field(default=None, max_length=100)
     dossier_due: date | None = None
     decision_expected: date | None = None
@@ -242,6 +245,10 @@ class BudgetSnapshot(SQLModel, table=True):
     median_days_to_funding: Decimal | None = Field(default=None, sa_type=ExactDecimal)
     validation_sample: int = Field(default=0, description="actions mesurées pour le délai")
     funding_sample: int = Field(default=0, description="actions mesurées pour le délai")
+    validated_budget: Decimal | None = Field(
+        default=None, sa_type=Money, description="budget de l'année validé en COPIL"
+    )
+    validated_on: date | None = Field(default=None, description="date du COPIL qui l'a validé")
 
 
 class BudgetSnapshotLine(SQLModel, table=True):
@@ -265,6 +272,7 @@ class BudgetSnapshotLine(SQLModel, table=True):
     requested: Decimal = _money()  # type: ignore[assignment]
     granted: Decimal = _money()  # type: ignore[assignment]
     paid: Decimal = _money()  # type: ignore[assignment]
+    over_granted: Decimal = _money()  # type: ignore[assignment]
 
 
 def _refuse_snapshot_change(_mapper: object, _connection: object, target: object) -> None:

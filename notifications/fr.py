@@ -7,11 +7,13 @@ Dates are shown in Europe/Paris. Relative phrases count *calendar* days: pendulu
 from __future__ import annotations
 
 from datetime import date, datetime
+from decimal import Decimal
 from functools import lru_cache
 
 import pendulum
 
 from models.money import format_eur as format_eur  # one formatter for amounts, domain-wide
+from models.money import group_thousands
 
 PARIS = pendulum.timezone("Europe/Paris")
 
@@ -48,6 +50,25 @@ def format_datetime(dt: datetime) -> str:
     """``lundi 10 mars 2025 à 14 h 30`` in Europe/Paris (naive datetimes: ValueError)."""
     local = to_paris(dt)
     return f"{format_date(local.date())} à {format_time(local)}"
+
+
+def plural(n: int, one: str, many: str) -> str:
+    """``1 action``, ``3 actions``, ``0 action`` (French: 0 and 1 take the singular) — never
+    "action(s)"."""
+    return f"{n} {one if abs(n) < 2 else many}"
+
+
+def month_name(d: date) -> str:
+    """``octobre``: the month of a date, in French, lowercase."""
+    return format_date(d.replace(day=2)).split(" ")[2]
+
+
+def format_quantity(value: Decimal) -> str:
+    """``620``, ``12,5``, ``1 250``: an indicator value, decimal comma, no trailing zeros."""
+    text = f"{value.normalize():f}" if value == value.to_integral() else f"{value:f}".rstrip("0")
+    units, _, decimals = text.partition(".")
+    sign, units = ("\u2212", units[1:]) if units.startswith("-") else ("", units)
+    return sign + group_thousands(units) + (f",{decimals}" if decimals else "")
 
 
 def _days(due: date, today: date) -> int:

@@ -8,6 +8,8 @@ Unknown extensions escape too: safe by default.
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
+from email.headerregistry import Address as Mailbox
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -27,6 +29,7 @@ FRENCH_FILTERS = {
     "eur": fr.format_eur,
     "deadline": fr.deadline_phrase,
     "relative_days": fr.relative_days,
+    "plural": fr.plural,
 }
 
 
@@ -50,10 +53,31 @@ def environment() -> Environment:
     return env
 
 
-def render(template_name: str, **context: Any) -> tuple[str, str]:
-    """Render ``NAME.txt.j2`` and ``NAME.html.j2`` with the same context: ``(text, html)``."""
+@dataclass(frozen=True)
+class ReplyTo:
+    """The person a reply reaches: the message's Reply-To header and the footer's link."""
+
+    name: str
+    address: str
+
+    @property
+    def header(self) -> str:
+        """``Claire Moreau <claire.moreau@…>`` (checked again by the outbox)."""
+        name = _CONTROL_RE.sub(" ", self.name).strip()
+        return str(Mailbox(display_name=name, addr_spec=self.address.strip()))
+
+
+_CONTROL_RE = re.compile(r"[\x00-\x1f\x7f]")
+
+
+def render(
+    template_name: str, *, reply_to: ReplyTo | None = None, **context: Any
+) -> tuple[str, str]:
+    """Render ``NAME.txt.j2`` and ``NAME.html.j2`` with the same context: ``(text, html)``.
+    With `reply_to`, the footer says whom a reply reaches (a ``mailto:`` link in HTML)."""
     if not _NAME_RE.fullmatch(template_name):
         raise ValueError(f"invalid template name: {template_name!r}")
+    context["reply"] = reply_to
     env = environment()
     text = env.get_template(f"{template_name}.txt.j2").render(**context)
     html = env.get_template(f"{template_name}.html.j2").render(**context)

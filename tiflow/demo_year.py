@@ -18,9 +18,11 @@ latest reminder of each deadline, grouped in one e-mail per person — so no dea
 forgotten, and the escalations to the coordinator go out on time. Each sweep is a real run of
 « rappels-echeances ».
 
-**Funding** is recorded granted and paid at once (``paid`` = ``granted``): the example's
-payment dates would otherwise be reminded, then escalated, every month until a second record
-per funder — twenty more runs for no new behaviour.
+**Funding** goes as it does with real funders: the pilots file their dossiers (which stops
+the filing reminders), each funder decides for every year of its dossier at once (a
+multi-year convention: one funding row per year, as the budget lines), pays a 30 % advance
+on signature, and the balance of the year's tranche on the pilot's statement of expenses,
+a few days before the payment date (FA-04's Région payment in two parts).
 
 **One clock.** Each step sets the one clock (`models.clock`) to its simulated instant, so
 everything the flows write — history and outbox rows, ``Date:`` headers, ``.eml`` file names,
@@ -92,6 +94,7 @@ SWEEP_EVERY = timedelta(weeks=4)
 BUDGET_YEAR = 2024
 BUDGET_RUN = datetime(2025, 1, 2, 7, 0)  # first working day of January 2025, 07:00
 SITUATION = date(2024, 12, 31)  # date of situation of the late actions in the budget
+ADVANCE = Decimal("0.30")  # the advance funders usually pay when the convention is signed
 
 # The demo's sweeps: every fourth Monday, catching up the 27 days since the previous one.
 SWEEPS = ReminderSettings(catch_up_days=SWEEP_EVERY.days - 1)
@@ -412,30 +415,88 @@ class Year:
         convention: str | None = None,
         force_reason: str | None = None,
     ) -> Happening:
-        form = FundingForm(
-            number=number,
-            funder=funder,
-            requested=Decimal(requested) if requested else None,
-            granted=Decimal(granted),
-            paid=Decimal(granted),  # paid on signature: no payment deadline left to remind
-            decision_date=at.date(),
-            convention_ref=convention,
-            force_reason=force_reason,
-            at=at,
-        )
-        result = self.run(record_funding, form)
-        detail = (
-            f"{result.funder} refusé"
-            if result.granted == 0
-            else f"{result.funder} {format_eur(result.granted)}"
-        )
-        if result.transition is not None:
+        """The funder's decision for every year of its dossier (a multi-year convention grants
+        each year's tranche as requested), with the usual advance paid on signature: 30 % of
+        the first year's tranche. The rest is paid later (`pay`)."""
+        tranches = self._tranches(number, funder)
+        total = Decimal(granted)
+        asked = sum(tranches.values(), Decimal(0))
+        result = moved = None
+        for i, (year, tranche) in enumerate(sorted(tranches.items())):
+            share = tranche if total == asked else (total if i == 0 else Decimal(0))
+            form = FundingForm(
+                number=number,
+                funder=funder,
+                year=year,
+                requested=Decimal(requested) if requested and i == 0 else None,
+                granted=share,
+                paid=(share * ADVANCE).quantize(Decimal(1)) if i == 0 else Decimal(0),
+                decision_date=at.date(),
+                convention_ref=convention,
+                force_reason=force_reason,
+                at=at,
+            )
+            done = self.run(record_funding, form)
+            result, moved = done, moved or done.transition
+        assert result is not None, f"{number} : pas de dossier {funder} dans l'exemple"
+        detail = f"{result.funder} refusé" if total == 0 else f"{result.funder} {format_eur(total)}"
+        if moved is not None:
             outcome = " → financée" + (" (forcée, motif à l'historique)" if force_reason else "")
         elif result.missing > 0:
             outcome = f" ; il manque {format_eur(result.missing)}, reste {result.state.label}"
         else:
             outcome = ""
         return Happening(self.today, outcome, "financement", number=number, detail=detail)
+
+    def _tranches(self, number: str, funder: str) -> dict[int, Decimal]:
+        """The years of the funder's rows for the action, with their requested amounts."""
+        rows = [r for r in self._funding_rows(number) if r.short_name == funder]
+        return {r.year: r.requested for r in rows} or {self.today.year: Decimal(0)}
+
+    def _funding_rows(self, number: str) -> list[Any]:
+        """The action's funding rows with their funder's short name, in creation order."""
+        a = ActionSheet.__table__.c  # type: ignore[attr-defined]
+        f = Funding.__table__.c  # type: ignore[attr-defined]
+        o = Organisation.__table__.c  # type: ignore[attr-defined]
+        with self.engine.connect() as conn:
+            return list(
+                conn.execute(
+                    sa.select(o.short_name, f.year, f.requested, f.granted, f.paid)
+                    .add_columns(f.dossier_due, f.dossier_filed_on)
+                    .join(ActionSheet, a.id == f.action_id)
+                    .join(Organisation, o.id == f.funder_id)
+                    .where(a.number == number)
+                    .order_by(f.id)
+                ).all()
+            )
+
+    def file_dossiers(self, at: datetime, number: str) -> str:
+        """The pilot files the action's funding dossiers (first year): the reminders of their
+        filing stop."""
+        rows = self._funding_rows(number)
+        funders = [(r.short_name, r.year) for r in rows if r.dossier_due and not r.dossier_filed_on]
+        for funder, year in funders:
+            form = FundingForm(
+                number=number, funder=funder, year=year, dossier_filed_on=at.date(), at=at
+            )
+            self.run(record_funding, form)
+        names = ", ".join(funder for funder, _ in funders)
+        return f"{number} : dossiers de financement déposés ({names})"
+
+    def pay(self, at: datetime, number: str, funder: str | None = None, amount: str = "") -> str:
+        """Payments of the year's tranche: the balance (default) or `amount`."""
+        paid = []
+        for row in self._funding_rows(number):
+            name, year, granted, already = row.short_name, row.year, row.granted, row.paid
+            if year != at.year or (funder is not None and name != funder):
+                continue
+            new = min(already + Decimal(amount), granted) if amount else granted
+            if new == already:
+                continue
+            form = FundingForm(number=number, funder=name, year=year, paid=new, at=at)
+            self.run(record_funding, form)
+            paid.append(f"{name} {format_eur(new - already)}")
+        return f"{number} : versement {', '.join(paid)}"
 
     def start(self, at: datetime, number: str) -> str:
         result = self.run(start_action, StepForm(number=number, at=at))
@@ -569,6 +630,13 @@ def steps() -> list[Step]:
     def start(when: datetime, number: str) -> None:
         add(when, lambda y: y.start(when, number))
 
+    def file(when: datetime, *numbers: str) -> None:
+        for number in numbers:
+            add(when, lambda y, n=number: y.file_dossiers(when, n))  # type: ignore[misc]
+
+    def pay(when: datetime, number: str, funder: str | None = None, amount: str = "") -> None:
+        add(when, lambda y: y.pay(when, number, funder, amount))
+
     def report(when: datetime, number: str, note: str, **kw: Any) -> None:
         add(when, lambda y: y.progress_report(when, number, note, **kw))
 
@@ -580,6 +648,8 @@ def steps() -> list[Step]:
 
     # January: the first COPIL of phase 2 validates the plan and the 2024 budget.
     add(at("08/01/2024", 9), lambda y: y.schedule("copil-1", copil_1, AMBOISE))
+    # dossiers due on 2 January, filed early, « sous réserve de la validation du COPIL »
+    file(at("08/01/2024", 11), "FA-04", "FA-06", "FA-08")
     proposals(at("09/01/2024"), "FA-01", "FA-02", "FA-03", "FA-04")
     proposals(at("10/01/2024"), "FA-05", "FA-06", "FA-07", "FA-08")
     proposals(at("11/01/2024"), "FA-09", "FA-12")
@@ -595,6 +665,8 @@ def steps() -> list[Step]:
     ]
     held_1 = at("25/01/2024", 12)
     add(held_1, lambda y: y.hold("copil-1", held_1, decisions_1, 2024, budget_2024))
+
+    file(at("29/01/2024"), "FA-01", "FA-02", "FA-03", "FA-05", "FA-07", "FA-12")
 
     # February–April: funding decisions, starts, first milestones; FA-12 is abandoned.
     fund(at("05/02/2024"), "FA-08", "CC TEV", "30000", convention="CONV-2024-001")
@@ -676,6 +748,7 @@ def steps() -> list[Step]:
         partners=["CC BVC", "CC Castelrenaudais"],
     )
     add(at("14/05/2024"), lambda y: y.propose(at("14/05/2024"), revised_09))
+    file(at("14/05/2024", 11), "FA-09")
     report(
         at("15/05/2024"),
         "FA-02",
@@ -691,6 +764,7 @@ def steps() -> list[Step]:
             _proposal("FA-11", start_date=date(2024, 7, 1)),
         ),
     )
+    file(at("23/05/2024", 11), "FA-10", "FA-11")
     report(
         at("31/05/2024"),
         "FA-07",
@@ -710,6 +784,21 @@ def steps() -> list[Step]:
         decision("FA-11", V, conditions="Associer le club GEIDA"),
     ]
     add(at("20/06/2024", 17), lambda y: y.hold("copil-2", at("20/06/2024", 17), decisions_2))
+
+    # The balance of each 2024 tranche, paid on the pilots' statements of expenses; FA-04's
+    # Région payment comes in two parts, reminded in between with what remains to be paid.
+    pay(at("28/06/2024"), "FA-06")
+    pay(at("28/06/2024"), "FA-08")
+    pay(at("10/07/2024"), "FA-04", "État")
+    pay(at("10/07/2024"), "FA-04", "Région", "12000")
+    pay(at("25/07/2024"), "FA-04", "Région")
+    pay(at("25/07/2024"), "FA-01")
+    pay(at("25/07/2024"), "FA-05")
+    pay(at("09/08/2024"), "FA-07")
+    pay(at("28/08/2024"), "FA-02")
+    pay(at("28/08/2024"), "FA-09")
+    pay(at("30/09/2024"), "FA-03", "ANCT")
+    pay(at("30/10/2024"), "FA-11")
 
     # July–October: the new actions are funded and started; the third COPIL.
     fund(at("03/07/2024"), "FA-09", "ANCT", "15000", requested="15000")

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from datetime import date
 from decimal import Decimal
 
+from flows.usecases.budget.calendar import working_day_on_or_after
 from models.lifecycle import State
 from models.tables import (
     ActionPartner,
@@ -140,7 +141,8 @@ class ExampleAction:
     start: date
     end: date
     budget: dict[tuple[int, BudgetKind], str]
-    funding: dict[str, str]  # funder short name -> amount requested (year = start year)
+    # (funder short name, year) -> amount requested: per year, as the budget lines are
+    funding: dict[tuple[str, int], str]
     milestones: list[tuple[str, date]] = field(default_factory=list)
     indicators: list[tuple[str, str, str]] = field(default_factory=list)  # name, unit, target
     partners: tuple[str, ...] = ()
@@ -167,11 +169,18 @@ ACTIONS: list[ExampleAction] = [
         date(2024, 2, 1),
         date(2025, 12, 31),
         {(2024, INV): "350000.00", (2024, FON): "40000.00", (2025, INV): "150000.00"},
-        {"Région": "250000.00", "État": "150000.00", "CC Castelrenaudais": "140000.00"},
+        {
+            ("Région", 2024): "180000.00",
+            ("État", 2024): "110000.00",
+            ("CC Castelrenaudais", 2024): "100000.00",
+            ("Région", 2025): "70000.00",
+            ("État", 2025): "40000.00",
+            ("CC Castelrenaudais", 2025): "40000.00",
+        },
         [
             ("Choix du site et du bâtiment", date(2024, 4, 30)),
             ("Installation des démonstrateurs", date(2024, 11, 15)),
-            ("Ouverture aux entreprises", date(2025, 3, 1)),
+            ("Ouverture aux entreprises", date(2025, 3, 3)),
         ],
         [("Entreprises accueillies", "entreprises", "60")],
         ("AICR", "UIMM"),
@@ -187,7 +196,7 @@ ACTIONS: list[ExampleAction] = [
         date(2024, 3, 1),
         date(2025, 6, 30),
         {(2024, INV): "180000.00", (2024, FON): "25000.00"},
-        {"Région": "120000.00", "OPCO 2i": "85000.00"},
+        {("Région", 2024): "120000.00", ("OPCO 2i", 2024): "85000.00"},
         [
             ("Cahier des charges des équipements", date(2024, 5, 15)),
             ("Premières sessions de formation", date(2024, 10, 1)),
@@ -204,11 +213,16 @@ ACTIONS: list[ExampleAction] = [
         True,
         "Ouvrir un lieu d'accueil pour des start-up axées sur l'intelligence artificielle et "
         "le big data, en lien avec les industriels du territoire.",
-        date(2024, 4, 1),
+        date(2024, 4, 2),
         date(2025, 12, 31),
         {(2024, INV): "90000.00", (2024, FON): "30000.00", (2025, FON): "30000.00"},
-        {"ANCT": "60000.00", "CC TEV": "90000.00"},
-        [("Appel à candidatures des start-up", date(2024, 9, 1))],
+        {
+            ("ANCT", 2024): "45000.00",
+            ("CC TEV", 2024): "75000.00",
+            ("ANCT", 2025): "15000.00",
+            ("CC TEV", 2025): "15000.00",
+        },
+        [("Appel à candidatures des start-up", date(2024, 9, 2))],
         [("Start-up hébergées", "start-up", "8")],
         ("CC TEV",),
     ),
@@ -222,9 +236,14 @@ ACTIONS: list[ExampleAction] = [
         date(2024, 1, 15),
         date(2026, 12, 31),
         {(2024, INV): "60000.00", (2025, INV): "60000.00"},
-        {"État": "60000.00", "Région": "60000.00"},
+        {
+            ("État", 2024): "30000.00",
+            ("Région", 2024): "30000.00",
+            ("État", 2025): "30000.00",
+            ("Région", 2025): "30000.00",
+        },
         [
-            ("Cartographie des zones blanches", date(2024, 3, 31)),
+            ("Cartographie des zones blanches", date(2024, 3, 29)),
             ("Zones d'activités couvertes en 4G", date(2024, 12, 31)),
         ],
         [("Zones d'activités couvertes", "%", "100")],
@@ -241,7 +260,7 @@ ACTIONS: list[ExampleAction] = [
         date(2024, 2, 1),
         date(2024, 12, 31),
         {(2024, FON): "35000.00"},
-        {"Région": "20000.00", "CC Val d'Amboise": "15000.00"},
+        {("Région", 2024): "20000.00", ("CC Val d'Amboise", 2024): "15000.00"},
         [
             ("Semaine de l'industrie : visites d'usines", date(2024, 3, 25)),
             ("Bilan des visites et stages", date(2024, 7, 5)),
@@ -256,42 +275,56 @@ ACTIONS: list[ExampleAction] = [
         TP,
         True,
         "Financer un poste d'animation partagé entre ERET, AICR et GEIDA.",
-        date(2024, 1, 1),
+        date(2024, 1, 2),
         date(2026, 12, 31),
         {(2024, FON): "45000.00", (2025, FON): "45000.00", (2026, FON): "45000.00"},
-        {"ANCT": "60000.00", "Région": "45000.00"},
-        [("Recrutement de l'animateur", date(2024, 4, 1))],
+        {
+            ("ANCT", 2024): "30000.00",
+            ("Région", 2024): "15000.00",
+            ("ANCT", 2025): "30000.00",
+            ("Région", 2025): "15000.00",
+            ("Région", 2026): "15000.00",
+        },
+        [("Recrutement de l'animateur", date(2024, 4, 2))],
         [("Entreprises adhérentes des clubs", "entreprises", "180")],
         ("ERET", "AICR", "GEIDA"),
     ),
     ExampleAction(
         "FA-07",
-        "Plateforme Ressources humaines (recrutement, formation, attractivité)",
+        "Plateforme Ressources humaines : extension aux TPE (créée en phase 1)",
         Axis.COMPETENCES,
         IR,
         True,
         "Accompagner les entreprises dans leurs problématiques de recrutement, de formation et "
-        "d'attractivité.",
+        "d'attractivité : la plateforme RH, réussite de la phase 1, est étendue aux TPE.",
         date(2024, 2, 15),
         date(2025, 12, 31),
         {(2024, FON): "70000.00", (2025, FON): "70000.00"},
-        {"État": "50000.00", "OPCO 2i": "40000.00", "CC TEV": "50000.00"},
-        [("Ouverture de la plateforme", date(2024, 6, 1))],
+        {
+            ("État", 2024): "25000.00",
+            ("OPCO 2i", 2024): "20000.00",
+            ("CC TEV", 2024): "25000.00",
+            ("État", 2025): "25000.00",
+            ("OPCO 2i", 2025): "20000.00",
+            ("CC TEV", 2025): "25000.00",
+        },
+        [("Ouverture de la plateforme", date(2024, 6, 3))],
         [("Recrutements accompagnés", "recrutements", "120")],
         ("France Travail", "OPCO 2i", "UIMM"),
         Priority.HIGH,
     ),
     ExampleAction(
         "FA-08",
-        "Tiers-lieu « Le Rubixco » à Montlouis-sur-Loire",
+        "Animation du tiers-lieu « Le Rubixco » (créé en phase 1)",
         Axis.INNOVATION,
         KH,
         True,
-        "Animer le tiers-lieu Le Rubixco : coworking, fablab et rencontres entre industriels.",
-        date(2024, 1, 1),
+        "Le tiers-lieu Le Rubixco de Montlouis-sur-Loire, créé en phase 1 : coworking, fablab "
+        "et rencontres entre industriels, animés en 2024.",
+        date(2024, 1, 2),
         date(2024, 12, 31),
         {(2024, FON): "50000.00"},
-        {"CC TEV": "30000.00", "Région": "20000.00"},
+        {("CC TEV", 2024): "30000.00", ("Région", 2024): "20000.00"},
         [("Programme d'animation annuel", date(2024, 2, 28))],
         [("Événements organisés", "événements", "24")],
         ("CC TEV",),
@@ -306,8 +339,8 @@ ACTIONS: list[ExampleAction] = [
         date(2024, 3, 1),
         date(2024, 12, 31),
         {(2024, FON): "25000.00"},
-        {"ANCT": "12500.00", "CC BVC": "12500.00"},
-        [("Inventaire des parcelles", date(2024, 6, 30))],
+        {("ANCT", 2024): "12500.00", ("CC BVC", 2024): "12500.00"},
+        [("Inventaire des parcelles", date(2024, 6, 28))],
         [("Hectares qualifiés", "ha", "120")],
         ("CC BVC", "CC Castelrenaudais"),
     ),
@@ -321,7 +354,14 @@ ACTIONS: list[ExampleAction] = [
         date(2024, 9, 1),
         date(2026, 6, 30),
         {(2024, INV): "80000.00", (2025, INV): "220000.00"},
-        {"État": "150000.00", "Région": "100000.00", "CC BVC": "50000.00"},
+        {
+            ("État", 2024): "40000.00",
+            ("Région", 2024): "25000.00",
+            ("CC BVC", 2024): "15000.00",
+            ("État", 2025): "110000.00",
+            ("Région", 2025): "75000.00",
+            ("CC BVC", 2025): "35000.00",
+        },
         [("Études de pollution des sols", date(2025, 2, 28))],
         [("Friches requalifiées", "sites", "2")],
         ("CC BVC",),
@@ -334,10 +374,15 @@ ACTIONS: list[ExampleAction] = [
         LF,
         False,
         "Mutualiser les flux (déchets, énergie, eau) entre entreprises voisines.",
-        date(2024, 5, 1),
+        date(2024, 5, 2),
         date(2025, 12, 31),
         {(2024, FON): "40000.00", (2025, FON): "30000.00"},
-        {"ADEME": "49000.00", "Région": "21000.00"},
+        {
+            ("ADEME", 2024): "28000.00",
+            ("Région", 2024): "12000.00",
+            ("ADEME", 2025): "21000.00",
+            ("Région", 2025): "9000.00",
+        },
         [("Cartographie des flux", date(2024, 10, 31))],
         [("Synergies mises en place", "synergies", "10")],
         ("ADEME", "GEIDA"),
@@ -349,11 +394,11 @@ ACTIONS: list[ExampleAction] = [
         LF,
         False,
         "Proposer aux PME un diagnostic énergie et un plan de décarbonation.",
-        date(2024, 4, 1),
+        date(2024, 4, 2),
         date(2025, 3, 31),
         {(2024, FON): "60000.00"},
-        {"ADEME": "42000.00", "CC Val d'Amboise": "18000.00"},
-        [("30 diagnostics réalisés", date(2024, 12, 15))],
+        {("ADEME", 2024): "42000.00", ("CC Val d'Amboise", 2024): "18000.00"},
+        [("30 diagnostics réalisés", date(2024, 12, 13))],
         [("PME diagnostiquées", "PME", "30")],
         ("ADEME",),
     ),
@@ -418,16 +463,17 @@ def load_example(uow: UnitOfWork, initial_state: State = State.DRAFT) -> Territo
             session.add(
                 BudgetLine(action_id=action.id, year=year, kind=kind, amount=Decimal(amount))
             )
-        for funder_name, requested in spec.funding.items():
+        for (funder_name, year), requested in spec.funding.items():
+            dates = _funding_dates(spec.start, year)
             session.add(
                 Funding(
                     action_id=action.id,
                     funder_id=_id(orgs[funder_name]),
-                    year=spec.start.year,
+                    year=year,
                     requested=Decimal(requested),
-                    dossier_due=spec.start.replace(day=1),
-                    decision_expected=_months_after(spec.start, 2),
-                    payment_expected=_months_after(spec.start, 6),
+                    dossier_due=dates.get("dossier_due"),
+                    decision_expected=dates.get("decision_expected"),
+                    payment_expected=dates.get("payment_expected"),
                 )
             )
         for title, due in spec.milestones:
@@ -450,3 +496,17 @@ def _id(row: Organisation | Person) -> int:
 def _months_after(day: date, months: int) -> date:
     month = day.month - 1 + months
     return date(day.year + month // 12, month % 12 + 1, min(day.day, 28))
+
+
+def _funding_dates(start: date, year: int) -> dict[str, date | None]:
+    """One multi-year dossier per funder: filed and decided for the start year's tranche
+    (dossier due at the start, decision two months later, a first payment at six months);
+    a later year's tranche only has its payment, expected at the end of June. Every date is a
+    French working day (no 1 January, Sunday or Toussaint)."""
+    if year == start.year:
+        return {
+            "dossier_due": working_day_on_or_after(start.replace(day=1)),
+            "decision_expected": working_day_on_or_after(_months_after(start, 2)),
+            "payment_expected": working_day_on_or_after(_months_after(start, 6)),
+        }
+    return {"payment_expected": working_day_on_or_after(date(year, 6, 30))}

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import csv
 import io
+from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
@@ -27,10 +28,11 @@ import icalendar
 import sqlalchemy as sa
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from sqlalchemy.engine import Engine
-from sqlalchemy.orm import Session
-from sqlmodel import col, select
+from sqlmodel import Session, col, select
 
+from flows.usecases.budget.consolidation import View, consolidate_with
 from flows.usecases.bus import unit_of_work
+from models import figures
 from models.deadlines import (
     COPIL,
     PARIS,
@@ -40,16 +42,20 @@ from models.deadlines import (
     paris_date,
 )
 from models.errors import NotFound
-from models.lifecycle import AWAITING_DECISION, COMMITTED, DROPPED_OUT, State
+from models.lifecycle import AWAITING_DECISION, COMMITTED, State
 from models.money import ZERO
 from models.safe_text import neutralise_formula
 from models.tables import (
     ActionSheet,
     BudgetLine,
     CopilAgendaItem,
+    CopilDecision,
     CopilMeeting,
     CopilMember,
+    FollowUpNote,
     Funding,
+    Indicator,
+    Milestone,
     Organisation,
     Person,
     PersonRole,
@@ -69,10 +75,9 @@ from notifications.outbox import (
     Recipient,
     deliver_pending,
     enqueue,
-    mailbox_of,
     utcnow,
 )
-from notifications.templates import render
+from notifications.templates import ReplyTo, render
 from notifications.transports import Deliverer
 
 _T = TypeVar("_T", CopilMeeting, Territory, Person)
@@ -162,7 +167,10 @@ class Digest:
     at_risk: list[dict[str, str]] = field(default_factory=list)
     missing: list[dict[str, str]] = field(default_factory=list)
     missing_total: Decimal = ZERO
-    year: dict[str, str] = field(default_factory=dict)
+    committed_any: bool = False  # an action validated or further: "covered" can be said
+    conditions: list[dict[str, str]] = field(default_factory=list)  # earlier COPILs' own
+    follow_up: list[dict[str, Any]] = field(default_factory=list)  # pilots' words, per action
+    year: dict[str, Any] = field(default_factory=dict)
 
     @property
     def key(self) -> str:
@@ -338,10 +346,12 @@ def _fill(session: Session, digest: Digest, settings: DigestSettings) -> None:
     since = previous.held_at if previous else None
     _fill_changes(session, digest, facts, since)
     _fill_new_funding(session, digest, facts, since)
-    committed_year = _fill_budget_delta(session, digest, facts, previous)
+    _fill_budget_delta(session, digest, facts, previous)
     _fill_late_and_at_risk(session, digest, settings, facts.tid)
-    _fill_missing(digest, facts)
-    _fill_year(session, digest, facts, committed_year)
+    _fill_missing(session, digest, facts)
+    digest.year = _year_figures(session, digest.territory.code, facts.year, digest.as_of)
+    digest.conditions = _conditions(session, digest.copil, facts.actions)
+    digest.follow_up = _follow_up(session, facts.actions, since, digest.as_of)
 
 
 def _facts(session: Session, digest: Digest) -> _Facts:
@@ -479,9 +489,8 @@ def _fill_new_funding(
 
 def _fill_budget_delta(
     session: Session, digest: Digest, facts: _Facts, previous: CopilMeeting | None
-) -> Decimal:
-    """The change of the committed budget since the previous COPIL validated one; returns
-    this year's committed budget."""
+) -> None:
+    """The change of the committed budget since the previous COPIL validated one."""
     tid, year, actions, budget_year = facts.tid, facts.year, facts.actions, facts.budget_year
     committed_year = sum(
         (v for k, v in budget_year.items() if State(actions[k].state) in COMMITTED), ZERO
@@ -507,8 +516,6 @@ def _fill_budget_delta(
             "now": fr.format_eur(now_planned),
             "delta": ("+" if delta > 0 else "") + fr.format_eur(delta),
         }
-
-    return committed_year
 
 
 def _fill_late_and_at_risk(
@@ -537,13 +544,15 @@ def _fill_late_and_at_risk(
                 digest.at_risk.append(line)
 
 
-def _fill_missing(digest: Digest, facts: _Facts) -> None:
+def _fill_missing(session: Session, digest: Digest, facts: _Facts) -> None:
     as_of, actions, budget, granted = digest.as_of, facts.actions, facts.budget, facts.granted
+    left = _left_to_fund_by_action(session, facts.tid)
     for a in sorted(actions.values(), key=lambda a: a.number):
         state = State(a.state)
         if state not in COMMITTED or not state.is_open:  # proposals are on the agenda instead
             continue
-        gap = budget.get(a.id, ZERO) - granted.get(a.id, ZERO)
+        digest.committed_any = True
+        gap = left.get(a.id, ZERO)
         if gap > 0:
             digest.missing_total += gap
             digest.missing.append(
@@ -556,62 +565,153 @@ def _fill_missing(digest: Digest, facts: _Facts) -> None:
                     "missing": fr.format_eur(gap),
                 }
             )
-            if (
-                state in (State.VALIDATED, State.IN_PROGRESS)
-                and a.start_date
-                and a.start_date <= as_of
-            ):
+            risk = _funding_risk(state, a.start_date, as_of)
+            if risk is not None:
                 digest.at_risk.append(
                     {
                         "number": a.number,
                         "title": a.title,
-                        "what": "démarrage prévu",
-                        "due": fr.format_date(a.start_date),
-                        "phrase": fr.relative_days(a.start_date, as_of),
+                        **risk,
                         "reason": f"financement incomplet : il manque {fr.format_eur(gap)}",
                     }
                 )
 
 
-def _fill_year(session: Session, digest: Digest, facts: _Facts, committed_year: Decimal) -> None:
-    copil, tid, year, actions, budget_year = (
-        digest.copil,
-        facts.tid,
-        facts.year,
-        facts.actions,
-        facts.budget_year,
+def _conditions(
+    session: Session, copil: CopilMeeting, actions: dict[int, Any]
+) -> list[dict[str, str]]:
+    """The conditions earlier COPILs attached to their decisions, for actions still open;
+    those naming this COPIL's month (« Bilan d'étape au COPIL d'octobre ») come first,
+    marked to be examined now."""
+    d = CopilDecision.__table__.c  # type: ignore[attr-defined]
+    c = CopilMeeting.__table__.c  # type: ignore[attr-defined]
+    month = fr.month_name(paris_date(copil.held_at))
+    rows = session.execute(
+        sa.select(d.action_id, d.conditions, c.held_at)
+        .join(CopilMeeting, c.id == d.copil_id)
+        .where(c.territory_id == copil.territory_id, c.held_at < copil.held_at, d.conditions != "")
+        .order_by(c.held_at, d.id)
     )
-    awaiting_year = sum(
-        (v for k, v in budget_year.items() if State(actions[k].state) in AWAITING_DECISION), ZERO
-    )
-    year_funding = _year_funding(session, tid, year)
-    digest.year = {
-        "year": str(year),
-        "committed": fr.format_eur(committed_year),
-        "awaiting": fr.format_eur(awaiting_year),
-        "requested": fr.format_eur(year_funding["requested"]),
-        "granted": fr.format_eur(year_funding["granted"]),
-        "paid": fr.format_eur(year_funding["paid"]),
-        "validated": fr.format_eur(copil.validated_budget)
-        if copil.validated_budget is not None
-        else "",
-    }
-
-
-def _year_funding(session: Session, territory_id: int, year: int) -> dict[str, Decimal]:
-    row = session.execute(
-        sa.select(sa.func.sum(F.requested), sa.func.sum(F.granted), sa.func.sum(F.paid))
-        .join(ActionSheet, A.id == F.action_id)
-        .where(
-            A.territory_id == territory_id,
-            F.year == year,
-            A.state.not_in([s.value for s in DROPPED_OUT]),
+    found = []
+    for row in rows:
+        action = actions.get(row.action_id)
+        if action is None or not State(action.state).is_open:
+            continue
+        found.append(
+            {
+                "number": action.number,
+                "title": action.title,
+                "conditions": row.conditions,
+                "copil": fr.format_date(paris_date(row.held_at)),
+                "now": "oui" if month in row.conditions.lower() else "",
+            }
         )
-    ).one()
+    return sorted(found, key=lambda row: (not row["now"], row["number"]))
+
+
+def _follow_up(
+    session: Session, actions: dict[int, Any], since: datetime | None, as_of: date
+) -> list[dict[str, Any]]:
+    """Per action: the pilots' notes since the previous COPIL, its indicators against their
+    targets, its milestones done and missed — what the members ask the pilots about."""
+    n = FollowUpNote.__table__.c  # type: ignore[attr-defined]
+    i = Indicator.__table__.c  # type: ignore[attr-defined]
+    m = Milestone.__table__.c  # type: ignore[attr-defined]
+    ids = sorted(actions)
+    first = paris_date(since) if since is not None else date.min
+    per_action: dict[int, dict[str, list[str]]] = defaultdict(
+        lambda: {"notes": [], "indicators": [], "done": [], "missed": []}
+    )
+    for row in session.execute(
+        sa.select(n.action_id, n.written_on, n.text)
+        .where(n.action_id.in_(ids), n.written_on > first, n.written_on <= as_of)
+        .order_by(n.written_on, n.id)
+    ):
+        per_action[row.action_id]["notes"].append(f"{fr.format_date(row.written_on)} : {row.text}")
+    for row in session.execute(
+        sa.select(m.action_id, m.title, m.due_date, m.done_on).where(m.action_id.in_(ids))
+    ):
+        if row.done_on is not None and first < row.done_on <= as_of:
+            per_action[row.action_id]["done"].append(f"{row.title} ({fr.format_date(row.done_on)})")
+        elif row.done_on is None and row.due_date < as_of:
+            per_action[row.action_id]["missed"].append(
+                f"{row.title} (prévu le {fr.format_date(row.due_date)})"
+            )
+    for row in session.execute(
+        sa.select(i.action_id, i.name, i.unit, i.target, i.actual).where(
+            i.action_id.in_([a for a in per_action]), i.actual.is_not(None)
+        )
+    ):
+        unit = f" {row.unit}" if row.unit else ""
+        per_action[row.action_id]["indicators"].append(
+            f"{row.name} : {fr.format_quantity(row.actual)} pour un objectif de"
+            f" {fr.format_quantity(row.target)}{unit}"
+        )
+    return [
+        {"number": actions[a].number, "title": actions[a].title, **per_action[a]}
+        for a in sorted(per_action, key=lambda a: actions[a].number)
+    ]
+
+
+def _funding_risk(state: State, start: date | None, as_of: date) -> dict[str, str] | None:
+    """Why an action short of funding is at risk, by its state: a validated action whose start
+    has come cannot start; one in progress runs on money not granted yet."""
+    if start is None or start > as_of:
+        return None
+    if state is State.VALIDATED:
+        what = "démarrage prévu"
+    elif state is State.IN_PROGRESS:
+        what = "en cours depuis"
+    else:
+        return None
+    return {"what": what, "due": fr.format_date(start), "phrase": fr.relative_days(start, as_of)}
+
+
+def _left_to_fund_by_action(session: Session, territory_id: int) -> dict[int, Decimal]:
+    """*Reste à financer* per action, all years: each year's own (models.figures)."""
+    planned: dict[tuple[int, int], Decimal] = defaultdict(lambda: ZERO)
+    granted: dict[tuple[int, int], Decimal] = defaultdict(lambda: ZERO)
+    for target, column, table in ((planned, B.amount, B), (granted, F.granted, F)):
+        rows = session.execute(
+            sa.select(table.action_id, table.year, sa.func.sum(column))
+            .join(ActionSheet, A.id == table.action_id)
+            .where(A.territory_id == territory_id)
+            .group_by(table.action_id, table.year)
+        )
+        for action_id, year, amount in rows:
+            target[(action_id, year)] = amount or ZERO
+    left: dict[int, Decimal] = defaultdict(lambda: ZERO)
+    for key in set(planned) | set(granted):
+        left[key[0]] += figures.left_to_fund(planned[key], granted[key])
+    return dict(left)
+
+
+def _year_figures(session: Session, code: str, year: int, as_of: date) -> dict[str, Any]:
+    """The year's figures exactly as the budget consolidation defines them (same scope,
+    same labels as the budget e-mail and the workbook)."""
+    c = consolidate_with(session, year, code, as_of)
+    total = c.total()
+    actions = c.view(View.ACTION)
+
+    def planned_of(states: Sequence[State]) -> Decimal:
+        return sum((line.figures.planned for line in actions if line.state in states), ZERO)
+
+    F_ = figures.Figure
+    rows: list[tuple[str, Decimal | None]] = [
+        (f"{F_.PLANNED.label} (actions du plan)", total.planned),
+        ("  dont actions validées et suivantes", planned_of(COMMITTED)),
+        ("  dont actions en attente de décision", planned_of(AWAITING_DECISION)),
+        *((F_(m).label, getattr(total, m)) for m in ("requested", "granted", "paid")),
+        (F_.LEFT_TO_FUND.label, total.left_to_fund),
+        (F_.LEFT_TO_PAY.label, total.left_to_pay),
+        *c.against_validated(),
+    ]
     return {
-        "requested": row[0] or ZERO,
-        "granted": row[1] or ZERO,
-        "paid": row[2] or ZERO,
+        "year": str(year),
+        "rows": [
+            {"label": label, "amount": fr.format_eur(v) if v is not None else "aucun"}
+            for label, v in rows
+        ],
     }
 
 
@@ -679,7 +779,8 @@ def invitation(digest: Digest, settings: DigestSettings, *, now: datetime | None
     event.add("summary", f"COPIL Territoire d'industrie {territory.name}")
     if copil.place:
         event.add("location", copil.place)
-    lines = [f"Ordre du jour ({len(digest.agenda)} action(s) à décider) :"]
+    count = fr.plural(len(digest.agenda), "action", "actions")
+    lines = [f"Ordre du jour ({count} à décider) :"]
     lines += [f"- {row['number']} {row['title']}" for row in digest.agenda]
     event.add("description", "\n".join(lines))
     if digest.organizer is not None:
@@ -709,46 +810,60 @@ def invitation(digest: Digest, settings: DigestSettings, *, now: datetime | None
 # Render
 
 
+def _money_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [
+        dict(
+            r,
+            budget=fr.format_eur(r["budget"]),
+            requested=fr.format_eur(r["requested"]),
+            granted=fr.format_eur(r["granted"]),
+        )
+        for r in rows
+    ]
+
+
+def _cut(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """At most LIST_MAX rows in the e-mail, and how many more (the CSV has them all)."""
+    return {"rows": rows[:LIST_MAX], "more": max(len(rows) - LIST_MAX, 0)}
+
+
+def _digest_body(digest: Digest, reply: ReplyTo | None) -> tuple[str, str]:
+    """The digest's text and HTML parts."""
+    copil = digest.copil
+    agenda_total = sum((r["budget"] for r in digest.agenda), ZERO)
+    return render(
+        "copil_digest",
+        reply_to=reply,
+        territory=digest.territory.name,
+        when=fr.format_datetime(copil.held_at),
+        place=copil.place,
+        phrase=fr.relative_days(paris_date(copil.held_at), digest.as_of),
+        agenda=_cut(_money_rows(digest.agenda)),
+        agenda_total=fr.format_eur(agenda_total),
+        previous=fr.format_date(paris_date(digest.previous.held_at)) if digest.previous else "",
+        changes=_cut(digest.changes),
+        new_funding=_cut(digest.new_funding),
+        budget_delta=digest.budget_delta,
+        late=_cut(digest.late),
+        at_risk=_cut(digest.at_risk),
+        missing=_cut(digest.missing),
+        missing_total=fr.format_eur(digest.missing_total),
+        committed_any=digest.committed_any,
+        conditions=digest.conditions,
+        follow_up=_cut(digest.follow_up),
+        year=digest.year,
+    )
+
+
 def render_digest(
     digest: Digest, settings: DigestSettings, *, now: datetime | None = None
 ) -> NewMessage:
     copil = digest.copil
     held = paris_date(copil.held_at)
     when = fr.format_datetime(copil.held_at)
-
-    def money_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        return [
-            dict(
-                r,
-                budget=fr.format_eur(r["budget"]),
-                requested=fr.format_eur(r["requested"]),
-                granted=fr.format_eur(r["granted"]),
-            )
-            for r in rows
-        ]
-
-    def cut(rows: list[dict[str, Any]]) -> dict[str, Any]:
-        return {"rows": rows[:LIST_MAX], "more": max(len(rows) - LIST_MAX, 0)}
-
-    agenda_total = sum((r["budget"] for r in digest.agenda), ZERO)
-    text, html = render(
-        "copil_digest",
-        territory=digest.territory.name,
-        when=when,
-        place=copil.place,
-        phrase=fr.relative_days(held, digest.as_of),
-        agenda=cut(money_rows(digest.agenda)),
-        agenda_total=fr.format_eur(agenda_total),
-        previous=fr.format_date(paris_date(digest.previous.held_at)) if digest.previous else "",
-        changes=cut(digest.changes),
-        new_funding=cut(digest.new_funding),
-        budget_delta=digest.budget_delta,
-        late=cut(digest.late),
-        at_risk=cut(digest.at_risk),
-        missing=cut(digest.missing),
-        missing_total=fr.format_eur(digest.missing_total),
-        year=digest.year,
-    )
+    organizer = digest.organizer
+    reply = ReplyTo(organizer.full_name, organizer.email) if organizer else None
+    text, html = _digest_body(digest, reply)
     attachments = [
         Attachment.invitation(invitation(digest, settings, now=now), "invitation-copil.ics"),
         Attachment(
@@ -758,12 +873,10 @@ def render_digest(
         ),
     ]
     reply_to = None
-    if digest.organizer is not None:
+    if reply is not None:
         try:
-            reply_to = str(
-                parse_mailbox(mailbox_of(digest.organizer.full_name, digest.organizer.email))
-            )
-        except InvalidAddress:
+            reply_to = str(parse_mailbox(reply.header))
+        except (InvalidAddress, ValueError):
             reply_to = None
     return NewMessage(
         key=digest.key,

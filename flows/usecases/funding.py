@@ -80,6 +80,7 @@ class FundingDates:
 
     decision_date: date | None = None  # the funder decided on this day
     dossier_due: date | None = None  # the application must be filed before
+    dossier_filed_on: date | None = None  # filed on this day: stops the « dépôt » reminder
     decision_expected: date | None = None
     payment_expected: date | None = None
 
@@ -95,6 +96,7 @@ def record_funding(
     granted: Decimal | None = None,
     paid: Decimal | None = None,
     decision_date: date | None = None,
+    dossier_filed_on: date | None = None,
     convention_ref: str | None = None,
     force_reason: str | None = None,
     recorded_by: str | None = None,
@@ -108,6 +110,8 @@ def record_funding(
     dates = dates or FundingDates()
     if decision_date is not None:
         dates = replace(dates, decision_date=decision_date)
+    if dossier_filed_on is not None:
+        dates = replace(dates, dossier_filed_on=dossier_filed_on)
     when = service.aware(at) if at else service.now()
     territory = service.resolve_territory(uow, territory_code)
     action = service.find_action(uow, territory, number)
@@ -261,7 +265,13 @@ def _write_line(
     convention_ref: str | None,
     when: datetime,
 ) -> None:
-    for name in ("decision_date", "dossier_due", "decision_expected", "payment_expected"):
+    for name in (
+        "decision_date",
+        "dossier_due",
+        "dossier_filed_on",
+        "decision_expected",
+        "payment_expected",
+    ):
         if (value := getattr(dates, name)) is not None:
             setattr(line, name, value)
     if convention_ref is not None and convention_ref.strip():

@@ -35,7 +35,7 @@ from models.uow import UnitOfWork
 from models.vocabulary import CopilStatus, Role
 from notifications.fr import format_date, format_eur
 from notifications.outbox import NewMessage, Recipient
-from notifications.templates import render
+from notifications.templates import ReplyTo, render
 
 SIGNATURE = "La coordination du Territoire d'industrie"
 
@@ -87,9 +87,12 @@ def _message(
     subject: str,
     territory: Territory,
     context: dict[str, object],
+    reply_to: Person | None = None,
 ) -> NewMessage:
-    text, html = render("generic", signature=SIGNATURE, **context)
+    reply = ReplyTo(reply_to.full_name, reply_to.email) if reply_to else None
+    text, html = render("generic", reply_to=reply, signature=SIGNATURE, **context)
     return NewMessage(
+        reply_to=reply.header if reply else None,
         key=key,
         kind=kind,
         tag=tag,
@@ -117,6 +120,7 @@ def next_steps_notice(uow: UnitOfWork, territory_code: str, number: str) -> list
     key = f"next-steps:{territory.code}:{action.number}:{validated.id}"
     messages = []
     pilot = uow.repo.person(action.pilot_id)
+    coordinator = next(iter(_coordinators(uow, territory.id)), None)
     if pilot:
         paragraphs = [
             f"Le COPIL a validé l'action {action.number} le {format_date(_paris_day(validated))}.",
@@ -135,6 +139,7 @@ def next_steps_notice(uow: UnitOfWork, territory_code: str, number: str) -> list
                 to=[pilot],
                 subject=subject,
                 territory=territory,
+                reply_to=coordinator,
                 context={
                     "title": title,
                     "greeting": f"Bonjour {pilot.full_name},",
@@ -154,6 +159,7 @@ def next_steps_notice(uow: UnitOfWork, territory_code: str, number: str) -> list
                 to=funder_people,
                 subject=subject,
                 territory=territory,
+                reply_to=pilot or coordinator,  # funders' questions go to the pilot
                 context={
                     "title": title,
                     "greeting": "Bonjour,",
@@ -182,7 +188,8 @@ def kickoff_notice(uow: UnitOfWork, territory_code: str, number: str) -> list[Ne
         .order_by(col(Milestone.due_date))
     ).all()
     pilot = uow.repo.person(action.pilot_id)
-    recipients = [p for p in [pilot, *_coordinators(uow, territory.id)] if p is not None]
+    coordinators = _coordinators(uow, territory.id)
+    recipients = [p for p in [pilot, *coordinators] if p is not None]
     if not recipients:
         return []
     paragraphs = [
@@ -203,6 +210,7 @@ def kickoff_notice(uow: UnitOfWork, territory_code: str, number: str) -> list[Ne
             to=recipients,
             subject=f"Action {action.number} financée : lancement",
             territory=territory,
+            reply_to=next(iter(coordinators), None),
             context={
                 "title": f"{action.number} « {action.title} » est financée",
                 "greeting": "Bonjour,",

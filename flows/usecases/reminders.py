@@ -35,6 +35,7 @@ from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
+from email.utils import parseaddr
 from functools import lru_cache
 from typing import Any
 
@@ -74,7 +75,7 @@ from notifications.outbox import (
     mailbox_of,
     utcnow,
 )
-from notifications.templates import render
+from notifications.templates import ReplyTo, render
 from notifications.transports import Deliverer
 
 REMINDER = "reminder"  # outbox kind: a pilot's daily e-mail
@@ -773,8 +774,7 @@ def _phrase(due: date, as_of: date) -> str:
     return fr.deadline_phrase(due, as_of)
 
 
-def _plural(n: int, one: str, many: str) -> str:
-    return f"{n} {one if n == 1 else many}"
+_plural = fr.plural  # one rule for French plurals (0 and 1 singular)
 
 
 def _row(
@@ -825,14 +825,17 @@ def render_batch(batch: Batch, plan: ReminderPlan) -> NewMessage:
     else:
         subject, context = _coordinator_message(batch, as_of, plan.pilots)
         template, tag = "escalation", "coordinator"
+    reply = _reply_to(plan, batch)
     text, html = render(
         template,
+        reply_to=reply,
         territory=territory,
         greeting=greeting,
         as_of=fr.format_date(as_of),
         **context,
     )
     return NewMessage(
+        reply_to=reply.header if reply else None,
         key=f"{batch.kind}:{as_of.isoformat()}:{digest}",
         kind=batch.kind,
         tag=tag,
@@ -844,6 +847,16 @@ def render_batch(batch: Batch, plan: ReminderPlan) -> NewMessage:
         items=[i.ref for i in batch.items],
         channels=batch.recipient is None,
     )
+
+
+def _reply_to(plan: ReminderPlan, batch: Batch) -> ReplyTo | None:
+    """Replies reach the territory's coordinator (the first one, by name)."""
+    for territory_id in sorted(batch.territory_ids):
+        for contact in plan.coordinators.get(territory_id, []):
+            name, address = parseaddr(contact)
+            if address:
+                return ReplyTo(name or address, address)
+    return None
 
 
 def _pilot_message(batch: Batch, as_of: date, settings: Settings) -> tuple[str, dict[str, Any]]:
@@ -858,7 +871,7 @@ def _pilot_message(batch: Batch, as_of: date, settings: Settings) -> tuple[str, 
         else:
             upcoming.append(item)
     sections = [
-        {"title": title, "rows": [_row(i, as_of, settings=settings) for i in items]}
+        {"title": title, "actions": _by_action([_row(i, as_of, settings=settings) for i in items])}
         for title, items in (
             ("En retard", overdue),
             ("Aujourd'hui", today),
@@ -891,6 +904,21 @@ def _pilot_message(batch: Batch, as_of: date, settings: Settings) -> tuple[str, 
         "sections": sections,
         "nudges": [_row(i, as_of, settings=settings) for i in nudges],
     }
+
+
+def _by_action(rows: list[dict[str, str]]) -> list[dict[str, Any]]:
+    """One block per action (its number and title once, then its deadlines in date order),
+    blocks in the order of the actions' numbers. The « Mettre à jour mon action » link (tiflow
+    web, when configured) is the action's, so it comes once per block."""
+    blocks: dict[str, dict[str, Any]] = {}
+    for row in rows:  # rows come in due-date order: each block keeps it
+        block = blocks.setdefault(
+            row["number"], {"number": row["number"], "title": row["title"], "items": []}
+        )
+        if "url" in row:
+            block["url"] = row["url"]
+        block["items"].append(row)
+    return [blocks[number] for number in sorted(blocks)]
 
 
 def _coordinator_message(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import random
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from datetime import UTC, date, datetime
 from decimal import Decimal
 
@@ -18,6 +18,7 @@ from flows.usecases.budget.consolidation import (
     consolidate,
 )
 from models.errors import NotFound
+from models.figures import OUT_OF_PLAN
 from models.lifecycle import State
 from models.tables import CopilMeeting
 from models.transitions import transition_action
@@ -57,7 +58,7 @@ def _awkward_plan(u: UnitOfWork) -> dict[int, dict[str, Decimal]]:
             f"FA-{i + 1:02d}",
             axis=list(Axis)[i % 4],
             firm=i % 3 == 0,
-            state=list(State)[i % len(State)],
+            state=_state(i),
             budget=budget,
             funding=funding,
         )
@@ -77,14 +78,37 @@ def _awkward_plan(u: UnitOfWork) -> dict[int, dict[str, Decimal]]:
     return expected
 
 
+def _state(i: int) -> State:
+    return list(State)[i % len(State)]
+
+
+def _in_plan(inputs: dict[int, dict[str, Decimal]]) -> dict[int, dict[str, Decimal]]:
+    """The inputs of the actions still in the plan (not rejected, not abandoned)."""
+    return {i: row for i, row in inputs.items() if _state(i) not in OUT_OF_PLAN}
+
+
+def _sums(rows: Iterable[dict[str, Decimal]]) -> dict[str, Decimal]:
+    rows = list(rows)
+    return {name: sum((row[name] for row in rows), Decimal()) for name in AMOUNTS}
+
+
 def test_totals_equal_the_sum_of_the_lines_to_the_cent(uow: UowFactory) -> None:
     with uow() as u:
-        inputs = _awkward_plan(u)
+        every_input = _awkward_plan(u)
         u.commit()
     with uow() as u:
         c = consolidate(u, 2024, "val-de-loire-test", as_of=date(2024, 1, 1))
 
-    grand_total = {name: sum((row[name] for row in inputs.values()), Decimal()) for name in AMOUNTS}
+    inputs = _in_plan(every_input)
+    assert 0 < len(inputs) < len(every_input)  # some actions are out of the plan
+    grand_total = _sums(inputs.values())
+    # rejected and abandoned actions are shown apart, never in the plan's totals
+    dropped = Figures.total(line.figures for line in c.view(View.DROPPED))
+    out_of_plan = _sums(row for i, row in every_input.items() if i not in inputs)
+    assert {name: getattr(dropped, name) for name in AMOUNTS} == out_of_plan
+    assert {line.key for line in c.view(View.DROPPED)} == {
+        f"FA-{i + 1:02d}" for i in every_input if i not in inputs
+    }
     for view in PARTITION_VIEWS:
         total = Figures.total(line.figures for line in c.view(view))
         assert {name: getattr(total, name) for name in AMOUNTS} == grand_total, view
@@ -96,8 +120,8 @@ def test_totals_equal_the_sum_of_the_lines_to_the_cent(uow: UowFactory) -> None:
         for value in line.figures.amounts():
             assert isinstance(value, Decimal) and value.as_tuple().exponent == -2
     # each action line carries its own inputs, and the float trap sums exactly
-    by_number = {line.key: line.figures for line in c.view(View.ACTION)}
-    for i, row in inputs.items():
+    by_number = {line.key: line.figures for line in c.view(View.ACTION) + c.view(View.DROPPED)}
+    for i, row in every_input.items():
         assert {n: getattr(by_number[f"FA-{i + 1:02d}"], n) for n in AMOUNTS} == row
     first_two = by_number["FA-01"].planned_investment + by_number["FA-02"].planned_investment
     assert first_two == Decimal("0.30")
@@ -105,7 +129,7 @@ def test_totals_equal_the_sum_of_the_lines_to_the_cent(uow: UowFactory) -> None:
 
 def test_axis_and_commitment_lines_match_the_actions_they_group(uow: UowFactory) -> None:
     with uow() as u:
-        inputs = _awkward_plan(u)
+        inputs = _in_plan(_awkward_plan(u))
         u.commit()
     with uow() as u:
         c = consolidate(u, 2024, "val-de-loire-test", as_of=date(2024, 1, 1))
@@ -133,14 +157,18 @@ def test_multi_year_actions_count_in_the_years_their_budget_lines_name(
         for spec in ACTIONS:
             inv = Decimal(spec.budget.get((year, BudgetKind.INVESTISSEMENT), "0.00"))
             fon = Decimal(spec.budget.get((year, BudgetKind.FONCTIONNEMENT), "0.00"))
-            funded_this_year = spec.start.year == year
-            if not (inv or fon or funded_this_year):
+            requested = sum(
+                (Decimal(a) for (_, y), a in spec.funding.items() if y == year), Decimal(0)
+            )
+            if not (inv or fon or requested):
                 assert spec.number not in planned, (year, spec.number)
                 continue
             assert planned[spec.number].planned_investment == inv, (year, spec.number)
             assert planned[spec.number].planned_operating == fon, (year, spec.number)
-            requested = sum(map(Decimal, spec.funding.values())) if funded_this_year else 0
-            assert planned[spec.number].requested == requested
+            # funding is requested per year, as the budget lines are: never in the start year
+            # for the whole action
+            assert planned[spec.number].requested == requested, (year, spec.number)
+            assert planned[spec.number].requested <= inv + fon, (year, spec.number)
 
 
 def test_a_year_without_actions_is_empty_not_an_error(uow: UowFactory, example_plan: str) -> None:

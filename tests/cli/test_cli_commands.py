@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 import pytest
@@ -14,7 +15,7 @@ from typer.testing import Result
 
 from models.db import make_engine, upgrade
 from models.lifecycle import State
-from models.tables import ActionSheet
+from models.tables import ActionSheet, Milestone
 from models.transitions import transition_action
 from models.uow import UnitOfWork
 from tiflow.cli.french import translate
@@ -87,7 +88,8 @@ def test_import_export_reimport_and_dry_run(
     assert result.exit_code == 0, result.output
     assert "FA-07 Plateforme RH (recrutement, formation, attractivité)" in result.stdout
     assert "modifiée" in result.stdout and "intitulé" in result.stdout
-    assert "Bilan de la simulation (117 lignes lues)" in result.stdout
+    # 18 more funding rows than when funding sat in the start year: one per funder and year
+    assert "Bilan de la simulation (135 lignes lues)" in result.stdout
     assert "Simulation (--dry-run) : rien n'a été enregistré." in result.stdout
     with UnitOfWork(engine) as u:
         fa07 = u.repo.action(example_plan, "FA-07")
@@ -180,7 +182,8 @@ def test_actions_are_listed_and_filtered(
     assert "Aucune action ne correspond à ces critères" in result.stdout
     result = tiflow("actions", "--en-retard", "--au", "01/07/2024", "--pilote", "Benali")
     assert "FA-09" in result.stdout
-    assert "jalon « Inventaire des parcelles » en retard de 1 j" in result.stdout
+    # due on Friday 28/06 (a working day, not Sunday 30/06): 3 days late on 01/07
+    assert "jalon « Inventaire des parcelles » en retard de 3 j" in result.stdout
 
 
 def test_action_detail_shows_milestones_budget_funding_and_history(
@@ -188,7 +191,11 @@ def test_action_detail_shows_milestones_budget_funding_and_history(
 ) -> None:
     with uow() as u:
         transition_action(
-            u, u.repo.action(example_plan, "FA-07"), State.PROPOSED, actor="Claire Moreau"
+            u,
+            u.repo.action(example_plan, "FA-07"),
+            State.PROPOSED,
+            actor="Claire Moreau",
+            at=datetime(2024, 6, 3, 9, tzinfo=UTC),  # before the --au date: in its history
         )
         u.commit()
 
@@ -198,7 +205,7 @@ def test_action_detail_shows_milestones_budget_funding_and_history(
     out = result.stdout
     assert "FA-07 — Plateforme Ressources humaines" in out
     assert "Isabelle Roux <isabelle.roux@uimm-touraine.example>, UIMM" in out
-    assert "jalon « Ouverture de la plateforme » en retard de 30 j" in out
+    assert "jalon « Ouverture de la plateforme » en retard de 28 j" in out  # due 03/06
     assert "Budget par année" in out and "140\u202f000,00\u00a0€" in out
     assert "Financements par financeur" in out and "OPCO 2i" in out
     assert "brouillon" in out and "proposée" in out and "Claire Moreau" in out
@@ -249,3 +256,26 @@ def test_db_upgrade_is_idempotent(tmp_path: Path, tiflow_on: Callable[[str, Path
     with UnitOfWork(engine) as u:
         assert u.session.exec(select(ActionSheet)).all() == []
     engine.dispose()
+
+
+def test_action_au_is_a_point_in_time_reading_completion_and_history_as_they_were(
+    tiflow: Tiflow, uow: UowFactory, example_plan: str
+) -> None:
+    with uow() as u:
+        fa01 = u.repo.action(example_plan, "FA-01")
+        for milestone in u.session.exec(select(Milestone).where(Milestone.action_id == fa01.id)):
+            if milestone.title == "Installation des démonstrateurs":  # due 15/11/2024
+                milestone.done_on = date(2024, 12, 5)
+                u.session.add(milestone)
+        transition_action(
+            u, fa01, State.PROPOSED, actor="Claire Moreau", at=datetime(2024, 1, 9, 9, tzinfo=UTC)
+        )
+        u.commit()
+
+    before = tiflow("action", "FA-01", "--au", "20/11/2024").stdout
+    assert "jalon « Installation des démonstrateurs » en retard de 5 j" in before
+    assert "proposée" in before
+    after = tiflow("action", "FA-01", "--au", "06/12/2024").stdout
+    assert "Installation des démonstrateurs » en retard" not in after
+    earlier = tiflow("action", "FA-01", "--au", "05/01/2024").stdout
+    assert "brouillon (au" in earlier  # proposed on 09/01 only

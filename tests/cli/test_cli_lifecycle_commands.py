@@ -59,12 +59,14 @@ def test_an_action_goes_from_proposal_to_completion_on_the_command_line(
 
     out = _ok(
         run(  # type: ignore[operator]
-            "financer", "FA-07", "--financeur", "État", "--accorde", "50 000",
+            "financer", "FA-07", "--financeur", "État", "--annee", "2024", "--accorde", "50 000",
             "--decision-le", "01/03/2025", "--dossier-avant", "15/02/2025",
+            "--dossier-depose", "10/02/2025",
             "--decision-attendue", "28/02/2025", "--convention", "CONV-2025-017",
         )
     )  # fmt: skip
-    assert "FA-07 : financement État 2024 enregistré" in out  # its only line: 2024
+    # The example funds FA-07 per funder and year (2024, 2025): the year is named.
+    assert "FA-07 : financement État 2024 enregistré" in out
     with engine.connect() as conn:
         line = conn.execute(
             sa.select(Funding.__table__).where(
@@ -73,8 +75,10 @@ def test_an_action_goes_from_proposal_to_completion_on_the_command_line(
         ).one()  # type: ignore[attr-defined]
     assert (line.dossier_due, line.decision_expected) == (date(2025, 2, 15), date(2025, 2, 28))
     assert line.decision_date == date(2025, 3, 1) and line.year == 2024
-    _ok(run("financer", "FA-07", "--financeur", "OPCO 2i", "--accorde", "40 000,00 €"))  # type: ignore[operator]
-    out = _ok(run("financer", "FA-07", "--financeur", "CC TEV", "--accorde", "50.000,00"))  # type: ignore[operator]
+    assert line.dossier_filed_on == date(2025, 2, 10)
+    year = ("--annee", "2024")
+    _ok(run("financer", "FA-07", "--financeur", "OPCO 2i", *year, "--accorde", "40 000,00 €"))  # type: ignore[operator]
+    out = _ok(run("financer", "FA-07", "--financeur", "CC TEV", *year, "--accorde", "50.000,00"))  # type: ignore[operator]
     assert _state(engine, "FA-07") is State.FUNDED
     # The kick-off, to the pilot and the coordinator (and the validation's next steps, which
     # were waiting: the COPIL was recorded here without a delivery round).
@@ -130,6 +134,12 @@ def test_the_help_lists_each_lifecycle_step_in_french(tiflow: object) -> None:
     for name in ("proposer", "financer", "avancement", "demarrer", "terminer", "abandonner"):
         assert name in out
     out = _ok(run("financer", "--help"))  # type: ignore[operator]
-    for option in ("--financeur", "--accorde", "--dossier-avant", "--decision-attendue"):
+    for option in (
+        "--financeur",
+        "--accorde",
+        "--dossier-avant",
+        "--dossier-depose",
+        "--decision-attendue",
+    ):
         assert option in out
     assert "Enregistre la part d'un financeur" in out

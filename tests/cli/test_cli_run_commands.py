@@ -149,16 +149,17 @@ def test_a_decisions_file_with_errors_lists_them_all_and_records_nothing(
 
 
 def test_reminders_budget_and_delivery_run_by_hand_with_an_as_of_date(cli: Cli) -> None:
-    # 15/01/2024: funding dossiers due on 01/01 are 14 days late, the coordinator is alerted.
-    result = cli("run", "rappels", "--au", "15/01/2024")
+    # 16/01/2024: funding dossiers due on 02/01 (the first working day) are 14 days late,
+    # the coordinator is alerted.
+    result = cli("run", "rappels", "--au", "16/01/2024")
 
     assert result.exit_code == 0, result.output
     out = result.stdout
-    assert "Rappels d'échéances du lundi 15 janvier 2024 — exécution Prefect «" in out
+    assert "Rappels d'échéances du mardi 16 janvier 2024 — exécution Prefect «" in out
     assert "rappel(s) aux pilotes" in out and "alerte(s) au chargé de mission" in out
     sent = len(cli.emls())
     assert sent > 1 and f"{sent} envoyés" in out
-    again = cli("run", "rappels", "--au", "15/01/2024")
+    again = cli("run", "rappels", "--au", "16/01/2024")
     # The same day twice: nothing new, and the summary says why.
     assert "Aucun nouvel e-mail :" in again.stdout and "du jour déjà en file" in again.stdout
     assert len(cli.emls()) == sent

@@ -13,6 +13,7 @@ import sqlalchemy as sa
 from openpyxl import load_workbook
 
 from flows.usecases.budget.reports import XLSX_CONTENT_TYPE
+from models.figures import OUT_OF_PLAN
 from models.lifecycle import State
 from models.money import format_eur
 from models.outbox import OutboxMessage
@@ -114,21 +115,76 @@ def test_the_budget_is_consolidated_written_to_disk_and_mailed_with_the_workbook
     assert part.get_content_type() == XLSX_CONTENT_TYPE
 
     # Totals: the workbook's figures against plain sums over the demo's database.
+    # Actions rejected or abandoned (FA-12) are out of the plan: not in « Prévu ».
     b = BudgetLine.__table__.c  # type: ignore[attr-defined]
     f = Funding.__table__.c  # type: ignore[attr-defined]
+    a = ActionSheet.__table__.c  # type: ignore[attr-defined]
+    out = [s.value for s in OUT_OF_PLAN]
     with demo_run.engine.connect() as conn:
-        planned = sum(conn.execute(sa.select(b.amount).where(b.year == 2024)).scalars())
-        granted = sum(conn.execute(sa.select(f.granted).where(f.year == 2024)).scalars())
+        planned = sum(
+            conn.execute(
+                sa.select(b.amount)
+                .join(ActionSheet, a.id == b.action_id)
+                .where(b.year == 2024, a.state.not_in(out))
+            ).scalars()
+        )
+        granted = sum(
+            conn.execute(
+                sa.select(f.granted)
+                .join(ActionSheet, a.id == f.action_id)
+                .where(f.year == 2024, a.state.not_in(out))
+            ).scalars()
+        )
     workbook = load_workbook(io.BytesIO(attached))
     summary = {r[0]: r[1] for r in workbook["Synthèse"].iter_rows(values_only=True) if r and r[0]}
     assert Decimal(str(summary["Prévu total"])) == planned
     assert Decimal(str(summary["Accordé"])) == granted
-    assert summary["Actions de l'année"] == 12
+    assert summary["Actions de l'année"] == 11
+    dropped = list(workbook["Rejetées ou abandonnées"].iter_rows(min_row=2, values_only=True))
+    assert [row[1] for row in dropped[:-1]] == ["FA-12"]
+    # the consolidated budget against the one the first COPIL validated, in both
+    assert summary["Validé en COPIL du 25/01/2024"] == 1035000
+    assert "Validé en COPIL du 25/01/2024 : 1\u202f035\u202f000,00\u00a0€" in mail.text()
+    assert "Écart (prévu consolidé − validé en COPIL)" in mail.text()
     by_action = list(workbook["Par action"].iter_rows(values_only=True))
     header, totals = by_action[0], by_action[-1]
     assert totals[0] == "Total"
     assert Decimal(str(totals[header.index("Prévu total")])) == planned
     assert f"Prévu total : {format_eur(planned)}" in mail.text()
+
+
+def test_funding_goes_year_by_year_never_above_the_plan_with_dossiers_filed(
+    demo_run: DemoRun,
+) -> None:
+    b = BudgetLine.__table__.c  # type: ignore[attr-defined]
+    f = Funding.__table__.c  # type: ignore[attr-defined]
+    a = ActionSheet.__table__.c  # type: ignore[attr-defined]
+    with demo_run.engine.connect() as conn:
+        planned = {
+            (number, year): amount
+            for number, year, amount in conn.execute(
+                sa.select(a.number, b.year, sa.func.sum(b.amount))
+                .join(ActionSheet, a.id == b.action_id)
+                .group_by(a.number, b.year)
+            )
+        }
+        rows = conn.execute(
+            sa.select(a.number, f.year, f.granted, f.paid, f.dossier_due, f.dossier_filed_on).join(
+                ActionSheet, a.id == f.action_id
+            )
+        ).all()
+    granted: dict[tuple[str, int], Decimal] = {}
+    for row in rows:
+        granted[(row.number, row.year)] = granted.get((row.number, row.year), 0) + row.granted
+    assert all(g <= planned.get(key, 0) for key, g in granted.items()), granted
+    # multi-year actions are funded in each of their years (FA-01: 2024 and 2025)
+    assert granted[("FA-01", 2024)] == planned[("FA-01", 2024)]
+    assert granted[("FA-01", 2025)] == planned[("FA-01", 2025)]
+    # payments as they go: not everything is paid at once
+    assert any(row.paid < row.granted for row in rows)
+    assert any(row.paid == row.granted > 0 for row in rows)
+    # every dossier due has been filed, and the exported plan carries the date
+    assert all(row.dossier_filed_on for row in rows if row.dossier_due)
 
 
 def test_the_output_tells_the_story_and_lists_the_emails_and_files_it_wrote(

@@ -75,7 +75,9 @@ def scenario(engine: Engine, example_plan: str) -> Scenario:
         region = uow.repo.organisation(territory.id, "Région")
         assert region is not None
         funding = uow.session.exec(
-            select(Funding).where(Funding.action_id == fa01.id, Funding.funder_id == region.id)
+            select(Funding).where(
+                Funding.action_id == fa01.id, Funding.funder_id == region.id, Funding.year == 2024
+            )
         ).one()
         funding.granted = Decimal("250000.00")
         funding.decision_date = datetime(2024, 3, 15).date()

@@ -108,9 +108,11 @@ def test_digest_gives_agenda_changes_risks_missing_funding_and_year_budget(
     assert "Total manquant : 495 000,00 €" in missing
     # 5. The year so far.
     year = text.split("5. Budget 2024 à ce jour")[1]
-    assert "Actions validées et suivantes : 595 000,00 €" in year
-    assert "Actions en attente de décision : 180 000,00 €" in year
-    assert "accordés 250 000,00 €, versés 0,00 €" in year
+    # the same figures, named as models.figures names them everywhere (one scope: the plan)
+    assert "dont actions validées et suivantes : 595 000,00 €" in year
+    assert "dont actions en attente de décision : 180 000,00 €" in year
+    assert "Accordé : 250 000,00 €" in year and "Versé : 0,00 €" in year
+    assert "Reste à verser : 250 000,00 €" in year
     html = message.html or ""
     assert '<td style="padding:6px 8px; border-bottom:1px solid #e5e7eb;' in html
     assert format_eur(Decimal("270000")) in html and "Château-Renault" in html

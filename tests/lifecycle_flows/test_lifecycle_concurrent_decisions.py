@@ -86,7 +86,7 @@ def test_two_funding_records_racing_on_one_action_never_lose_an_amount(
         states = [
             pool.submit(
                 record_funding,
-                {"number": "FA-07", "funder": funder, "granted": "40000"},
+                {"number": "FA-07", "funder": funder, "year": 2024, "granted": "40000"},
                 return_state=True,
             )
             for funder in ("État", "OPCO 2i")
@@ -99,7 +99,8 @@ def test_two_funding_records_racing_on_one_action_never_lose_an_amount(
     # Re-running the loser as the message says records its amount too: nothing was lost.
     lost = "OPCO 2i" if first.is_completed() else "État"
     assert record_funding(
-        {"number": "FA-07", "funder": lost, "granted": "40000"}, return_state=True
+        {"number": "FA-07", "funder": lost, "year": 2024, "granted": "40000"},
+        return_state=True,
     ).is_completed()
     with UnitOfWork(flow_env) as u:
         granted = u.session.exec(select(func.sum(Funding.granted))).one()

@@ -63,6 +63,7 @@ def test_one_action_lives_from_proposal_to_completion_through_the_flows(
             {
                 "number": "FA-07",
                 "funder": funder,
+                "year": 2024,  # one row per funder and year in the example
                 "granted": granted,
                 "decision_date": "2024-03-01",
             },

@@ -294,6 +294,7 @@ def test_partial_funding_keeps_the_action_validated_and_says_what_is_missing(
             None,
             "FA-07",
             funder="état",
+            year=2024,  # the example's funders have a row per year: the year is required
             granted=Decimal("50000.00"),
             decision_date=date(2024, 3, 1),
             convention_ref="CONV-2024-017",
@@ -301,11 +302,18 @@ def test_partial_funding_keeps_the_action_validated_and_says_what_is_missing(
         u.commit()
         (event,) = u.events
     assert result.state is State.VALIDATED and result.transition is None
-    assert (result.year, result.requested, result.created) == (2024, Decimal("50000.00"), False)
+    # the État's 2024 tranche of the example's request (25 000 € a year)
+    assert (result.year, result.requested, result.created) == (2024, Decimal("25000.00"), False)
     assert result.missing == Decimal("90000.00")
-    assert [(p.funder, p.still_expected) for p in result.pending] == [
-        ("CC TEV", Decimal("50000.00")),
-        ("OPCO 2i", Decimal("40000.00")),
+    pending = [(p.year, p.funder, p.still_expected) for p in result.pending]
+    assert pending[:2] == [
+        (2024, "CC TEV", Decimal("25000.00")),
+        (2024, "OPCO 2i", Decimal("20000.00")),
+    ]
+    assert sorted(pending[2:]) == [
+        (2025, "CC TEV", Decimal("25000.00")),
+        (2025, "OPCO 2i", Decimal("20000.00")),
+        (2025, "État", Decimal("25000.00")),
     ]
     assert "Il manque 90\u202f000,00\u00a0€" in result.summary()
     assert isinstance(event, FundingRecorded) and event.granted_total == Decimal("50000.00")
@@ -317,10 +325,12 @@ def test_funding_that_covers_the_budget_makes_the_action_funded(
     _validated(uow)
     for funder, amount in (("État", "50000.00"), ("OPCO 2i", "40000.00")):
         with uow() as u:
-            record_funding(u, None, "FA-07", funder=funder, granted=Decimal(amount))
+            record_funding(u, None, "FA-07", funder=funder, year=2024, granted=Decimal(amount))
             u.commit()
     with uow() as u:
-        result = record_funding(u, None, "FA-07", funder="CC TEV", granted=Decimal("50000.00"))
+        result = record_funding(
+            u, None, "FA-07", funder="CC TEV", year=2024, granted=Decimal("50000.00")
+        )
         u.commit()
         names = [e.name for e in u.events]
     assert result.state is State.FUNDED and result.transition is not None
@@ -346,7 +356,7 @@ def test_bad_funding_input_lists_every_problem_and_writes_nothing(
     assert "Montant accordé : le montant ne peut pas être négatif" in text
     assert "Montant versé : pas plus de deux décimales" in text
     with uow() as u, pytest.raises(InvalidInput, match=r"Montant versé : 60\u202f000,00"):
-        record_funding(u, None, "FA-07", funder="État", paid=Decimal("60000.00"))
+        record_funding(u, None, "FA-07", funder="État", year=2024, paid=Decimal("60000.00"))
     with uow() as u:
         assert sum(f.granted for f in u.session.exec(select(Funding)).all()) == 0
 
@@ -394,7 +404,7 @@ def test_start_complete_and_abandon_follow_the_lifecycle(
 ) -> None:
     _validated(uow)
     with uow() as u:
-        record_funding(u, None, "FA-07", funder="État", force_reason="Avance de l'État")
+        record_funding(u, None, "FA-07", funder="État", year=2024, force_reason="Avance de l'État")
         u.commit()
     with uow() as u:
         with pytest.raises(InvalidInput, match="ne peut pas passer à « terminée »"):

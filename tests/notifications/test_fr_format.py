@@ -127,3 +127,12 @@ def test_format_eur_round_trips_exact_cents(amount: Decimal) -> None:
     assert text.endswith(f"{NBSP}€")
     parsed = Decimal(text.removesuffix(f"{NBSP}€").replace(NNBSP, "").replace(",", "."))
     assert parsed == amount
+
+
+def test_plurals_are_real_french_words_never_parenthesised() -> None:
+    from notifications.fr import plural
+
+    assert plural(0, "action", "actions") == "0 action"
+    assert plural(1, "montant changé", "montants changés") == "1 montant changé"
+    assert plural(3, "autre retard", "autres retards") == "3 autres retards"
+    assert "(s)" not in plural(2, "action", "actions")

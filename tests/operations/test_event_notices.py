@@ -90,7 +90,9 @@ def test_validation_notice_reaches_pilot_and_funders_once_even_if_triggered_twic
     text = body_of(to_pilot)
     assert "Sous réserve de l'accord de la Région" in text
     assert "140\u202f000,00\u00a0€" in text  # the budget, French format
-    assert "OPCO 2i (2024) : demandé 40\u202f000,00\u00a0€" in text
+    # the example requests funding per year, as its budget lines: 20 000 € in 2024, 2025
+    assert "OPCO 2i (2024) : demandé 20\u202f000,00\u00a0€" in text
+    assert "OPCO 2i (2025) : demandé 20\u202f000,00\u00a0€" in text
     # FA-07's funders (État, OPCO 2i, CC TEV): the example has a contact at État and CC TEV.
     funders = {"marc.aubert@prefecture.example", "karim.haddad@cc-tev.example"}
     assert all(len(smtp.messages_to(address)) == 1 for address in funders)

@@ -246,7 +246,7 @@ def test_changes_are_applied_per_action_and_bump_only_the_changed_versions(
             ],
             "Jalons": [
                 ["Action", "Intitulé", "Échéance"],
-                ["FA-12", "30 diagnostics réalisés", "15/12/2024"],
+                ["FA-12", "30 diagnostics réalisés", "13/12/2024"],
             ],
         }
     )

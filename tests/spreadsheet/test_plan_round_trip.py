@@ -55,10 +55,13 @@ def _enrich(uow: UowFactory) -> None:
         region = u.repo.organisation(plan.id, "Région")  # type: ignore[arg-type]
         assert region is not None
         funding = u.session.exec(
-            select(Funding).where(Funding.action_id == fa01.id, Funding.funder_id == region.id)
+            select(Funding).where(
+                Funding.action_id == fa01.id, Funding.funder_id == region.id, Funding.year == 2024
+            )
         ).one()
         funding.granted, funding.paid = Decimal("249999.99"), Decimal("12345.67")
         funding.decision_date, funding.convention_ref = date(2024, 3, 12), "CRCVL-2024-042"
+        funding.dossier_filed_on = date(2024, 1, 29)  # the new column makes the round trip too
         line = u.session.exec(select(BudgetLine).where(BudgetLine.action_id == fa01.id)).first()
         assert line is not None
         line.amount = Decimal("350000.01")
@@ -115,8 +118,10 @@ def test_export_then_import_into_an_empty_database_keeps_every_field(
     assert report.changed
     assert copy == original  # every sheet, every row, every field
     assert copy.funding is not None and copy.actions is not None
-    granted = {(f.action, f.funder): f.granted for f in copy.funding}
-    assert granted[("FA-01", "Région")] == Decimal("249999.99")
+    granted = {(f.action, f.funder, f.year): f.granted for f in copy.funding}
+    assert granted[("FA-01", "Région", 2024)] == Decimal("249999.99")
+    filed = {(f.action, f.funder, f.year): f.dossier_filed_on for f in copy.funding}
+    assert filed[("FA-01", "Région", 2024)] == date(2024, 1, 29)
     assert {a.number: a.state for a in copy.actions}["FA-12"] is State.ABANDONED
     with UnitOfWork(fresh_engine) as u:
         total = u.session.exec(select(sa.func.sum(Funding.paid))).one()

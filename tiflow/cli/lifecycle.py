@@ -150,6 +150,9 @@ def fund_command(
     dossier_avant: Annotated[
         str | None, _text_option("--dossier-avant", "Dossier à déposer avant le JJ/MM/AAAA.")
     ] = None,
+    dossier_depose: Annotated[
+        str | None, _text_option("--dossier-depose", "Dossier déposé le JJ/MM/AAAA.")
+    ] = None,
     decision_attendue: Annotated[
         str | None, _text_option("--decision-attendue", "Décision attendue le JJ/MM/AAAA.")
     ] = None,
@@ -176,6 +179,7 @@ def fund_command(
     dates = FundingDates(
         decision_date=_day(decision_le, "'--decision-le'"),
         dossier_due=_day(dossier_avant, "'--dossier-avant'"),
+        dossier_filed_on=_day(dossier_depose, "'--dossier-depose'"),
         decision_expected=_day(decision_attendue, "'--decision-attendue'"),
         payment_expected=_day(versement_attendu, "'--versement-attendu'"),
     )

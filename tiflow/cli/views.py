@@ -15,7 +15,7 @@ from rich.table import Table
 from sqlmodel import col, select
 
 from flows.usecases.bus import unit_of_work
-from models.deadlines import is_late
+from models.deadlines import is_late, paris_date
 from models.lifecycle import State
 from models.money import ZERO, format_eur
 from models.tables import (
@@ -98,10 +98,16 @@ def _show_territories(territories: Sequence[Territory], counts: dict[int, int]) 
     console.print(table)
 
 
-def late_reasons(action: ActionSheet, milestones: Sequence[Milestone], today: date) -> list[str]:
+def late_reasons(
+    action: ActionSheet,
+    milestones: Sequence[Milestone],
+    today: date,
+    state: State | None = None,
+) -> list[str]:
     """Why an open action is late on `today`: a milestone past due and not done, or its end
-    date passed. A closed action (rejected, completed, abandoned) is never late."""
-    if not State(action.state).is_open:
+    date passed. A closed action (rejected, completed, abandoned) is never late. `state`:
+    the action's state on `today`, when it is not the current one."""
+    if not State(state or action.state).is_open:
         return []
     reasons = [
         f"jalon « {m.title} » en retard de {(today - m.due_date).days} j"
@@ -305,6 +311,10 @@ def _show_action(uow: UnitOfWork, territory: Territory, action: ActionSheet, tod
         key=lambda f: (f.year, fold(_org_name(orgs.get(f.funder_id)))),
     )
     history = uow.repo.history(aid)
+    # --au is a point in time: what had happened by the end of that day, nothing after
+    history = [r for r in history if paris_date(r.at) <= today]
+    milestones = [_as_on(m, today) for m in milestones]
+    state = State(history[-1].to_state) if history else _initial_state(uow, aid, action)
 
     sheet = Table.grid(padding=(0, 2))
     sheet.add_column(style="bold")
@@ -315,11 +325,11 @@ def _show_action(uow: UnitOfWork, territory: Territory, action: ActionSheet, tod
         pilot_text = f"{pilot.full_name} <{pilot.email}>" + (
             f", {_org_name(employer)}" if employer else ""
         )
-    late = late_reasons(action, milestones, today)
+    late = late_reasons(action, milestones, today, state)
     for label, value in (
         ("Territoire", territory.name),
         ("Axe", action.axis.label),
-        ("État", State(action.state).label),
+        ("État", state.label + ("" if state == action.state else f" (au {fr_date(today)})")),
         ("Pilote", pilot_text),
         ("Partenaires", ", ".join(_org_name(o) for o in partners) or "—"),
         ("Engagement ferme", "oui" if action.firm_commitment else "non"),
@@ -352,12 +362,13 @@ def _show_action(uow: UnitOfWork, territory: Territory, action: ActionSheet, tod
             header, justify="right" if header in ("Cible", "Valeur atteinte") else "left"
         )
     for i in indicators:
+        known = i.actual is not None and (i.measured_on is None or i.measured_on <= today)
         table.add_row(
             escape(i.name),
             escape(i.unit or "—"),
             french_number(i.target),
-            french_number(i.actual) if i.actual is not None else "—",
-            fr_date(i.measured_on),
+            french_number(i.actual) if known else "—",
+            fr_date(i.measured_on) if known else "—",
         )
     _print_or_none(table, indicators, "Aucun indicateur.")
 
@@ -430,6 +441,25 @@ def _show_action(uow: UnitOfWork, territory: Territory, action: ActionSheet, tod
         f"aucun changement d'état, l'action est à son état initial"
         f" « {State(action.state).label} ».",
     )
+
+
+def _as_on(milestone: Milestone, today: date) -> Milestone:
+    """The milestone as it stood on `today`: one done later was not done yet."""
+    if milestone.done_on is None or milestone.done_on <= today:
+        return milestone
+    return Milestone(
+        id=milestone.id,
+        action_id=milestone.action_id,
+        title=milestone.title,
+        due_date=milestone.due_date,
+        done_on=None,
+    )
+
+
+def _initial_state(uow: UnitOfWork, action_id: int, action: ActionSheet) -> State:
+    """The state before the first transition (the current one if it never moved)."""
+    first = uow.repo.history(action_id)[:1]
+    return State(first[0].from_state) if first else State(action.state)
 
 
 def _org_name(org: Organisation | None) -> str:

@@ -193,6 +193,7 @@ def plan_from_database(uow: UnitOfWork, territory_code: str) -> PlanFile:
                 granted=f.granted,
                 paid=f.paid,
                 dossier_due=f.dossier_due,
+                dossier_filed_on=f.dossier_filed_on,
                 decision_expected=f.decision_expected,
                 payment_expected=f.payment_expected,
                 decision_date=f.decision_date,

@@ -870,6 +870,7 @@ class _Writer:
                 "granted": r.granted,
                 "paid": r.paid,
                 "dossier_due": r.dossier_due,
+                "dossier_filed_on": r.dossier_filed_on,
                 "decision_expected": r.decision_expected,
                 "payment_expected": r.payment_expected,
                 "decision_date": r.decision_date,

@@ -352,6 +352,7 @@ FUNDING = Sheet(
         Column("granted", "Accordé", Kind.MONEY, width=15, example="40 000,00 €", note="vide : 0"),
         Column("paid", "Versé", Kind.MONEY, width=15, example="0", note="vide : 0"),
         Column("dossier_due", "Dépôt du dossier", Kind.DATE, width=12, example="01/02/2024"),
+        Column("dossier_filed_on", "Dossier déposé le", Kind.DATE, width=12, example="29/01/2024"),
         Column("decision_expected", "Décision attendue", Kind.DATE, width=12, example="15/04/2024"),
         Column("payment_expected", "Versement attendu", Kind.DATE, width=12, example="15/08/2024"),
         Column("decision_date", "Date de décision", Kind.DATE, width=12, example=""),

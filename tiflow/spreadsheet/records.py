@@ -111,6 +111,7 @@ class FundingRecord(Record):
     granted: Decimal = ZERO
     paid: Decimal = ZERO
     dossier_due: date | None = None
+    dossier_filed_on: date | None = None
     decision_expected: date | None = None
     payment_expected: date | None = None
     decision_date: date | None = None

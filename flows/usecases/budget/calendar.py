@@ -28,6 +28,14 @@ def is_working_day(day: date) -> bool:
     return day.weekday() < 5 and day not in _french_holidays(day.year)
 
 
+def working_day_on_or_after(day: date) -> date:
+    """`day` if it is a working day, else the next one (a deadline set on a Sunday, on
+    1 January or on Toussaint moves to the next working day)."""
+    while not is_working_day(day):
+        day += timedelta(days=1)
+    return day
+
+
 def first_working_day(year: int) -> date:
     """The first working day of `year` in France (1 January is always a public holiday)."""
     day = date(year, 1, 1)

@@ -27,14 +27,18 @@ from enum import StrEnum
 from typing import Any
 
 import sqlalchemy as sa
+from sqlmodel import Session
 
 from flows.usecases.budget.calendar import PARIS, paris_today
+from models import figures
 from models.deadlines import is_late
 from models.lifecycle import OPEN_STATES, State
-from models.money import ZERO, Money
+from models.money import ZERO, Money, format_eur
+from models.repository import Repository
 from models.tables import (
     ActionSheet,
     BudgetLine,
+    CopilMeeting,
     Funding,
     Milestone,
     Organisation,
@@ -42,7 +46,7 @@ from models.tables import (
     TransitionRecord,
 )
 from models.uow import UnitOfWork
-from models.vocabulary import Axis, BudgetKind
+from models.vocabulary import Axis, BudgetKind, CopilStatus
 
 ALL_TERRITORIES = "*"  # the scope of a consolidation over every territory
 ALL_TERRITORIES_LABEL = "Tous les territoires"
@@ -58,6 +62,7 @@ class View(StrEnum):
     COMMITMENT = "commitment"
     TERRITORY = "territory"
     LATE = "late"
+    DROPPED = "dropped"
 
     @property
     def label(self) -> str:
@@ -69,10 +74,12 @@ class View(StrEnum):
             View.COMMITMENT: "Engagements fermes",
             View.TERRITORY: "Par territoire",
             View.LATE: "Actions en retard",
+            View.DROPPED: "Rejetées ou abandonnées",
         }[self]
 
 
-# Views that split the whole year once: the sum of their lines is the year's total.
+# Views that split the year's plan once: the sum of their lines is the year's total. Actions
+# rejected or abandoned are out of the plan (models.figures): only in View.DROPPED.
 PARTITION_VIEWS = (View.AXIS, View.ACTION, View.STATE, View.COMMITMENT, View.TERRITORY)
 FIRM, NOT_FIRM = "ferme", "non-ferme"
 
@@ -80,17 +87,29 @@ FIRM, NOT_FIRM = "ferme", "non-ferme"
 @dataclass(frozen=True, slots=True)
 class Figures:
     """Amounts of one line, all exact 2-place Decimals. Planned is split investissement /
-    fonctionnement; requested, granted and paid come from the funding rows."""
+    fonctionnement; requested, granted and paid come from the funding rows of the year;
+    `over_granted` sums, per action, what is granted above its plan (`models.figures`)."""
 
     planned_investment: Decimal = ZERO
     planned_operating: Decimal = ZERO
     requested: Decimal = ZERO
     granted: Decimal = ZERO
     paid: Decimal = ZERO
+    over_granted: Decimal = ZERO
 
     @property
     def planned(self) -> Decimal:
         return self.planned_investment + self.planned_operating
+
+    @property
+    def left_to_fund(self) -> Decimal:
+        """Sum over the line's actions of `models.figures.left_to_fund`: an over-grant on one
+        action never hides another's shortfall (max(p - g, 0) = p - g + max(g - p, 0))."""
+        return self.planned - self.granted + self.over_granted
+
+    @property
+    def left_to_pay(self) -> Decimal:
+        return figures.left_to_pay(self.granted, self.paid)
 
     def __add__(self, other: Figures) -> Figures:
         return Figures(*(a + b for a, b in zip(self.amounts(), other.amounts(), strict=True)))
@@ -98,32 +117,40 @@ class Figures:
     def __sub__(self, other: Figures) -> Figures:
         return Figures(*(a - b for a, b in zip(self.amounts(), other.amounts(), strict=True)))
 
-    def amounts(self) -> tuple[Decimal, Decimal, Decimal, Decimal, Decimal]:
+    def amounts(self) -> tuple[Decimal, ...]:
         return (
             self.planned_investment,
             self.planned_operating,
             self.requested,
             self.granted,
             self.paid,
+            self.over_granted,
         )
 
     @staticmethod
     def total(items: Iterable[Figures]) -> Figures:
-        sums = [ZERO] * 5
+        sums = [ZERO] * 6
         for item in items:
             for i, amount in enumerate(item.amounts()):
                 sums[i] += amount
         return Figures(*sums)
 
 
-MEASURES: tuple[tuple[str, str], ...] = (
-    ("planned_investment", "Prévu investissement"),
-    ("planned_operating", "Prévu fonctionnement"),
-    ("planned", "Prévu total"),
-    ("requested", "Demandé"),
-    ("granted", "Accordé"),
-    ("paid", "Versé"),
+_F = figures.Figure
+MEASURES: tuple[tuple[str, str], ...] = (  # the labels are models.figures' own
+    ("planned_investment", f"{_F.PLANNED.label} investissement"),
+    ("planned_operating", f"{_F.PLANNED.label} fonctionnement"),
+    ("planned", f"{_F.PLANNED.label} total"),
+    ("requested", _F.REQUESTED.label),
+    ("granted", _F.GRANTED.label),
+    ("paid", _F.PAID.label),
+    ("left_to_fund", _F.LEFT_TO_FUND.label),
+    ("left_to_pay", _F.LEFT_TO_PAY.label),
+    ("over_granted", _F.OVER_GRANTED.label),
 )
+# What a new version's change lists: the stored amounts (and the planned total), not the
+# remainders derived from them, which would repeat each change.
+CHANGE_MEASURES = tuple(m for m in MEASURES if m[0] not in ("left_to_fund", "left_to_pay"))
 
 
 @dataclass(frozen=True, slots=True)
@@ -167,6 +194,17 @@ class Governance:
 
 
 @dataclass(frozen=True)
+class ValidatedBudget:
+    """The year's budget as the COPIL validated it (per territory: its latest such COPIL)."""
+
+    amount: Decimal
+    on: date | None  # the COPIL's day; None when several territories' COPILs are summed
+
+    def gap(self, planned: Decimal) -> Decimal:
+        return figures.gap_to_validated(planned, self.amount)
+
+
+@dataclass(frozen=True)
 class Consolidation:
     year: int
     scope: str  # territory code, or ALL_TERRITORIES
@@ -175,6 +213,7 @@ class Consolidation:
     as_of: date
     lines: tuple[Line, ...]
     governance: Governance = field(default_factory=Governance)
+    validated: ValidatedBudget | None = None
 
     def view(self, view: View) -> list[Line]:
         return [line for line in self.lines if line.view is view]
@@ -186,6 +225,33 @@ class Consolidation:
     def is_empty(self) -> bool:
         return not self.lines
 
+    def against_validated(self) -> list[tuple[str, Decimal | None]]:
+        """The consolidated plan against the budget the COPIL validated, and what is out of
+        the plan: (French label, amount) rows, shown alike by the e-mail and the workbook.
+        The amount is None for a validated budget that no COPIL recorded."""
+        planned = self.total().planned
+        v = self.validated
+        when = f" du {v.on:%d/%m/%Y}" if v and v.on else ""
+        rows: list[tuple[str, Decimal | None]] = [
+            (f"{figures.Figure.VALIDATED.label}{when}", v.amount if v else None),
+            (f"{figures.Figure.PLANNED.label} consolidé (actions du plan)", planned),
+            ("Écart (prévu consolidé − validé en COPIL)", v.gap(planned) if v else None),
+        ]
+        dropped = self.view(View.DROPPED)
+        if dropped:
+            numbers = ", ".join(line.key for line in dropped)
+            rows.append(
+                (
+                    f"{figures.OUT_OF_PLAN_LABEL}, prévu non compté ({numbers})",
+                    Figures.total(line.figures for line in dropped).planned,
+                )
+            )
+        return rows
+
+    def over_granted(self) -> list[Line]:
+        """The actions granted more than they plan this year (flagged, never hidden)."""
+        return [line for line in self.view(View.ACTION) if line.figures.over_granted > ZERO]
+
 
 def consolidate(
     uow: UnitOfWork, year: int, territory: str | None = None, as_of: date | None = None
@@ -196,17 +262,24 @@ def consolidate(
     An unknown territory raises NotFound; a year without budget lines or funding gives an
     empty consolidation.
     """
+    return consolidate_with(uow.session, year, territory, as_of)
+
+
+def consolidate_with(
+    session: Session, year: int, territory: str | None = None, as_of: date | None = None
+) -> Consolidation:
+    """`consolidate` on an open session (the digest reads the year's figures in its own)."""
     as_of = as_of or paris_today()
     territory_id: int | None = None
     scope, scope_label = ALL_TERRITORIES, ALL_TERRITORIES_LABEL
     if territory is not None:
-        found = uow.repo.territory(territory)
+        found = Repository(session).territory(territory)
         territory_id, scope, scope_label = found.id, found.code, found.name
 
     parameters: dict[str, Any] = {"year": year, "as_of": as_of}
     if territory_id is not None:
         parameters["territory_id"] = territory_id
-    result = uow.session.execute(_statement(territory_id is not None), parameters)
+    result = session.execute(_statement(territory_id is not None), parameters)
     assert tuple(result.keys()) == _ROW, "columns of _consolidation_query changed"
     rows = result.all()
     by_view: dict[View, list[Line]] = {view: [] for view in View}
@@ -232,12 +305,15 @@ def consolidate(
         oldest_due,
     ) in rows:
         view = View(view_name)
-        figures = Figures(*amounts)
-        if view is not View.ACTION:
-            by_view[view].append(_rollup_line(view, territory_code, key, label, figures, count))
+        amounts_of = Figures(*amounts)
+        if view not in (View.ACTION, View.DROPPED):
+            by_view[view].append(_rollup_line(view, territory_code, key, label, amounts_of, count))
             continue
-        line = Line(view, key, label, figures, 1, territory_code, axis, state, firm)
+        note = _over_granted_note(amounts_of)
+        line = Line(view, key, label, amounts_of, 1, territory_code, axis, state, firm, note)
         by_view[view].append(line)
+        if view is View.DROPPED:
+            continue
         if state in OPEN_STATES and ((end_date and is_late(end_date, as_of)) or overdue):
             by_view[View.LATE].append(_late_line(line, end_date, as_of, overdue, oldest_due))
         if proposed_at and validated_at:
@@ -263,7 +339,36 @@ def consolidate(
         as_of=as_of,
         lines=tuple(lines),
         governance=governance,
+        validated=validated_budget(session, year, territory_id),
     )
+
+
+def validated_budget(
+    session: Session, year: int, territory_id: int | None
+) -> ValidatedBudget | None:
+    """What the COPIL validated for `year`: per territory the latest meeting (not cancelled)
+    that recorded a budget for that year; summed over territories for an all-territories
+    scope. None when no COPIL validated one."""
+    c = CopilMeeting.__table__.c  # type: ignore[attr-defined]
+    query = (
+        sa.select(c.territory_id, c.held_at, c.validated_budget)
+        .where(
+            c.budget_year == year,
+            c.validated_budget.is_not(None),
+            c.status != CopilStatus.CANCELLED.value,
+        )
+        .order_by(c.held_at)
+    )
+    if territory_id is not None:
+        query = query.where(c.territory_id == territory_id)
+    latest: dict[int, tuple[datetime, Decimal]] = {}
+    for row in session.execute(query):
+        latest[row.territory_id] = (row.held_at, row.validated_budget)  # ordered: last wins
+    if not latest:
+        return None
+    amount = sum((value for _, value in latest.values()), ZERO)
+    days = {held.astimezone(PARIS).date() for held, _ in latest.values()}
+    return ValidatedBudget(amount, days.pop() if len(latest) == 1 else None)
 
 
 # --- the statement ---------------------------------------------------------------------------
@@ -276,7 +381,9 @@ _org = Organisation.__table__  # type: ignore[attr-defined]
 _tr = TransitionRecord.__table__  # type: ignore[attr-defined]
 _ms = Milestone.__table__  # type: ignore[attr-defined]
 
-_AMOUNTS = ("planned_investment", "planned_operating", "requested", "granted", "paid")
+_FACTS = ("planned_investment", "planned_operating", "requested", "granted", "paid")
+_AMOUNTS = (*_FACTS, "over_granted")
+_OUT_OF_PLAN = sorted(state.value for state in figures.OUT_OF_PLAN)
 _STEPS = (State.PROPOSED, State.VALIDATED, State.FUNDED)
 _ROW = (  # the columns of _consolidation_query, unpacked by position in consolidate()
     "view",
@@ -364,7 +471,7 @@ def _per_action(year: Any, territory_id: Any | None, as_of: Any) -> sa.CTE:
     sums = (
         sa.select(
             facts.c.action_id,
-            *(sa.cast(sa.func.sum(facts.c[name]), sa.BigInteger).label(name) for name in _AMOUNTS),
+            *(sa.cast(sa.func.sum(facts.c[name]), sa.BigInteger).label(name) for name in _FACTS),
         )
         .group_by(facts.c.action_id)
         .cte("sums")
@@ -398,9 +505,12 @@ def _per_action(year: Any, territory_id: Any | None, as_of: Any) -> sa.CTE:
         .group_by(_ms.c.action_id)
         .subquery("overdue")
     )
+    planned = sums.c.planned_investment + sums.c.planned_operating
+    over = sa.case((sums.c.granted > planned, sums.c.granted - planned), else_=0)
     return (
         sa.select(
-            *(sums.c[name] for name in _AMOUNTS),
+            *(sums.c[name] for name in _FACTS),
+            sa.cast(over, sa.BigInteger).label("over_granted"),  # models.figures.over_granted
             _ter.c.code.label("territory"),
             _ter.c.name.label("territory_name"),
             _act.c.number,
@@ -431,8 +541,9 @@ def _consolidation_query(year: Any, territory_id: Any | None, as_of: Any) -> Any
     end_date, 3 history instants, overdue_milestones, oldest_due."""
     pa = _per_action(year, territory_id, as_of)
     firm_key = sa.case((pa.c.firm_commitment, FIRM), else_=NOT_FIRM)
+    in_plan = pa.c.state.not_in(_OUT_OF_PLAN)
     actions = sa.select(
-        _view(View.ACTION),
+        sa.case((in_plan, View.ACTION.value), else_=View.DROPPED.value).label("view"),
         pa.c.territory,
         pa.c.number.label("key"),
         pa.c.title.label("label"),
@@ -482,15 +593,20 @@ def _blanks() -> list[Any]:
 
 
 def _grouped(pa: Any, name: str, columns: tuple[Any, ...], *group_by: Any) -> Any:
-    """One summary view of the per-action rows: `columns` (territory, key, label, axis,
-    state, firm_commitment), the count and sums, grouped by `group_by` (default: the key)."""
-    return sa.select(
-        _view(name),
-        *columns,
-        sa.func.count().label("action_count"),
-        *(_money_sum(pa.c[amount], amount) for amount in _AMOUNTS),
-        *_blanks(),
-    ).group_by(*(group_by or (columns[1],)))
+    """One summary view of the plan's per-action rows (those out of the plan are View.DROPPED
+    lines, never summed in): `columns` (territory, key, label, axis, state, firm_commitment),
+    the count and sums, grouped by `group_by` (default: the key)."""
+    return (
+        sa.select(
+            _view(name),
+            *columns,
+            sa.func.count().label("action_count"),
+            *(_money_sum(pa.c[amount], amount) for amount in _AMOUNTS),
+            *_blanks(),
+        )
+        .where(pa.c.state.not_in(_OUT_OF_PLAN))
+        .group_by(*(group_by or (columns[1],)))
+    )
 
 
 def _per_funder(year: int, territory_id: int | None) -> Any:
@@ -508,10 +624,12 @@ def _per_funder(year: int, territory_id: int | None) -> Any:
             sa.literal(0, Money),
             sa.literal(0, Money),
             *(_money_sum(_cents(_fd.c[name]), name) for name in ("requested", "granted", "paid")),
+            sa.literal(0, Money),
             *_blanks(),
         )
         .join(_org, _org.c.id == _fd.c.funder_id)
-        .where(_fd.c.year == year)
+        .join(_act, _act.c.id == _fd.c.action_id)
+        .where(_fd.c.year == year, _act.c.state.not_in(_OUT_OF_PLAN))
         .group_by(_org.c.name)
     )
     if territory_id is not None:
@@ -548,7 +666,17 @@ _ORDER: dict[View, Callable[[Line], Any]] = {
     View.COMMITMENT: lambda line: line.key != FIRM,
     View.TERRITORY: lambda line: line.key,
     View.LATE: lambda line: (line.territory, line.key),
+    View.DROPPED: lambda line: (line.territory, line.key),
 }
+
+
+def _over_granted_note(amounts: Figures) -> str:
+    if amounts.over_granted <= ZERO:
+        return ""
+    return (
+        f"{figures.Figure.OVER_GRANTED.label} : {format_eur(amounts.over_granted)}"
+        f" (accordé {format_eur(amounts.granted)}, prévu {format_eur(amounts.planned)})"
+    )
 
 
 def _late_line(

@@ -33,7 +33,7 @@ from models.vocabulary import Role
 from notifications import fr
 from notifications.message import Attachment
 from notifications.outbox import EnqueueResult, NewMessage, Recipient, enqueue
-from notifications.templates import render
+from notifications.templates import ReplyTo, render
 
 BUDGET = "budget"  # outbox kind
 TAG = "coordinator"
@@ -90,8 +90,11 @@ def budget_message(
     national = snapshot.scope == ALL_TERRITORIES
     names = [p.full_name for p in people]
     greeting = f"Bonjour {', '.join(names)}," if names else "Bonjour,"
+    # a territory's coordinators reply to each other (the first one by name receives it)
+    reply = ReplyTo(people[0].full_name, people[0].email) if people else None
     text, html = render(
         "budget",
+        reply_to=reply,
         territory="" if national else c.scope_label,
         greeting=greeting,
         year=c.year,
@@ -102,6 +105,11 @@ def budget_message(
         consolidated=fr.format_datetime(snapshot.created_at.astimezone(PARIS)),
         as_of=fr.format_date(c.as_of),
         totals=rows,
+        validated=[
+            {"label": label, "amount": format_eur(amount) if amount is not None else "—"}
+            for label, amount in c.against_validated()
+        ],
+        over_granted=[f"{line.key} « {line.label} » : {line.note}" for line in c.over_granted()],
         actions=g.action_count,
         firm=g.firm_count,
         firm_share=_percent(g.firm_share),
@@ -119,6 +127,7 @@ def budget_message(
         text=text,
         html=html,
         attachments=[Attachment(filename, XLSX_CONTENT_TYPE, data)],
+        reply_to=reply.header if reply else None,
         territory_id=c.territory_id,
         channels=not people,
     )

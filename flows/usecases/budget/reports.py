@@ -27,6 +27,7 @@ from openpyxl.utils import get_column_letter
 from flows.usecases.budget.calendar import PARIS
 from flows.usecases.budget.consolidation import (
     ALL_TERRITORIES,
+    CHANGE_MEASURES,
     MEASURES,
     Figures,
     Line,
@@ -35,6 +36,7 @@ from flows.usecases.budget.consolidation import (
 from flows.usecases.budget.snapshots import Snapshot, changes
 from models.money import ZERO, format_eur
 from models.safe_text import neutralise_formula
+from notifications import fr
 
 XLSX_CONTENT_TYPE = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 CSV_CONTENT_TYPE = "text/csv; charset=utf-8"
@@ -84,23 +86,17 @@ class _Column:
     kind: str = "text"  # text | money | count | percent | date
 
 
-_MONEY_COLUMNS = [
-    _Column("Prévu investissement", 18, "money"),
-    _Column("Prévu fonctionnement", 18, "money"),
-    _Column("Prévu total", 18, "money"),
-    _Column("Demandé", 18, "money"),
-    _Column("Accordé", 18, "money"),
-    _Column("Versé", 18, "money"),
-]
+_MONEY_COLUMNS = [_Column(label, 18, "money") for _, label in MEASURES]
 _COUNT = _Column("Nombre d'actions", 10, "count")
+_FUNDER_MEASURES = ("requested", "granted", "paid", "left_to_pay")
 
 
 def _money_values(f: Figures) -> list[Decimal]:
-    return [f.planned_investment, f.planned_operating, f.planned, f.requested, f.granted, f.paid]
+    return [getattr(f, measure) for measure, _ in MEASURES]
 
 
 def _funding_values(f: Figures) -> list[Decimal | None]:
-    return [f.requested, f.granted, f.paid, f.granted - f.paid, _ratio(f.granted, f.requested)]
+    return [*(getattr(f, m) for m in _FUNDER_MEASURES), _ratio(f.granted, f.requested)]
 
 
 def _yes_no(value: bool | None) -> str:
@@ -117,17 +113,14 @@ def _view_table(
         columns = [
             _Column("Financeur", 48),
             _Column("Nombre d'actions", 10, "count"),
-            _Column("Demandé", 18, "money"),
-            _Column("Accordé", 18, "money"),
-            _Column("Versé", 18, "money"),
-            _Column("Reste à verser", 18, "money"),
+            *(_Column(_MEASURE_LABELS[m], 18, "money") for m in _FUNDER_MEASURES),
             _Column("Taux d'accord", 10, "percent"),
         ]
 
         rows = [[line.label, line.action_count, *_funding_values(line.figures)] for line in lines]
         # an action funded by two funders counts once per funder: no total of the counts
         return columns, rows, ["Total", None, *_funding_values(total)]
-    if view in (View.ACTION, View.LATE):
+    if view in (View.ACTION, View.LATE, View.DROPPED):
         columns = [
             _Column("Territoire", 26),
             _Column("N°", 8),
@@ -136,8 +129,7 @@ def _view_table(
             _Column("État", 16),
             _Column("Engagement ferme", 10),
         ]
-        if view is View.LATE:
-            columns.append(_Column("Motif du retard", 50))
+        columns.append(_Column("Motif du retard" if view is View.LATE else "Remarque", 50))
         columns += _MONEY_COLUMNS
         rows = []
         for line in lines:
@@ -149,8 +141,7 @@ def _view_table(
                 line.state.label if line.state else "",
                 _yes_no(line.firm_commitment),
             ]
-            if view is View.LATE:
-                row.append(line.note)
+            row.append(line.note)
             rows.append(row + _money_values(line.figures))
         blanks = [None] * (len(columns) - len(_MONEY_COLUMNS) - 1)
         return columns, rows, ["Total", *blanks, *_money_values(total)]
@@ -275,6 +266,11 @@ def _summary_sheet(ws: Any, snapshot: Snapshot) -> None:
         old = getattr(before, measure) if before else None
         delta = None if old is None else value - old
         ws.append([label, *(_styled(ws, v, EURO_FORMAT) for v in (value, old, delta))])
+    ws.append([])
+    for label, amount in c.against_validated():
+        ws.append([label, _styled(ws, amount, EURO_FORMAT) if amount is not None else "—"])
+    for line in c.over_granted():
+        ws.append([f"{line.key} : {line.note}"])
     if c.is_empty:
         ws.append([])
         ws.append(["Aucune action n'a de budget ni de financement cette année."])
@@ -320,6 +316,7 @@ SHEET_VIEWS = (
     View.COMMITMENT,
     View.TERRITORY,
     View.LATE,
+    View.DROPPED,
 )
 
 
@@ -467,6 +464,14 @@ def markdown_summary(snapshot: Snapshot, files: ReportFiles | None = None) -> st
         "| --- | ---: |",
         *(f"| {label} | {format_eur(getattr(total, measure))} |" for measure, label in MEASURES),
         "",
+        "## Budget validé en COPIL",
+        "",
+        *(
+            f"- {_md(label)} : {format_eur(v) if v is not None else '—'}"
+            for label, v in c.against_validated()
+        ),
+        *(f"- **{line.key}** : {_md(line.note)}" for line in c.over_granted()),
+        "",
         "## Gouvernance",
         "",
         f"- Actions de l'année : {g.action_count}, dont {g.firm_count} avec engagement ferme"
@@ -501,11 +506,14 @@ def _changes_markdown(snapshot: Snapshot) -> list[str]:
     if previous is None:
         return ["Première version : rien à comparer."]
     delta = snapshot.figures.total() - previous.figures.total()
-    moved = [(label, getattr(delta, m)) for m, label in MEASURES if getattr(delta, m) != ZERO]
+    moved = [
+        (label, getattr(delta, m)) for m, label in CHANGE_MEASURES if getattr(delta, m) != ZERO
+    ]
     count = len(changes(snapshot))
     if not count:
         return [f"Aucun changement depuis la version {previous.version}."]
-    head = f"{count} montant(s) changé(s) depuis la version {previous.version}"
+    changed = fr.plural(count, "montant changé", "montants changés")
+    head = f"{changed} depuis la version {previous.version}"
     if not moved:
         return [head + " ; totaux inchangés (voir la feuille « Évolution »)."]
     return [head + " :", "", *(f"- {label} : {_signed_eur(value)}" for label, value in moved)]
@@ -524,7 +532,10 @@ def _percent(ratio: Decimal | None) -> str:
 def _days(value: Decimal | None, sample: int) -> str:
     if value is None:
         return "non mesurable (aucune action n'a franchi les deux étapes)"
-    return f"{value:.1f}".replace(".", ",").removesuffix(",0") + f" jours (sur {sample} action(s))"
+    return (
+        f"{value:.1f}".replace(".", ",").removesuffix(",0")
+        + f" jours (sur {fr.plural(sample, 'action', 'actions')})"
+    )
 
 
 def _md(text: str) -> str:

@@ -21,11 +21,12 @@ from sqlmodel import select
 
 from flows.usecases.budget.consolidation import (
     ALL_TERRITORIES,
-    MEASURES,
+    CHANGE_MEASURES,
     Consolidation,
     Figures,
     Governance,
     Line,
+    ValidatedBudget,
     View,
 )
 from models.errors import ConcurrencyConflict, NotFound
@@ -33,7 +34,14 @@ from models.money import ZERO
 from models.tables import BudgetSnapshot, BudgetSnapshotLine
 from models.uow import UnitOfWork
 
-_AMOUNTS = ("planned_investment", "planned_operating", "requested", "granted", "paid")
+_AMOUNTS = (
+    "planned_investment",
+    "planned_operating",
+    "requested",
+    "granted",
+    "paid",
+    "over_granted",
+)
 
 
 @dataclass(frozen=True)
@@ -104,6 +112,8 @@ def record_snapshot(
         median_days_to_funding=g.median_days_to_funding,
         validation_sample=g.validation_sample,
         funding_sample=g.funding_sample,
+        validated_budget=c.validated.amount if c.validated else None,
+        validated_on=c.validated.on if c.validated else None,
     )
     uow.session.add(header)
     uow.flush()
@@ -178,7 +188,7 @@ def changes(snapshot: Snapshot) -> list[Change]:
     for identity in [*after, *(i for i in before if i not in after)]:
         old, new = before.get(identity), after.get(identity)
         label = (new or old).label  # type: ignore[union-attr]
-        for measure, _ in MEASURES:
+        for measure, _ in CHANGE_MEASURES:
             a = getattr(old.figures, measure) if old else ZERO
             b = getattr(new.figures, measure) if new else ZERO
             if a != b:
@@ -254,5 +264,8 @@ def _load(uow: UnitOfWork, year: int, scope: str, version: int) -> Snapshot | No
                 validation_sample=header.validation_sample,
                 funding_sample=header.funding_sample,
             ),
+            validated=None
+            if header.validated_budget is None
+            else ValidatedBudget(header.validated_budget, header.validated_on),
         ),
     )

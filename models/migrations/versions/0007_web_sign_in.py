@@ -1,7 +1,7 @@
 """web sign-in (links, sessions, sign-in requests) and the action change history
 
 Revision ID: 0007
-Revises: 0005
+Revises: 0006
 Create Date: 2026-12-01 08:50:00
 """
 
@@ -15,7 +15,7 @@ import models.types
 
 
 revision: str = '0007'
-down_revision: str | None = '0005'
+down_revision: str | None = '0006'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
