@@ -25,7 +25,6 @@ import io
 import logging
 import os
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
@@ -38,23 +37,11 @@ from unittest import mock
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench._common import busy_cores
 from flows.usecases.bus import unit_of_work
 from models.db import engine_for, upgrade
 
 T = TypeVar("T")
-SPINNER = "while True: pass"
-
-
-@contextmanager
-def busy_cores(count: int) -> Iterator[None]:
-    """`count` processes spinning on a core each, stopped at the end (by their pid)."""
-    spinners = [subprocess.Popen([sys.executable, "-c", SPINNER]) for _ in range(count)]
-    try:
-        yield
-    finally:
-        for spinner in spinners:
-            spinner.kill()
-            spinner.wait()
 
 
 @contextmanager
@@ -180,7 +167,7 @@ def main() -> None:
     try:
         with ExitStack() as stack:
             if args.busy:
-                stack.enter_context(busy_cores(2))
+                stack.enter_context(busy_cores(True))
             warm_prefect_home()
             server_start, prefect_year, runs = with_prefect(work / "prefect")
             plain_year = plain(work / "plain")

@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import argparse
 import itertools
-import multiprocessing
 import os
 import signal
 import statistics
@@ -48,6 +47,7 @@ import sqlalchemy as sa
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bench._common import busy_cores
 from flows.usecases.bus import unit_of_work
 from models.db import make_engine, normalise_url, upgrade
 from models.lifecycle import State
@@ -385,27 +385,6 @@ def plain_noop(url: str, path: Path) -> dict[str, float]:
 # -- measuring ----------------------------------------------------------------------------
 
 
-def spin() -> None:
-    while True:
-        pass
-
-
-@contextmanager
-def busy(enabled: bool) -> Iterator[None]:
-    """Both cores kept spinning, as when the machine does other work."""
-    spinners = [
-        multiprocessing.Process(target=spin, daemon=True) for _ in range(2 if enabled else 0)
-    ]
-    for spinner in spinners:
-        spinner.start()
-    try:
-        yield
-    finally:
-        for spinner in spinners:
-            spinner.terminate()
-            spinner.join()
-
-
 def one_round(folder: Path, path: Path) -> dict[str, dict[str, float]]:
     with empty_database(folder) as url:
         first = tiflow_import(url, path)
@@ -470,7 +449,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     print(f"plan import on {database}{', both cores busy' if args.busy else ''}")
     ratio = 0.0
     medians: dict[int, Medians] = {}
-    with tempfile.TemporaryDirectory(prefix="tiflow-bench-") as folder, busy(args.busy):
+    with tempfile.TemporaryDirectory(prefix="tiflow-bench-") as folder, busy_cores(args.busy):
         for count in sorted(args.sizes):
             ratio = measure(Path(folder), count, args.rounds, medians)
     print_slopes(medians)
