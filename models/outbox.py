@@ -103,6 +103,9 @@ class OutboxMessage(SQLModel, table=True):
     text_body: str = Field(sa_type=sa.Text)
     html_body: str | None = Field(default=None, sa_type=sa.Text)
     reply_to: str | None = Field(default=None, max_length=400)
+    headers: str | None = Field(
+        default=None, sa_type=sa.Text, description="en-têtes supplémentaires (JSON)"
+    )
     status: OutboxStatus = Field(default=OutboxStatus.PENDING, sa_type=enum_type(OutboxStatus))
     attempts: int = 0
     next_attempt_at: datetime = Field(default_factory=_utcnow, sa_type=UTCDateTime)

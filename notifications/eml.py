@@ -8,12 +8,11 @@ import re
 import secrets
 import tempfile
 from collections.abc import Collection
-from email.message import EmailMessage
 from pathlib import Path
 
 from models import clock
 
-from .message import OutgoingEmail, build_mime, parse_mailbox, readdress, validate_address
+from .message import OutgoingEmail, parse_mailbox, render_email, validate_address
 from .smtp import DeliveryResult, french_reason, temporary
 
 COORDINATOR_TAG = "coordinator"
@@ -55,18 +54,15 @@ class EmlDirectoryTransport:
         if not recipients and tag == COORDINATOR_TAG:
             recipients = [None]  # addressed by configuration, which does not exist here
         key = email.key or secrets.token_hex(4)
-        msg = build_mime(email, self.sender)
-        msg["X-Tiflow-Tag"] = tag
+        rendered = render_email(email, self.sender, extra={"X-Tiflow-Tag": tag})
         results = []
         for recipient in recipients:
             addr = parse_mailbox(recipient).addr if recipient else tag
             if only is not None and addr not in only:
                 continue
-            if recipient:
-                readdress(msg, recipient, email.key)
             try:
                 self.folder.mkdir(parents=True, exist_ok=True)
-                path = self._write(msg, file_suffix(key, addr))
+                path = self._write(rendered.copy_for(recipient), file_suffix(key, addr))
             except OSError as exc:
                 results.append(
                     temporary(
@@ -78,13 +74,13 @@ class EmlDirectoryTransport:
             log.info("message for %s written to %s", addr, path)
         return results
 
-    def _write(self, msg: EmailMessage, suffix: str) -> Path:
+    def _write(self, data: bytes, suffix: str) -> Path:
         now = clock.now()
         final = self.folder / f"{now:%Y-%m-%dT%H%M%S}.{now.microsecond:06d}Z_{suffix}.eml"
         fd, tmp = tempfile.mkstemp(dir=self.folder, prefix=".", suffix=".eml.tmp")
         try:
             with os.fdopen(fd, "wb") as fh:
-                fh.write(msg.as_bytes())
+                fh.write(data)
                 fh.flush()
                 os.fsync(fh.fileno())
             os.replace(tmp, final)

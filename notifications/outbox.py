@@ -27,7 +27,10 @@ Guarantees:
   running at once never both get it) and records the outcome right after, in its own small
   commit. How far an attempt got is kept in ``delivery_phase``: ``claimed`` with the claim,
   ``data_sent`` committed after the server's 354 and before the content leaves
-  (:class:`PhaseRecorder`), the rest with the outcome. A row left ``sending`` by a dead round
+  (:class:`PhaseRecorder`), the rest with the outcome. Claims are committed without a disk
+  flush of their own; the ``data_sent`` flush that precedes any content covers them
+  (:func:`_claims_connection`). The in-doubt window is the content, the server's reply and
+  the outcome's commit: nothing else. A row left ``sending`` by a dead round
   is taken up after ``in_doubt_after``: at ``claimed`` it never reached the server and is sent
   again (``report.resumed``); at ``data_sent`` it is in doubt (``report.in_doubt``), like a
   message whose server cut the connection before its 250. In doubt is resent by default —
@@ -46,7 +49,8 @@ import re
 import time
 import uuid
 from collections import defaultdict
-from collections.abc import Callable, Collection, Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from functools import lru_cache, partial
@@ -85,6 +89,7 @@ from notifications.message import (
     InvalidAddress,
     Mailbox,
     OutgoingEmail,
+    check_headers,
     clean_subject,
     parse_mailbox,
 )
@@ -121,6 +126,9 @@ class Recipient:
 
     mailbox: str
     person_id: int | None = None
+    # Extra headers for this recipient only (an unsubscribe link of theirs), merged over
+    # NewMessage.headers; see notifications.message.check_headers.
+    headers: Mapping[str, str] = field(default_factory=dict, hash=False)
 
     @classmethod
     def of(cls, person: Person) -> Recipient:
@@ -178,6 +186,8 @@ class NewMessage:
     items: Sequence[ItemRef] = ()
     channels: bool = False
     not_before: datetime | None = None
+    # Extra headers (List-Unsubscribe…) for every recipient, stored with each row.
+    headers: Mapping[str, str] = field(default_factory=dict, hash=False)
 
 
 @dataclass
@@ -223,6 +233,7 @@ def _rows(
         attachments=message.attachments,
         reply_to=message.reply_to,
         key=message_key(message.kind, message.key),
+        headers=message.headers,
     )
     subject = clean_subject(message.subject)
     base = {
@@ -245,6 +256,7 @@ def _rows(
     for entry in message.to:
         recipient = entry if isinstance(entry, Recipient) else Recipient(entry)
         row = dict(base, person_id=recipient.person_id)
+        row["headers"] = _headers_json({**message.headers, **recipient.headers})
         try:
             box = parse_mailbox(recipient.mailbox)
             row.update(address=box.addr.lower(), recipient=recipient.mailbox.strip())
@@ -260,8 +272,15 @@ def _rows(
             )
         rows.setdefault(str(row["address"]), row)
     if message.channels:
-        rows.setdefault("", dict(base, person_id=None, address="", recipient=""))
+        headers = _headers_json(message.headers)
+        rows.setdefault("", dict(base, person_id=None, address="", recipient="", headers=headers))
     return list(rows.values())
+
+
+def _headers_json(headers: Mapping[str, str]) -> str | None:
+    """Checked extra headers as stored in ``outbox_message.headers`` (None when there are none)."""
+    checked = check_headers(headers)
+    return json.dumps(checked, ensure_ascii=False, sort_keys=True) if checked else None
 
 
 def _insert_ignoring_duplicates(dialect: str) -> Any:
@@ -552,6 +571,7 @@ def _outgoing_email(row: Any, attachments: Sequence[Attachment]) -> OutgoingEmai
         attachments=attachments,
         reply_to=row.reply_to,
         key=message_key(row.kind, row.key),
+        headers=json.loads(row.headers) if row.headers else {},
     )
 
 
@@ -731,9 +751,14 @@ def deliver_pending(
         scope.append(M.c.id.in_(sorted(ids)))
     # AUTOCOMMIT: every statement below is its own transaction, durable when it returns
     # (one round trip on PostgreSQL instead of BEGIN/UPDATE/COMMIT). Each claim and each
-    # outcome is a single UPDATE, so nothing here needs a wider transaction.
-    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
-        round_.conn = conn
+    # outcome is a single UPDATE, so nothing here needs a wider transaction. Claims go
+    # through a second connection whose commits are not flushed to disk on their own (see
+    # _claims_connection): the data_sent record's flush makes the claim durable with it.
+    with (
+        engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn,
+        _claims_connection(engine) as claims,
+    ):
+        round_.conn, round_.claims = conn, claims
         round_.write(lambda: _recover_interrupted(conn, policy, clock(), report), "la reprise")
         last_id = 0
         while True:
@@ -752,6 +777,37 @@ def deliver_pending(
     report.elapsed = time.perf_counter() - started
     log.info("outbox round: %s", report.summary())
     return report
+
+
+@contextmanager
+def _claims_connection(engine: Engine) -> Iterator[Connection]:
+    """The round's connection for claims: each claim is committed (visible to every other
+    round at once, so two rounds never both get a row) but not flushed to disk by itself —
+    SQLite in WAL mode: ``synchronous=NORMAL``; PostgreSQL: ``synchronous_commit=off``.
+
+    That keeps the guarantee, and saves one disk flush per message: the content never leaves
+    before the ``data_sent`` record is committed *and flushed* (default durability, on the
+    other connection), and that flush writes out the whole log, the claim included. A claim
+    lost in a power cut is therefore one whose message never reached the server: the row is
+    pending again and sent once. A process killed after a claim loses nothing (the log is
+    the operating system's, not the process's). Another SQLite journal mode keeps full
+    durability for claims too."""
+    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+        restore = None
+        if conn.dialect.name == "sqlite":
+            if str(conn.exec_driver_sql("PRAGMA journal_mode").scalar()).lower() == "wal":
+                restore = (
+                    f"PRAGMA synchronous={conn.exec_driver_sql('PRAGMA synchronous').scalar()}"
+                )
+                conn.exec_driver_sql("PRAGMA synchronous=NORMAL")
+        elif conn.dialect.name == "postgresql":
+            conn.exec_driver_sql("SET synchronous_commit = off")
+            restore = "RESET synchronous_commit"
+        try:
+            yield conn
+        finally:
+            if restore is not None:
+                conn.exec_driver_sql(restore)  # the pooled connection goes back as it came
 
 
 def _due_rows(
@@ -848,7 +904,8 @@ class PhaseRecorder:
 class _Round:
     """One delivery round's state, and the sending of one row (claim, send, outcome)."""
 
-    conn: Connection
+    conn: Connection  # outcomes, data_sent: committed and flushed
+    claims: Connection  # claims: committed, flushed with the next data_sent (see above)
 
     def __init__(
         self,
@@ -867,9 +924,11 @@ class _Round:
         """``action`` (one autocommit statement or a few), retried while the database is busy."""
         return retry_when_busy(action, what)
 
-    def execute(self, statement: sa.Executable, row_id: int, **values: Any) -> int:
+    def execute(
+        self, statement: sa.Executable, row_id: int, *, on: Connection | None = None, **values: Any
+    ) -> int:
         params = {**values, "row_id": row_id, "token": self.token}
-        return int(self.conn.execute(statement, params).rowcount)
+        return int((on or self.conn).execute(statement, params).rowcount)
 
     def deliver_one(self, row: Any, attachments: list[Attachment]) -> None:
         try:
@@ -887,7 +946,8 @@ class _Round:
             return
         # Claim: only one round can move this row from pending to sending.
         claimed = self.write(
-            lambda: self.execute(_CLAIM, row.id, started=self.clock()), "la prise en charge"
+            lambda: self.execute(_CLAIM, row.id, on=self.claims, started=self.clock()),
+            "la prise en charge",
         )
         if not claimed:
             self.report.skipped += 1

@@ -31,7 +31,6 @@ import logging
 import os
 from collections.abc import Collection
 from dataclasses import replace
-from email.message import EmailMessage
 from types import TracebackType
 from typing import Self
 
@@ -51,7 +50,7 @@ from .config import (
     tags_of,
 )
 from .eml import COORDINATOR_TAG, DEFAULT_OUTBOX_SENDER, EmlDirectoryTransport
-from .message import OutgoingEmail, build_mime, parse_mailbox, readdress
+from .message import OutgoingEmail, RenderedEmail, parse_mailbox, render_email
 from .smtp import DeliveryResult, Progress, SmtpSession, temporary
 
 log = logging.getLogger(__name__)
@@ -200,15 +199,16 @@ class Deliverer:
         if not channels:
             error = f"aucun service e-mail configuré pour l'étiquette « {tag} »"
             return [temporary(a, error) for _, a in wanted]
-        mimes: dict[int, EmailMessage] = {}
+        # Rendered once per sender (channel); each copy only adds its To and Message-ID.
+        rendered: dict[int, RenderedEmail] = {}
         results = []
         for recipient, addr in wanted:
             result = None
             for ch in channels:
-                if id(ch) not in mimes:
-                    mimes[id(ch)] = build_mime(email, ch.sender, reply_to=ch.reply_to)
-                msg = readdress(mimes[id(ch)], recipient, email.key)
-                result = self._session.send(ch, addr, msg.as_bytes(), progress)
+                if id(ch) not in rendered:
+                    rendered[id(ch)] = render_email(email, ch.sender, reply_to=ch.reply_to)
+                data = rendered[id(ch)].copy_for(recipient)
+                result = self._session.send(ch, addr, data, progress)
                 # After an unanswered DATA, another server would make a certain duplicate.
                 if result.ok or result.permanent or result.in_doubt:
                     break
