@@ -65,6 +65,13 @@ ROUTES: dict[str, Rule] = {
     "progress_indicator": _rule(Scope.ACTION, *PROGRESS_WRITERS, write=True),
     "copils": _rule(Scope.TERRITORY, *COPIL_READERS),
     "copil": _rule(Scope.COPIL, *COPIL_READERS),
+    # Import and export of the plan (tiflow/web/imports.py)
+    "plan_import": _rule(Scope.TERRITORY, COORDINATOR),
+    "plan_upload": _rule(Scope.TERRITORY, COORDINATOR, write=True),
+    "plan_import_preview": _rule(Scope.TERRITORY, COORDINATOR),
+    "plan_import_confirm": _rule(Scope.TERRITORY, COORDINATOR, write=True),
+    "plan_export": _rule(Scope.TERRITORY, COORDINATOR),
+    "plan_template": _rule(Scope.TERRITORY, COORDINATOR),
 }
 
 # Roles that never write, whatever a later route says.
