@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import tempfile
 from dataclasses import dataclass
+from datetime import date
 from pathlib import Path
 
 import pytest
@@ -18,6 +19,8 @@ from fastapi.testclient import TestClient
 from sqlmodel import select
 from starlette.routing import Mount
 
+from flows.usecases.budget.consolidation import consolidate
+from flows.usecases.budget.snapshots import store_snapshot
 from flows.usecases.bus import unit_of_work
 from models.tables import CopilMeeting, Indicator, Milestone, Territory
 from models.vocabulary import Role
@@ -50,6 +53,7 @@ SAMPLE_FORMS = {
     "progress_indicator": {"indicateur": "{indicator}", "valeur": "3"},
     "plan_upload": {},
     "plan_import_confirm": {"empreinte": "{upload_sha256}"},
+    "budget_consolidate": {"annee": "2024"},
 }
 # Write routes that send a file (multipart), with their file field.
 SAMPLE_FILES = {"plan_upload": "fichier"}
@@ -101,9 +105,9 @@ def _target(web: Web, name: str, code: str, number: str) -> Target:
         "progress_indicator": f"/t/{code}/actions/{number}/indicateur",
         **_ops_paths(code),
     }
-    fill.update(upload_sha256=_kept_upload(web, code)[1])
+    fill.update(upload_sha256=_ops_data(web, code)[1])
     form = {k: v.format(**fill) for k, v in SAMPLE_FORMS.get(name, {}).items()}
-    paths[name] = paths[name].replace("{upload_token}", _kept_upload(web, code)[0])
+    paths[name] = paths[name].replace("{upload_token}", _ops_data(web, code)[0])
     secret = territory_name if name in ("my_actions", "plan", "copils", "copil") else action_title
     return Target(paths[name], secret, form)
 
@@ -117,14 +121,19 @@ def _ops_paths(code: str) -> dict[str, str]:
         "plan_import_confirm": f"/t/{code}/import/{{upload_token}}",
         "plan_export": f"/t/{code}/export/plan.xlsx",
         "plan_template": f"/t/{code}/export/modele.xlsx",
+        "budget": f"/t/{code}/budget",
+        "budget_file": f"/t/{code}/budget/2024/v1.xlsx",
+        "budget_compare": f"/t/{code}/budget/2024/comparer",
+        "budget_consolidate": f"/t/{code}/budget/consolider",
     }
 
 
 _KEPT: dict[tuple[str, str], tuple[str, str]] = {}  # (data folder, code) → kept upload
 
 
-def _kept_upload(web: Web, code: str) -> tuple[str, str]:
-    """A workbook of the territory's own plan kept for its preview: (token, SHA-256)."""
+def _ops_data(web: Web, code: str) -> tuple[str, str]:
+    """A workbook of the territory's own plan kept for its preview: (token, SHA-256); and a
+    first budget version of 2024."""
     folder = web.settings.settings.data_dir / "imports"
     key = (str(folder), code)
     if key not in _KEPT:
@@ -134,6 +143,9 @@ def _kept_upload(web: Web, code: str) -> tuple[str, str]:
                 export_plan(uow, code, path)
             upload = Upload("plan.xlsx", path.read_bytes())
         token = keep(folder, code, upload, "test")
+        with unit_of_work(web.engine) as uow:  # version 1 of the 2024 budget
+            figures = consolidate(uow, 2024, code, as_of=date(2024, 6, 30))
+        store_snapshot(lambda: unit_of_work(web.engine), figures)
         _KEPT[key] = (token, hashlib.sha256(upload.data).hexdigest())
     return _KEPT[key]
 

@@ -72,6 +72,11 @@ ROUTES: dict[str, Rule] = {
     "plan_import_confirm": _rule(Scope.TERRITORY, COORDINATOR, write=True),
     "plan_export": _rule(Scope.TERRITORY, COORDINATOR),
     "plan_template": _rule(Scope.TERRITORY, COORDINATOR),
+    # The budget's versions (tiflow/web/budget.py): read by the COPIL's readers too
+    "budget": _rule(Scope.TERRITORY, *COPIL_READERS),
+    "budget_file": _rule(Scope.TERRITORY, *COPIL_READERS),
+    "budget_compare": _rule(Scope.TERRITORY, *COPIL_READERS),
+    "budget_consolidate": _rule(Scope.TERRITORY, COORDINATOR, write=True),
 }
 
 # Roles that never write, whatever a later route says.

@@ -267,6 +267,9 @@ def create_app(web: WebSettings, engine: Engine | None = None) -> FastAPI:
     from tiflow.web import imports
 
     imports.register(app)
+    from tiflow.web import budget
+
+    budget.register(app)
 
     @app.exception_handler(Refusal)
     def refused(request: Request, exc: Refusal) -> HTMLResponse:
