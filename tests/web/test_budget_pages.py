@@ -6,6 +6,7 @@ tests/web/test_runs_pages.py.)"""
 from __future__ import annotations
 
 import io
+from collections.abc import Iterator
 from datetime import date
 from decimal import Decimal
 
@@ -48,9 +49,13 @@ def two_versions(web: Web) -> Decimal:
 
 
 @pytest.fixture(autouse=True)
-def no_prefect(monkeypatch: pytest.MonkeyPatch) -> None:
-    """No Prefect server configured (and no `tiflow serve` recorded in the test's data dir)."""
-    monkeypatch.delenv("PREFECT_API_URL", raising=False)
+def no_prefect() -> Iterator[None]:
+    """No Prefect server configured, even if the session's harness runs (and no `tiflow
+    serve` recorded in the test's data dir). The test client's requests inherit the setting."""
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    with temporary_settings(restore_defaults={PREFECT_API_URL}):
+        yield
 
 
 def test_versions_are_listed_and_downloaded(web: Web) -> None:

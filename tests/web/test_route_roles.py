@@ -54,6 +54,7 @@ SAMPLE_FORMS = {
     "plan_upload": {},
     "plan_import_confirm": {"empreinte": "{upload_sha256}"},
     "budget_consolidate": {"annee": "2024"},
+    "run_start": {},
 }
 # Write routes that send a file (multipart), with their file field.
 SAMPLE_FILES = {"plan_upload": "fichier"}
@@ -125,6 +126,9 @@ def _ops_paths(code: str) -> dict[str, str]:
         "budget_file": f"/t/{code}/budget/2024/v1.xlsx",
         "budget_compare": f"/t/{code}/budget/2024/comparer",
         "budget_consolidate": f"/t/{code}/budget/consolider",
+        "runs": f"/t/{code}/executions",
+        "run_form": f"/t/{code}/executions/envoi-messages-en-attente",
+        "run_start": f"/t/{code}/executions/envoi-messages-en-attente",
     }
 
 

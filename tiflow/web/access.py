@@ -77,6 +77,10 @@ ROUTES: dict[str, Rule] = {
     "budget_file": _rule(Scope.TERRITORY, *COPIL_READERS),
     "budget_compare": _rule(Scope.TERRITORY, *COPIL_READERS),
     "budget_consolidate": _rule(Scope.TERRITORY, COORDINATOR, write=True),
+    # Flows started by hand and their runs, through Prefect (tiflow/web/runs.py)
+    "runs": _rule(Scope.TERRITORY, COORDINATOR),
+    "run_form": _rule(Scope.TERRITORY, COORDINATOR),
+    "run_start": _rule(Scope.TERRITORY, COORDINATOR, write=True),
 }
 
 # Roles that never write, whatever a later route says.

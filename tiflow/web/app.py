@@ -270,6 +270,9 @@ def create_app(web: WebSettings, engine: Engine | None = None) -> FastAPI:
     from tiflow.web import budget
 
     budget.register(app)
+    from tiflow.web import runs
+
+    runs.register(app)
 
     @app.exception_handler(Refusal)
     def refused(request: Request, exc: Refusal) -> HTMLResponse:
