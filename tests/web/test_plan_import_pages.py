@@ -128,7 +128,18 @@ def test_upload_needs_the_csrf_token_and_a_spreadsheet(web: Web) -> None:
     wrong_kind = upload(client, b"%PDF-1.7", name="plan.pdf")
     not_a_zip = upload(client, b"this is no workbook")
 
+    elsewhere = client.post(
+        f"/t/{HOME}/actions/FA-01/note",
+        data={"csrf": csrf_of(client.get(f"/t/{HOME}/import").text), "note": "Point d'étape"},
+        files={"fichier": ("plan.xlsx", b"PK", XLSX)},
+    )
+    anonymous = web.client().post(
+        f"/t/{HOME}/import", files={"fichier": ("plan.xlsx", b"PK", XLSX)}
+    )
+
     assert no_csrf.status_code == 403
+    assert elsewhere.status_code == 400  # only the upload route takes a file
+    assert anonymous.status_code == 403
     assert wrong_kind.status_code == 400
     assert "ni un classeur Excel (.xlsx) ni un fichier CSV" in wrong_kind.text
     refused = client.get(not_a_zip.headers["location"])

@@ -81,7 +81,8 @@ async def read_form(request: Request) -> dict[str, str]:
     if request.method != "POST":
         return {}
     if request.headers.get("content-type", "").startswith("multipart/form-data"):
-        return await uploads.read_multipart(request)  # a file: its own size limit
+        signed_in = bool(request.cookies.get(SESSION_COOKIE))
+        return await uploads.read_multipart(request, signed_in)  # a file: its own size limit
     body = await request.body()
     if len(body) > FORM_MAX_BYTES:
         raise Refusal(413, "Formulaire trop volumineux.")

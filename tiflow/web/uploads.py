@@ -39,6 +39,7 @@ KEEP_SECONDS = 24 * 3600  # a preview not confirmed within a day is forgotten
 _TOKEN = re.compile(r"^[A-Za-z0-9_-]{20,100}$")
 EXTENSIONS = (".xlsx", ".csv")
 MAX_PARTS = 20
+UPLOAD_ROUTES = frozenset({"plan_upload"})  # the routes (access.ROUTES names) that take a file
 
 
 @dataclass(frozen=True)
@@ -47,9 +48,16 @@ class Upload:
     data: bytes
 
 
-async def read_multipart(request: Request) -> dict[str, str]:
+async def read_multipart(request: Request, signed_in: bool) -> dict[str, str]:
     """The text fields of a multipart form (first value of each); its first file on
-    ``request.state.upload``. 413 beyond `UPLOAD_MAX_BYTES`, 400 for a malformed body."""
+    ``request.state.upload``. 413 beyond `UPLOAD_MAX_BYTES`, 400 for a malformed body.
+
+    Only the upload routes take one, and only with a session cookie (checked for real by the
+    guard next): nobody else makes the server hold megabytes."""
+    if getattr(request.scope.get("route"), "name", "") not in UPLOAD_ROUTES:
+        raise Refusal(400, "Formulaire illisible.")
+    if not signed_in:
+        raise Refusal(403, "Session expirée : reconnectez-vous.")
     declared = request.headers.get("content-length", "")
     if declared.isdigit() and int(declared) > UPLOAD_MAX_BYTES:
         raise Refusal(413, too_big())
