@@ -13,6 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
+from typing import Any
 
 from fastapi import FastAPI
 from fastapi.responses import HTMLResponse, Response
@@ -32,7 +33,7 @@ from models.errors import NotFound
 from models.money import ZERO
 from models.tables import BudgetSnapshot
 from tiflow.spreadsheet.cells import CellError, parse_date
-from tiflow.web import prefect_link
+from tiflow.web import flow_forms, prefect_link
 from tiflow.web.access import NOT_FOUND, Refusal
 from tiflow.web.app import Context, Guarded, add_route, page, redirect
 from tiflow.web.pilot import today
@@ -131,21 +132,9 @@ def consolidate(ctx: Guarded) -> Response:
     """Start the flow for this territory and the year typed; back to the page, which shows the
     run (or why it could not start)."""
     assert ctx.territory is not None and ctx.principal is not None
-    year_text = ctx.form.get("annee", "").strip()
-    errors = {}
-    if not (year_text.isdigit() and 2000 <= int(year_text) <= 2100):
-        errors["annee"] = [f"Année : « {year_text} » n'est pas une année (de 2000 à 2100)."]
-    as_of: date | None = None
-    if ctx.form.get("au", "").strip():
-        try:
-            as_of = parse_date(ctx.form["au"].strip())
-        except CellError as error:
-            errors["au"] = [f"Date de situation : {error}"]
+    params, errors = _parameters(ctx)
     if errors:
         return _render(ctx, status=400, errors=errors)
-    params = {"year": int(year_text), "territory": ctx.territory.code, "scheduled": False}
-    if as_of is not None:
-        params["as_of"] = as_of.isoformat()
     link = prefect_link.find(ctx.web.settings.data_dir)
     base = f"/t/{ctx.territory.code}/budget"
     if link.api_url is None:
@@ -156,6 +145,36 @@ def consolidate(ctx: Guarded) -> Response:
         code = "deploiement" if str(problem) == prefect_link.UNKNOWN_DEPLOYMENT else "erreur"
         return redirect(ctx, f"{base}?probleme={code}")
     return redirect(ctx, f"{base}?execution={run.id}")
+
+
+def _parameters(ctx: Context) -> tuple[dict[str, Any], dict[str, list[str]]]:
+    """The flow's own parameters (`BudgetParameters`, checked by it) for this territory, and
+    the form's errors (field → French messages)."""
+    from pydantic import ValidationError
+
+    from flows.budget import BudgetParameters
+
+    assert ctx.territory is not None
+    errors: dict[str, list[str]] = {}
+    as_of: date | None = None
+    if ctx.form.get("au", "").strip():
+        try:
+            as_of = parse_date(ctx.form["au"].strip())
+        except CellError as error:
+            errors["au"] = [f"Date de situation : {error}"]
+    try:
+        params = BudgetParameters(
+            year=ctx.form.get("annee", "").strip(),  # pydantic parses the text
+            territory=ctx.territory.code,
+            as_of=as_of,
+            scheduled=False,
+        )
+    except ValidationError as error:
+        title = BudgetParameters.model_fields["year"].title
+        errors["annee"] = [f"{title} : {flow_forms.french(item)}" for item in error.errors()]
+    if errors:
+        return {}, errors
+    return params.model_dump(mode="json", exclude_none=True), {}
 
 
 def _snapshot(ctx: Context, year: str, version: str) -> Snapshot:
