@@ -16,6 +16,12 @@ PAGES = [
     "/t/grand-est-touraine/plan?retard=1",
     "/t/grand-est-touraine/actions/FA-01",
     "/t/grand-est-touraine/copil",
+    "/t/grand-est-touraine/import",
+    "/t/grand-est-touraine/budget",
+    "/t/grand-est-touraine/executions",
+    "/t/grand-est-touraine/executions/proposer-une-action",
+    "/t/grand-est-touraine/executions/tenir-un-copil",
+    "/t/grand-est-touraine/executions/rappels-quotidiens",
 ]
 
 

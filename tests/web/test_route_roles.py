@@ -8,13 +8,19 @@ one they do not (FA-02).
 
 from __future__ import annotations
 
+import hashlib
+import tempfile
 from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
 from sqlmodel import select
 from starlette.routing import Mount
 
+from flows.usecases.budget.consolidation import consolidate
+from flows.usecases.budget.snapshots import store_snapshot
 from flows.usecases.bus import unit_of_work
 from models.tables import CopilMeeting, Indicator, Milestone, Territory
 from models.vocabulary import Role
@@ -28,8 +34,10 @@ from tests.web.conftest import (
     csrf_of,
     sign_in,
 )
+from tiflow.spreadsheet import export_plan
 from tiflow.web.access import ROUTES, Rule, Scope
 from tiflow.web.app import create_app
+from tiflow.web.uploads import Upload, keep
 
 HOME = "grand-est-touraine"
 PERSONA = {
@@ -43,7 +51,13 @@ SAMPLE_FORMS = {
     "progress_note": {"note": "Point d'étape : visite du site faite."},
     "progress_milestone": {"jalon": "{milestone}"},
     "progress_indicator": {"indicateur": "{indicator}", "valeur": "3"},
+    "plan_upload": {},
+    "plan_import_confirm": {"empreinte": "{upload_sha256}"},
+    "budget_consolidate": {"annee": "2024"},
+    "run_start": {},
 }
+# Write routes that send a file (multipart), with their file field.
+SAMPLE_FILES = {"plan_upload": "fichier"}
 
 
 PUBLIC_SCOPES = (Scope.PUBLIC, Scope.SIGNED_IN)
@@ -90,10 +104,54 @@ def _target(web: Web, name: str, code: str, number: str) -> Target:
         "progress_note": f"/t/{code}/actions/{number}/note",
         "progress_milestone": f"/t/{code}/actions/{number}/jalon",
         "progress_indicator": f"/t/{code}/actions/{number}/indicateur",
+        **_ops_paths(code),
     }
+    fill.update(upload_sha256=_ops_data(web, code)[1])
     form = {k: v.format(**fill) for k, v in SAMPLE_FORMS.get(name, {}).items()}
+    paths[name] = paths[name].replace("{upload_token}", _ops_data(web, code)[0])
     secret = territory_name if name in ("my_actions", "plan", "copils", "copil") else action_title
     return Target(paths[name], secret, form)
+
+
+def _ops_paths(code: str) -> dict[str, str]:
+    """The coordinator's import, budget and runs pages (tiflow/web/imports.py…)."""
+    return {
+        "plan_import": f"/t/{code}/import",
+        "plan_upload": f"/t/{code}/import",
+        "plan_import_preview": f"/t/{code}/import/{{upload_token}}",
+        "plan_import_confirm": f"/t/{code}/import/{{upload_token}}",
+        "plan_export": f"/t/{code}/export/plan.xlsx",
+        "plan_template": f"/t/{code}/export/modele.xlsx",
+        "budget": f"/t/{code}/budget",
+        "budget_file": f"/t/{code}/budget/2024/v1.xlsx",
+        "budget_compare": f"/t/{code}/budget/2024/comparer",
+        "budget_consolidate": f"/t/{code}/budget/consolider",
+        "runs": f"/t/{code}/executions",
+        "run_form": f"/t/{code}/executions/envoi-messages-en-attente",
+        "run_start": f"/t/{code}/executions/envoi-messages-en-attente",
+    }
+
+
+_KEPT: dict[tuple[str, str], tuple[str, str]] = {}  # (data folder, code) → kept upload
+
+
+def _ops_data(web: Web, code: str) -> tuple[str, str]:
+    """A workbook of the territory's own plan kept for its preview: (token, SHA-256); and a
+    first budget version of 2024."""
+    folder = web.settings.settings.data_dir / "imports"
+    key = (str(folder), code)
+    if key not in _KEPT:
+        with tempfile.TemporaryDirectory() as tmp:
+            path = Path(tmp) / "plan.xlsx"
+            with unit_of_work(web.engine) as uow:
+                export_plan(uow, code, path)
+            upload = Upload("plan.xlsx", path.read_bytes())
+        token = keep(folder, code, upload, "test")
+        with unit_of_work(web.engine) as uow:  # version 1 of the 2024 budget
+            figures = consolidate(uow, 2024, code, as_of=date(2024, 6, 30))
+        store_snapshot(lambda: unit_of_work(web.engine), figures)
+        _KEPT[key] = (token, hashlib.sha256(upload.data).hexdigest())
+    return _KEPT[key]
 
 
 def expected(rule: Rule, role: Role, own_territory: bool, own_action: bool) -> int:
@@ -107,6 +165,16 @@ def expected(rule: Rule, role: Role, own_territory: bool, own_action: bool) -> i
     if rule.write or rule.scope is Scope.ACTION_ID:
         return 303
     return 200
+
+
+def _files(web: Web, name: str) -> dict[str, tuple[str, bytes, str]] | None:
+    if name not in SAMPLE_FILES:
+        return None
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "plan.xlsx"
+        with unit_of_work(web.engine) as uow:
+            export_plan(uow, HOME, path)
+        return {SAMPLE_FILES[name]: ("plan.xlsx", path.read_bytes(), "application/octet-stream")}
 
 
 CASES = [
@@ -133,7 +201,8 @@ def test_route_table_is_enforced_for_every_route_role_and_territory(web: Web) ->
         if rule.write:
             page = client.get(f"/t/{HOME}/plan" if role is not Role.PILOT else "/")
             data = dict(target.form, csrf=csrf_of(page.text))
-            got = client.post(target.path, data=data, follow_redirects=False)
+            files = _files(web, name)
+            got = client.post(target.path, data=data, files=files, follow_redirects=False)
         else:
             got = client.get(target.path, follow_redirects=False)
         if got.status_code != want:
@@ -151,7 +220,8 @@ def test_signed_out_visitor_is_sent_to_sign_in_and_cannot_write(web: Web) -> Non
         if GUARDED[name].write:
             page = client.get("/connexion")
             data = dict(target.form, csrf=csrf_of(page.text))
-            assert client.post(target.path, data=data).status_code == 403, name
+            files = _files(web, name)
+            assert client.post(target.path, data=data, files=files).status_code == 403, name
         else:
             got = client.get(target.path, follow_redirects=False)
             assert got.status_code == 303, name

@@ -65,6 +65,22 @@ ROUTES: dict[str, Rule] = {
     "progress_indicator": _rule(Scope.ACTION, *PROGRESS_WRITERS, write=True),
     "copils": _rule(Scope.TERRITORY, *COPIL_READERS),
     "copil": _rule(Scope.COPIL, *COPIL_READERS),
+    # Import and export of the plan (tiflow/web/imports.py)
+    "plan_import": _rule(Scope.TERRITORY, COORDINATOR),
+    "plan_upload": _rule(Scope.TERRITORY, COORDINATOR, write=True),
+    "plan_import_preview": _rule(Scope.TERRITORY, COORDINATOR),
+    "plan_import_confirm": _rule(Scope.TERRITORY, COORDINATOR, write=True),
+    "plan_export": _rule(Scope.TERRITORY, COORDINATOR),
+    "plan_template": _rule(Scope.TERRITORY, COORDINATOR),
+    # The budget's versions (tiflow/web/budget.py): read by the COPIL's readers too
+    "budget": _rule(Scope.TERRITORY, *COPIL_READERS),
+    "budget_file": _rule(Scope.TERRITORY, *COPIL_READERS),
+    "budget_compare": _rule(Scope.TERRITORY, *COPIL_READERS),
+    "budget_consolidate": _rule(Scope.TERRITORY, COORDINATOR, write=True),
+    # Flows started by hand and their runs, through Prefect (tiflow/web/runs.py)
+    "runs": _rule(Scope.TERRITORY, COORDINATOR),
+    "run_form": _rule(Scope.TERRITORY, COORDINATOR),
+    "run_start": _rule(Scope.TERRITORY, COORDINATOR, write=True),
 }
 
 # Roles that never write, whatever a later route says.

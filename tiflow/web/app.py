@@ -25,7 +25,7 @@ from models.errors import NotFound
 from models.tables import ActionSheet, CopilMeeting, Territory
 from models.vocabulary import Role
 from notifications.templates import FRENCH_FILTERS
-from tiflow.web import security
+from tiflow.web import security, uploads
 from tiflow.web.access import NOT_FOUND, ROUTES, Principal, Refusal, Rule, Scope, check
 from tiflow.web.config import WebSettings
 from tiflow.web.sessions import principal_of, utcnow
@@ -80,6 +80,9 @@ async def read_form(request: Request) -> dict[str, str]:
     no multipart dependency); the first value of each field."""
     if request.method != "POST":
         return {}
+    if request.headers.get("content-type", "").startswith("multipart/form-data"):
+        signed_in = bool(request.cookies.get(SESSION_COOKIE))
+        return await uploads.read_multipart(request, signed_in)  # a file: its own size limit
     body = await request.body()
     if len(body) > FORM_MAX_BYTES:
         raise Refusal(413, "Formulaire trop volumineux.")
@@ -262,6 +265,15 @@ def create_app(web: WebSettings, engine: Engine | None = None) -> FastAPI:
 
     for module in (signin, pilot, copil):
         module.register(app)
+    from tiflow.web import imports
+
+    imports.register(app)
+    from tiflow.web import budget
+
+    budget.register(app)
+    from tiflow.web import runs
+
+    runs.register(app)
 
     @app.exception_handler(Refusal)
     def refused(request: Request, exc: Refusal) -> HTMLResponse:
