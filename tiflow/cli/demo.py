@@ -260,8 +260,9 @@ def _show(
         console.print(f"  {escape(label)} : {path}", highlight=False, soft_wrap=True)
     console.print()
     console.print(
-        f"{report.flow_runs} exécutions de flux Prefect, dont {report.sweeps} passages des rappels"
-        f" (le lundi, toutes les quatre semaines), en {elapsed:.0f} s.",
+        f"{report.flow_runs} exécutions de flux Prefect, une par journée simulée, où ont tourné"
+        f" {report.flows_played} flux du plan, dont {report.sweeps} passages des rappels (le"
+        f" lundi, toutes les quatre semaines), en {elapsed:.0f} s.",
         highlight=False,
     )
     if ephemeral():
