@@ -37,7 +37,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench._common import busy_cores, scratch_folder
 from flows.usecases.bus import unit_of_work
-from models.db import engine_for, upgrade
+from models.db import upgrade
 
 T = TypeVar("T")
 
@@ -47,13 +47,13 @@ def demo_database(folder: Path) -> Iterator[Any]:
     """A fresh database in `folder` with the example loaded, as the flows will see it."""
     from models import clock
     from tiflow.cli.demo import demo_environment
-    from tiflow.demo_folder import EXAMPLE_LOADED, database_url
+    from tiflow.demo_folder import EXAMPLE_LOADED, build_engine, database_url
     from tiflow.example import load_example
 
     folder.mkdir(parents=True)
     url = database_url(folder)
     with demo_environment(folder, url):
-        engine = engine_for(url)
+        engine = build_engine(folder)
         upgrade(engine)
         with clock.frozen(EXAMPLE_LOADED), unit_of_work(engine) as uow:
             load_example(uow)

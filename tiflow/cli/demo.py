@@ -49,6 +49,7 @@ from tiflow.cli.prefect_runs import (
 from tiflow.demo_folder import (
     DATABASE_NAME,
     EXAMPLE_LOADED,
+    build_engine,
     database_url,
     demo_folder,
     new_build_folder,
@@ -198,7 +199,7 @@ def _play_in(folder: Path, journal: bool, server: EphemeralStart | None) -> tupl
     """Load the example into a new database in `folder` and play the year there."""
     url = database_url(folder)
     with demo_environment(folder, url):
-        engine = engine_for(url)
+        engine = build_engine(folder)
         upgrade(engine)
         with clock.frozen(EXAMPLE_LOADED), unit_of_work(engine) as uow:
             territory = load_example(uow)
