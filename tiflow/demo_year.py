@@ -1,22 +1,25 @@
 """One year of the Grand Est Touraine example (January 2024 → January 2025), played through the
 real flows with a simulated clock: what `tiflow demo` runs.
 
-Every step below is one or more runs of the flows a coordinator uses (`flows/*.py`), with the
-simulated instant passed as the forms' ``at`` (history rows, notes, funding decisions) and the
-sweeps' ``as_of`` (reminders, digests, budget): proposals, the first COPIL of 25 January 2024
-validating the plan and the 2024 budget, funding (most actions fully funded, FA-03 and FA-10
-left *validée* with funding missing, FA-06 funded by override), starts, progress reports, the
-COPIL digests at J-10 and J-3, a revision request (FA-09) and a deferral (FA-10), an abandon
-(FA-12), a late milestone (FA-01, due 15/11/2024, done 05/12/2024) reminded to its pilot then
-escalated to the coordinator, two completions, and the consolidation of the 2024 budget on
-2 January 2025 with its e-mail.
+Every simulated day is one Prefect flow run, « Journée du plan d'actions » (``journee-2024-02-12``),
+that runs the day's steps in order. A step runs the flows a coordinator or a schedule runs
+(`flows/*.py`), their bodies inside the day's run: their tasks, logs, artifacts and correlation
+id are the day's (one flow run per day rather than one per flow: a flow run costs 0.1–1 s here,
+and a day has up to 15 flows). The simulated instant is passed as the forms' ``at`` (history
+rows, notes, funding decisions) and the sweeps' ``as_of`` (reminders, digests, budget):
+proposals, the first COPIL of 25 January 2024 validating the plan and the 2024 budget, funding
+(most actions fully funded, FA-03 and FA-10 left *validée* with funding missing, FA-06 funded by
+override), starts, progress reports, the COPIL digests at J-10 and J-3, a revision request
+(FA-09) and a deferral (FA-10), an abandon (FA-12), a late milestone (FA-01, due 15/11/2024,
+done 05/12/2024) reminded to its pilot then escalated to the coordinator, two completions, and
+the consolidation of the 2024 budget on 2 January 2025 with its e-mail.
 
 **Reminder sweeps.** In production the reminder flow runs every day at 08:00; 365 runs would
 take minutes (a flow run costs 0.2–0.3 s here). The demo runs it every fourth Monday at 08:00
-(14 runs) with ``catch_up_days=27``: each run sends what fell due since the previous one — the
+(14 sweeps) with ``catch_up_days=27``: each run sends what fell due since the previous one — the
 latest reminder of each deadline, grouped in one e-mail per person — so no deadline is
-forgotten, and the escalations to the coordinator go out on time. Each sweep is a real run of
-« rappels-echeances ».
+forgotten, and the escalations to the coordinator go out on time. Each sweep runs the flow
+« rappels-echeances » in its day's run.
 
 **Funding** goes as it does with real funders: the pilots file their dossiers (which stops
 the filing reminders), each funder decides for every year of its dossier at once (a
@@ -37,6 +40,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
+from itertools import groupby
 from typing import Any, Protocol, TypeVar
 
 import sqlalchemy as sa
@@ -83,7 +87,7 @@ T = TypeVar("T")
 
 
 class Runner(Protocol):
-    """How a step runs a flow: a real Prefect run, or its code without Prefect (bench/demo.py)."""
+    """How a day runs: a real Prefect flow run, or its code without Prefect (bench/demo.py)."""
 
     def __call__(self, flow: Callable[..., T], /, *args: Any, **kwargs: Any) -> T: ...
 
@@ -91,6 +95,7 @@ class Runner(Protocol):
 START = date(2024, 1, 1)  # a Monday: the first sweep
 LAST_SWEEP = date(2024, 12, 30)
 SWEEP_EVERY = timedelta(weeks=4)
+DAY_FLOW = "Journée du plan d'actions"
 BUDGET_YEAR = 2024
 BUDGET_RUN = datetime(2025, 1, 2, 7, 0)  # first working day of January 2025, 07:00
 SITUATION = date(2024, 12, 31)  # date of situation of the late actions in the budget
@@ -160,7 +165,8 @@ class SentEmail:
 class YearReport:
     territory_code: str
     happenings: list[Happening] = field(default_factory=list)
-    flow_runs: int = 0
+    flow_runs: int = 0  # one per simulated day
+    flows_played: int = 0  # the coordinator's and scheduled flows run inside them
     sweeps: int = 0
     budget: BudgetRunResult | None = None
     notable: list[SentEmail] = field(default_factory=list)
@@ -193,6 +199,7 @@ class Year:
         self.copils: dict[str, int] = {}  # "copil-1" -> id
         self.today = START
         self.step_start = 0  # the last outbox row before the current step
+        self.days: dict[date, list[Step]] = {}
 
     # -- running ---------------------------------------------------------------------------
 
@@ -204,30 +211,42 @@ class Year:
         # Same instant: reminders (08:00) before the other steps; otherwise the given order.
         agenda = sorted([*sweeps, *steps], key=lambda step: step.at)
         self.progress.phase("Une année du plan d'actions (flux Prefect)", len(agenda))
+        self.days = {day: list(group) for day, group in groupby(agenda, lambda s: s.at.date())}
+        day_flow = simulated_day(self)
         # The one clock shows each step's simulated instant: every timestamp the flows write
         # (history, outbox, Date: headers, .eml names, .ics, "consolidé le") is in the year.
         with clock.frozen(agenda[0].at):
-            for step in agenda:
-                clock.set_to(step.at)
-                self.today = step.at.date()
-                self.step_start = self.last_outbox_id()
-                shown = step.play(self)
-                if isinstance(shown, str):
-                    shown = Happening(self.today, shown)
-                # Whatever the step put in the outbox, whichever flow or transaction did it.
-                sent = self.emails_since(self.step_start)
-                if shown is None and sent:
-                    shown = Happening(self.today, "")
-                if shown is not None:
-                    self.report.happenings.append(replace(shown, emails=sent))
-                self.progress.advance()
+            for day in self.days:
+                self.runner(day_flow, day)
+                self.report.flow_runs += 1
         self.report.notable = self.notable_emails()
         return self.report
 
+    def play_day(self, day: date) -> list[str]:
+        """The day's steps in order, inside the day's flow run; returns its timeline lines."""
+        shown_today = []
+        for step in self.days[day]:
+            clock.set_to(step.at)
+            self.today = day
+            self.step_start = self.last_outbox_id()
+            shown = step.play(self)
+            if isinstance(shown, str):
+                shown = Happening(self.today, shown)
+            # Whatever the step put in the outbox, whichever flow or transaction did it.
+            sent = self.emails_since(self.step_start)
+            if shown is None and sent:
+                shown = Happening(self.today, "")
+            if shown is not None:
+                self.report.happenings.append(replace(shown, emails=sent))
+                shown_today.append(shown.text)
+            self.progress.advance()
+        return shown_today
+
     def run(self, flow: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-        """One run of `flow` (a refused step raises its French error: a demo bug)."""
-        result = self.runner(flow, *args, **kwargs)
-        self.report.flow_runs += 1
+        """`flow`'s body, inside the day's flow run (a refused step raises its French error:
+        a demo bug)."""
+        result = in_this_run(flow, *args, **kwargs)
+        self.report.flows_played += 1
         return result
 
     def last_outbox_id(self) -> int:
@@ -568,10 +587,37 @@ class Year:
 
 
 def run_in_prefect(flow: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-    """A real flow run (what the demo does)."""
+    """A real flow run (what the demo does for each day)."""
     state: Any = flow(*args, return_state=True, **kwargs)
     result: T = state.result()
     return result
+
+
+def in_this_run(flow: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+    """`flow`'s body in the current flow run: its tasks, logs and artifacts are the day's."""
+    from prefect.states import State as PrefectState
+
+    result: Any = flow.fn(*args, **kwargs)  # type: ignore[attr-defined]
+    return result.result() if isinstance(result, PrefectState) else result
+
+
+def simulated_day(year: Year) -> Callable[[date], list[str]]:
+    """The flow « Journée du plan d'actions » of `year`: one run per simulated day, which runs
+    the day's coordinator steps and sweeps (the same flows a coordinator or a schedule runs,
+    their bodies in this run: their tasks, logs, artifacts and correlation id are the day's)."""
+    from prefect import flow
+
+    @flow(
+        name=DAY_FLOW,
+        description="Une journée de l'année de démonstration : les flux du jour, dans l'ordre.",
+        flow_run_name="journee-{day}",
+        log_prints=True,
+        validate_parameters=False,
+    )
+    def journee(day: date) -> list[str]:
+        return year.play_day(day)
+
+    return journee
 
 
 def paris_day(instant: datetime) -> date:

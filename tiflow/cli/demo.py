@@ -49,6 +49,7 @@ from tiflow.cli.prefect_runs import (
 from tiflow.demo_folder import (
     DATABASE_NAME,
     EXAMPLE_LOADED,
+    build_engine,
     database_url,
     demo_folder,
     new_build_folder,
@@ -198,7 +199,7 @@ def _play_in(folder: Path, journal: bool, server: EphemeralStart | None) -> tupl
     """Load the example into a new database in `folder` and play the year there."""
     url = database_url(folder)
     with demo_environment(folder, url):
-        engine = engine_for(url)
+        engine = build_engine(folder)
         upgrade(engine)
         with clock.frozen(EXAMPLE_LOADED), unit_of_work(engine) as uow:
             territory = load_example(uow)
@@ -260,8 +261,9 @@ def _show(
         console.print(f"  {escape(label)} : {path}", highlight=False, soft_wrap=True)
     console.print()
     console.print(
-        f"{report.flow_runs} exécutions de flux Prefect, dont {report.sweeps} passages des rappels"
-        f" (le lundi, toutes les quatre semaines), en {elapsed:.0f} s.",
+        f"{report.flow_runs} exécutions de flux Prefect, une par journée simulée, où ont tourné"
+        f" {report.flows_played} flux du plan, dont {report.sweeps} passages des rappels (le"
+        f" lundi, toutes les quatre semaines), en {elapsed:.0f} s.",
         highlight=False,
     )
     if ephemeral():
