@@ -1,33 +1,41 @@
-"""Annual budget consolidation at national scale: tiflow against one raw SQL GROUP BY.
+"""Annual budget consolidation at national scale: the whole flow against plain code doing the
+same work, in the same run.
 
-Builds a fresh database — SQLite in a temporary folder, or PostgreSQL (a schema of its own,
+Builds a fresh database — SQLite in a scratch folder, or PostgreSQL (a schema of its own,
 dropped at the end) if TIFLOW_BENCH_DATABASE_URL is set — with 183 territories, 6 years,
 ~25 new actions per territory and year (multi-year budget lines, several funders each,
-history and milestones), then, for the middle year and all territories, times (best of N):
+history and milestones). Then, for the middle year and all territories, each round times:
 
-* raw SQL: the same aggregation written as ONE ``GROUP BY`` over budget lines ∪ funding;
-* tiflow: ``consolidate()`` — every view (axis, funder, action, state, commitment,
-  territory), late actions and median delays — into exact Decimals;
-* the other steps of the flow (snapshot, XLSX + CSV), and the whole flow under a Prefect test
-  server, whose difference with its steps is the fixed flow overhead.
+* tiflow, the national flow as production runs it: `consolidate_budget` under a Prefect
+  server started (and warmed up by one run) beforehand, heartbeat on — consolidation,
+  snapshot, XLSX + CSV reports, the coordinators' e-mail, the delivery round, the artifacts —
+  with the run time of each task and what Prefect adds around them;
+* the same steps called directly (no Prefect), each timed: consolidate(), store_snapshot(),
+  write_reports();
+* plain: the same work written plainly — ONE raw SQL statement for every view (the late
+  actions picked in Python), one bulk insert of the lines in raw cents, the same lines
+  written by XlsxWriter in streaming (constant_memory) mode, one sheet per view, and by the
+  csv module.
 
-The last line is ``ratio: N.NN`` = tiflow consolidation / raw SQL::
+Figures are medians over the rounds. ``--busy`` keeps both cores spinning while it measures.
+The last line is ``ratio: N.NN`` = the national flow (wall) / plain::
 
-    python bench/budget.py [--territories 183] [--years 6] [--actions 25] [--repeat 5] [--no-flow]
+    python bench/budget.py [--territories 183] [--years 6] [--actions 25] [--rounds 3] [--busy]
 """
 
 from __future__ import annotations
 
 import argparse
+import csv
 import os
 import random
+import signal
 import statistics
 import sys
-import tempfile
 import time
 import uuid
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager, nullcontext
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -36,14 +44,16 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import sqlalchemy as sa
+import xlsxwriter
 from sqlalchemy.engine import Engine
 
-from flows.usecases.budget.consolidation import Consolidation, View, consolidate
-from flows.usecases.budget.reports import csv_bytes, workbook_bytes
+from bench._common import busy_cores, scratch_folder
+from flows.usecases.budget.consolidation import Consolidation, Figures, View, consolidate
+from flows.usecases.budget.reports import write_reports
 from flows.usecases.budget.snapshots import store_snapshot
 from flows.usecases.bus import unit_of_work
 from models.db import make_engine, normalise_url, upgrade
-from models.lifecycle import State
+from models.lifecycle import OPEN_STATES, State
 from models.money import format_eur
 from models.tables import (
     ActionSheet,
@@ -154,12 +164,13 @@ GROUP BY o.name
 
 
 @contextmanager
-def bench_database() -> Iterator[Engine]:
+def bench_database(folder: Path) -> Iterator[Engine]:
     url = os.environ.get("TIFLOW_BENCH_DATABASE_URL")
     if not url:
-        with tempfile.TemporaryDirectory() as folder:
-            engine = make_engine(f"sqlite:///{folder}/bench.db")
+        engine = make_engine(f"sqlite:///{folder}/bench.db")
+        try:
             yield engine
+        finally:
             engine.dispose()
         return
     admin = make_engine(url)
@@ -351,17 +362,6 @@ def _history(rng: random.Random, action_id: int, year: int, state: State) -> lis
     return rows
 
 
-def best_of(repeat: int, *works: Callable[[], object]) -> list[float]:
-    """Best time of each work, the works interleaved so that load on the machine hits all."""
-    times: list[list[float]] = [[] for _ in works]
-    for _ in range(repeat):
-        for work, spent in zip(works, times, strict=True):
-            start = time.perf_counter()
-            work()
-            spent.append(time.perf_counter() - start)
-    return [min(spent) for spent in times]
-
-
 def checkpoint(engine: Engine) -> None:
     """Fold SQLite's write-ahead log into the database and refresh planner statistics, as a
     database that has lived a while would be (reads through a 100 MB WAL are slower)."""
@@ -375,98 +375,141 @@ def checkpoint(engine: Engine) -> None:
         conn.commit()
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
-    parser.add_argument("--territories", type=int, default=183)
-    parser.add_argument("--years", type=int, default=6)
-    parser.add_argument("--actions", type=int, default=25, help="new actions per territory/year")
-    parser.add_argument("--repeat", type=int, default=9)
-    parser.add_argument("--no-flow", action="store_true", help="skip the Prefect flow runs")
-    args = parser.parse_args()
-    year = FIRST_YEAR + args.years // 2
-    as_of = date(year, 12, 31)
-
-    with bench_database() as engine:
-        print(f"database: {engine.dialect.name}")
-        upgrade(engine)
-        start = time.perf_counter()
-        counts = populate(engine, args.territories, args.years, args.actions)
-        checkpoint(engine)
-        print(
-            f"populated in {time.perf_counter() - start:.1f} s: {args.territories} territories, "
-            + ", ".join(f"{v} {k}" for k, v in counts.items())
-        )
-
-        def raw() -> Sequence[Any]:
-            with engine.connect() as conn:
-                return conn.execute(sa.text(RAW_SQL), {"year": year}).all()
-
-        def raw_every_view() -> Sequence[Any]:
-            with engine.connect() as conn:
-                return conn.execute(sa.text(RAW_EVERY_VIEW), {"year": year, "as_of": as_of}).all()
-
-        def tiflow() -> Consolidation:
-            with unit_of_work(engine) as uow:
-                return consolidate(uow, year, None, as_of=as_of)
-
-        raw_rows, figures = raw(), tiflow()
-        raw_planned = sum(int(r[5]) + int(r[6]) for r in raw_rows)
-        assert len(raw_rows) == figures.governance.action_count, "both see the same actions"
-        assert raw_planned == int(figures.total().planned * 100), "same planned total, to the cent"
-        every = raw_every_view()
-        assert len(every) == len(figures.lines) - figures.governance.late_count
-        t_raw, t_every, t_tiflow = best_of(args.repeat, raw, raw_every_view, tiflow)
-        print(
-            f"year {year}, all territories: {len(raw_rows)} actions, {len(figures.lines)} lines"
-            f" in {len(View)} views, planned {format_eur(figures.total().planned)}"
-        )
-        print(
-            f"raw SQL, the money of each action, one GROUP BY (best of {args.repeat}):"
-            f" {t_raw * 1000:.1f} ms"
-        )
-        print(
-            "raw SQL, the same aggregation as tiflow (every view, funders, the inputs of the"
-            f" delays and of lateness) in one statement: {t_every * 1000:.1f} ms"
-        )
-        print(
-            f"tiflow consolidate(): the same, as exact Decimal lines + governance figures:"
-            f" {t_tiflow * 1000:.1f} ms"
-        )
-
-        def tiflow_one() -> Consolidation:
-            with unit_of_work(engine) as uow:
-                return consolidate(uow, year, "territoire-001", as_of=as_of)
-
-        t_one_raw, t_one = best_of(args.repeat, lambda: _raw_one(engine, year), tiflow_one)
-        print(f"one territory: raw SQL {t_one_raw * 1000:.1f} ms, tiflow {t_one * 1000:.1f} ms")
-
-        start = time.perf_counter()
-        snapshot = store_snapshot(lambda: unit_of_work(engine), figures, "bench")
-        t_store = time.perf_counter() - start
-        start = time.perf_counter()
-        xlsx, csv_data = workbook_bytes(snapshot), csv_bytes(snapshot)
-        t_reports = time.perf_counter() - start
-        print(
-            f"store snapshot ({len(figures.lines)} lines): {t_store * 1000:.0f} ms; "
-            f"XLSX {len(xlsx) // 1024} KiB + CSV {len(csv_data) // 1024} KiB: "
-            f"{t_reports * 1000:.0f} ms"
-        )
-        if not args.no_flow:
-            print(flow_overhead(engine, year))
-        print(f"tiflow / raw money-per-action GROUP BY: {t_tiflow / t_raw:.2f}")
-        print(f"ratio: {t_tiflow / t_every:.2f}")
+Parts = dict[str, float]  # part -> seconds, "total" the whole
 
 
-def _raw_one(engine: Engine, year: int) -> Sequence[Any]:
-    """The raw query for territory 1, filtered inside the facts like tiflow does."""
-    in_territory = "action_id IN (SELECT id FROM action_sheet WHERE territory_id = 1)"
-    sql = RAW_SQL.replace("WHERE year = :year", f"WHERE year = :year AND {in_territory}")
+# -- plain: the same work, written plainly ----------------------------------------------------
+
+PLAIN_HEADER = sa.text(
+    "INSERT INTO budget_snapshot (year, scope, scope_label, version, created_at, as_of,"
+    " action_count, firm_count, late_count, validation_sample, funding_sample)"
+    " VALUES (:year, :scope, 'plain', 1, :now, :as_of, 0, 0, 0, 0, 0) RETURNING id"
+)
+PLAIN_LINE = sa.text(
+    "INSERT INTO budget_snapshot_line (snapshot_id, view, territory, key, label, axis, state,"
+    " firm_commitment, note, action_count, planned_investment, planned_operating, requested,"
+    " granted, paid, over_granted) VALUES (:sid, :view, :territory, :key, :label, :axis,"
+    " :state, :firm, '', :count, :pi, :pf, :rq, :gr, :pd, :og)"
+)
+OPEN = {state.value for state in OPEN_STATES}
+
+
+def plain_national(engine: Engine, year: int, as_of: date, folder: Path, n: int) -> Parts:
+    """The raw statement, the late actions in Python, one bulk insert, a streaming writer."""
+    started = time.perf_counter()
     with engine.connect() as conn:
-        return conn.execute(sa.text(sql), {"year": year}).all()
+        rows = [
+            list(r) for r in conn.execute(sa.text(RAW_EVERY_VIEW), {"year": year, "as_of": as_of})
+        ]
+    day = as_of.isoformat()
+    late = [
+        ["late", *r[1:]]
+        for r in rows
+        if r[0] == "action" and r[5] in OPEN and ((r[13] and str(r[13]) < day) or r[17])
+    ]
+    rows += late
+    queried = time.perf_counter()
+    with engine.begin() as conn:
+        sid = conn.execute(
+            PLAIN_HEADER,
+            {"year": year, "scope": f"plain-{n}", "now": datetime.now(UTC), "as_of": as_of},
+        ).scalar_one()
+        conn.execute(PLAIN_LINE, [_plain_line(sid, r) for r in rows])
+    stored = time.perf_counter()
+    _plain_reports(rows, folder / f"plain-{n}")
+    return {
+        "total": time.perf_counter() - started,
+        "statement": queried - started,
+        "insert": stored - queried,
+        "reports": time.perf_counter() - stored,
+    }
 
 
-def run_flow(year: int) -> tuple[float, dict[str, float]]:
-    """One run of the real flow for all territories: wall time, and each task's run time."""
+def _plain_line(sid: int, r: Sequence[Any]) -> dict[str, Any]:
+    pi, pf, rq, gr, pd = (int(v or 0) for v in r[8:13])
+    return {
+        "sid": sid,
+        "view": r[0],
+        "territory": r[1],
+        "key": r[2],
+        "label": r[3] or r[2],
+        "axis": r[4],
+        "state": r[5],
+        "firm": None if r[6] is None else r[6] == "ferme",
+        "count": r[7],
+        "pi": pi,
+        "pf": pf,
+        "rq": rq,
+        "gr": gr,
+        "pd": pd,
+        "og": max(gr - pi - pf, 0),
+    }
+
+
+PLAIN_HEADERS = ["Territoire", "Clé", "Libellé", "Axe", "État", "Engagement ferme", "Nombre"]
+PLAIN_HEADERS += ["Prévu inv.", "Prévu fonct.", "Prévu", "Demandé", "Accordé", "Versé"]
+PLAIN_HEADERS += ["Reste à financer", "Reste à verser", "Accordé au-delà"]
+
+
+def _plain_amounts(r: Sequence[Any]) -> list[float]:
+    """The nine amounts of a line (as tiflow's sheets show them), in euros."""
+    pi, pf, rq, gr, pd = (int(v or 0) for v in r[8:13])
+    over = max(gr - pi - pf, 0)
+    cents = [pi, pf, pi + pf, rq, gr, pd, pi + pf - gr + over, gr - pd, over]
+    return [c / 100 for c in cents]
+
+
+def _plain_reports(rows: list[list[Any]], base: Path) -> None:
+    """The lines, one sheet per view, by XlsxWriter in streaming mode; and the CSV."""
+    from models.safe_text import neutralise_formula
+
+    book = xlsxwriter.Workbook(
+        f"{base}.xlsx",
+        {"constant_memory": True, "tmpdir": str(base.parent), "strings_to_formulas": False},
+    )
+    euro = book.add_format({"num_format": '#,##0.00 "€"'})
+    sheets: dict[str, Any] = {}
+    written: dict[str, int] = {}
+    with open(f"{base}.csv", "w", encoding="utf-8-sig", newline="") as handle:
+        out = csv.writer(handle, delimiter=";")
+        out.writerow(["Vue", *PLAIN_HEADERS])
+        for r in rows:
+            if r[0] not in sheets:
+                sheet = sheets[r[0]] = book.add_worksheet(r[0])
+                sheet.set_column(7, 15, 18, euro)
+                sheet.write_row(0, 0, PLAIN_HEADERS)
+                written[r[0]] = 0
+            written[r[0]] += 1
+            texts = [neutralise_formula(str(v)) if v is not None else None for v in r[1:7]]
+            amounts = _plain_amounts(r)
+            sheets[r[0]].write_row(written[r[0]], 0, [*texts, r[7], *amounts])
+            out.writerow([r[0], *texts, r[7], *(f"{a:.2f}".replace(".", ",") for a in amounts)])
+    book.close()
+
+
+# -- tiflow -----------------------------------------------------------------------------------
+
+
+def tiflow_steps(engine: Engine, year: int, as_of: date, folder: Path) -> Parts:
+    """The flow's three steps called directly, without Prefect."""
+    started = time.perf_counter()
+    with unit_of_work(engine) as uow:
+        figures = consolidate(uow, year, None, as_of=as_of)
+    consolidated = time.perf_counter()
+    snapshot = store_snapshot(lambda: unit_of_work(engine), figures, "bench")
+    stored = time.perf_counter()
+    write_reports(snapshot, folder / "steps")
+    return {
+        "total": time.perf_counter() - started,
+        "consolidate": consolidated - started,
+        "snapshot": stored - consolidated,
+        "reports": time.perf_counter() - stored,
+    }
+
+
+def run_flow(year: int) -> Parts:
+    """One run of the real flow for all territories: wall time, each task's run time, and
+    what Prefect adds around them (wall minus the tasks)."""
     from prefect.client.orchestration import get_client
     from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
 
@@ -479,35 +522,130 @@ def run_flow(year: int) -> tuple[float, dict[str, float]]:
     run = FlowRunFilter(id=FlowRunFilterId(any_=[state.state_details.flow_run_id]))
     with get_client(sync_client=True) as client:
         runs = client.read_task_runs(flow_run_filter=run)
-    return wall, {r.name.rsplit("-", 1)[0]: r.total_run_time.total_seconds() for r in runs}
+    tasks = {r.name.rsplit("-", 1)[0]: r.total_run_time.total_seconds() for r in runs}
+    return {"total": wall, **tasks, "Prefect, outside the tasks": wall - sum(tasks.values())}
 
 
-def flow_overhead(engine: Engine, year: int) -> str:
-    """Flow runs under a Prefect test server (heartbeat off, as in the tests): the overhead is
-    the wall time not spent inside the tasks; an empty year shows it is fixed."""
+@contextmanager
+def prefect_server(engine: Engine, folder: Path) -> Iterator[None]:
+    """A Prefect test server, started and warmed up (one run of an empty year) before
+    anything is measured; the flow's heartbeat stays on, as in production."""
     from prefect.testing.utilities import prefect_test_harness
 
-    from flows.runtime import without_heartbeat
-
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")  # no telemetry writes
-    with tempfile.TemporaryDirectory() as data_dir:
-        os.environ["TIFLOW_DATABASE_URL"] = engine.url.render_as_string(hide_password=False)
-        os.environ["TIFLOW_DATA_DIR"] = data_dir
-        with (
-            prefect_test_harness(server_startup_timeout=90),
-            without_heartbeat(),
-        ):
-            run_flow(EMPTY_YEAR)  # warm-up: imports, first connections
-            empty = [run_flow(EMPTY_YEAR) for _ in range(3)]
-            wall, tasks = run_flow(year)
-    overheads = sorted(w - sum(t.values()) for w, t in empty)
-    parts = ", ".join(f"{name} {seconds:.2f} s" for name, seconds in tasks.items())
-    print(f"flow, all territories, {year}: {wall:.2f} s wall ({parts})")
-    print(
-        f"flow on an empty year: {statistics.median(w for w, _ in empty):.2f} s wall,"
-        f" outside its tasks {overheads[len(overheads) // 2]:.2f} s (median of 3)"
+    os.environ["TIFLOW_DATABASE_URL"] = engine.url.render_as_string(hide_password=False)
+    os.environ["TIFLOW_DATA_DIR"] = str(folder / "data")
+    with prefect_test_harness(server_startup_timeout=90):
+        run_flow(EMPTY_YEAR)  # warm-up: imports, first connections, the server's caches
+        yield
+
+
+# -- measuring --------------------------------------------------------------------------------
+
+
+def medians(rounds: list[Parts]) -> Parts:
+    return {part: statistics.median(r.get(part, 0.0) for r in rounds) for part in rounds[0]}
+
+
+def show(label: str, parts: Parts) -> str:
+    details = ", ".join(
+        f"{name} {seconds:.2f}" for name, seconds in parts.items() if name != "total"
     )
-    return f"flow overhead: {wall - sum(tasks.values()):.2f} s (national run, wall minus its tasks)"
+    line = f"  {label:34} {parts['total']:6.2f} s  ({details})"
+    print(line)
+    return line
+
+
+def one_territory(engine: Engine, year: int, as_of: date) -> None:
+    """The everyday case: one territory, raw SQL against consolidate() (median of 9)."""
+
+    def tiflow_one() -> Consolidation:
+        with unit_of_work(engine) as uow:
+            return consolidate(uow, year, "territoire-001", as_of=as_of)
+
+    times: dict[str, list[float]] = {"raw": [], "tiflow": []}
+    for _ in range(9):
+        for name, work in (("raw", lambda: _raw_one(engine, year)), ("tiflow", tiflow_one)):
+            start = time.perf_counter()
+            work()
+            times[name].append(time.perf_counter() - start)
+    raw, tiflow = (statistics.median(times[n]) * 1000 for n in ("raw", "tiflow"))
+    print(f"one territory: raw SQL {raw:.1f} ms, tiflow consolidate() {tiflow:.1f} ms")
+
+
+def check_same_figures(engine: Engine, year: int, as_of: date) -> Consolidation:
+    with engine.connect() as conn:
+        raw_rows = conn.execute(sa.text(RAW_SQL), {"year": year}).all()
+        every = conn.execute(sa.text(RAW_EVERY_VIEW), {"year": year, "as_of": as_of}).all()
+    with unit_of_work(engine) as uow:
+        figures = consolidate(uow, year, None, as_of=as_of)
+    raw_planned = sum(int(r[5]) + int(r[6]) for r in raw_rows)
+    actions = figures.view(View.ACTION) + figures.view(View.DROPPED)  # in the plan or not
+    assert len(raw_rows) == len(actions), "both see the same actions"
+    planned = Figures.total(line.figures for line in actions).planned
+    assert raw_planned == int(planned * 100), "same planned total, to the cent"
+    assert every, "the plain statement sees the year too"
+    return figures
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    parser.add_argument("--territories", type=int, default=183)
+    parser.add_argument("--years", type=int, default=6)
+    parser.add_argument("--actions", type=int, default=25, help="new actions per territory/year")
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--busy", action="store_true", help="keep both cores spinning")
+    parser.add_argument("--no-flow", action="store_true", help="steps only, no Prefect server")
+    args = parser.parse_args()
+    year = FIRST_YEAR + args.years // 2
+    as_of = date(year, 12, 31)
+    # Killed (SIGTERM), still remove the scratch folder and the PostgreSQL schema.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+
+    with scratch_folder() as folder, bench_database(folder) as engine:
+        print(f"database: {engine.dialect.name}{', both cores busy' if args.busy else ''}")
+        upgrade(engine)
+        start = time.perf_counter()
+        counts = populate(engine, args.territories, args.years, args.actions)
+        checkpoint(engine)
+        print(
+            f"populated in {time.perf_counter() - start:.1f} s: {args.territories} territories, "
+            + ", ".join(f"{v} {k}" for k, v in counts.items())
+        )
+        figures = check_same_figures(engine, year, as_of)
+        print(
+            f"year {year}, all territories: {figures.governance.action_count} actions,"
+            f" {len(figures.lines)} lines in {len(View)} views,"
+            f" planned {format_eur(figures.total().planned)}"
+        )
+        server = nullcontext() if args.no_flow else prefect_server(engine, folder)
+        results: dict[str, list[Parts]] = {"plain": [], "steps": [], "flow": []}
+        with server, busy_cores(args.busy):
+            one_territory(engine, year, as_of)
+            for n in range(args.rounds):
+                results["plain"].append(plain_national(engine, year, as_of, folder, n))
+                results["steps"].append(tiflow_steps(engine, year, as_of, folder))
+                if not args.no_flow:
+                    results["flow"].append(run_flow(year))
+        print(f"median of {args.rounds} rounds, seconds:")
+        plain = medians(results["plain"])
+        show("plain (statement, insert, reports)", plain)
+        steps = medians(results["steps"])
+        show("tiflow steps, no Prefect", steps)
+        if args.no_flow:
+            print(f"ratio (steps only, no flow): {steps['total'] / plain['total']:.2f}")
+            return
+        flow = medians(results["flow"])
+        show("tiflow national flow", flow)
+        print(f"ratio: {flow['total'] / plain['total']:.2f}")
+
+
+def _raw_one(engine: Engine, year: int) -> Sequence[Any]:
+    """The raw query for territory 1, filtered inside the facts like tiflow does."""
+    in_territory = "action_id IN (SELECT id FROM action_sheet WHERE territory_id = 1)"
+    sql = RAW_SQL.replace("WHERE year = :year", f"WHERE year = :year AND {in_territory}")
+    with engine.connect() as conn:
+        return conn.execute(sa.text(sql), {"year": year}).all()
 
 
 if __name__ == "__main__":

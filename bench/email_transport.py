@@ -4,11 +4,14 @@ Starts an aiosmtpd sink (``aiosmtpd.handlers.Sink``) on loopback in its own proc
 N messages three ways and prints messages per second (apprise: one run; the others: best of
 three); the last line is the time ratio of tiflow over plain smtplib (must stay under 3)::
 
-    python bench/email_transport.py [N]
+    python bench/email_transport.py [N] [--busy]
+
+``--busy`` keeps both cores spinning while it measures (bench/_common.py).
 """
 
 from __future__ import annotations
 
+import argparse
 import smtplib
 import socket
 import subprocess
@@ -22,6 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import apprise
 
+from bench._common import busy_cores
 from notifications.message import MIME_POLICY, OutgoingEmail
 from notifications.templates import render
 from notifications.transports import Deliverer
@@ -68,7 +72,15 @@ def timed(label: str, n: int, run: Callable[[int], None], repeat: int = 1) -> fl
 
 
 def main() -> None:
-    n = int(sys.argv[1]) if len(sys.argv) > 1 else 500
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    parser.add_argument("n", nargs="?", type=int, default=500, help="e-mails per way")
+    parser.add_argument("--busy", action="store_true", help="keep both cores spinning")
+    args = parser.parse_args()
+    with busy_cores(args.busy):
+        measure(args.n)
+
+
+def measure(n: int) -> None:
     text, html = render(
         "generic",
         title="Échéance de l'action FA-07 « Usine-témoin »",

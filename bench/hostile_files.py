@@ -16,8 +16,8 @@ The last line is ``ratio: N.NN`` = tiflow's read / the baseline's, on the plain 
 
 from __future__ import annotations
 
+import argparse
 import sys
-import tempfile
 import time
 import zipfile
 from collections.abc import Callable
@@ -28,6 +28,7 @@ from openpyxl.styles import Font
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bench._common import busy_cores, scratch_folder
 from models.errors import TiflowError
 from tiflow.spreadsheet.files import read_raw
 
@@ -93,8 +94,16 @@ def baseline_read(path: Path) -> str:
     return f"lu, {count} ligne(s)"
 
 
-def main(rows: int) -> None:
-    folder = Path(tempfile.mkdtemp(prefix="tiflow-bench-"))
+def main() -> None:
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    parser.add_argument("rows", nargs="?", type=int, default=20_000, help="plain sheet rows")
+    parser.add_argument("--busy", action="store_true", help="keep both cores spinning")
+    args = parser.parse_args()
+    with scratch_folder() as folder, busy_cores(args.busy):
+        measure(folder, args.rows)
+
+
+def measure(folder: Path, rows: int) -> None:
     small = workbook(folder / "vide.xlsx", far="XFD1048576", value=False)
     hostile = {
         "valeur en XFD1048576": workbook(folder / "loin.xlsx", far="XFD1048576"),
@@ -118,4 +127,4 @@ def main(rows: int) -> None:
 
 
 if __name__ == "__main__":
-    main(int(sys.argv[1]) if len(sys.argv) > 1 else 20_000)
+    main()

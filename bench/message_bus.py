@@ -12,16 +12,17 @@ with an empty handler table. Last line: the median ratio, bus over baseline.
 
 from __future__ import annotations
 
+import argparse
 import shutil
 import statistics
 import sys
-import tempfile
 import time
 from datetime import datetime
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bench._common import busy_cores, scratch_folder
 from flows.usecases.bus import unit_of_work
 from flows.usecases.copil import DecisionInput, hold_copil, schedule_copil
 from flows.usecases.proposals import propose
@@ -62,15 +63,22 @@ def one_round(start: Path, copy: Path, copil_id: int, numbers: list[str], bus: b
     return elapsed
 
 
-def main(rounds: int) -> None:
-    with tempfile.TemporaryDirectory() as tmp:
-        folder = Path(tmp)
-        start, copil_id, numbers = prepared(folder)
-        one_round(start, folder / "warm.db", copil_id, numbers, True)  # imports, templates
-        timings: dict[bool, list[float]] = {True: [], False: []}
-        for _ in range(rounds):
-            for bus in (False, True):
-                timings[bus].append(one_round(start, folder / "r.db", copil_id, numbers, bus))
+def main() -> None:
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    parser.add_argument("rounds", nargs="?", type=int, default=5)
+    parser.add_argument("--busy", action="store_true", help="keep both cores spinning")
+    args = parser.parse_args()
+    with scratch_folder() as folder, busy_cores(args.busy):
+        measure(folder, args.rounds)
+
+
+def measure(folder: Path, rounds: int) -> None:
+    start, copil_id, numbers = prepared(folder)
+    one_round(start, folder / "warm.db", copil_id, numbers, True)  # imports, templates
+    timings: dict[bool, list[float]] = {True: [], False: []}
+    for _ in range(rounds):
+        for bus in (False, True):
+            timings[bus].append(one_round(start, folder / "r.db", copil_id, numbers, bus))
     base, with_bus = (statistics.median(timings[b]) for b in (False, True))
     print(f"{len(numbers)} decisions per COPIL, {rounds} rounds, medians:")
     print(f"  without handlers (baseline): {base * 1000:.1f} ms")
@@ -80,4 +88,4 @@ def main(rounds: int) -> None:
 
 
 if __name__ == "__main__":
-    main(int(sys.argv[1]) if len(sys.argv) > 1 else 5)
+    main()

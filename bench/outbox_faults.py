@@ -29,7 +29,6 @@ import random
 import sqlite3
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 import uuid
@@ -44,6 +43,7 @@ sys.path.insert(0, str(ROOT))
 
 import sqlalchemy as sa  # noqa: E402
 
+from bench._common import busy_cores, scratch_folder  # noqa: E402
 from flows.usecases.bus import unit_of_work  # noqa: E402
 from models.db import make_engine, normalise_url, upgrade  # noqa: E402
 from models.outbox import OutboxMessage  # noqa: E402
@@ -346,18 +346,19 @@ def main() -> None:
     parser.add_argument("--messages", type=int, default=24)
     parser.add_argument("--max-seconds", type=float, default=240)
     parser.add_argument("--seed", type=int, default=20)
+    parser.add_argument("--busy", action="store_true", help="keep both cores spinning")
     args = parser.parse_args()
     rng = random.Random(args.seed)
     tally = Tally()
     started = time.monotonic()
     plan = ["sqlite"] * args.runs + (["postgresql"] * args.pg_runs if postgres_answers() else [])
     done = 0
-    with tempfile.TemporaryDirectory(prefix="outbox-faults-") as folder:
+    with scratch_folder("outbox-faults-") as folder, busy_cores(args.busy):
         for backend in plan:
             if time.monotonic() - started > args.max_seconds:
                 print(f"time bound reached after {done} runs")
                 break
-            one_run(backend, Path(folder), args.messages, rng, tally)
+            one_run(backend, folder, args.messages, rng, tally)
             done += 1
     report(tally, done, time.monotonic() - started)
     if sum(tally.lost.values()) or sum(tally.doubled_unexplained.values()):

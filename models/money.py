@@ -89,6 +89,22 @@ def to_money(value: Any, field: str = "montant") -> Decimal:
     return quantized
 
 
+def to_cents(amount: Decimal) -> int:
+    """The integer cents of a 2-place amount, as the database stores it (what `Money` binds),
+    for bulk writers that skip the column type; sub-cent precision is refused."""
+    cents = amount.scaleb(2)
+    whole = int(cents)
+    if whole != cents:
+        raise ValueError(f"montant : pas plus de deux décimales ({amount!r})")
+    return whole
+
+
+def from_cents(cents: int) -> Decimal:
+    """The 2-place Decimal of integer cents (``1250`` → ``Decimal("12.50")``): what `Money`
+    reads back."""
+    return Decimal(cents).scaleb(-2)
+
+
 def format_eur(amount: Decimal | int) -> str:
     """``12 500,00 €`` (U+202F between thousands, U+00A0 before €), ``-1 200,50 €``.
 
@@ -129,4 +145,4 @@ class Money(TypeDecorator[Decimal]):
     def process_result_value(self, value: Any, dialect: Dialect) -> Decimal | None:
         if value is None:
             return None
-        return (Decimal(int(value)) / 100).quantize(CENT)
+        return from_cents(int(value))

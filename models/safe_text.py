@@ -22,6 +22,7 @@ import re
 
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 MARKER = "'"
+_STARTS = frozenset(FORMULA_STARTS)  # one character each: a set lookup of the first one
 
 # Apostrophes then a character a spreadsheet would run: what neutralise_formula produces.
 _NEUTRALISED = re.compile(r"'+[=+\-@\t\r]")
@@ -33,7 +34,8 @@ def _looks_neutralised(text: str) -> bool:
 
 def neutralise_formula(text: str) -> str:
     """The text to write in a spreadsheet cell so that it is shown, never run."""
-    if text.startswith(FORMULA_STARTS) or _looks_neutralised(text):
+    first = text[:1]  # called for every text cell of a national workbook: cheap first
+    if first in _STARTS or (first == MARKER and _looks_neutralised(text)):
         return MARKER + text
     return text
 

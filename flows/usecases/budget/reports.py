@@ -1,8 +1,14 @@
 """Reports of a budget snapshot, in French: XLSX workbook, CSV for French Excel, Markdown.
 
 Everything is rendered from a `Snapshot` (the stored figures), so a report can be rebuilt from
-the database at any time. Amounts are exact: cells receive the Decimal figures (openpyxl
-writes their exact decimal text), totals are summed in Decimal, never by the spreadsheet.
+the database at any time. Amounts are exact: totals are summed in Decimal, never by the
+spreadsheet, and each amount cell holds its figure as a number (cents below 10¹⁴ €, so the 16
+significant digits written are the figure itself).
+
+The workbook is written by XlsxWriter, row after row, in memory (no temporary file): at national
+scale (≈ 150 000 cells) it costs what the cells cost, about 2.5 times less than openpyxl's
+write-only mode. Every text cell goes through `models.safe_text.neutralise_formula`, and only
+`write_string` / `write_number` / `write_datetime` are called: no cell is ever a formula.
 """
 
 from __future__ import annotations
@@ -15,14 +21,14 @@ import unicodedata
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import date
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from openpyxl import Workbook
-from openpyxl.cell import WriteOnlyCell
-from openpyxl.styles import Alignment, Font, PatternFill
-from openpyxl.utils import get_column_letter
+import xlsxwriter
+from xlsxwriter.format import Format
+from xlsxwriter.worksheet import Worksheet
 
 from flows.usecases.budget.calendar import PARIS
 from flows.usecases.budget.consolidation import (
@@ -45,10 +51,23 @@ EURO_FORMAT = '#,##0.00 "€";-#,##0.00 "€"'  # Excel shows "12 500,00 €" in
 PERCENT_FORMAT = "0.0 %"
 DAYS_FORMAT = "0.0"
 DATE_FORMAT = "DD/MM/YYYY"
-_HEADER_FONT = Font(bold=True, color="FFFFFF")
-_HEADER_FILL = PatternFill("solid", fgColor="1F4E78")
-_HEADER_ALIGNMENT = Alignment(wrap_text=True, vertical="center")
-_TOTAL_FONT = Font(bold=True)
+DATETIME_FORMAT = "DD/MM/YYYY HH:MM"
+_HEADER_STYLE = {
+    "bold": True,
+    "font_color": "#FFFFFF",
+    "bg_color": "#1F4E78",
+    "pattern": 1,
+    "text_wrap": True,
+    "valign": "vcenter",
+}
+# Never turn a text into a formula, a link or a number, even through `write()` (tiflow calls
+# only the typed writers); no temporary files (in_memory).
+_WORKBOOK_OPTIONS = {
+    "in_memory": True,
+    "strings_to_formulas": False,
+    "strings_to_urls": False,
+    "strings_to_numbers": False,
+}
 _MEASURE_LABELS = dict(MEASURES)
 
 
@@ -167,64 +186,80 @@ def _ratio(part: Decimal, whole: Decimal) -> Decimal | None:
 _FORMATS = {"money": EURO_FORMAT, "percent": PERCENT_FORMAT, "date": DATE_FORMAT}
 
 
-def _text_safe(value: Any) -> Any:
-    """Text is shown, never run as a formula (see models.safe_text); numbers pass as they are."""
-    return neutralise_formula(value) if isinstance(value, str) else value
+class _Styles:
+    """The workbook's formats, each made once (XlsxWriter formats belong to one workbook)."""
+
+    def __init__(self, workbook: xlsxwriter.Workbook) -> None:
+        self._workbook = workbook
+        self._made: dict[tuple[str | None, bool, bool], Format | None] = {}
+        self.header = workbook.add_format(_HEADER_STYLE)
+        self.title = workbook.add_format({"bold": True, "font_size": 14})
+
+    def of(self, number_format: str | None, bold: bool = False, left: bool = False) -> Any:
+        key = (number_format, bold, left)
+        if key not in self._made:
+            style: dict[str, Any] = {"num_format": number_format} if number_format else {}
+            style.update({"bold": True} if bold else {})
+            style.update({"align": "left"} if left else {})
+            self._made[key] = self._workbook.add_format(style) if style else None
+        return self._made[key]
 
 
-def _styled(ws: Any, value: Any, number_format: str | None = None, bold: bool = False) -> Any:
-    cell = WriteOnlyCell(ws, value=_text_safe(value))
-    if number_format:
-        cell.number_format = number_format
-    if bold:
-        cell.font = _TOTAL_FONT
-    return cell
+def _put(ws: Worksheet, row: int, column: int, value: Any, style: Format | None = None) -> None:
+    """One typed cell (0-based row and column); None leaves the cell empty."""
+    if value is None:
+        return
+    if isinstance(value, str):
+        ws.write_string(row, column, neutralise_formula(value), style)
+    elif isinstance(value, date):  # datetime too
+        ws.write_datetime(row, column, value, style)
+    else:
+        ws.write_number(row, column, value, style)
 
 
-def _header(ws: Any, columns: Sequence[_Column]) -> list[Any]:
-    cells = []
-    for column in columns:
-        cell = WriteOnlyCell(ws, value=column.header)
-        cell.font, cell.fill, cell.alignment = _HEADER_FONT, _HEADER_FILL, _HEADER_ALIGNMENT
-        cells.append(cell)
-    return cells
+def _widths(ws: Worksheet, columns: Sequence[_Column], styles: _Styles | None = None) -> None:
+    """Column widths; with `styles`, each column's number format too (XlsxWriter gives it to
+    every cell written without a format of its own)."""
+    for i, column in enumerate(columns):
+        style = styles.of(_FORMATS.get(column.kind)) if styles else None
+        ws.set_column(i, i, column.width, style)
+
+
+def _header(ws: Worksheet, row: int, columns: Sequence[_Column], styles: _Styles) -> None:
+    ws.write_row(row, 0, [neutralise_formula(column.header) for column in columns], styles.header)
 
 
 def _write_table(
-    ws: Any,
+    ws: Worksheet,
+    styles: _Styles,
     columns: Sequence[_Column],
     rows: Sequence[Sequence[Any]],
     totals: Sequence[Any] | None,
 ) -> None:
     """A sheet holding one table: widths, frozen header row, typed cells, bold totals row.
 
-    Write-only worksheet (streamed): widths and panes must be set before the first row."""
-    for i, column in enumerate(columns, start=1):
-        ws.column_dimensions[get_column_letter(i)].width = column.width
-    ws.freeze_panes = "A2"
-    ws.append(_header(ws, columns))
-    formats = [_FORMATS.get(column.kind) for column in columns]
-    for values in rows:
-        ws.append(
-            [
-                _styled(ws, value, fmt) if fmt and value is not None else _text_safe(value)
-                for value, fmt in zip(values, formats, strict=True)
-            ]
-        )
+    The body is written a row at a time (`write_row` types each value: None an empty cell,
+    a number a number, a text a text since the workbook never reads text as a formula) and
+    takes each column's number format; the text is neutralised first all the same."""
+    _widths(ws, columns, styles)
+    ws.freeze_panes(1, 0)
+    _header(ws, 0, columns, styles)
+    write_row, number = ws.write_row, 0
+    for number, values in enumerate(rows, start=1):
+        write_row(number, 0, [neutralise_formula(v) if isinstance(v, str) else v for v in values])
     if totals is not None:
-        ws.append(
-            [_styled(ws, value, fmt, bold=True) for value, fmt in zip(totals, formats, strict=True)]
-        )
+        for i, (value, column) in enumerate(zip(totals, columns, strict=True)):
+            _put(ws, number + 1, i, value, styles.of(_FORMATS.get(column.kind), bold=True))
 
 
-def _summary_sheet(ws: Any, snapshot: Snapshot) -> None:
+def _summary_sheet(ws: Worksheet, styles: _Styles, snapshot: Snapshot) -> None:
     c, g = snapshot.figures, snapshot.figures.governance
     created = snapshot.created_at.astimezone(PARIS).replace(tzinfo=None)
     facts: list[tuple[str, Any, str | None]] = [
         ("Périmètre", c.scope_label, None),
         ("Année budgétaire", c.year, None),
         ("Version de l'instantané", snapshot.version, None),
-        ("Consolidé le (heure de Paris)", created, "DD/MM/YYYY HH:MM"),
+        ("Consolidé le (heure de Paris)", created, DATETIME_FORMAT),
         ("Date de situation des retards", c.as_of, DATE_FORMAT),
         ("Exécution Prefect", snapshot.flow_run_id or "—", None),
         ("Actions de l'année", g.action_count, None),
@@ -248,35 +283,36 @@ def _summary_sheet(ws: Any, snapshot: Snapshot) -> None:
         _Column(f"Version {previous.version}" if previous else "Version précédente", 18, "money"),
         _Column("Écart", 18, "money"),
     ]
-    for i, column in enumerate(columns, start=1):
-        ws.column_dimensions[get_column_letter(i)].width = column.width
-    title = WriteOnlyCell(ws, value=f"Budget {c.year} — {c.scope_label}")
-    title.font = Font(bold=True, size=14)
-    ws.append([title])
-    ws.append([])
+    _widths(ws, columns)
+    _put(ws, 0, 0, f"Budget {c.year} — {c.scope_label}", styles.title)
+    row = 2
     for label, value, fmt in facts:
-        cell = _styled(ws, value, fmt)
-        cell.alignment = Alignment(horizontal="left")
-        ws.append([label, cell])
-    ws.append([])
-    ws.append(_header(ws, columns))
-    now = c.total()
+        _put(ws, row, 0, label)
+        _put(ws, row, 1, value, styles.of(fmt, left=True))
+        row += 1
+    _header(ws, row + 1, columns, styles)
+    row += 2
+    now, euro = c.total(), styles.of(EURO_FORMAT)
     for measure, label in MEASURES:
         value = getattr(now, measure)
         old = getattr(before, measure) if before else None
         delta = None if old is None else value - old
-        ws.append([label, *(_styled(ws, v, EURO_FORMAT) for v in (value, old, delta))])
-    ws.append([])
-    for label, amount in c.against_validated():
-        ws.append([label, _styled(ws, amount, EURO_FORMAT) if amount is not None else "—"])
-    for line in c.over_granted():
-        ws.append([f"{line.key} : {line.note}"])
+        _put(ws, row, 0, label)
+        for i, amount in enumerate((value, old, delta), start=1):
+            _put(ws, row, i, amount, euro)
+        row += 1
+    notes: list[list[Any]] = [[]]
+    notes += [[label, "—" if amount is None else amount] for label, amount in c.against_validated()]
+    notes += [[f"{line.key} : {line.note}"] for line in c.over_granted()]
     if c.is_empty:
-        ws.append([])
-        ws.append(["Aucune action n'a de budget ni de financement cette année."])
+        notes += [[], ["Aucune action n'a de budget ni de financement cette année."]]
+    for cells in notes:
+        for i, value in enumerate(cells):
+            _put(ws, row, i, value, euro if i else None)
+        row += 1
 
 
-def _changes_sheet(ws: Any, snapshot: Snapshot) -> None:
+def _changes_sheet(ws: Worksheet, styles: _Styles, snapshot: Snapshot) -> None:
     previous = snapshot.previous
     columns = [
         _Column("Vue", 18),
@@ -305,7 +341,7 @@ def _changes_sheet(ws: Any, snapshot: Snapshot) -> None:
         rows = [["Première version : pas de version précédente à comparer.", *[None] * 7]]
     elif not rows:
         rows = [[f"Aucun changement depuis la version {previous.version}.", *[None] * 7]]
-    _write_table(ws, columns, rows, None)
+    _write_table(ws, styles, columns, rows, None)
 
 
 SHEET_VIEWS = (
@@ -323,17 +359,19 @@ SHEET_VIEWS = (
 def workbook_bytes(snapshot: Snapshot) -> bytes:
     """The XLSX workbook: a summary, one sheet per view (frozen header row, totals row), and the
     change since the previous version."""
-    wb = Workbook(write_only=True)  # streamed: about 3 times faster for national workbooks
-    _summary_sheet(wb.create_sheet("Synthèse"), snapshot)
+    buffer = io.BytesIO()
+    wb = xlsxwriter.Workbook(buffer, _WORKBOOK_OPTIONS)
+    styles = _Styles(wb)
+    _summary_sheet(wb.add_worksheet("Synthèse"), styles, snapshot)
     names = {line.key: line.label for line in snapshot.figures.view(View.TERRITORY)}
     for view in SHEET_VIEWS:
         columns, rows, totals = _view_table(view, snapshot.figures.view(view), names)
-        _write_table(wb.create_sheet(view.label), columns, rows, totals)
-    _changes_sheet(wb.create_sheet("Évolution"), snapshot)
-    wb.properties.title = f"Budget {snapshot.year} — {snapshot.figures.scope_label}"
-    wb.properties.creator = "tiflow"
-    buffer = io.BytesIO()
-    wb.save(buffer)
+        _write_table(wb.add_worksheet(view.label), styles, columns, rows, totals)
+    _changes_sheet(wb.add_worksheet("Évolution"), styles, snapshot)
+    wb.set_properties(
+        {"title": f"Budget {snapshot.year} — {snapshot.figures.scope_label}", "author": "tiflow"}
+    )
+    wb.close()
     return buffer.getvalue()
 
 

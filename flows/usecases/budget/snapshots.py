@@ -9,6 +9,8 @@ constraint turns two simultaneous runs into two versions, never one mixed one.
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -30,9 +32,11 @@ from flows.usecases.budget.consolidation import (
     View,
 )
 from models.errors import ConcurrencyConflict, NotFound
-from models.money import ZERO
+from models.lifecycle import State
+from models.money import ZERO, from_cents, to_cents
 from models.tables import BudgetSnapshot, BudgetSnapshotLine
 from models.uow import UnitOfWork
+from models.vocabulary import Axis
 
 _AMOUNTS = (
     "planned_investment",
@@ -62,6 +66,12 @@ class Snapshot:
     @property
     def scope(self) -> str:
         return self.figures.scope
+
+    @functools.cached_property
+    def changes(self) -> tuple[Change, ...]:
+        """See `changes`: computed once per snapshot (the workbook and the summary both list
+        them; a national snapshot has 12 000 lines to compare)."""
+        return tuple(_changes(self))
 
 
 @dataclass(frozen=True)
@@ -118,9 +128,8 @@ def record_snapshot(
     uow.session.add(header)
     uow.flush()
     assert header.id is not None
-    if c.lines:  # one Core executemany (no ORM bookkeeping): 12 000 lines at national scale
-        table = BudgetSnapshotLine.__table__  # type: ignore[attr-defined]
-        uow.session.execute(table.insert(), [_line_row(header.id, line) for line in c.lines])
+    if c.lines:  # one bulk insert of plain values: 12 000 lines at national scale
+        uow.session.execute(_RAW_LINES.insert(), [_line_row(header.id, line) for line in c.lines])
     return Snapshot(
         id=header.id,
         version=header.version,
@@ -173,13 +182,17 @@ def load_snapshot(
         raise NotFound(f"Instantané du budget {year} introuvable pour {where} ({which}).")
     if snapshot.version > 1:
         previous = _load(uow, year, scope, snapshot.version - 1)
-        snapshot = Snapshot(**{**snapshot.__dict__, "previous": previous})
+        snapshot = dataclasses.replace(snapshot, previous=previous)
     return snapshot
 
 
 def changes(snapshot: Snapshot) -> list[Change]:
     """Every amount that differs from the previous version, in the snapshot's line order
     (then lines that disappeared). Empty for a first version or identical figures."""
+    return list(snapshot.changes)
+
+
+def _changes(snapshot: Snapshot) -> list[Change]:
     if snapshot.previous is None:
         return []
     before = {line.identity: line for line in snapshot.previous.figures.lines}
@@ -196,20 +209,72 @@ def changes(snapshot: Snapshot) -> list[Change]:
     return result
 
 
+# budget_snapshot_line as the database stores it (amounts in integer cents, enums by value):
+# the bulk insert and the load skip the per-value work of the Money and enum column types,
+# with the same values (`to_cents` / `from_cents` are what Money does).
+_LINE_TABLE = BudgetSnapshotLine.__table__  # type: ignore[attr-defined]
+_TEXT = ("view", "territory", "key", "label", "axis", "state", "note")
+_RAW_LINES = sa.table(
+    _LINE_TABLE.name,
+    sa.column("snapshot_id", sa.Integer),
+    *(sa.column(name, sa.String) for name in _TEXT),
+    sa.column("firm_commitment", sa.Boolean),
+    sa.column("action_count", sa.Integer),
+    *(sa.column(name, sa.BigInteger) for name in _AMOUNTS),
+)
+
+
 def _line_row(snapshot_id: int, line: Line) -> dict[str, Any]:
+    figures = line.figures
     return {
         "snapshot_id": snapshot_id,
         "view": line.view.value,
         "territory": line.territory,
         "key": line.key,
         "label": line.label,
-        "axis": line.axis,
-        "state": line.state,
+        "axis": None if line.axis is None else line.axis.value,
+        "state": None if line.state is None else line.state.value,
         "firm_commitment": line.firm_commitment,
         "note": line.note,
         "action_count": line.action_count,
-        **{name: getattr(line.figures, name) for name in _AMOUNTS},
+        **{name: to_cents(getattr(figures, name)) for name in _AMOUNTS},
     }
+
+
+_LOAD_LINES = (
+    sa.select(
+        *(_LINE_TABLE.c[name] for name in ("view", "key", "label")),
+        *(sa.type_coerce(_LINE_TABLE.c[name], sa.BigInteger) for name in _AMOUNTS),
+        *(_LINE_TABLE.c[name] for name in ("action_count", "territory", "axis", "state")),
+        *(_LINE_TABLE.c[name] for name in ("firm_commitment", "note")),
+    )
+    .where(_LINE_TABLE.c.snapshot_id == sa.bindparam("snapshot_id"))
+    .order_by(_LINE_TABLE.c.id)
+)
+
+
+def _lines(uow: UnitOfWork, snapshot_id: int) -> tuple[Line, ...]:
+    """A snapshot's lines, in their order: one select of plain values, built once."""
+    views = {view.value: view for view in View}
+    axes, states = {a.value: a for a in Axis}, {s.value: s for s in State}
+    rows = uow.session.execute(_LOAD_LINES, {"snapshot_id": snapshot_id})
+    return tuple(
+        Line(
+            views[view],
+            key,
+            label,
+            Figures(*map(from_cents, (pi, po, rq, gr, pd, og))),
+            count,
+            territory,
+            axes.get(axis),
+            states.get(state),
+            firm,
+            note,
+        )
+        for view, key, label, pi, po, rq, gr, pd, og, count, territory, axis, state, firm, note in (
+            rows.all()
+        )
+    )
 
 
 def _load(uow: UnitOfWork, year: int, scope: str, version: int) -> Snapshot | None:
@@ -222,27 +287,8 @@ def _load(uow: UnitOfWork, year: int, scope: str, version: int) -> Snapshot | No
     ).first()
     if header is None:
         return None
-    table = BudgetSnapshotLine.__table__  # type: ignore[attr-defined]
-    # a Core select (typed columns, no ORM objects): thousands of lines load in milliseconds
-    rows = uow.session.execute(
-        sa.select(table).where(table.c.snapshot_id == header.id).order_by(table.c.id)
-    ).all()
-    lines = tuple(
-        Line(
-            view=View(row.view),
-            key=row.key,
-            label=row.label,
-            figures=Figures(*(getattr(row, name) for name in _AMOUNTS)),
-            action_count=row.action_count,
-            territory=row.territory,
-            axis=row.axis,
-            state=row.state,
-            firm_commitment=row.firm_commitment,
-            note=row.note,
-        )
-        for row in rows
-    )
     assert header.id is not None
+    lines = _lines(uow, header.id)
     return Snapshot(
         id=header.id,
         version=header.version,
