@@ -347,8 +347,11 @@ def _fill(session: Session, digest: Digest, settings: DigestSettings) -> None:
     _fill_changes(session, digest, facts, since)
     _fill_new_funding(session, digest, facts, since)
     _fill_budget_delta(session, digest, facts, previous)
-    _fill_late_and_at_risk(session, digest, settings, facts.tid)
-    _fill_missing(session, digest, facts)
+    left = _left_to_fund_by_action(session, facts.tid)
+    late, at_risk = late_and_at_risk(session, facts.tid, digest.as_of, settings, left)
+    digest.late.extend(late)
+    digest.at_risk.extend(at_risk)
+    _fill_missing(digest, facts, left)
     digest.year = _year_figures(session, digest.territory.code, facts.year, digest.as_of)
     digest.conditions = _conditions(session, digest.copil, facts.actions)
     digest.follow_up = _follow_up(session, facts.actions, since, digest.as_of)
@@ -518,12 +521,23 @@ def _fill_budget_delta(
         }
 
 
-def _fill_late_and_at_risk(
-    session: Session, digest: Digest, settings: DigestSettings, tid: int
-) -> None:
-    as_of = digest.as_of
-    # Late and at risk, from the same deadlines the reminders use.
-    snapshot = load_snapshot(session, territory_ids={tid})
+def late_and_at_risk(
+    session: Session,
+    territory_id: int,
+    as_of: date,
+    settings: DigestSettings | None = None,
+    left_to_fund: dict[int, Decimal] | None = None,
+) -> tuple[list[dict[str, str]], list[dict[str, str]]]:
+    """The one reading of « en retard » and « à risque » (the digest's, the dashboard's).
+
+    Late: a deadline past its day (`models.deadlines.is_late`, the reminders' deadlines). At
+    risk: a deadline within `at_risk_days` of an action whose pilot wrote no note for
+    `silence_weeks`, or a committed open action short of funding whose start has come.
+    Each line has number, title, what, due, phrase (and reason when at risk)."""
+    settings = settings or DigestSettings()
+    late: list[dict[str, str]] = []
+    at_risk: list[dict[str, str]] = []
+    snapshot = load_snapshot(session, territory_ids={territory_id})
     silent_since = {s.action.id: s for s in snapshot.silences}
     horizon = as_of + timedelta(days=settings.at_risk_days)
     quiet_limit = as_of - timedelta(weeks=settings.silence_weeks)
@@ -536,17 +550,37 @@ def _fill_late_and_at_risk(
             "phrase": fr.deadline_phrase(d.due, as_of),
         }
         if is_late(d.due, as_of):
-            digest.late.append(line)
+            late.append(line)
         elif d.due <= horizon:
             silence = silent_since.get(d.action.id)
             if silence is not None and silence.since <= quiet_limit:
                 line["reason"] = f"pas de note de suivi depuis le {fr.format_date(silence.since)}"
-                digest.at_risk.append(line)
+                at_risk.append(line)
+    left = (
+        left_to_fund if left_to_fund is not None else _left_to_fund_by_action(session, territory_id)
+    )
+    committed = session.execute(
+        sa.select(A.id, A.number, A.title, A.state, A.start_date).where(
+            A.territory_id == territory_id, A.state.in_([s.value for s in COMMITTED])
+        )
+    )
+    for a in sorted(committed, key=lambda a: a.number):
+        gap, state = left.get(a.id, ZERO), State(a.state)
+        risk = _funding_risk(state, a.start_date, as_of) if gap > 0 and state.is_open else None
+        if risk is not None:
+            at_risk.append(
+                {
+                    "number": a.number,
+                    "title": a.title,
+                    **risk,
+                    "reason": f"financement incomplet : il manque {fr.format_eur(gap)}",
+                }
+            )
+    return late, at_risk
 
 
-def _fill_missing(session: Session, digest: Digest, facts: _Facts) -> None:
-    as_of, actions, budget, granted = digest.as_of, facts.actions, facts.budget, facts.granted
-    left = _left_to_fund_by_action(session, facts.tid)
+def _fill_missing(digest: Digest, facts: _Facts, left: dict[int, Decimal]) -> None:
+    actions, budget, granted = facts.actions, facts.budget, facts.granted
     for a in sorted(actions.values(), key=lambda a: a.number):
         state = State(a.state)
         if state not in COMMITTED or not state.is_open:  # proposals are on the agenda instead
@@ -565,16 +599,6 @@ def _fill_missing(session: Session, digest: Digest, facts: _Facts) -> None:
                     "missing": fr.format_eur(gap),
                 }
             )
-            risk = _funding_risk(state, a.start_date, as_of)
-            if risk is not None:
-                digest.at_risk.append(
-                    {
-                        "number": a.number,
-                        "title": a.title,
-                        **risk,
-                        "reason": f"financement incomplet : il manque {fr.format_eur(gap)}",
-                    }
-                )
 
 
 def _conditions(

@@ -262,6 +262,10 @@ def create_app(web: WebSettings, engine: Engine | None = None) -> FastAPI:
 
     for module in (signin, pilot, copil):
         module.register(app)
+    from tiflow.web import dashboard, editing  # the plan at a glance; editing the plan
+
+    dashboard.register(app)
+    editing.register(app)
 
     @app.exception_handler(Refusal)
     def refused(request: Request, exc: Refusal) -> HTMLResponse:
