@@ -311,18 +311,40 @@ def _already_sent(session: Session, digest: Digest) -> bool:
     return all(p.email.strip().lower() in have for p in digest.members)
 
 
-def _money_by_action(
-    session: Session, column: Any, table: Any, territory_id: int, year: int | None = None
-) -> dict[int, Decimal]:
-    query = (
-        sa.select(table.action_id, sa.func.sum(column))
+def _sums_by_action_year(
+    session: Session, columns: Sequence[Any], table: Any, territory_id: int
+) -> dict[tuple[int, int], list[Decimal]]:
+    """Sums of `columns` per action and year, the territory's actions (one grouped query)."""
+    rows = session.execute(
+        sa.select(table.action_id, table.year, *(sa.func.sum(c) for c in columns))
         .join(ActionSheet, A.id == table.action_id)
         .where(A.territory_id == territory_id)
-        .group_by(table.action_id)
+        .group_by(table.action_id, table.year)
     )
-    if year is not None:
-        query = query.where(table.year == year)
-    return {row[0]: row[1] or ZERO for row in session.execute(query)}
+    return {(row[0], row[1]): [v or ZERO for v in row[2:]] for row in rows}
+
+
+def _per_action(
+    sums: dict[tuple[int, int], list[Decimal]], index: int, year: int | None = None
+) -> dict[int, Decimal]:
+    """One of the sums per action: all years, or one year (only actions with rows)."""
+    found: dict[int, Decimal] = {}
+    for (action_id, y), values in sums.items():
+        if year is None or y == year:
+            found[action_id] = found.get(action_id, ZERO) + values[index]
+    return found
+
+
+def _left_to_fund(
+    planned: dict[tuple[int, int], list[Decimal]], funded: dict[tuple[int, int], list[Decimal]]
+) -> dict[int, Decimal]:
+    """*Reste à financer* per action, all years: each year's own (models.figures)."""
+    left: dict[int, Decimal] = defaultdict(lambda: ZERO)
+    for key in set(planned) | set(funded):
+        plan = planned[key][0] if key in planned else ZERO
+        granted = funded[key][1] if key in funded else ZERO
+        left[key[0]] += figures.left_to_fund(plan, granted)
+    return dict(left)
 
 
 @dataclass
@@ -337,6 +359,8 @@ class _Facts:
     budget_year: dict[Any, Decimal]
     requested: dict[Any, Decimal]
     granted: dict[Any, Decimal]
+    planned_by_year: dict[tuple[int, int], list[Decimal]]
+    left_to_fund: dict[int, Decimal]
 
 
 def _fill(session: Session, digest: Digest, settings: DigestSettings) -> None:
@@ -347,7 +371,7 @@ def _fill(session: Session, digest: Digest, settings: DigestSettings) -> None:
     _fill_changes(session, digest, facts, since)
     _fill_new_funding(session, digest, facts, since)
     _fill_budget_delta(session, digest, facts, previous)
-    left = _left_to_fund_by_action(session, facts.tid)
+    left = facts.left_to_fund
     late, at_risk = late_and_at_risk(session, facts.tid, digest.as_of, settings, left)
     digest.late.extend(late)
     digest.at_risk.extend(at_risk)
@@ -380,11 +404,20 @@ def _facts(session: Session, digest: Digest) -> _Facts:
         p.id: p.full_name
         for p in session.execute(select(Person).where(col(Person.territory_id) == tid)).scalars()
     }
-    budget = _money_by_action(session, B.amount, B, tid)
-    budget_year = _money_by_action(session, B.amount, B, tid, year)
-    requested = _money_by_action(session, F.requested, F, tid)
-    granted = _money_by_action(session, F.granted, F, tid)
-    return _Facts(tid, year, actions, pilots, budget, budget_year, requested, granted)
+    planned = _sums_by_action_year(session, (B.amount,), B, tid)
+    funded = _sums_by_action_year(session, (F.requested, F.granted), F, tid)
+    return _Facts(
+        tid,
+        year,
+        actions,
+        pilots,
+        budget=_per_action(planned, 0),
+        budget_year=_per_action(planned, 0, year),
+        requested=_per_action(funded, 0),
+        granted=_per_action(funded, 1),
+        planned_by_year=planned,
+        left_to_fund=_left_to_fund(planned, funded),
+    )
 
 
 def _fill_agenda(session: Session, digest: Digest, facts: _Facts) -> None:
@@ -494,7 +527,7 @@ def _fill_budget_delta(
     session: Session, digest: Digest, facts: _Facts, previous: CopilMeeting | None
 ) -> None:
     """The change of the committed budget since the previous COPIL validated one."""
-    tid, year, actions, budget_year = facts.tid, facts.year, facts.actions, facts.budget_year
+    year, actions, budget_year = facts.year, facts.actions, facts.budget_year
     committed_year = sum(
         (v for k, v in budget_year.items() if State(actions[k].state) in COMMITTED), ZERO
     )
@@ -506,7 +539,7 @@ def _fill_budget_delta(
             else sum(
                 (
                     v
-                    for k, v in _money_by_action(session, B.amount, B, tid, prev_year).items()
+                    for k, v in _per_action(facts.planned_by_year, 0, prev_year).items()
                     if State(actions[k].state) in COMMITTED
                 ),
                 ZERO,
@@ -693,21 +726,10 @@ def _funding_risk(state: State, start: date | None, as_of: date) -> dict[str, st
 
 def _left_to_fund_by_action(session: Session, territory_id: int) -> dict[int, Decimal]:
     """*Reste à financer* per action, all years: each year's own (models.figures)."""
-    planned: dict[tuple[int, int], Decimal] = defaultdict(lambda: ZERO)
-    granted: dict[tuple[int, int], Decimal] = defaultdict(lambda: ZERO)
-    for target, column, table in ((planned, B.amount, B), (granted, F.granted, F)):
-        rows = session.execute(
-            sa.select(table.action_id, table.year, sa.func.sum(column))
-            .join(ActionSheet, A.id == table.action_id)
-            .where(A.territory_id == territory_id)
-            .group_by(table.action_id, table.year)
-        )
-        for action_id, year, amount in rows:
-            target[(action_id, year)] = amount or ZERO
-    left: dict[int, Decimal] = defaultdict(lambda: ZERO)
-    for key in set(planned) | set(granted):
-        left[key[0]] += figures.left_to_fund(planned[key], granted[key])
-    return dict(left)
+    return _left_to_fund(
+        _sums_by_action_year(session, (B.amount,), B, territory_id),
+        _sums_by_action_year(session, (F.requested, F.granted), F, territory_id),
+    )
 
 
 def _year_figures(session: Session, code: str, year: int, as_of: date) -> dict[str, Any]:

@@ -19,7 +19,7 @@ from models.tables import ActionChange, BudgetLine, CopilAgendaItem
 from tests.browser import chromium_driver
 from tests.web.browser import free_port, serve
 from tests.web.conftest import ONLY_COORDINATOR, Web, eml_links
-from tests.web.test_browser import _submit
+from tests.web.test_browser import _submit as _click
 from tiflow.web.app import create_app
 
 EDIT = "/t/grand-est-touraine/actions/FA-01/modifier"
@@ -40,6 +40,18 @@ def live(web: Web, browsers: tuple[Any, Any]) -> Iterator[tuple[Web, str, Any, A
             driver.get(url + "/health")
             driver.delete_all_cookies()  # a fresh session per test
         yield web, url, *browsers
+
+
+def _submit(driver: Any, button: str) -> str:
+    """Click, wait until the next page has fully loaded, return its messages."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    _click(driver, button)
+    WebDriverWait(driver, 30).until(
+        lambda d: d.execute_script("return document.readyState") == "complete"
+    )
+    return " ".join(a.text for a in driver.find_elements(By.CSS_SELECTOR, "main .alert"))
 
 
 def _sign_in(driver: Any, web: Web, url: str, address: str) -> None:
