@@ -14,29 +14,36 @@ Prints median and 95th percentile per page for both; the last line is ``ratio: N
 sum of the pages' medians over the sum of their queries' medians (goal: p95 under 200 ms,
 ratio under 3)::
 
-    python bench/web.py [REQUESTS]       # default 40 requests per page, fresh SQLite database
+    python bench/web.py [--requests 40] [--busy]   # fresh SQLite database
     TIFLOW_BENCH_DATABASE_URL=postgresql://postgres@127.0.0.1/test python bench/web.py
+
+The coordinator's dashboard (counts, late and at risk, next COPIL, three charts) and the COPIL
+page (agenda and digest preview) are measured with the other pages; each line also gives that
+page's own ratio. ``--busy`` keeps every core spinning meanwhile (bench/_common.py).
 """
 
 from __future__ import annotations
 
+import argparse
 import statistics
 import sys
 import time
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import sqlalchemy as sa
+from _common import busy_cores
 from fastapi.testclient import TestClient
 from reminders import build_plan, database  # bench/reminders.py: the national dataset
 from sqlalchemy.engine import Engine
 
 from flows.usecases.bus import unit_of_work
 from flows.usecases.copil import schedule_copil
+from models import clock
 from models.db import make_engine, upgrade
 from models.settings import load_settings
 from models.tables import Person, PersonRole
@@ -64,7 +71,9 @@ def prepare(engine: Engine) -> int:
         uow.session.add(PersonRole(person_id=member.id, role=Role.COPIL_MEMBER))
         uow.commit()
     with unit_of_work(engine) as uow:
-        info = schedule_copil(uow, TERRITORY, held_at=datetime(2025, 3, 20, 9, 30))
+        # In three weeks: the next COPIL of the dashboard, with its digest preview.
+        held_at = (clock.paris_now() + timedelta(days=21)).replace(hour=9, minute=30)
+        info = schedule_copil(uow, TERRITORY, held_at=held_at.replace(tzinfo=None))
         uow.commit()
     return info.copil_id
 
@@ -121,7 +130,15 @@ def replay(engine: Engine, statements: list[tuple[str, Any]]) -> Callable[[], ob
 
 
 def main() -> None:
-    requests = int(sys.argv[1]) if len(sys.argv) > 1 else 40
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    parser.add_argument("--requests", type=int, default=40, help="requests per page")
+    parser.add_argument("--busy", action="store_true", help="keep every core spinning")
+    arguments = parser.parse_args()
+    with busy_cores(arguments.busy):
+        run(arguments.requests)
+
+
+def run(requests: int) -> None:
     url, drop = database()
     engine = make_engine(url)
     try:
@@ -139,11 +156,13 @@ def main() -> None:
             "Page d'une action": (pilot, f"/t/{TERRITORY}/actions/FA-01"),
             "Plan du territoire": (coordinator, f"/t/{TERRITORY}/plan"),
             "Plan filtré (en retard)": (member, f"/t/{TERRITORY}/plan?retard=1"),
+            "Tableau de bord (graphiques)": (coordinator, f"/t/{TERRITORY}/tableau-de-bord"),
             "COPIL : ordre du jour et synthèse": (member, f"/t/{TERRITORY}/copil/{copil_id}"),
         }
         print(f"{engine.dialect.name}, {requests} requêtes par page")
         print(
             f"{'page':36} {'médiane':>9} {'p95':>9} {'requêtes SQL':>13} {'médiane':>9} {'p95':>9}"
+            f" {'rapport':>8}"
         )
         page_medians, query_medians = [], []
         for name, (client, path) in pages.items():
@@ -162,6 +181,7 @@ def main() -> None:
                 f" {percentile(page, 0.95) * 1000:7.1f}ms {len(statements):13d}"
                 f" {statistics.median(queries) * 1000:7.1f}ms"
                 f" {percentile(queries, 0.95) * 1000:7.1f}ms"
+                f" {statistics.median(page) / statistics.median(queries):8.2f}"
             )
         print(f"ratio: {sum(page_medians) / sum(query_medians):.2f}")
     finally:

@@ -61,6 +61,9 @@ COPIL_OUTCOMES = (State.VALIDATED, State.REJECTED, State.DEFERRED, State.REVISIO
 COMMITTED = (State.VALIDATED, State.FUNDED, State.IN_PROGRESS, State.COMPLETED)
 # dropped out of the plan: no more funding, progress or reminders.
 DROPPED_OUT = (State.REJECTED, State.ABANDONED)
+# the sheet itself (fields, budget lines, milestones, indicators) is still being written:
+# before its first proposal, or when a COPIL sent it back for revision.
+EDITABLE = (State.DRAFT, State.REVISION_REQUESTED)
 
 # The COPIL outcome words, as people write them (forms, decisions files, CLI): the labels of
 # COPIL_OUTCOMES, and « non examinée » (left awaiting the next COPIL). One place for them.

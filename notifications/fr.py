@@ -108,6 +108,17 @@ def month_name(d: date) -> str:
     return format_date(d.replace(day=2)).split(" ")[2]
 
 
+MONTH_ABBREVIATIONS = (
+    "janv.", "févr.", "mars", "avr.", "mai", "juin",
+    "juil.", "août", "sept.", "oct.", "nov.", "déc.",
+)  # fmt: skip
+
+
+def month_abbreviation(d: date) -> str:
+    """``févr.``: the usual French abbreviation of a date's month (chart axes)."""
+    return MONTH_ABBREVIATIONS[d.month - 1]
+
+
 def format_quantity(value: Decimal) -> str:
     """``620``, ``12,5``, ``1 250``: an indicator value, decimal comma, no trailing zeros."""
     text = f"{value.normalize():f}" if value == value.to_integral() else f"{value:f}".rstrip("0")

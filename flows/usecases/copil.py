@@ -31,9 +31,10 @@ from models.lifecycle import (
     State,
     check_transition,
 )
-from models.money import format_eur, to_money
+from models.money import ZERO, format_eur, to_money
 from models.tables import (
     ActionSheet,
+    BudgetLine,
     CopilAgendaItem,
     CopilDecision,
     CopilMeeting,
@@ -229,20 +230,36 @@ def copil_info(uow: UnitOfWork, copil_id: int) -> CopilInfo:
         place=meeting.place,
         status=CopilStatus(meeting.status),
         members=tuple(f"{p.full_name} <{p.email}>" for p in people),
-        agenda=tuple(_agenda_item(uow, a) for a in actions),
+        agenda=_agenda_items(uow, actions),
     )
 
 
-def _agenda_item(uow: UnitOfWork, action: ActionSheet) -> AgendaItem:
-    assert action.id is not None
-    pilot = uow.repo.person(action.pilot_id)
-    return AgendaItem(
-        number=action.number,
-        title=action.title,
-        state=State(action.state),
-        budget_total=uow.repo.budget_total(action.id),
-        pilot=pilot.full_name if pilot else "",
-        firm_commitment=action.firm_commitment,
+def _agenda_items(uow: UnitOfWork, actions: Sequence[ActionSheet]) -> tuple[AgendaItem, ...]:
+    """The agenda's lines: pilots and budget totals read once for all (two queries)."""
+    ids = [a.id for a in actions]
+    pilots = {
+        p.id: p.full_name
+        for p in uow.session.exec(
+            select(Person).where(col(Person.id).in_({a.pilot_id for a in actions if a.pilot_id}))
+        ).all()
+    }
+    totals = dict(
+        uow.session.exec(
+            select(BudgetLine.action_id, sa.func.sum(BudgetLine.amount))
+            .where(col(BudgetLine.action_id).in_(ids))
+            .group_by(col(BudgetLine.action_id))
+        ).all()
+    )
+    return tuple(
+        AgendaItem(
+            number=action.number,
+            title=action.title,
+            state=State(action.state),
+            budget_total=totals.get(action.id or 0) or ZERO,
+            pilot=pilots.get(action.pilot_id, "") if action.pilot_id else "",
+            firm_commitment=action.firm_commitment,
+        )
+        for action in actions
     )
 
 

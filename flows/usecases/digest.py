@@ -320,18 +320,40 @@ def _already_sent(session: Session, digest: Digest) -> bool:
     return all(p.email.strip().lower() in have for p in digest.members)
 
 
-def _money_by_action(
-    session: Session, column: Any, table: Any, territory_id: int, year: int | None = None
-) -> dict[int, Decimal]:
-    query = (
-        sa.select(table.action_id, sa.func.sum(column))
+def _sums_by_action_year(
+    session: Session, columns: Sequence[Any], table: Any, territory_id: int
+) -> dict[tuple[int, int], list[Decimal]]:
+    """Sums of `columns` per action and year, the territory's actions (one grouped query)."""
+    rows = session.execute(
+        sa.select(table.action_id, table.year, *(sa.func.sum(c) for c in columns))
         .join(ActionSheet, A.id == table.action_id)
         .where(A.territory_id == territory_id)
-        .group_by(table.action_id)
+        .group_by(table.action_id, table.year)
     )
-    if year is not None:
-        query = query.where(table.year == year)
-    return {row[0]: row[1] or ZERO for row in session.execute(query)}
+    return {(row[0], row[1]): [v or ZERO for v in row[2:]] for row in rows}
+
+
+def _per_action(
+    sums: dict[tuple[int, int], list[Decimal]], index: int, year: int | None = None
+) -> dict[int, Decimal]:
+    """One of the sums per action: all years, or one year (only actions with rows)."""
+    found: dict[int, Decimal] = {}
+    for (action_id, y), values in sums.items():
+        if year is None or y == year:
+            found[action_id] = found.get(action_id, ZERO) + values[index]
+    return found
+
+
+def _left_to_fund(
+    planned: dict[tuple[int, int], list[Decimal]], funded: dict[tuple[int, int], list[Decimal]]
+) -> dict[int, Decimal]:
+    """*Reste à financer* per action, all years: each year's own (models.figures)."""
+    left: dict[int, Decimal] = defaultdict(lambda: ZERO)
+    for key in set(planned) | set(funded):
+        plan = planned[key][0] if key in planned else ZERO
+        granted = funded[key][1] if key in funded else ZERO
+        left[key[0]] += figures.left_to_fund(plan, granted)
+    return dict(left)
 
 
 @dataclass
@@ -346,6 +368,8 @@ class _Facts:
     budget_year: dict[Any, Decimal]
     requested: dict[Any, Decimal]
     granted: dict[Any, Decimal]
+    planned_by_year: dict[tuple[int, int], list[Decimal]]
+    left_to_fund: dict[int, Decimal]
 
 
 def _fill(session: Session, digest: Digest, settings: DigestSettings) -> None:
@@ -356,8 +380,11 @@ def _fill(session: Session, digest: Digest, settings: DigestSettings) -> None:
     _fill_changes(session, digest, facts, since)
     _fill_new_funding(session, digest, facts, since)
     _fill_budget_delta(session, digest, facts, previous)
-    _fill_late_and_at_risk(session, digest, settings, facts.tid)
-    _fill_missing(session, digest, facts)
+    left = facts.left_to_fund
+    late, at_risk = late_and_at_risk(session, facts.tid, digest.as_of, settings, left)
+    digest.late.extend(late)
+    digest.at_risk.extend(at_risk)
+    _fill_missing(digest, facts, left)
     digest.year = _year_figures(session, digest.territory.code, facts.year, digest.as_of)
     digest.conditions = _conditions(session, digest.copil, facts.actions)
     digest.follow_up = _follow_up(session, facts.actions, since, digest.as_of)
@@ -390,11 +417,20 @@ def _facts(session: Session, digest: Digest) -> _Facts:
         p.id: p.full_name
         for p in session.execute(select(Person).where(col(Person.territory_id) == tid)).scalars()
     }
-    budget = _money_by_action(session, B.amount, B, tid)
-    budget_year = _money_by_action(session, B.amount, B, tid, year)
-    requested = _money_by_action(session, F.requested, F, tid)
-    granted = _money_by_action(session, F.granted, F, tid)
-    return _Facts(tid, year, actions, pilots, budget, budget_year, requested, granted)
+    planned = _sums_by_action_year(session, (B.amount,), B, tid)
+    funded = _sums_by_action_year(session, (F.requested, F.granted), F, tid)
+    return _Facts(
+        tid,
+        year,
+        actions,
+        pilots,
+        budget=_per_action(planned, 0),
+        budget_year=_per_action(planned, 0, year),
+        requested=_per_action(funded, 0),
+        granted=_per_action(funded, 1),
+        planned_by_year=planned,
+        left_to_fund=_left_to_fund(planned, funded),
+    )
 
 
 def _earlier_digest(session: Session, digest: Digest) -> tuple[str, datetime] | None:
@@ -580,7 +616,7 @@ def _fill_budget_delta(
     session: Session, digest: Digest, facts: _Facts, previous: CopilMeeting | None
 ) -> None:
     """The change of the committed budget since the previous COPIL validated one."""
-    tid, year, actions, budget_year = facts.tid, facts.year, facts.actions, facts.budget_year
+    year, actions, budget_year = facts.year, facts.actions, facts.budget_year
     committed_year = sum(
         (v for k, v in budget_year.items() if State(actions[k].state) in COMMITTED), ZERO
     )
@@ -592,7 +628,7 @@ def _fill_budget_delta(
             else sum(
                 (
                     v
-                    for k, v in _money_by_action(session, B.amount, B, tid, prev_year).items()
+                    for k, v in _per_action(facts.planned_by_year, 0, prev_year).items()
                     if State(actions[k].state) in COMMITTED
                 ),
                 ZERO,
@@ -607,12 +643,23 @@ def _fill_budget_delta(
         }
 
 
-def _fill_late_and_at_risk(
-    session: Session, digest: Digest, settings: DigestSettings, tid: int
-) -> None:
-    as_of = digest.as_of
-    # Late and at risk, from the same deadlines the reminders use.
-    snapshot = load_snapshot(session, territory_ids={tid})
+def late_and_at_risk(
+    session: Session,
+    territory_id: int,
+    as_of: date,
+    settings: DigestSettings | None = None,
+    left_to_fund: dict[int, Decimal] | None = None,
+) -> tuple[list[dict[str, str]], list[dict[str, str]]]:
+    """The one reading of « en retard » and « à risque » (the digest's, the dashboard's).
+
+    Late: a deadline past its day (`models.deadlines.is_late`, the reminders' deadlines). At
+    risk: a deadline within `at_risk_days` of an action whose pilot wrote no note for
+    `silence_weeks`, or a committed open action short of funding whose start has come.
+    Each line has number, title, what, due, phrase (and reason when at risk)."""
+    settings = settings or DigestSettings()
+    late: list[dict[str, str]] = []
+    at_risk: list[dict[str, str]] = []
+    snapshot = load_snapshot(session, territory_ids={territory_id})
     silent_since = {s.action.id: s for s in snapshot.silences}
     horizon = as_of + timedelta(days=settings.at_risk_days)
     quiet_limit = as_of - timedelta(weeks=settings.silence_weeks)
@@ -625,17 +672,37 @@ def _fill_late_and_at_risk(
             "phrase": fr.deadline_phrase(d.due, as_of),
         }
         if is_late(d.due, as_of):
-            digest.late.append(line)
+            late.append(line)
         elif d.due <= horizon:
             silence = silent_since.get(d.action.id)
             if silence is not None and silence.since <= quiet_limit:
                 line["reason"] = f"pas de note de suivi depuis le {fr.format_date(silence.since)}"
-                digest.at_risk.append(line)
+                at_risk.append(line)
+    left = (
+        left_to_fund if left_to_fund is not None else _left_to_fund_by_action(session, territory_id)
+    )
+    committed = session.execute(
+        sa.select(A.id, A.number, A.title, A.state, A.start_date).where(
+            A.territory_id == territory_id, A.state.in_([s.value for s in COMMITTED])
+        )
+    )
+    for a in sorted(committed, key=lambda a: a.number):
+        gap, state = left.get(a.id, ZERO), State(a.state)
+        risk = _funding_risk(state, a.start_date, as_of) if gap > 0 and state.is_open else None
+        if risk is not None:
+            at_risk.append(
+                {
+                    "number": a.number,
+                    "title": a.title,
+                    **risk,
+                    "reason": f"financement incomplet : il manque {fr.format_eur(gap)}",
+                }
+            )
+    return late, at_risk
 
 
-def _fill_missing(session: Session, digest: Digest, facts: _Facts) -> None:
-    as_of, actions, budget, granted = digest.as_of, facts.actions, facts.budget, facts.granted
-    left = _left_to_fund_by_action(session, facts.tid)
+def _fill_missing(digest: Digest, facts: _Facts, left: dict[int, Decimal]) -> None:
+    actions, budget, granted = facts.actions, facts.budget, facts.granted
     for a in sorted(actions.values(), key=lambda a: a.number):
         state = State(a.state)
         if state not in COMMITTED or not state.is_open:  # proposals are on the agenda instead
@@ -654,16 +721,6 @@ def _fill_missing(session: Session, digest: Digest, facts: _Facts) -> None:
                     "missing": fr.format_eur(gap),
                 }
             )
-            risk = _funding_risk(state, a.start_date, as_of)
-            if risk is not None:
-                digest.at_risk.append(
-                    {
-                        "number": a.number,
-                        "title": a.title,
-                        **risk,
-                        "reason": f"financement incomplet : il manque {fr.format_eur(gap)}",
-                    }
-                )
 
 
 def _conditions(
@@ -758,21 +815,10 @@ def _funding_risk(state: State, start: date | None, as_of: date) -> dict[str, st
 
 def _left_to_fund_by_action(session: Session, territory_id: int) -> dict[int, Decimal]:
     """*Reste à financer* per action, all years: each year's own (models.figures)."""
-    planned: dict[tuple[int, int], Decimal] = defaultdict(lambda: ZERO)
-    granted: dict[tuple[int, int], Decimal] = defaultdict(lambda: ZERO)
-    for target, column, table in ((planned, B.amount, B), (granted, F.granted, F)):
-        rows = session.execute(
-            sa.select(table.action_id, table.year, sa.func.sum(column))
-            .join(ActionSheet, A.id == table.action_id)
-            .where(A.territory_id == territory_id)
-            .group_by(table.action_id, table.year)
-        )
-        for action_id, year, amount in rows:
-            target[(action_id, year)] = amount or ZERO
-    left: dict[int, Decimal] = defaultdict(lambda: ZERO)
-    for key in set(planned) | set(granted):
-        left[key[0]] += figures.left_to_fund(planned[key], granted[key])
-    return dict(left)
+    return _left_to_fund(
+        _sums_by_action_year(session, (B.amount,), B, territory_id),
+        _sums_by_action_year(session, (F.requested, F.granted), F, territory_id),
+    )
 
 
 def _year_figures(session: Session, code: str, year: int, as_of: date) -> dict[str, Any]:

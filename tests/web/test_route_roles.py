@@ -22,7 +22,8 @@ from starlette.routing import Mount
 from flows.usecases.budget.consolidation import consolidate
 from flows.usecases.budget.snapshots import store_snapshot
 from flows.usecases.bus import unit_of_work
-from models.tables import CopilMeeting, Indicator, Milestone, Territory
+from models.tables import ActionSheet, CopilMeeting, Funding, Indicator, Milestone, Territory
+from models.uow import UnitOfWork
 from models.vocabulary import Role
 from tests.web.conftest import (
     COPIL_ONLY,
@@ -55,6 +56,20 @@ SAMPLE_FORMS = {
     "plan_import_confirm": {"empreinte": "{upload_sha256}"},
     "budget_consolidate": {"annee": "2024"},
     "run_start": {},
+    "progress_dossier": {"financement": "{funding}", "depose_le": "02/03/2024"},
+    "action_create": {"titre": "Navette des salariés de la zone", "axe": "foncier"},
+    "action_save": {  # the sheet as it is (its first milestone and indicator kept)
+        "version": "{version}",
+        "titre": "{title}",
+        "axe": "{axis}",
+        "pilote": "{pilot}",
+        "jalon_titre_0": "{milestone}",
+        "jalon_date_0": "2024-04-30",
+        "indicateur_nom_0": "{indicator}",
+        "indicateur_cible_0": "60",
+    },
+    "action_funding": {"version": "{version}", "financeur": "Région", "annee": "2024"},
+    "action_propose": {"version": "{version}"},
 }
 # Write routes that send a file (multipart), with their file field.
 SAMPLE_FILES = {"plan_upload": "fichier"}
@@ -92,6 +107,7 @@ def _target(web: Web, name: str, code: str, number: str) -> Target:
             select(Indicator).where(Indicator.action_id == action.id).order_by(Indicator.id)
         ).all()
         fill = {"milestone": milestones[0].title, "indicator": indicators[0].name}
+        fill.update(_plan_fill(uow, action))
         names = (territory.name, action.title, action.id, copil.id)
     territory_name, action_title, action_id, copil_id = names
     paths = {
@@ -105,6 +121,15 @@ def _target(web: Web, name: str, code: str, number: str) -> Target:
         "progress_milestone": f"/t/{code}/actions/{number}/jalon",
         "progress_indicator": f"/t/{code}/actions/{number}/indicateur",
         **_ops_paths(code),
+        "progress_dossier": f"/t/{code}/actions/{number}/dossier",
+        "dashboard": f"/t/{code}/tableau-de-bord",
+        "dashboard_chart": f"/t/{code}/tableau-de-bord/budget-par-axe.png?annee=2024",
+        "action_new": f"/t/{code}/nouvelle-action",
+        "action_create": f"/t/{code}/nouvelle-action",
+        "action_edit": f"/t/{code}/actions/{number}/modifier",
+        "action_save": f"/t/{code}/actions/{number}/modifier",
+        "action_funding": f"/t/{code}/actions/{number}/financement",
+        "action_propose": f"/t/{code}/actions/{number}/proposer",
     }
     fill.update(upload_sha256=_ops_data(web, code)[1])
     form = {k: v.format(**fill) for k, v in SAMPLE_FORMS.get(name, {}).items()}
@@ -152,6 +177,21 @@ def _ops_data(web: Web, code: str) -> tuple[str, str]:
         store_snapshot(lambda: unit_of_work(web.engine), figures)
         _KEPT[key] = (token, hashlib.sha256(upload.data).hexdigest())
     return _KEPT[key]
+
+
+def _plan_fill(uow: UnitOfWork, action: ActionSheet) -> dict[str, str]:
+    """The editing forms' values: the sheet's version and fields, one of its funding rows."""
+    funding = uow.session.exec(
+        select(Funding.id).where(Funding.action_id == action.id).order_by(Funding.id)
+    ).first()
+    pilot = uow.repo.person(action.pilot_id)
+    return {
+        "pilot": pilot.email if pilot else "",
+        "version": str(action.version),
+        "title": action.title,
+        "axis": str(action.axis.value),
+        "funding": str(funding or ""),
+    }
 
 
 def expected(rule: Rule, role: Role, own_territory: bool, own_action: bool) -> int:

@@ -81,6 +81,18 @@ ROUTES: dict[str, Rule] = {
     "runs": _rule(Scope.TERRITORY, COORDINATOR),
     "run_form": _rule(Scope.TERRITORY, COORDINATOR),
     "run_start": _rule(Scope.TERRITORY, COORDINATOR, write=True),
+    # The plan at a glance (tiflow/web/dashboard.py) and its charts as PNG.
+    "dashboard": _rule(Scope.TERRITORY, *COPIL_READERS),
+    "dashboard_chart": _rule(Scope.TERRITORY, *COPIL_READERS),
+    # Editing the plan (tiflow/web/editing.py): the coordinator only.
+    "action_new": _rule(Scope.TERRITORY, COORDINATOR),
+    "action_create": _rule(Scope.TERRITORY, COORDINATOR, write=True),
+    "action_edit": _rule(Scope.ACTION, COORDINATOR),
+    "action_save": _rule(Scope.ACTION, COORDINATOR, write=True),
+    "action_funding": _rule(Scope.ACTION, COORDINATOR, write=True),
+    "action_propose": _rule(Scope.ACTION, COORDINATOR, write=True),
+    # The pilot's « dossier déposé » form (issue 15), through the funding use case.
+    "progress_dossier": _rule(Scope.ACTION, *PROGRESS_WRITERS, write=True),
 }
 
 # Roles that never write, whatever a later route says.

@@ -274,6 +274,10 @@ def create_app(web: WebSettings, engine: Engine | None = None) -> FastAPI:
     from tiflow.web import runs
 
     runs.register(app)
+    from tiflow.web import dashboard, editing  # the plan at a glance; editing the plan
+
+    dashboard.register(app)
+    editing.register(app)
 
     @app.exception_handler(Refusal)
     def refused(request: Request, exc: Refusal) -> HTMLResponse:

@@ -18,9 +18,12 @@ from fastapi.responses import HTMLResponse, RedirectResponse
 from sqlalchemy.engine import Engine
 
 from flows.usecases.bus import unit_of_work
+from flows.usecases.funding import record_funding
 from flows.usecases.progress import IndicatorValue, MilestoneDone, report_progress
 from flows.usecases.service import paris_date
 from models.errors import ConcurrencyConflict, InvalidInput
+from models.tables import Funding, Organisation
+from models.uow import UnitOfWork
 from tiflow.spreadsheet.cells import CellError, parse_date, parse_decimal
 from tiflow.web.app import Context, Guarded, add_route, page, redirect
 from tiflow.web.sessions import utcnow
@@ -37,6 +40,7 @@ def register(router: FastAPI) -> None:
         ("progress_note", "note"),
         ("progress_milestone", "jalon"),
         ("progress_indicator", "indicateur"),
+        ("progress_dossier", "dossier"),
     ):
         add_route(
             router,
@@ -124,10 +128,58 @@ def _date(text: str, label: str) -> date | None:
         raise InvalidInput([f"{label} : {error}."]) from None
 
 
+def _dossier(form: dict[str, str]) -> dict[str, Any]:
+    """« Dossier déposé » of one funding row (issue 15): the funding use case's own
+    `dossier_filed_on`, which stops the « dépôt du dossier » reminder."""
+    line = form.get("financement", "")
+    if not line.isdigit():
+        raise InvalidInput(["Financement : choisissez la demande de financement déposée."])
+    filed_on = _date(form.get("depose_le", ""), "Déposé le") or today()
+    return {"funding_id": int(line), "dossier_filed_on": filed_on}
+
+
 BUILDERS: dict[str, tuple[Builder, str]] = {
     "progress_note": (_note, "note"),
     "progress_milestone": (_milestone, "jalon"),
     "progress_indicator": (_indicator, "indicateur"),
+    "progress_dossier": (_dossier, "dossier"),
+}
+
+
+def _progress(uow: UnitOfWork, ctx: Context, arguments: dict[str, Any]) -> None:
+    assert ctx.principal is not None and ctx.territory is not None and ctx.action is not None
+    report_progress(
+        uow,
+        ctx.territory.code,
+        ctx.action.number,
+        author_email=ctx.principal.email,
+        recorded_by=ctx.principal.name,
+        **arguments,
+    )
+
+
+def _file_dossier(uow: UnitOfWork, ctx: Context, arguments: dict[str, Any]) -> None:
+    """The funding use case on the action's own funding row (a row of another action is
+    refused as unknown)."""
+    assert ctx.principal is not None and ctx.territory is not None and ctx.action is not None
+    line = uow.session.get(Funding, arguments["funding_id"])
+    if line is None or line.action_id != ctx.action.id:
+        raise InvalidInput(["Financement : cette demande n'est pas une demande de l'action."])
+    funder = uow.session.get_one(Organisation, line.funder_id)
+    record_funding(
+        uow,
+        ctx.territory.code,
+        ctx.action.number,
+        funder=funder.short_name or funder.name,
+        year=line.year,
+        dossier_filed_on=arguments["dossier_filed_on"],
+        recorded_by=ctx.principal.name,
+    )
+
+
+# The use case each form calls (default: the progress report).
+CALLS: dict[str, Callable[[UnitOfWork, Context, dict[str, Any]], None]] = {
+    "progress_dossier": _file_dossier,
 }
 
 
@@ -147,14 +199,7 @@ def _report(ctx: Context, name: str, tasks: BackgroundTasks) -> HTMLResponse | R
     try:
         arguments = build(ctx.form)
         with unit_of_work(ctx.engine) as uow:
-            report_progress(
-                uow,
-                ctx.territory.code,
-                ctx.action.number,
-                author_email=ctx.principal.email,
-                recorded_by=ctx.principal.name,
-                **arguments,
-            )
+            CALLS.get(name, _progress)(uow, ctx, arguments)
             uow.commit()
     except (InvalidInput, ConcurrencyConflict) as error:
         problems = list(error.problems) if isinstance(error, InvalidInput) else [str(error)]
