@@ -12,11 +12,13 @@ from dataclasses import dataclass
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlmodel import select
+from sqlmodel import col, select
 from starlette.routing import Mount
 
 from flows.usecases.bus import unit_of_work
+from models.outbox import OutboxMessage, OutboxStatus
 from models.tables import CopilMeeting, Indicator, Milestone, Territory
+from models.uow import UnitOfWork
 from models.vocabulary import Role
 from tests.web.conftest import (
     COPIL_ONLY,
@@ -43,6 +45,9 @@ SAMPLE_FORMS = {
     "progress_note": {"note": "Point d'étape : visite du site faite."},
     "progress_milestone": {"jalon": "{milestone}"},
     "progress_indicator": {"indicateur": "{indicator}", "valeur": "3"},
+    "mail_resend": {},
+    "copil_decisions": {"budget": "1 250 000,00 €"},
+    "copil_schedule": {"date": "15/09/2030", "heure": "9:30", "lieu": "Amboise"},
 }
 
 
@@ -68,9 +73,13 @@ def _target(web: Web, name: str, code: str, number: str) -> Target:
     with unit_of_work(web.engine) as uow:
         territory = uow.repo.territory(code)
         action = uow.repo.action(code, number)
-        copil = uow.session.exec(
-            select(CopilMeeting).where(CopilMeeting.territory_id == territory.id)
-        ).one()
+        copil = uow.session.exec(  # the first: the one add_people scheduled
+            select(CopilMeeting)
+            .where(CopilMeeting.territory_id == territory.id)
+            .order_by(col(CopilMeeting.id))
+        ).first()
+        assert copil is not None
+        message_id = _failed_message(uow, territory)
         milestones = uow.session.exec(
             select(Milestone).where(Milestone.action_id == action.id).order_by(Milestone.id)
         ).all()
@@ -78,8 +87,9 @@ def _target(web: Web, name: str, code: str, number: str) -> Target:
             select(Indicator).where(Indicator.action_id == action.id).order_by(Indicator.id)
         ).all()
         fill = {"milestone": milestones[0].title, "indicator": indicators[0].name}
-        names = (territory.name, action.title, action.id, copil.id)
-    territory_name, action_title, action_id, copil_id = names
+        names = (territory.name, action.title, action.id, copil.id, message_id)
+    territory_name, action_title, action_id, copil_id, message_id = names
+    copil_path = f"/t/{code}/copil/{copil_id}"
     paths = {
         "my_actions": f"/t/{code}/mes-actions",
         "plan": f"/t/{code}/plan",
@@ -90,10 +100,48 @@ def _target(web: Web, name: str, code: str, number: str) -> Target:
         "progress_note": f"/t/{code}/actions/{number}/note",
         "progress_milestone": f"/t/{code}/actions/{number}/jalon",
         "progress_indicator": f"/t/{code}/actions/{number}/indicateur",
+        "mail_list": f"/t/{code}/envois",
+        "mail_message": f"/t/{code}/envois/{message_id}",
+        "mail_resend": f"/t/{code}/envois/{message_id}/renvoyer",
+        "copil_record": f"{copil_path}/releve",
+        "copil_dossier": f"{copil_path}/dossier.pdf",
+        "copil_prepare": f"{copil_path}/preparation",
+        "copil_digest_html": f"{copil_path}/synthese.html",
+        "copil_decisions_form": f"{copil_path}/decisions",
+        "copil_new": f"/t/{code}/planifier-copil",
+        "copil_decisions": f"{copil_path}/decisions",
+        "copil_schedule": f"/t/{code}/planifier-copil",
     }
     form = {k: v.format(**fill) for k, v in SAMPLE_FORMS.get(name, {}).items()}
-    secret = territory_name if name in ("my_actions", "plan", "copils", "copil") else action_title
+    by_territory = ("my_actions", "plan", "copils", "copil", "copil_new", "copil_schedule")
+    by_territory += ("mail_list", "mail_message", "mail_resend")
+    secret = territory_name if name in by_territory or name.startswith("copil_") else action_title
     return Target(paths[name], secret, form)
+
+
+def _failed_message(uow: UnitOfWork, territory: Territory) -> int:
+    """A failed message of the territory (what « Envois » lists and may send again)."""
+    found = uow.session.exec(
+        select(OutboxMessage.id).where(OutboxMessage.key == f"test:failed:{territory.code}")
+    ).first()
+    if found is not None:
+        return found
+    row = OutboxMessage(
+        key=f"test:failed:{territory.code}",
+        address="absent@example.org",
+        recipient="Absent <absent@example.org>",
+        kind="reminder",
+        tag="pilots",
+        territory_id=territory.id,
+        subject="Rappel",
+        text_body="Bonjour",
+        status=OutboxStatus.FAILED,
+        last_error="destinataire refusé (réponse du serveur : 550)",
+    )
+    uow.session.add(row)
+    uow.commit()
+    assert row.id is not None
+    return row.id
 
 
 def expected(rule: Rule, role: Role, own_territory: bool, own_action: bool) -> int:

@@ -65,6 +65,19 @@ ROUTES: dict[str, Rule] = {
     "progress_indicator": _rule(Scope.ACTION, *PROGRESS_WRITERS, write=True),
     "copils": _rule(Scope.TERRITORY, *COPIL_READERS),
     "copil": _rule(Scope.COPIL, *COPIL_READERS),
+    # The coordinator's COPIL (tiflow/web/copil_admin.py) and sent mail (tiflow/web/mail.py).
+    # Order matters to the generated role test: the routes that write a COPIL come last.
+    "mail_list": _rule(Scope.TERRITORY, COORDINATOR),
+    "mail_message": _rule(Scope.TERRITORY, COORDINATOR),
+    "mail_resend": _rule(Scope.TERRITORY, COORDINATOR, write=True),
+    "copil_record": _rule(Scope.COPIL, *COPIL_READERS),
+    "copil_dossier": _rule(Scope.COPIL, *COPIL_READERS),
+    "copil_prepare": _rule(Scope.COPIL, COORDINATOR),
+    "copil_digest_html": _rule(Scope.COPIL, COORDINATOR),
+    "copil_decisions_form": _rule(Scope.COPIL, COORDINATOR),
+    "copil_new": _rule(Scope.TERRITORY, COORDINATOR),
+    "copil_decisions": _rule(Scope.COPIL, COORDINATOR, write=True),
+    "copil_schedule": _rule(Scope.TERRITORY, COORDINATOR, write=True),
 }
 
 # Roles that never write, whatever a later route says.
