@@ -16,6 +16,12 @@ PAGES = [
     "/t/grand-est-touraine/plan?retard=1",
     "/t/grand-est-touraine/actions/FA-01",
     "/t/grand-est-touraine/copil",
+    # The coordinator's (COPIL n° 1: the one the fixture schedules first).
+    "/t/grand-est-touraine/planifier-copil",
+    "/t/grand-est-touraine/copil/1/preparation",
+    "/t/grand-est-touraine/copil/1/decisions",
+    "/t/grand-est-touraine/copil/1/releve",
+    "/t/grand-est-touraine/envois",
 ]
 
 
