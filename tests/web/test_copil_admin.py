@@ -24,7 +24,7 @@ from models.money import format_eur
 from models.outbox import OutboxMessage, OutboxStatus
 from models.tables import CopilDecision, CopilMeeting, TransitionRecord
 from models.vocabulary import CopilStatus
-from tests.web.conftest import ONLY_COORDINATOR, Web, csrf_of, sign_in
+from tests.web.conftest import COPIL_ONLY, ONLY_COORDINATOR, Web, csrf_of, sign_in
 from tiflow.web.pilot import today
 
 HOME = "grand-est-touraine"
@@ -259,3 +259,13 @@ def test_the_record_before_the_meeting_says_it_is_not_held(web: Web) -> None:
     client = sign_in(web, ONLY_COORDINATOR)
     page = client.get(f"/t/{HOME}/copil/{copil_id}/releve")
     assert "pas encore tenu" in page.text
+
+
+def test_a_copil_member_downloads_the_dossier_from_the_copil_page(web: Web) -> None:
+    copil_id = _prepare(web.engine)
+    client = sign_in(web, COPIL_ONLY)
+    page = client.get(f"/t/{HOME}/copil/{copil_id}")
+    assert f'href="/t/{HOME}/copil/{copil_id}/dossier.pdf"' in page.text
+    assert "/preparation" not in page.text  # the coordinator's page, not theirs
+    assert client.get(f"/t/{HOME}/copil/{copil_id}/dossier.pdf").content.startswith(b"%PDF-")
+    assert client.get(f"/t/{HOME}/copil/{copil_id}/preparation").status_code == 403
