@@ -34,6 +34,7 @@ from models.events import DomainEvent
 from models.lifecycle import AWAITING_DECISION, COPIL_OUTCOMES
 from models.money import parse_number
 from models.outbox import OutboxMessage, OutboxStatus
+from models.settings import Settings
 from models.tables import Person, PersonRole, TransitionRecord
 from models.vocabulary import CopilStatus, Role
 from notifications import fr
@@ -304,7 +305,9 @@ def decide(ctx: Guarded, tasks: BackgroundTasks) -> HTMLResponse | RedirectRespo
         return _decisions_page(ctx, 422, list(error.problems))
     except ConcurrencyConflict as error:
         return _decisions_page(ctx, 409, [str(error)])
-    tasks.add_task(deliver_consequences, ctx.engine, ctx, list(uow.events), correlation_id)
+    tasks.add_task(
+        deliver_consequences, ctx.engine, ctx.web.settings, list(uow.events), correlation_id
+    )
     return redirect(ctx, f"/t/{ctx.territory.code}/copil/{ctx.copil.id}/releve?enregistre=1")
 
 
@@ -347,12 +350,12 @@ def _read_decisions(
 
 
 def deliver_consequences(
-    engine: Engine, ctx: Context, events: list[DomainEvent], correlation_id: str
+    engine: Engine, settings: Settings, events: list[DomainEvent], correlation_id: str
 ) -> None:
     """After the answer: publish the events (only to a configured Prefect server) and send
     the decisions' notices; a failure leaves them in the outbox for the next round."""
     try:
-        send_consequences(engine, events, ctx.web.settings, correlation_id, ephemeral=False)
+        send_consequences(engine, events, settings, correlation_id, ephemeral=False)
     except Exception:
         log.exception("delivering the COPIL's notices failed")
 

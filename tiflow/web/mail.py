@@ -12,7 +12,7 @@ from typing import Any
 
 import sqlalchemy as sa
 from fastapi import BackgroundTasks, FastAPI
-from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.responses import HTMLResponse, Response
 
 from flows.usecases.bus import NOTICE_KINDS, NOTICE_NAMES, unit_of_work
 from flows.usecases.resend import resend_message
@@ -233,8 +233,4 @@ def resend(ctx: Guarded, tasks: BackgroundTasks) -> Response:
     if not done.already:
         tasks.add_task(deliver_now, ctx.engine, ctx.web, [message_id])
     target = f"/t/{ctx.territory.code}/envois/{message_id}"
-    return _see(ctx, target + ("?renvoi=deja" if done.already else "?renvoi=1"))
-
-
-def _see(ctx: Context, url: str) -> RedirectResponse:
-    return redirect(ctx, url)
+    return redirect(ctx, target + ("?renvoi=deja" if done.already else "?renvoi=1"))
