@@ -17,7 +17,9 @@ from __future__ import annotations
 
 import os
 import shutil
+import socket
 import tempfile
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -90,3 +92,30 @@ def wait_for_text(driver: Any, *texts: str, timeout: float = 60) -> str:
         time.sleep(0.5)
     missing = [t for t in texts if t not in text]
     raise AssertionError(f"not on the page after {timeout} s: {missing}\n--- page ---\n{text}")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@contextmanager
+def serve(app: Any, port: int) -> Iterator[str]:
+    """An ASGI `app` (tiflow web) on http://127.0.0.1:port, served by uvicorn in a thread for
+    the duration of the block."""
+    import uvicorn
+
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started:
+        if time.monotonic() > deadline or not thread.is_alive():
+            raise RuntimeError("tiflow web did not start")
+        time.sleep(0.05)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)

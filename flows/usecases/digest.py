@@ -180,6 +180,7 @@ class Digest:
     @property
     def unchanged(self) -> bool:
         return self.earlier is not None and not self.since_earlier
+    dossier: tuple[str, bytes] | None = None  # the COPIL dossier (PDF), on the last digest
 
     @property
     def key(self) -> str:
@@ -247,8 +248,16 @@ def compute_digests(
         if _already_sent(session, digest):
             continue
         _fill(session, digest, settings)
+        if found[1] == f"J-{min(settings.offsets_days)}":  # the last one before: J-3
+            digest.dossier = _dossier(session, digest)
         digests.append(digest)
     return digests
+
+
+def _dossier(session: Session, digest: Digest) -> tuple[str, bytes]:
+    from flows.usecases.dossier import dossier_filename, dossier_pdf  # it reads the digest
+
+    return dossier_filename(digest), dossier_pdf(session, digest)
 
 
 def preview_digest(
@@ -1009,6 +1018,8 @@ def render_digest(
             agenda_csv(digest),
         ),
     ]
+    if digest.dossier is not None:
+        attachments.append(Attachment(digest.dossier[0], "application/pdf", digest.dossier[1]))
     reply_to = None
     if reply is not None:
         try:

@@ -22,6 +22,12 @@ PAGES = [
     "/t/grand-est-touraine/executions/proposer-une-action",
     "/t/grand-est-touraine/executions/tenir-un-copil",
     "/t/grand-est-touraine/executions/rappels-quotidiens",
+    # The coordinator's (COPIL n° 1: the one the fixture schedules first).
+    "/t/grand-est-touraine/planifier-copil",
+    "/t/grand-est-touraine/copil/1/preparation",
+    "/t/grand-est-touraine/copil/1/decisions",
+    "/t/grand-est-touraine/copil/1/releve",
+    "/t/grand-est-touraine/envois",
 ]
 
 

@@ -16,7 +16,7 @@ from sqlmodel import select
 
 from flows.usecases.bus import unit_of_work
 from models.tables import CopilMeeting
-from tests.web.browser import chromium, free_port, serve
+from tests.browser import chromium_driver, free_port, serve
 from tests.web.conftest import COPIL_ONLY, ONLY_PILOT, Web, eml_links
 from tiflow.web.app import create_app
 
@@ -85,7 +85,7 @@ def test_pilot_marks_a_milestone_done_and_adds_a_note(
                 CopilMeeting.territory_id == uow.repo.territory("grand-est-touraine").id
             )
         ).one()
-    with chromium(tmp_path / "pilot") as driver:
+    with chromium_driver() as driver:
         _sign_in(driver, web, url, ONLY_PILOT)
         _shot(driver, "03-accueil")
         _submit(driver, "main a[href$='/mes-actions']")
@@ -104,7 +104,7 @@ def test_pilot_marks_a_milestone_done_and_adds_a_note(
         assert "note de suivi ajoutée" in history
         assert history.count("Bruno Caron") == 2
         assert "Site retenu : ancienne halle Pinault" in driver.page_source
-    with chromium(tmp_path / "copil") as driver:
+    with chromium_driver() as driver:
         _sign_in(driver, web, url, COPIL_ONLY)
         driver.get(f"{url}/t/grand-est-touraine/copil/{copil_id}")
         _shot(driver, "06-copil")
@@ -119,7 +119,7 @@ def test_copil_member_cannot_reach_a_write_form(live: tuple[Web, str], tmp_path:
     from selenium.webdriver.common.by import By
 
     web, url = live
-    with chromium(tmp_path / "copil") as driver:
+    with chromium_driver() as driver:
         _sign_in(driver, web, url, COPIL_ONLY)
         driver.get(url + "/t/grand-est-touraine/actions/FA-01")
         assert "Usine-témoin" in driver.page_source

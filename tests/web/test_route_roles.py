@@ -16,12 +16,13 @@ from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlmodel import select
+from sqlmodel import col, select
 from starlette.routing import Mount
 
 from flows.usecases.budget.consolidation import consolidate
 from flows.usecases.budget.snapshots import store_snapshot
 from flows.usecases.bus import unit_of_work
+from models.outbox import OutboxMessage, OutboxStatus
 from models.tables import ActionSheet, CopilMeeting, Funding, Indicator, Milestone, Territory
 from models.uow import UnitOfWork
 from models.vocabulary import Role
@@ -70,6 +71,9 @@ SAMPLE_FORMS = {
     },
     "action_funding": {"version": "{version}", "financeur": "Région", "annee": "2024"},
     "action_propose": {"version": "{version}"},
+    "mail_resend": {},
+    "copil_decisions": {"budget": "1 250 000,00 €"},
+    "copil_schedule": {"date": "15/09/2030", "heure": "9:30", "lieu": "Amboise"},
 }
 # Write routes that send a file (multipart), with their file field.
 SAMPLE_FILES = {"plan_upload": "fichier"}
@@ -97,9 +101,13 @@ def _target(web: Web, name: str, code: str, number: str) -> Target:
     with unit_of_work(web.engine) as uow:
         territory = uow.repo.territory(code)
         action = uow.repo.action(code, number)
-        copil = uow.session.exec(
-            select(CopilMeeting).where(CopilMeeting.territory_id == territory.id)
-        ).one()
+        copil = uow.session.exec(  # the first: the one add_people scheduled
+            select(CopilMeeting)
+            .where(CopilMeeting.territory_id == territory.id)
+            .order_by(col(CopilMeeting.id))
+        ).first()
+        assert copil is not None
+        message_id = _failed_message(uow, territory)
         milestones = uow.session.exec(
             select(Milestone).where(Milestone.action_id == action.id).order_by(Milestone.id)
         ).all()
@@ -108,8 +116,9 @@ def _target(web: Web, name: str, code: str, number: str) -> Target:
         ).all()
         fill = {"milestone": milestones[0].title, "indicator": indicators[0].name}
         fill.update(_plan_fill(uow, action))
-        names = (territory.name, action.title, action.id, copil.id)
-    territory_name, action_title, action_id, copil_id = names
+        names = (territory.name, action.title, action.id, copil.id, message_id)
+    territory_name, action_title, action_id, copil_id, message_id = names
+    copil_path = f"/t/{code}/copil/{copil_id}"
     paths = {
         "my_actions": f"/t/{code}/mes-actions",
         "plan": f"/t/{code}/plan",
@@ -130,6 +139,17 @@ def _target(web: Web, name: str, code: str, number: str) -> Target:
         "action_save": f"/t/{code}/actions/{number}/modifier",
         "action_funding": f"/t/{code}/actions/{number}/financement",
         "action_propose": f"/t/{code}/actions/{number}/proposer",
+        "mail_list": f"/t/{code}/envois",
+        "mail_message": f"/t/{code}/envois/{message_id}",
+        "mail_resend": f"/t/{code}/envois/{message_id}/renvoyer",
+        "copil_record": f"{copil_path}/releve",
+        "copil_dossier": f"{copil_path}/dossier.pdf",
+        "copil_prepare": f"{copil_path}/preparation",
+        "copil_digest_html": f"{copil_path}/synthese.html",
+        "copil_decisions_form": f"{copil_path}/decisions",
+        "copil_new": f"/t/{code}/planifier-copil",
+        "copil_decisions": f"{copil_path}/decisions",
+        "copil_schedule": f"/t/{code}/planifier-copil",
     }
     fill.update(upload_sha256=_ops_data(web, code)[1])
     form = {k: v.format(**fill) for k, v in SAMPLE_FORMS.get(name, {}).items()}
@@ -192,6 +212,35 @@ def _plan_fill(uow: UnitOfWork, action: ActionSheet) -> dict[str, str]:
         "axis": str(action.axis.value),
         "funding": str(funding or ""),
     }
+    by_territory = ("my_actions", "plan", "copils", "copil", "copil_new", "copil_schedule")
+    by_territory += ("mail_list", "mail_message", "mail_resend")
+    secret = territory_name if name in by_territory or name.startswith("copil_") else action_title
+    return Target(paths[name], secret, form)
+
+
+def _failed_message(uow: UnitOfWork, territory: Territory) -> int:
+    """A failed message of the territory (what « Envois » lists and may send again)."""
+    found = uow.session.exec(
+        select(OutboxMessage.id).where(OutboxMessage.key == f"test:failed:{territory.code}")
+    ).first()
+    if found is not None:
+        return found
+    row = OutboxMessage(
+        key=f"test:failed:{territory.code}",
+        address="absent@example.org",
+        recipient="Absent <absent@example.org>",
+        kind="reminder",
+        tag="pilots",
+        territory_id=territory.id,
+        subject="Rappel",
+        text_body="Bonjour",
+        status=OutboxStatus.FAILED,
+        last_error="destinataire refusé (réponse du serveur : 550)",
+    )
+    uow.session.add(row)
+    uow.commit()
+    assert row.id is not None
+    return row.id
 
 
 def expected(rule: Rule, role: Role, own_territory: bool, own_action: bool) -> int:

@@ -93,6 +93,19 @@ ROUTES: dict[str, Rule] = {
     "action_propose": _rule(Scope.ACTION, COORDINATOR, write=True),
     # The pilot's « dossier déposé » form (issue 15), through the funding use case.
     "progress_dossier": _rule(Scope.ACTION, *PROGRESS_WRITERS, write=True),
+    # The coordinator's COPIL (tiflow/web/copil_admin.py) and sent mail (tiflow/web/mail.py).
+    # Order matters to the generated role test: the routes that write a COPIL come last.
+    "mail_list": _rule(Scope.TERRITORY, COORDINATOR),
+    "mail_message": _rule(Scope.TERRITORY, COORDINATOR),
+    "mail_resend": _rule(Scope.TERRITORY, COORDINATOR, write=True),
+    "copil_record": _rule(Scope.COPIL, *COPIL_READERS),
+    "copil_dossier": _rule(Scope.COPIL, *COPIL_READERS),
+    "copil_prepare": _rule(Scope.COPIL, COORDINATOR),
+    "copil_digest_html": _rule(Scope.COPIL, COORDINATOR),
+    "copil_decisions_form": _rule(Scope.COPIL, COORDINATOR),
+    "copil_new": _rule(Scope.TERRITORY, COORDINATOR),
+    "copil_decisions": _rule(Scope.COPIL, COORDINATOR, write=True),
+    "copil_schedule": _rule(Scope.TERRITORY, COORDINATOR, write=True),
 }
 
 # Roles that never write, whatever a later route says.

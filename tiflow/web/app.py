@@ -278,6 +278,10 @@ def create_app(web: WebSettings, engine: Engine | None = None) -> FastAPI:
 
     dashboard.register(app)
     editing.register(app)
+    from tiflow.web import copil_admin, mail
+
+    for module in (copil_admin, mail):
+        module.register(app)
 
     @app.exception_handler(Refusal)
     def refused(request: Request, exc: Refusal) -> HTMLResponse:
