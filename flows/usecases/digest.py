@@ -180,6 +180,7 @@ class Digest:
     @property
     def unchanged(self) -> bool:
         return self.earlier is not None and not self.since_earlier
+
     dossier: tuple[str, bytes] | None = None  # the COPIL dossier (PDF), on the last digest
 
     @property

@@ -16,8 +16,7 @@ from sqlmodel import select
 from flows.usecases.bus import unit_of_work
 from models.lifecycle import State
 from models.tables import ActionChange, BudgetLine, CopilAgendaItem
-from tests.browser import chromium_driver
-from tests.web.browser import free_port, serve
+from tests.browser import chromium_driver, free_port, serve
 from tests.web.conftest import ONLY_COORDINATOR, Web, eml_links
 from tests.web.test_browser import _submit as _click
 from tiflow.web.app import create_app

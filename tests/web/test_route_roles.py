@@ -154,7 +154,9 @@ def _target(web: Web, name: str, code: str, number: str) -> Target:
     fill.update(upload_sha256=_ops_data(web, code)[1])
     form = {k: v.format(**fill) for k, v in SAMPLE_FORMS.get(name, {}).items()}
     paths[name] = paths[name].replace("{upload_token}", _ops_data(web, code)[0])
-    secret = territory_name if name in ("my_actions", "plan", "copils", "copil") else action_title
+    by_territory = ("my_actions", "plan", "copils", "copil", "copil_new", "copil_schedule")
+    by_territory += ("mail_list", "mail_message", "mail_resend")
+    secret = territory_name if name in by_territory or name.startswith("copil_") else action_title
     return Target(paths[name], secret, form)
 
 
@@ -212,10 +214,6 @@ def _plan_fill(uow: UnitOfWork, action: ActionSheet) -> dict[str, str]:
         "axis": str(action.axis.value),
         "funding": str(funding or ""),
     }
-    by_territory = ("my_actions", "plan", "copils", "copil", "copil_new", "copil_schedule")
-    by_territory += ("mail_list", "mail_message", "mail_resend")
-    secret = territory_name if name in by_territory or name.startswith("copil_") else action_title
-    return Target(paths[name], secret, form)
 
 
 def _failed_message(uow: UnitOfWork, territory: Territory) -> int:

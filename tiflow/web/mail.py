@@ -14,12 +14,13 @@ import sqlalchemy as sa
 from fastapi import BackgroundTasks, FastAPI
 from fastapi.responses import HTMLResponse, Response
 
-from flows.usecases.bus import NOTICE_KINDS, NOTICE_NAMES, unit_of_work
+from flows.usecases.bus import NOTICE_KINDS, unit_of_work
 from flows.usecases.resend import resend_message
 from models.deadlines import ACTION_END, COPIL, FUNDING_KINDS, MILESTONE, NUDGE
 from models.errors import NotFound, TiflowError
 from models.outbox import DeliveryPhase, OutboxAttachment, OutboxItem, OutboxMessage, OutboxStatus
 from models.tables import ActionSheet, CopilMeeting, Funding, Milestone, Territory
+from notifications.kinds import KINDS, kind_short
 from notifications.outbox import IN_DOUBT_FILTER, list_messages
 from tiflow.web.access import NOT_FOUND, Refusal
 from tiflow.web.app import Context, Guarded, add_route, page, redirect
@@ -28,15 +29,8 @@ from tiflow.web.signin import deliver_now
 
 M = OutboxMessage.__table__.c  # type: ignore[attr-defined]
 LIMIT = 200
-# The same French names as `tiflow envois` (tiflow/cli/outbox_commands.py: KIND_NAMES).
-KIND_NAMES = {
-    "reminder": "rappel",
-    "escalation": "alerte",
-    "digest": "synthèse COPIL",
-    "budget": "budget",
-    "notice": "avis",
-    **NOTICE_NAMES,
-}
+# The kinds' French names, as `tiflow envois` shows them (notifications/kinds.py).
+KIND_NAMES = {kind: kind_short(kind) for kind in KINDS}
 STATUSES = [(s.value, s.label) for s in OutboxStatus] + [(IN_DOUBT_FILTER, "incertain")]
 
 
