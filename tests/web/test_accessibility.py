@@ -16,6 +16,9 @@ PAGES = [
     "/t/grand-est-touraine/plan?retard=1",
     "/t/grand-est-touraine/actions/FA-01",
     "/t/grand-est-touraine/copil",
+    "/t/grand-est-touraine/tableau-de-bord",
+    "/t/grand-est-touraine/nouvelle-action",
+    "/t/grand-est-touraine/actions/FA-01/modifier",
 ]
 
 
