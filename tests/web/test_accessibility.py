@@ -28,6 +28,9 @@ PAGES = [
     "/t/grand-est-touraine/copil/1/decisions",
     "/t/grand-est-touraine/copil/1/releve",
     "/t/grand-est-touraine/envois",
+    "/t/grand-est-touraine/tableau-de-bord",
+    "/t/grand-est-touraine/nouvelle-action",
+    "/t/grand-est-touraine/actions/FA-01/modifier",
 ]
 
 
