@@ -5,12 +5,11 @@ same agenda, the same figures as the e-mail), plus one page per agenda action (i
 milestones, indicators, budget lines, funding) and the year's figures per axis and per
 funder (`flows.usecases.budget.consolidation`, labels from `models.figures`).
 
-    pdf = copil_dossier(session, copil_id, today, charts=charts_svg(session, code, year))
+    name, pdf = copil_dossier(session, copil_id, today)
 
-Charts: ``charts`` is a list of ``(slug, French title, SVG text)`` drawn as vectors; the
-figures behind them are always printed as tables, so the dossier reads without them (the
-J-3 digest, in this layer, attaches the dossier with the tables only: the chart drawing lives
-in the web shell, `tiflow.web.charts`, until it moves below it).
+Charts: the dashboard's charts of the COPIL's year (`flows.usecases.charts.charts_svg`), drawn
+as vectors, with the figures behind them printed as tables beside; the same dossier is the J-3
+digest's attachment and the web page's download.
 """
 
 from __future__ import annotations
@@ -22,6 +21,7 @@ from typing import Any
 from sqlmodel import Session, col, select
 
 from flows.usecases.budget.consolidation import View, consolidate_with
+from flows.usecases.charts import charts_svg
 from flows.usecases.digest import Digest, preview_digest
 from models import clock, figures
 from models.deadlines import paris_date
@@ -48,21 +48,21 @@ def dossier_filename(digest: Digest) -> str:
     return f"dossier-copil-{paris_date(digest.copil.held_at).isoformat()}.pdf"
 
 
-def copil_dossier(
-    session: Session, copil_id: int, as_of: date, *, charts: Sequence[Chart] = ()
-) -> tuple[str, bytes]:
+def copil_dossier(session: Session, copil_id: int, as_of: date) -> tuple[str, bytes]:
     """The dossier of a scheduled COPIL (file name, PDF bytes); NotFound for any other."""
     digest = preview_digest(session, copil_id, as_of)
     if digest is None:
         raise NotFound(
             f"COPIL n° {copil_id} : le dossier se prépare pour un COPIL prévu (pas tenu ni annulé)."
         )
-    return dossier_filename(digest), dossier_pdf(session, digest, charts=charts)
+    return dossier_filename(digest), dossier_pdf(session, digest)
 
 
-def dossier_pdf(session: Session, digest: Digest, *, charts: Sequence[Chart] = ()) -> bytes:
+def dossier_pdf(session: Session, digest: Digest) -> bytes:
     """The PDF of the dossier for `digest` (a digest filled for its COPIL)."""
     copil, territory = digest.copil, digest.territory
+    year = copil.budget_year or paris_date(copil.held_at).year
+    charts = charts_svg(session, territory.code, year, digest.as_of)
     title = f"Dossier du COPIL du {fr.format_datetime(copil.held_at)}"
     blocks: list[Block] = [
         Paragraph(f"Territoire d'industrie {territory.name}", bold=True),

@@ -14,6 +14,7 @@ import sqlalchemy as sa
 from fastapi.testclient import TestClient
 from sqlmodel import select
 
+from flows.usecases import charts
 from flows.usecases.bus import unit_of_work
 from models.lifecycle import State
 from models.tables import (
@@ -25,8 +26,8 @@ from models.tables import (
     Indicator,
     Milestone,
 )
+from notifications import charts as drawing
 from tests.web.conftest import COPIL_ONLY, ONLY_COORDINATOR, ONLY_PILOT, Web, csrf_of, sign_in
-from tiflow.web import charts
 
 HOME = "/t/grand-est-touraine"
 FA01 = HOME + "/actions/FA-01"
@@ -89,7 +90,7 @@ def test_chart_png_is_the_same_chart_drawn_by_pillow(web: Web) -> None:
     from PIL import Image
 
     image = Image.open(io.BytesIO(got.content))
-    assert image.size[0] == charts.WIDTH * charts.SCALE
+    assert image.size[0] == drawing.WIDTH * drawing.SCALE
     assert len(set(image.convert("L").getdata())) > 2  # drawn, not blank
     assert client.get(HOME + "/tableau-de-bord/inconnu.png").status_code == 404
 

@@ -235,8 +235,7 @@ def dossier(ctx: Guarded) -> Response:
     assert ctx.territory is not None
     try:
         with unit_of_work(ctx.engine) as uow:
-            charts = _charts(uow.session, ctx.territory.code, ctx.copil)
-            name, data = copil_dossier(uow.session, ctx.copil.id, today(), charts=charts)
+            name, data = copil_dossier(uow.session, ctx.copil.id, today())
     except NotFound as error:
         raise Refusal(404, str(error)) from None
     return Response(
@@ -244,17 +243,6 @@ def dossier(ctx: Guarded) -> Response:
         media_type=PDF_MIME,
         headers={"Content-Disposition": f'attachment; filename="{name}"'},
     )
-
-
-def _charts(session: Any, code: str, copil: Any) -> list[tuple[str, str, str]]:
-    """The plan's charts for the COPIL's year, as SVG (`tiflow.web.charts.charts_svg`, from the
-    dashboard's branch); until it is there the dossier prints their figures as tables only."""
-    try:
-        from tiflow.web.charts import charts_svg  # type: ignore[import-not-found,unused-ignore]
-    except ImportError:
-        return []
-    year = copil.budget_year or paris_date(copil.held_at).year
-    return list(charts_svg(session, code, year, today()))
 
 
 # ---------------------------------------------------------------------------------------------

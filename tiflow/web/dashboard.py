@@ -17,12 +17,13 @@ from fastapi import FastAPI
 from fastapi.responses import HTMLResponse, Response
 from sqlmodel import Session, col, select
 
+from flows.usecases import charts
 from flows.usecases.bus import unit_of_work
 from flows.usecases.digest import late_and_at_risk
 from models.lifecycle import AWAITING_DECISION, State
 from models.tables import ActionSheet, CopilAgendaItem, CopilMeeting, Territory
 from models.vocabulary import Axis, CopilStatus
-from tiflow.web import charts
+from notifications import charts as drawing
 from tiflow.web.access import NOT_FOUND, Refusal
 from tiflow.web.app import Guarded, add_route, page, set_cookies
 from tiflow.web.pilot import today
@@ -132,7 +133,7 @@ def dashboard(ctx: Guarded, annee: str = "") -> HTMLResponse:
             late=late,
             at_risk=at_risk,
             next=next_copil(s, ctx.territory),
-            charts=[(c, charts.svg(c), charts.table_rows(c)) for c in plan_charts],
+            charts=[(c, drawing.svg(c), drawing.table_rows(c)) for c in plan_charts],
         )
 
 
@@ -153,7 +154,7 @@ def chart_png(ctx: Guarded, slug: str, annee: str = "") -> Response:
         raise Refusal(404, NOT_FOUND)
     name = f"{ctx.territory.code}-{slug}-{year}.png"
     response = Response(
-        charts.png(found[0]),
+        drawing.png(found[0]),
         media_type="image/png",
         headers={"Content-Disposition": f'attachment; filename="{name}"'},
     )

@@ -1,43 +1,27 @@
-"""The plan's charts, drawn on the server: one chart model, an SVG and a PNG of it.
+"""Charts drawn on the server: one chart model, an SVG and a PNG of it (no script, no CDN).
 
 A COPIL puts these on a slide, so each one is readable without colour: every series has its
 own pattern (plain, hatched, dotted) as well as its shade, the legend repeats it, and every bar
-carries its figure as text. The figures come from the budget consolidation
-(`flows.usecases.budget.consolidation`, labels of `models.figures`) and from the milestones
-with `models.deadlines.is_late`: nothing here defines a figure again.
-
-    charts_svg(session, "grand-est-touraine", 2025)  # [(slug, title, svg), …]
-    charts_png(session, "grand-est-touraine", 2025)  # [(slug, title, png bytes), …]
-
-The SVG and the PNG are drawn from the same list of shapes (`layout`), so they show the same.
+carries its figure as text. What the charts show is computed in `flows.usecases.charts`; this
+module only draws: the SVG and the PNG are drawn from the same list of shapes (`layout`), so
+they show the same, and the web pages, the COPIL dossier (PDF) and the J-3 digest's attachment
+all use them. The PNG is written with the DejaVu Sans font shipped in `notifications/fonts/`.
 """
 
 from __future__ import annotations
 
 import io
-from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import date
 from decimal import Decimal
 from functools import cache
 from pathlib import Path
 from xml.sax.saxutils import escape, quoteattr
 
-import sqlalchemy as sa
-from sqlmodel import Session
-
-from flows.usecases.budget.calendar import paris_today
-from flows.usecases.budget.consolidation import Consolidation, View, consolidate_with
-from models import figures
-from models.deadlines import is_late
-from models.lifecycle import DROPPED_OUT
-from models.repository import Repository
-from models.tables import ActionSheet, Milestone
-from notifications.fr import format_eur, month_abbreviation
+from notifications.fr import format_eur
 
 WIDTH = 640
 FONT = "DejaVu Sans, Arial, sans-serif"
-FONT_FILE = Path("/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf")
+FONT_FILE = Path(__file__).parent / "fonts" / "DejaVuSans.ttf"
 INK = "#1e1e1e"
 GRID = "#c8c8c8"
 
@@ -75,99 +59,8 @@ class Chart:
         return not any(v for row in self.values for v in row)
 
 
-def _series(*labels: str) -> list[Series]:
+def series_of(*labels: str) -> list[Series]:
     return [Series(label, *SERIES_STYLE[i]) for i, label in enumerate(labels)]
-
-
-# ---------------------------------------------------------------------------------------------
-# The figures
-
-
-def budget_per_axis(consolidation: Consolidation) -> Chart:
-    F = figures.Figure
-    lines = consolidation.view(View.AXIS)
-    return Chart(
-        "budget-par-axe",
-        f"Budget {consolidation.year} par axe",
-        [line.label for line in lines],
-        _series(F.PLANNED.label, F.GRANTED.label, F.PAID.label),
-        [[line.figures.planned, line.figures.granted, line.figures.paid] for line in lines],
-        note=f"{figures.OUT_OF_PLAN_LABEL} non comptées.",
-    )
-
-
-def funding_per_funder(consolidation: Consolidation) -> Chart:
-    F = figures.Figure
-    lines = consolidation.view(View.FUNDER)
-    return Chart(
-        "financement-par-financeur",
-        f"Financements {consolidation.year} par financeur",
-        [line.label for line in lines],
-        _series(F.REQUESTED.label, F.GRANTED.label, F.PAID.label),
-        [[line.figures.requested, line.figures.granted, line.figures.paid] for line in lines],
-    )
-
-
-MILESTONE_SERIES = ("Faits", "En retard", "À venir")
-
-
-def milestones_over_year(session: Session, territory_id: int, year: int, as_of: date) -> Chart:
-    """Milestones due each month of the year, of the actions still in the plan: done, late
-    (`models.deadlines.is_late`) or still to come."""
-    m = Milestone.__table__.c  # type: ignore[attr-defined]
-    a = ActionSheet.__table__.c  # type: ignore[attr-defined]
-    rows = session.execute(
-        sa.select(m.due_date, m.done_on)
-        .join(ActionSheet, a.id == m.action_id)
-        .where(
-            a.territory_id == territory_id,
-            a.state.not_in([s.value for s in DROPPED_OUT]),
-            m.due_date >= date(year, 1, 1),
-            m.due_date <= date(year, 12, 31),
-        )
-    ).all()
-    counts = [[Decimal(0)] * 3 for _ in range(12)]
-    for due, done in rows:
-        column = 0 if done is not None else 1 if is_late(due, as_of, done) else 2
-        counts[due.month - 1][column] += 1
-    return Chart(
-        "jalons",
-        f"Jalons {year} par mois d'échéance",
-        [month_abbreviation(date(year, month, 1)) for month in range(1, 13)],
-        _series(*MILESTONE_SERIES),
-        counts,
-        money=False,
-        stacked=True,
-    )
-
-
-def plan_charts(
-    session: Session, territory: str, year: int, as_of: date | None = None
-) -> list[Chart]:
-    """The three charts of a territory's year (territory: its code)."""
-    as_of = as_of or paris_today()
-    found = Repository(session).territory(territory)
-    assert found.id is not None
-    consolidation = consolidate_with(session, year, territory, as_of)
-    return [
-        budget_per_axis(consolidation),
-        funding_per_funder(consolidation),
-        milestones_over_year(session, found.id, year, as_of),
-    ]
-
-
-def charts_svg(
-    session: Session, territory: str, year: int, as_of: date | None = None
-) -> list[tuple[str, str, str]]:
-    """(slug, French title, SVG document) of each chart: for the COPIL dossier."""
-    return [(c.slug, c.title, svg(c)) for c in plan_charts(session, territory, year, as_of)]
-
-
-def charts_png(
-    session: Session, territory: str, year: int, as_of: date | None = None
-) -> list[tuple[str, str, bytes]]:
-    """(slug, French title, PNG bytes) of each chart."""
-    return [(c.slug, c.title, png(c)) for c in plan_charts(session, territory, year, as_of)]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -409,6 +302,3 @@ def table_rows(chart: Chart) -> list[tuple[str, list[str]]]:
         (name, [chart.text(v) for v in row])
         for name, row in zip(chart.categories, chart.values, strict=True)
     ]
-
-
-__all__: Sequence[str] = ("Chart", "charts_png", "charts_svg", "plan_charts", "png", "svg")
