@@ -75,7 +75,11 @@ def test_the_late_milestone_is_reminded_to_its_pilot_then_escalated_to_the_coord
     [alert] = [e for e in demo_run.of_kind("escalation") if LATE in e.text()]
     assert alert.to == f"Claire Moreau <{CLAIRE}>"
     body = alert.text()
-    assert "FA-01 « Usine-témoin de l'industrie du futur » (pilote : Hélène Garnier" in body
+    # grouped per pilot, then per action: the pilot once, the action's title once
+    assert (
+        f"Pilote : Hélène Garnier <{HELENE}>\n  - FA-01 « Usine-témoin de l'industrie du futur »"
+        in body
+    )
     assert "vendredi 15 novembre 2024" in body  # the due date
     assert "02/12  alerte au chargé de mission : FA-01 jalon « Installation" in demo_run.output
     assert f"jalon « {LATE} » franchi avec 20 jours de retard" in demo_run.output
@@ -108,7 +112,7 @@ def test_members_get_the_digest_ten_days_before_each_copil_and_three_days_before
         " précédente" in demo_run.output
     )
     june_j3 = [e for e in digests if e.path.name.startswith("2024-06-17")]
-    assert june_j3 and all("Nouveau depuis la synthèse J-10" in e.text for e in june_j3)
+    assert june_j3 and all("Nouveau depuis la synthèse J-10" in e.text() for e in june_j3)
 
 
 def test_the_day_after_each_copil_its_record_of_decisions_and_the_minutes_reminder(
