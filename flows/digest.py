@@ -21,10 +21,20 @@ from flows.runtime import current_run_id, database
 from flows.usecases.bus import unit_of_work
 from flows.usecases.digest import Digest, DigestSettings, compute_digests, enqueue_digests
 from models.deadlines import paris_date
-from notifications.fr import format_date, format_datetime
+from notifications.fr import format_date, format_datetime, plural
 from notifications.outbox import DeliverySettings, EnqueueResult, utcnow
 
 SCHEDULE = {"cron": "30 7 * * *", "timezone": "Europe/Paris"}
+
+
+def unchanged_line(digest: Digest) -> str:
+    """The log's line for a digest not sent because nothing changed since the earlier one."""
+    assert digest.earlier is not None
+    return (
+        f"- {digest.territory.name} : COPIL du {format_datetime(digest.copil.held_at)} :"
+        f" synthèse {digest.label} non envoyée, rien n'a changé depuis la synthèse"
+        f" {digest.earlier[0]} du {format_date(digest.earlier[1])}"
+    )
 
 
 @task(name="Préparer les synthèses", cache_policy=NO_CACHE, persist_result=False)
@@ -69,14 +79,20 @@ def copil_digest(
     digests = compute(day, digest)
     result = enqueue_all(quote(digests), digest, run_id)  # type: ignore[call-overload]
     report = delivery_round(delivery, run_id)
+    sent = [d for d in digests if not d.unchanged]
+    unchanged = [d for d in digests if d.unchanged]
     lines = [
         f"- {d.territory.name} : COPIL du {format_datetime(d.copil.held_at)} ({d.label}),"
-        f" {len(d.members)} destinataire(s), {len(d.agenda)} action(s) à l'ordre du jour"
-        for d in digests
-    ]
+        f" {plural(len(d.members), 'destinataire', 'destinataires')},"
+        f" {plural(len(d.agenda), 'action', 'actions')} à l'ordre du jour"
+        for d in sent
+    ] + [unchanged_line(d) for d in unchanged]
+    for skipped in unchanged:
+        print(unchanged_line(skipped).removeprefix("- "))
     print(
-        f"Synthèses COPIL du {format_date(day)} : {len(digests)} réunion(s),"
-        f" {len(result.created)} message(s) mis en file ; {report.summary()}"
+        f"Synthèses COPIL du {format_date(day)} : {plural(len(sent), 'réunion', 'réunions')},"
+        f" {plural(len(result.created), 'message mis', 'messages mis')} en file ;"
+        f" {report.summary()}"
     )
     create_markdown_artifact(
         key="synthese-copil",
@@ -88,7 +104,8 @@ def copil_digest(
     )
     return {
         "as_of": day.isoformat(),
-        "copils": [d.copil.id for d in digests],
+        "copils": [d.copil.id for d in sent],
+        "unchanged": [d.copil.id for d in unchanged],
         "enqueued": len(result.created),
         "invalid": result.invalid,
         "sent": report.sent,

@@ -47,9 +47,10 @@ FUNDING_DECISION = "funding_decision"
 FUNDING_PAYMENT = "funding_payment"
 NUDGE = "nudge"
 COPIL = "copil"
+COPIL_MINUTES = "copil_minutes"  # a held COPIL whose minutes are not recorded yet
 DEADLINE_KINDS = (MILESTONE, ACTION_END, FUNDING_DOSSIER, FUNDING_DECISION, FUNDING_PAYMENT)
 FUNDING_KINDS = (FUNDING_DOSSIER, FUNDING_DECISION, FUNDING_PAYMENT)
-REF_KINDS = (*DEADLINE_KINDS, NUDGE, COPIL)
+REF_KINDS = (*DEADLINE_KINDS, NUDGE, COPIL, COPIL_MINUTES)
 
 # "Où en êtes-vous ?" only makes sense once the action is being carried out.
 EXECUTION_STATES = frozenset({State.VALIDATED, State.FUNDED, State.IN_PROGRESS})
@@ -362,6 +363,13 @@ def current_fingerprints(
     for chunk in _chunks(copil_ids):
         for row in session.execute(sa.select(c.id, c.held_at, c.status).where(c.id.in_(chunk))):
             found[(COPIL, row.id)] = copil_fingerprint(row.held_at, row.status)
+    for chunk in _chunks(set(refs.get(COPIL_MINUTES, ()))):
+        for row in session.execute(
+            sa.select(c.id, c.held_at, c.status).where(
+                c.id.in_(chunk), c.minutes_recorded_at.is_(None)
+            )
+        ):
+            found[(COPIL_MINUTES, row.id)] = copil_fingerprint(row.held_at, row.status)
     return found
 
 

@@ -165,6 +165,10 @@ class CopilMeeting(SQLModel, table=True):
     status: CopilStatus = Field(default=CopilStatus.SCHEDULED, sa_type=enum_type(CopilStatus))
     budget_year: int | None = None
     validated_budget: Decimal | None = Field(default=None, sa_type=Money)
+    minutes: str | None = Field(default=None, sa_type=sa.Text, description="compte rendu")
+    minutes_recorded_at: datetime | None = Field(
+        default=None, sa_type=UTCDateTime, description="compte rendu enregistré le (UTC)"
+    )
 
 
 class CopilMember(SQLModel, table=True):

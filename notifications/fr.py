@@ -6,6 +6,7 @@ Dates are shown in Europe/Paris. Relative phrases count *calendar* days: pendulu
 
 from __future__ import annotations
 
+import re
 from datetime import date, datetime
 from decimal import Decimal
 from functools import lru_cache
@@ -56,6 +57,50 @@ def plural(n: int, one: str, many: str) -> str:
     """``1 action``, ``3 actions``, ``0 action`` (French: 0 and 1 take the singular) — never
     "action(s)"."""
     return f"{n} {one if abs(n) < 2 else many}"
+
+
+# French typography (Lexique des règles typographiques de l'Imprimerie nationale): a no-break
+# space (U+00A0) inside « » and before the colon, a narrow no-break space (U+202F) before ; ! ?
+# — the same characters amounts already use (U+202F between thousands, U+00A0 before €).
+NBSP = "\u00a0"
+NNBSP = "\u202f"
+
+
+_OPEN_QUOTE = re.compile(r"«[ \u00a0\u202f]*")
+_CLOSE_QUOTE = re.compile(r"[ \u00a0\u202f]*»")
+# A space before ; ! ? (then a space, the end, or a closing mark): narrow no-break space.
+_BEFORE_HIGH = re.compile(r"[ \u00a0](?=[;!?](?:[\s»”)]|$))")
+# A space before a colon that ends a clause (not « 10:30 », not « https:// »): no-break space.
+_BEFORE_COLON = re.compile(r"[ \u202f](?=:(?:\s|$))")
+
+
+def typeset(text: str) -> str:
+    """French typography on a text a person reads: no-break space inside « » and before a
+    colon, narrow no-break space before ; ! ?, one apostrophe (U+0027, as everywhere in
+    tiflow's texts: ’ is folded into it). Spaces are only replaced, never added (a URL's
+    ``?`` or a time's ``:`` have none before them)."""
+    text = text.replace("\u2019", "'")
+    text = _OPEN_QUOTE.sub(f"«{NBSP}", text)
+    text = _CLOSE_QUOTE.sub(f"{NBSP}»", text)
+    text = _BEFORE_HIGH.sub(NNBSP, text)
+    return _BEFORE_COLON.sub(NBSP, text)
+
+
+def signed_eur(amount: Decimal) -> str:
+    """A change or a gap people read: ``+1 200,50 €``, ``−1 200,50 €`` with a true minus sign
+    (U+2212), ``0,00 €``. (Spreadsheet cells keep numbers; CSV keeps ``-``, which Excel reads.)"""
+    text = format_eur(amount)
+    if text.startswith("-"):
+        return "\u2212" + text[1:]
+    return ("+" if amount > 0 else "") + text
+
+
+def quoted(text: str) -> str:
+    """``« Plateforme RH »`` with no-break spaces inside; guillemets inside the text become
+    “ ” (never « « » » nested)."""
+    inner = text.replace("«\u00a0", "“").replace("«", "“").replace("\u00a0»", "”")
+    inner = inner.replace("»", "”").replace("“ ", "“").replace(" ”", "”")
+    return f"«{NBSP}{inner.strip()}{NBSP}»"
 
 
 def month_name(d: date) -> str:

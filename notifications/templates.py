@@ -30,6 +30,8 @@ FRENCH_FILTERS = {
     "deadline": fr.deadline_phrase,
     "relative_days": fr.relative_days,
     "plural": fr.plural,
+    "quoted": fr.quoted,
+    "signed_eur": fr.signed_eur,
 }
 
 

@@ -42,6 +42,7 @@ from typing import Any, Protocol, TypeVar
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
+from flows.after_copil import after_copil
 from flows.budget import BudgetParameters, BudgetRunResult, consolidate_budget
 from flows.copil import hold_copil, schedule_copil
 from flows.digest import copil_digest
@@ -64,6 +65,7 @@ from flows.funding import record_funding
 from flows.progress import abandon_action, complete_action, report_progress, start_action
 from flows.proposals import propose_action
 from flows.reminders import deadline_reminders
+from flows.usecases.after_copil import record_minutes
 from flows.usecases.bus import unit_of_work
 from flows.usecases.reminders import ESCALATION, ReminderSettings
 from flows.usecases.service import short_date
@@ -369,6 +371,11 @@ class Year:
 
     def digest(self, day: date, held: datetime) -> str | None:
         result = self.run(copil_digest, as_of=day)
+        if result.get("unchanged"):
+            return (
+                f"synthèse J-{(held.date() - day).days} du COPIL du {held:%d/%m/%Y} non envoyée :"
+                " rien n'a changé depuis la précédente"
+            )
         if not result["copils"]:
             return None
         return (
@@ -403,6 +410,26 @@ class Year:
                 f" ; budget {outcome.budget_year} validé : {format_eur(outcome.validated_budget)}"
             )
         return text
+
+    def after_copil(self, day: date) -> str | None:
+        """The « suites-copil » run of a day: records of decisions, minutes reminders."""
+        result = self.run(after_copil, as_of=day)
+        parts = [
+            f"relevé de décisions du {copil} envoyé aux membres et aux pilotes concernés"
+            for copil in result["records"]
+        ] + [
+            f"rappel au chargé de mission : compte rendu du {copil} à enregistrer"
+            for copil in result["reminders"]
+        ]
+        return " ; ".join(parts) or None
+
+    def minutes(self, name: str, text: str) -> str:
+        """The coordinator records a COPIL's minutes (as `tiflow copil compte-rendu` does)."""
+        with unit_of_work(self.engine) as uow:
+            copil = record_minutes(uow, self.copils[name], text)
+            held = paris_day(copil.held_at)
+            uow.commit()
+        return f"compte rendu du COPIL du {held:%d/%m/%Y} enregistré"
 
     def fund(
         self,
@@ -584,6 +611,10 @@ def _digest_on(day: date, held: datetime) -> Callable[[Year], str | None]:
     return lambda y: y.digest(day, held)
 
 
+def _after_copil_on(day: date) -> Callable[[Year], str | None]:
+    return lambda y: y.after_copil(day)
+
+
 def _sweep_on(day: date) -> Callable[[Year], Happening]:
     return lambda y: y.sweep(day)
 
@@ -646,6 +677,17 @@ def steps() -> list[Step]:
             when = datetime.combine(day, datetime.min.time()).replace(hour=7, minute=30)
             add(when, _digest_on(day, held))
 
+    def after(held: datetime, name: str, minutes_on: datetime, minutes: str) -> None:
+        """The « suites-copil » runs that have something to do (J+1, J+3, J+7 at 08:15), and
+        the day the coordinator records the minutes."""
+        for days in (1, 3, 7):
+            day = held.date() + timedelta(days=days)
+            add(
+                datetime.combine(day, datetime.min.time()).replace(hour=8, minute=15),
+                _after_copil_on(day),
+            )
+        add(minutes_on, lambda y: y.minutes(name, minutes))
+
     # January: the first COPIL of phase 2 validates the plan and the 2024 budget.
     add(at("08/01/2024", 9), lambda y: y.schedule("copil-1", copil_1, AMBOISE))
     # dossiers due on 2 January, filed early, « sous réserve de la validation du COPIL »
@@ -665,6 +707,7 @@ def steps() -> list[Step]:
     ]
     held_1 = at("25/01/2024", 12)
     add(held_1, lambda y: y.hold("copil-1", held_1, decisions_1, 2024, budget_2024))
+    after(copil_1, "copil-1", at("26/01/2024", 15), "Plan d'actions et budget 2024 validés.")
 
     file(at("29/01/2024"), "FA-01", "FA-02", "FA-03", "FA-05", "FA-07", "FA-12")
 
@@ -784,6 +827,8 @@ def steps() -> list[Step]:
         decision("FA-11", V, conditions="Associer le club GEIDA"),
     ]
     add(at("20/06/2024", 17), lambda y: y.hold("copil-2", at("20/06/2024", 17), decisions_2))
+    # its minutes wait for the elected officials' proofreading: reminded at J+3, then recorded
+    after(copil_2, "copil-2", at("24/06/2024", 11), "FA-09 et FA-11 validées, FA-10 ajournée.")
 
     # The balance of each 2024 tranche, paid on the pilots' statements of expenses; FA-04's
     # Région payment comes in two parts, reminded in between with what remains to be paid.
@@ -838,6 +883,7 @@ def steps() -> list[Step]:
     digests(copil_3)
     decisions_3 = [decision("FA-10", V, comment="Lauréate de l'appel à projets Fonds vert")]
     add(at("17/10/2024", 12), lambda y: y.hold("copil-3", at("17/10/2024", 12), decisions_3))
+    after(copil_3, "copil-3", at("18/10/2024", 15), "FA-10 validée (Fonds vert).")
     report(
         at("30/10/2024"),
         "FA-11",

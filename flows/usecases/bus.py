@@ -53,15 +53,8 @@ NOTICES: dict[State, NoticeBuilder] = {
     State.FUNDED: kickoff_notice,
 }
 
-# The outbox kinds of the notices, with their French names (CLI listings and summaries).
-NOTICE_NAMES = {
-    "next-steps": "suite d'une validation",
-    "revision": "révision demandée",
-    "rejection": "rejet en COPIL",
-    "deferral": "ajournement",
-    "kickoff": "avis de lancement",
-}
-NOTICE_KINDS = tuple(NOTICE_NAMES)
+# The outbox kinds of the notices (their French names: notifications/kinds.py).
+NOTICE_KINDS = ("next-steps", "revision", "rejection", "deferral", "kickoff")
 
 
 def enqueue_notice(event: ActionTransitioned, uow: UnitOfWork) -> None:

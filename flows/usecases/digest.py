@@ -46,6 +46,7 @@ from models.lifecycle import AWAITING_DECISION, COMMITTED, State
 from models.money import ZERO
 from models.safe_text import neutralise_formula
 from models.tables import (
+    ActionChange,
     ActionSheet,
     BudgetLine,
     CopilAgendaItem,
@@ -171,6 +172,14 @@ class Digest:
     conditions: list[dict[str, str]] = field(default_factory=list)  # earlier COPILs' own
     follow_up: list[dict[str, Any]] = field(default_factory=list)  # pilots' words, per action
     year: dict[str, Any] = field(default_factory=dict)
+    # A later digest (J-3) after an earlier one (J-10): its label and day, and what changed
+    # since it went out; nothing changed: the digest is not sent (`unchanged`).
+    earlier: tuple[str, date] | None = None
+    since_earlier: list[str] = field(default_factory=list)
+
+    @property
+    def unchanged(self) -> bool:
+        return self.earlier is not None and not self.since_earlier
 
     @property
     def key(self) -> str:
@@ -352,6 +361,10 @@ def _fill(session: Session, digest: Digest, settings: DigestSettings) -> None:
     digest.year = _year_figures(session, digest.territory.code, facts.year, digest.as_of)
     digest.conditions = _conditions(session, digest.copil, facts.actions)
     digest.follow_up = _follow_up(session, facts.actions, since, digest.as_of)
+    earlier = _earlier_digest(session, digest)
+    if earlier is not None:
+        digest.earlier = (earlier[0], paris_date(earlier[1]))
+        digest.since_earlier = changes_since(session, facts.actions, earlier[1], digest.as_of)
 
 
 def _facts(session: Session, digest: Digest) -> _Facts:
@@ -382,6 +395,82 @@ def _facts(session: Session, digest: Digest) -> _Facts:
     requested = _money_by_action(session, F.requested, F, tid)
     granted = _money_by_action(session, F.granted, F, tid)
     return _Facts(tid, year, actions, pilots, budget, budget_year, requested, granted)
+
+
+def _earlier_digest(session: Session, digest: Digest) -> tuple[str, datetime] | None:
+    """The latest earlier digest of this COPIL, for this date, that was not dropped: its
+    label (J-10) and when it was enqueued."""
+    from models.outbox import OutboxMessage, OutboxStatus
+
+    m = OutboxMessage.__table__.c  # type: ignore[attr-defined]
+    prefix = digest.key.rsplit(":", 1)[0] + ":"
+    row = session.execute(
+        sa.select(m.key, sa.func.min(m.created_at).label("at"))
+        .where(
+            m.key.like(prefix + "J-%"),
+            m.key != digest.key,
+            m.status != OutboxStatus.DROPPED.value,
+        )
+        .group_by(m.key)
+        .order_by(sa.func.min(m.created_at).desc())
+        .limit(1)
+    ).first()
+    if row is None:
+        return None
+    at = row.at if row.at.tzinfo is not None else row.at.replace(tzinfo=UTC)
+    return row.key.rsplit(":", 1)[1], at
+
+
+def changes_since(
+    session: Session, actions: dict[Any, Any], since: datetime, as_of: date
+) -> list[str]:
+    """What changed on the territory's actions after ``since`` and up to the day ``as_of``
+    (Paris): state changes and decisions, progress reports, follow-up notes, funding figures —
+    one French line each, by action."""
+    until = datetime.combine(as_of + timedelta(days=1), datetime.min.time(), PARIS)
+    t = TransitionRecord.__table__.c  # type: ignore[attr-defined]
+    c = ActionChange.__table__.c  # type: ignore[attr-defined]
+    n = FollowUpNote.__table__.c  # type: ignore[attr-defined]
+    o = Organisation.__table__.c  # type: ignore[attr-defined]
+    ids = sorted(actions)
+    found: list[tuple[str, str]] = []
+
+    def add(action_id: int, text: str) -> None:
+        action = actions[action_id]
+        found.append((action.number, f"{action.number} {fr.quoted(action.title)}{text}"))
+
+    for row in session.execute(
+        sa.select(t.action_id, t.from_state, t.to_state)
+        .where(t.action_id.in_(ids), t.at > since, t.at < until)
+        .order_by(t.at, t.id)
+    ):
+        add(row.action_id, f" : {State(row.from_state).label} → {State(row.to_state).label}")
+    for row in session.execute(
+        sa.select(c.action_id, c.summary)
+        .where(c.action_id.in_(ids), c.at > since, c.at < until)
+        .order_by(c.at, c.id)
+    ):
+        add(row.action_id, f" : {row.summary}")
+    for row in session.execute(
+        sa.select(n.action_id, n.written_on, n.text)
+        .where(n.action_id.in_(ids), n.written_on > paris_date(since), n.written_on <= as_of)
+        .order_by(n.written_on, n.id)
+    ):
+        add(row.action_id, f", note du {fr.format_date(row.written_on)} : {row.text}")
+    labels = [figures.Figure.REQUESTED, figures.Figure.GRANTED, figures.Figure.PAID]
+    for row in session.execute(
+        sa.select(F.action_id, F.year, F.requested, F.granted, F.paid, o.name, o.short_name)
+        .join(Organisation, o.id == F.funder_id)
+        .where(F.action_id.in_(ids), F.updated_at > since, F.updated_at < until)
+        .order_by(F.updated_at, F.id)
+    ):
+        amounts = zip(labels, (row.requested, row.granted, row.paid), strict=True)
+        figures_text = ", ".join(f"{f.label.lower()} {fr.format_eur(v)}" for f, v in amounts)
+        add(
+            row.action_id,
+            f", financement {row.short_name or row.name} ({row.year}) : {figures_text}",
+        )
+    return [line for _, line in sorted(found, key=lambda item: item[0])]
 
 
 def _fill_agenda(session: Session, digest: Digest, facts: _Facts) -> None:
@@ -514,7 +603,7 @@ def _fill_budget_delta(
             "year": str(prev_year),
             "validated": fr.format_eur(previous.validated_budget),
             "now": fr.format_eur(now_planned),
-            "delta": ("+" if delta > 0 else "") + fr.format_eur(delta),
+            "delta": fr.signed_eur(delta),
         }
 
 
@@ -852,6 +941,8 @@ def _digest_body(digest: Digest, reply: ReplyTo | None) -> tuple[str, str]:
         conditions=digest.conditions,
         follow_up=_cut(digest.follow_up),
         year=digest.year,
+        earlier=(digest.earlier[0], fr.format_date(digest.earlier[1])) if digest.earlier else None,
+        since_earlier=_cut([{"line": line} for line in digest.since_earlier]),
     )
 
 
@@ -916,7 +1007,7 @@ def enqueue_digests(
 ) -> EnqueueResult:
     """Render each digest and store one message per member (the caller commits)."""
     settings = settings or DigestSettings()
-    messages = [render_digest(d, settings, now=now) for d in digests]
+    messages = [render_digest(d, settings, now=now) for d in digests if not d.unchanged]
     return enqueue(uow, messages, correlation_id=correlation_id, now=now)
 
 

@@ -32,9 +32,9 @@ from __future__ import annotations
 
 import hashlib
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from email.utils import parseaddr
 from functools import lru_cache
 from typing import Any
@@ -45,6 +45,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
 from flows.usecases.bus import unit_of_work
+from models.cadence import nudge_due
 from models.db import retry_when_busy
 from models.deadlines import (
     NUDGE,
@@ -218,15 +219,6 @@ def reminder_day(
     return best
 
 
-def nudge_day(since: date, as_of: date, window_start: date, weeks: int) -> tuple[date, str] | None:
-    period = 7 * weeks
-    k = (as_of - since).days // period
-    day = since + _days(k * period)
-    if k >= 1 and day >= window_start:
-        return day, f"N{k * weeks}"
-    return None
-
-
 def _item(
     subject: Deadline | Silence, day: date, label: str, audience: str, fp: str
 ) -> PlannedItem:
@@ -240,8 +232,10 @@ def plan_items(
     as_of: date,
     settings: ReminderSettings,
     coordinators: dict[int, list[Person]],
+    last_nudges: Mapping[int, date] | None = None,
 ) -> dict[tuple[str, str], list[PlannedItem]]:
-    """Items due on ``as_of`` (or caught up), grouped by (outbox kind, audience).
+    """Items due on ``as_of`` (or caught up), grouped by (outbox kind, audience);
+    ``last_nudges``: per action, the day its pilot's last nudge was enqueued.
 
     Audience ``p<person id>`` is a pilot, ``c<person id>`` a coordinator, ``c*`` the
     coordinator tag's channels (territory without a coordinator)."""
@@ -282,10 +276,12 @@ def plan_items(
             for group, item in to_coordinators(deadline, escalation, label, fingerprint):
                 grouped[group].append(item)
     for silence in snapshot.silences:
-        found = nudge_day(silence.since, as_of, window_start, settings.nudge_after_weeks)
-        if found is not None:
+        last = (last_nudges or {}).get(silence.action.id)
+        period = 7 * settings.nudge_after_weeks
+        nudge = nudge_due(silence.since, last, as_of, window_start, period)
+        if nudge is not None:
             audience = f"p{silence.action.pilot_id}"
-            day, label = found
+            day, label = nudge[0], f"N{nudge[1]}"
             item = _item(silence, day, label, audience, silence.fingerprint())
             grouped[(REMINDER, audience)].append(item)
     return grouped
@@ -343,6 +339,27 @@ def _coordinators(session: Session, territory_ids: set[int] | None) -> dict[int,
                 id=row.id, territory_id=row.territory_id, full_name=row.full_name, email=row.email
             )
         )
+    return found
+
+
+def _last_nudges(session: Session, action_ids: Sequence[int]) -> dict[int, date]:
+    """Per action, the Paris day its last « Où en êtes-vous ? » was enqueued (not dropped)."""
+    found: dict[int, date] = {}
+    ordered = sorted(set(action_ids))
+    for start in range(0, len(ordered), 2000):
+        rows = session.execute(
+            sa.select(I.c.ref_id, sa.func.max(M.c.created_at))
+            .join(M, M.c.id == I.c.message_id)
+            .where(
+                I.c.ref_kind == NUDGE,
+                I.c.ref_id.in_(ordered[start : start + 2000]),
+                M.c.status != OutboxStatus.DROPPED.value,
+            )
+            .group_by(I.c.ref_id)
+        )
+        for action_id, created in rows:
+            aware = created if created.tzinfo is not None else created.replace(tzinfo=UTC)
+            found[action_id] = paris_date(aware)
     return found
 
 
@@ -435,7 +452,8 @@ def compute_plan(
     names, territory_ids = _territory_scope(session, settings.territories)
     snapshot = load_snapshot(session, territory_ids=territory_ids, funding=settings.funding)
     coordinators = _coordinators(session, territory_ids)
-    grouped = plan_items(snapshot, as_of, settings, coordinators)
+    last_nudges = _last_nudges(session, [s.action.id for s in snapshot.silences])
+    grouped = plan_items(snapshot, as_of, settings, coordinators, last_nudges)
     window_start = as_of - _days(settings.catch_up_days)
     already = live_item_keys(session, since=window_start)
     if between_planning_steps is not None:
@@ -897,7 +915,8 @@ def _pilot_message(batch: Batch, as_of: date, settings: Settings) -> tuple[str, 
             if overdue:
                 subject += f", dont {len(overdue)} en retard"
         if nudges:
-            subject += f" et {_plural(len(nudges), 'point d’étape', 'points d’étape')}"
+            steps = _plural(len(nudges), "point d'étape", "points d'étape")
+            subject += f" et {steps}"
     else:
         subject = f"Où en êtes-vous ? {_plural(len(nudges), 'action', 'actions')} sans nouvelles"
     return subject, {
@@ -934,10 +953,21 @@ def _coordinator_message(
     subject = "Alerte plan d'actions : " + " et ".join(parts)
     delay = late[0].label[2:] if late else ""
     return subject, {
-        "late": [_row(i, as_of, pilots) for i in late],
+        "late": _by_pilot([_row(i, as_of, pilots) for i in late]),
         "delay": delay,
-        "orphans": [_row(i, as_of) for i in orphan],
+        "orphans": _by_action([_row(i, as_of) for i in orphan]),
     }
+
+
+def _by_pilot(rows: list[dict[str, str]]) -> list[dict[str, Any]]:
+    """An escalation's late deadlines per pilot (by name), then per action (its number and
+    title once, then its deadlines): whom to call, about what."""
+    per_pilot: dict[str, list[dict[str, str]]] = defaultdict(list)
+    for row in rows:
+        per_pilot[row["pilot"]].append(row)
+    return [
+        {"pilot": pilot, "actions": _by_action(per_pilot[pilot])} for pilot in sorted(per_pilot)
+    ]
 
 
 # ---------------------------------------------------------------------------------------------

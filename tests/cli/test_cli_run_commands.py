@@ -4,6 +4,7 @@ databases in their own folders."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from pathlib import Path
 
@@ -120,6 +121,22 @@ def test_a_copil_is_scheduled_its_digest_sent_and_its_decisions_read_from_a_csv(
         status = conn.execute(sa.select(CopilMeeting.__table__.c.status)).scalar_one()  # type: ignore[attr-defined]
     assert status == "held"
 
+    # The day after: the record of decisions; J+3: the minutes reminder, until recorded.
+    result = cli("run", "suites", "--au", "24/01/2025")
+    assert result.exit_code == 0, result.output
+    assert "Relevé de décisions du COPIL du 23/01/2025 mis en file." in result.stdout
+    assert cli("copil", "compte-rendu", "1").exit_code == 1  # neither --texte nor --fichier
+    minutes = tmp_path / "compte-rendu.txt"
+    minutes.write_text("FA-07 validée, FA-09 à revoir.\n", encoding="utf-8")
+    result = cli("copil", "compte-rendu", "1", "--fichier", str(minutes))
+    assert result.exit_code == 0, result.output
+    assert "Compte rendu du COPIL n° 1 (réuni le jeudi 23 janvier 2025 à 9 h 30)" in result.stdout
+    assert "plus de rappel au chargé de mission" in result.stdout
+    result = cli("run", "suites", "--au", "26/01/2025")
+    assert result.exit_code == 0, result.output
+    assert "Rien à envoyer ce jour-là" in result.stdout
+    assert [k for k, _, _ in cli.outbox()].count("minutes-reminder") == 0
+
 
 def test_a_decisions_file_with_errors_lists_them_all_and_records_nothing(
     cli: Cli, tmp_path: Path
@@ -156,7 +173,9 @@ def test_reminders_budget_and_delivery_run_by_hand_with_an_as_of_date(cli: Cli) 
     assert result.exit_code == 0, result.output
     out = result.stdout
     assert "Rappels d'échéances du mardi 16 janvier 2024 — exécution Prefect «" in out
-    assert "rappel(s) aux pilotes" in out and "alerte(s) au chargé de mission" in out
+    # real plurals, never "(s)": « 5 rappels aux pilotes, 1 alerte au chargé de mission »
+    assert re.search(r"\d+ rappels? aux pilotes, \d+ alertes? au chargé de mission", out), out
+    assert "(s)" not in out
     sent = len(cli.emls())
     assert sent > 1 and f"{sent} envoyés" in out
     again = cli("run", "rappels", "--au", "16/01/2024")

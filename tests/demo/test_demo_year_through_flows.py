@@ -75,29 +75,60 @@ def test_the_late_milestone_is_reminded_to_its_pilot_then_escalated_to_the_coord
     [alert] = [e for e in demo_run.of_kind("escalation") if LATE in e.text()]
     assert alert.to == f"Claire Moreau <{CLAIRE}>"
     body = alert.text()
-    assert "FA-01 « Usine-témoin de l'industrie du futur » (pilote : Hélène Garnier" in body
+    # grouped per pilot, then per action: the pilot once, the action's title once
+    assert (
+        f"Pilote : Hélène Garnier <{HELENE}>\n  - FA-01 « Usine-témoin de l'industrie du futur »"
+        in body
+    )
     assert "vendredi 15 novembre 2024" in body  # the due date
     assert "02/12  alerte au chargé de mission : FA-01 jalon « Installation" in demo_run.output
     assert f"jalon « {LATE} » franchi avec 20 jours de retard" in demo_run.output
 
 
-def test_members_get_the_digest_ten_and_three_days_before_each_copil(demo_run: DemoRun) -> None:
+def test_members_get_the_digest_ten_days_before_each_copil_and_three_days_before_if_news(
+    demo_run: DemoRun,
+) -> None:
     m = OutboxMessage.__table__.c  # type: ignore[attr-defined]
     c = CopilMeeting.__table__.c  # type: ignore[attr-defined]
     with demo_run.engine.connect() as conn:
         held = dict(conn.execute(sa.select(c.id, c.held_at)).all())
         keys = conn.execute(sa.select(m.key, m.address).where(m.kind == "digest")).all()
     assert len(held) == 3
+    # J-3 only when something changed since J-10: in June (FA-03's CC TEV funding, 14/06).
+    with_news = {copil_id for copil_id, at in held.items() if at.month == 6}
     for copil_id, held_at in held.items():
         day = held_at.date().isoformat()
         for label in ("J-10", "J-3"):
             got = {address for key, address in keys if key == f"digest:{copil_id}:{day}:{label}"}
-            assert got == COPIL_MEMBERS, (copil_id, label)
+            expected = set() if label == "J-3" and copil_id not in with_news else COPIL_MEMBERS
+            assert got == expected, (copil_id, label)
     digests = demo_run.of_kind("digest")
-    assert len(digests) == len(held) * 2 * len(COPIL_MEMBERS)
+    assert len(digests) == (len(held) + 1) * len(COPIL_MEMBERS)
     first = [e for e in digests if "jeudi 25 janvier 2024 à 9 h 30" in e.subject]
-    assert len(first) == 2 * len(COPIL_MEMBERS)
+    assert len(first) == len(COPIL_MEMBERS)
     assert all("invitation-copil.ics" in e.attachments() for e in first)
+    assert (
+        "22/01  synthèse J-3 du COPIL du 25/01/2024 non envoyée : rien n'a changé depuis la"
+        " précédente" in demo_run.output
+    )
+    june_j3 = [e for e in digests if e.path.name.startswith("2024-06-17")]
+    assert june_j3 and all("Nouveau depuis la synthèse J-10" in e.text() for e in june_j3)
+
+
+def test_the_day_after_each_copil_its_record_of_decisions_and_the_minutes_reminder(
+    demo_run: DemoRun,
+) -> None:
+    records = demo_run.of_kind("decision-record")
+    subjects = Counter(e.subject for e in records)
+    assert set(subjects) == {
+        f"Relevé de décisions du COPIL du {day} (Grand Est Touraine)"
+        for day in ("25/01/2024", "20/06/2024", "17/10/2024")
+    }
+    assert {e.to.split(" <")[0] for e in records} >= {"Marc Aubert", "Nadia Benali"}
+    assert all(e.path.name[:10] in {"2024-01-26", "2024-06-21", "2024-10-18"} for e in records)
+    (reminder,) = demo_run.of_kind("minutes-reminder")  # June's minutes waited for J+3
+    assert reminder.path.name.startswith("2024-06-23")
+    assert "compte rendu du COPIL du 20/06/2024 (J+3) à enregistrer" in demo_run.output
 
 
 def test_the_budget_is_consolidated_written_to_disk_and_mailed_with_the_workbook(
@@ -204,6 +235,8 @@ def test_the_output_tells_the_story_and_lists_the_emails_and_files_it_wrote(
         "reminder": "Rappels aux pilotes",
         "escalation": "Alertes au chargé de mission",
         "digest": "Synthèses avant COPIL",
+        "decision-record": "Relevés de décisions",
+        "minutes-reminder": "Rappels du compte rendu",
         "budget": "Budget consolidé",
         # The notices of the COPIL decisions and fundings, enqueued with them (message bus).
         "next-steps": "Suites d'une validation",

@@ -28,7 +28,7 @@ from flows.usecases.digest import (
 from models.lifecycle import State
 from models.money import format_eur
 from models.outbox import OutboxMessage
-from models.tables import ActionSheet, CopilMeeting, CopilMember, Territory
+from models.tables import ActionSheet, CopilMeeting, CopilMember, FollowUpNote, Territory
 from models.uow import UnitOfWork
 from models.vocabulary import Axis
 from notifications.transports import Deliverer
@@ -182,13 +182,20 @@ def test_without_listed_members_the_territorys_copil_members_get_it(
 
 
 def test_each_member_gets_the_digest_at_j10_and_j3_once_with_its_attachments(
-    engine: Engine, scenario: Scenario, smtp_sink: SmtpSink
+    engine: Engine, scenario: Scenario, smtp_sink: SmtpSink, example_plan: str
 ) -> None:
     with deliverer_for(smtp_sink) as deliverer:
         day = date(2024, 6, 1)
         while day <= date(2024, 6, 20):
             send_digests(engine, deliverer, now=morning(day))
             send_digests(engine, deliverer, now=morning(day))  # a second run the same day
+            if day == date(2024, 6, 12):  # news between J-10 and J-3 (else no J-3: see
+                with UnitOfWork(engine) as uow:  # test_digest_since_j10.py)
+                    fa01 = uow.repo.action(example_plan, "FA-01")
+                    uow.session.add(
+                        FollowUpNote(action_id=fa01.id, written_on=day, text="Bail signé.")
+                    )
+                    uow.commit()
             day += timedelta(days=1)
     per_member = Counter(r for m in smtp_sink.received for r in m.rcpt_tos)
     assert per_member == Counter({email: 2 for email in scenario.members})

@@ -35,7 +35,7 @@ MINUTE_DEPLOYMENT = "essai-chaque-minute"
 
 # Every scheduled deployment of prefect.yaml and what its runs must be, in Paris time. A new
 # scheduled deployment fails `test_…` until it is described here.
-DAILY = {"rappels-quotidiens": (8, 0), "syntheses-copil": (7, 30)}
+DAILY = {"rappels-quotidiens": (8, 0), "syntheses-copil": (7, 30), "suites-copil": (8, 15)}
 JANUARY_FIRST_WEEK = {"budget-annuel": (7, 0)}
 QUARTER_HOURS = {"envoi-messages-en-attente"}
 

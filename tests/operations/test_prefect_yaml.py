@@ -39,6 +39,7 @@ def test_sweeps_never_overlap_and_are_scheduled_in_paris_time() -> None:
     assert {s.name for s in scheduled} == {
         "rappels-quotidiens",
         "syntheses-copil",
+        "suites-copil",
         "envoi-messages-en-attente",
         "budget-annuel",
     }

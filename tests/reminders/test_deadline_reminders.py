@@ -129,7 +129,7 @@ def test_offsets_then_weekly_overdue_reminders_and_one_escalation(
     assert alert["Subject"] == "Alerte plan d'actions : 1 échéance en retard"
     text = body_of(alert)
     assert "Échéances en retard de plus de 14 jours au mercredi 16 juillet 2025" in text
-    assert "pilote : Hélène Garnier <helene.garnier@aicr.example>" in text
+    assert "Pilote : Hélène Garnier <helene.garnier@aicr.example>" in text
     assert "en retard de 14 jours" in text
 
 

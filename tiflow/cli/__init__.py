@@ -7,6 +7,7 @@ of this file:
 * `plan_files.py`: `tiflow import`, `tiflow export`, `tiflow modele`;
 * `views.py`: `tiflow territoires`, `tiflow actions`, `tiflow action`;
 * `run_commands.py`: `tiflow run rappels|synthese|budget|copil|envoi`, `tiflow copil planifier`;
+* `copil_commands.py`: `tiflow copil compte-rendu`, `tiflow run suites` (after a COPIL);
 * `lifecycle.py`: `tiflow proposer|financer|avancement|demarrer|terminer|abandonner`;
 * `demo.py`: `tiflow demo` (a year of the example through the real flows);
 * `operations.py`: `tiflow serve`, `tiflow deploiements`;
@@ -116,6 +117,7 @@ def _row(uow: UnitOfWork, action: ActionSheet) -> list[str]:
 
 # Command modules register themselves on `app` (imported last: they import `app` from here).
 from tiflow.cli import (  # noqa: E402
+    copil_commands,
     demo,
     lifecycle,
     operations,
@@ -130,6 +132,7 @@ __all__ = [
     "TERRITORY_CODE",
     "app",
     "command",
+    "copil_commands",
     "demo",
     "lifecycle",
     "new_app",

@@ -36,6 +36,7 @@ from models import clock
 from models.db import engine_for, upgrade
 from models.errors import TiflowError
 from models.settings import load_settings
+from notifications.kinds import in_order, kind_count, kind_heading
 from tiflow.cli import app, command, plan_table
 from tiflow.cli.common import console, progress_bar, safe_url
 from tiflow.cli.french import err_console
@@ -60,29 +61,7 @@ if TYPE_CHECKING:
     from flows.budget import BudgetRunResult
     from tiflow.demo_year import Happening, YearReport
 
-KIND_LABELS = {
-    "reminder": "Rappels aux pilotes",
-    "escalation": "Alertes au chargé de mission",
-    "digest": "Synthèses avant COPIL",
-    "budget": "Budget consolidé",
-    "next-steps": "Suites d'une validation",
-    "revision": "Révisions demandées",
-    "rejection": "Rejets en COPIL",
-    "deferral": "Ajournements",
-    "kickoff": "Avis de lancement",
-}
-TOLD_BY_STEP = {"digest", "budget"}  # their timeline line already says who got them
-KIND_NAMES = {  # (one, many); a kind missing here is shown by its name
-    "reminder": ("rappel aux pilotes", "rappels aux pilotes"),
-    "escalation": ("alerte au chargé de mission", "alertes au chargé de mission"),
-    "digest": ("synthèse COPIL", "synthèses COPIL"),
-    "budget": ("envoi du budget", "envois du budget"),
-    "next-steps": ("avis de suite à la validation", "avis de suite à la validation"),
-    "revision": ("demande de révision", "demandes de révision"),
-    "rejection": ("avis de rejet", "avis de rejet"),
-    "deferral": ("avis d'ajournement", "avis d'ajournement"),
-    "kickoff": ("avis de lancement", "avis de lancement"),
-}
+TOLD_BY_STEP = {"digest", "budget", "decision-record", "minutes-reminder"}  # told by their line
 
 
 @dataclass(frozen=True)
@@ -272,24 +251,13 @@ def _show(
         )
 
 
-def _count(kind: str, n: int) -> str:
-    one, many = KIND_NAMES.get(kind, (kind, kind))
-    return f"{n} {one if n == 1 else many}"
-
-
-def _order(item: tuple[str, int]) -> tuple[int, str]:
-    """Known kinds in KIND_NAMES order, then the others by name."""
-    kinds = list(KIND_NAMES)
-    return (kinds.index(item[0]) if item[0] in kinds else len(kinds), item[0])
-
-
 def _emails_set_off(emails: Counter[str]) -> str:
     """« e-mails : 3 avis de suite à la validation » for what a step put in the outbox, of the
     kinds its own line does not already tell (a digest step says whom it was sent to)."""
-    told = {k: n for k, n in sorted(emails.items(), key=_order) if n and k not in TOLD_BY_STEP}
+    told = [k for k in in_order(list(emails)) if emails[k] and k not in TOLD_BY_STEP]
     if not told:
         return ""
-    return "e-mails : " + ", ".join(_count(kind, n) for kind, n in told.items())
+    return "e-mails : " + ", ".join(kind_count(kind, emails[kind]) for kind in told)
 
 
 def _show_month(month: str, items: list[Happening]) -> None:
@@ -321,7 +289,7 @@ def _show_month(month: str, items: list[Happening]) -> None:
         reminded: Counter[str] = Counter()
         for sweep in sweeps:
             reminded.update(sweep.emails)
-        detail = ", ".join(_count(kind, n) for kind, n in sorted(reminded.items(), key=_order))
+        detail = ", ".join(kind_count(k, reminded[k]) for k in in_order(list(reminded)))
         days = ", ".join(f"{s.day:%d/%m}" for s in sweeps)
         console.print(
             f"  rappels d'échéances ({days}) : {detail or 'rien à envoyer'}",
@@ -338,10 +306,10 @@ def _show_emails(files: DemoFiles) -> None:
     table.add_column("Type", footer="Total")
     table.add_column("E-mails", justify="right", footer=str(len(files.emails)))
     table.add_column("Destinataires", footer="")
-    for kind in [*KIND_LABELS, *sorted(set(counts) - set(KIND_LABELS))]:
+    for kind in in_order(list(counts)):
         if counts[kind]:
             people = sorted({e.to.split(" <")[0] for e in files.emails if e.kind == kind})
-            table.add_row(KIND_LABELS.get(kind, kind), str(counts[kind]), escape(", ".join(people)))
+            table.add_row(kind_heading(kind), str(counts[kind]), escape(", ".join(people)))
     console.print(table)
 
 

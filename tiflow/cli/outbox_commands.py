@@ -10,9 +10,10 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from flows.usecases.bus import NOTICE_NAMES, unit_of_work
+from flows.usecases.bus import unit_of_work
 from models.outbox import DeliveryPhase, OutboxStatus
 from models.tables import ActionSheet
+from notifications.kinds import kind_short
 from notifications.outbox import (
     IN_DOUBT_FILTER,
     backlog,
@@ -23,14 +24,6 @@ from notifications.outbox import (
 from tiflow.cli import app, command
 from tiflow.cli.common import console, database, fr_instant
 
-KIND_NAMES = {
-    "reminder": "rappel",
-    "escalation": "alerte",
-    "digest": "synthèse COPIL",
-    "budget": "budget",
-    "notice": "avis",
-    **NOTICE_NAMES,
-}
 STATUS_CHOICES = {
     "en-attente": OutboxStatus.PENDING.value,
     "en-cours": OutboxStatus.SENDING.value,
@@ -149,7 +142,7 @@ def _table(rows: list[Any]) -> Table:
     for row in rows:
         table.add_row(
             str(row.id),
-            KIND_NAMES.get(row.kind, row.kind),
+            kind_short(row.kind),
             escape(row.recipient or f"canaux « {row.tag} »"),
             escape(row.subject[:60]),
             _state(row),

@@ -30,6 +30,7 @@ from models.money import format_eur
 from models.outbox import OutboxMessage
 from models.settings import load_settings
 from notifications.fr import format_date
+from notifications.kinds import in_order, kind_count
 from notifications.outbox import DeliveryReport, backlog, utcnow
 from tiflow.cli import app, command, new_app
 from tiflow.cli.common import console, database, date_option, pick_territory
@@ -48,13 +49,6 @@ run_app = new_app(
 app.add_typer(run_app, name="run")
 copil_app = new_app("Réunions du COPIL.")
 app.add_typer(copil_app, name="copil")
-
-KIND_LABELS = {
-    "reminder": "rappel(s) aux pilotes",
-    "escalation": "alerte(s) au chargé de mission",
-    "digest": "synthèse(s) COPIL",
-    "budget": "envoi(s) du budget",
-}
 
 TerritoryOption = Annotated[
     str | None,
@@ -135,8 +129,7 @@ def _emails_by_kind(engine: Engine, run_id: str) -> Counter[str]:
 
 
 def _describe_kinds(counts: Counter[str]) -> str:
-    order = [*KIND_LABELS, *sorted(set(counts) - set(KIND_LABELS))]
-    parts = [f"{counts[kind]} {KIND_LABELS.get(kind, kind)}" for kind in order if counts[kind]]
+    parts = [kind_count(kind, counts[kind]) for kind in in_order(list(counts)) if counts[kind]]
     return ", ".join(parts) if parts else "aucun"
 
 

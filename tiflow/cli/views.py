@@ -16,6 +16,7 @@ from sqlmodel import col, select
 
 from flows.usecases.bus import unit_of_work
 from models.deadlines import is_late, paris_date
+from models.figures import Figure
 from models.lifecycle import State
 from models.money import ZERO, format_eur
 from models.tables import (
@@ -196,11 +197,12 @@ def actions_command(
         caption=f"{len(rows)} action(s) sur {len(actions)}",
         caption_justify="left",
     )
-    for header in ("N°", "Intitulé", "Axe", "Pilote", "État", "Fin", "Budget", "Accordé"):
+    money = ("Budget", Figure.GRANTED.label)
+    for header in ("N°", "Intitulé", "Axe", "Pilote", "État", "Fin", *money):
         table.add_column(
             header,
-            justify="right" if header in ("Budget", "Accordé") else "left",
-            no_wrap=header in ("N°", "Budget", "Accordé"),
+            justify="right" if header in money else "left",
+            no_wrap=header in ("N°", *money),
         )
     if en_retard:
         table.add_column("Retard")
@@ -393,13 +395,11 @@ def _show_action(uow: UnitOfWork, territory: Territory, action: ActionSheet, tod
     table = Table(
         title="Financements par financeur", title_justify="left", show_footer=bool(funding)
     )
-    money = ("Demandé", "Accordé", "Versé")
     table.add_column("Financeur", footer="Total")
     table.add_column("Année")
-    for header in money:
-        attr = {"Demandé": "requested", "Accordé": "granted", "Versé": "paid"}[header]
-        total = sum((getattr(f, attr) for f in funding), ZERO)
-        table.add_column(header, justify="right", footer=format_eur(total))
+    for figure in (Figure.REQUESTED, Figure.GRANTED, Figure.PAID):  # attribute = figure's value
+        total = sum((getattr(f, figure.value) for f in funding), ZERO)
+        table.add_column(figure.label, justify="right", footer=format_eur(total))
     for header in (
         "Dépôt du dossier",
         "Décision attendue",

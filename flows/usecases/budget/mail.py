@@ -58,10 +58,6 @@ def recipients(uow: UnitOfWork, snapshot: Snapshot) -> list[Person]:
     )
 
 
-def _signed(value: Decimal) -> str:
-    return ("+" if value > 0 else "") + format_eur(value)
-
-
 def _percent(ratio: Decimal | None) -> str:
     if ratio is None:
         return "—"
@@ -84,7 +80,7 @@ def budget_message(
         row = {"label": label, "amount": format_eur(value), "delta": ""}
         if before is not None:
             delta = value - getattr(before, measure)
-            row["delta"] = _signed(delta) if delta != ZERO else "inchangé"
+            row["delta"] = fr.signed_eur(delta) if delta != ZERO else "inchangé"
         rows.append(row)
     data, filename = workbook or budget_workbook(snapshot)
     national = snapshot.scope == ALL_TERRITORIES

@@ -516,11 +516,7 @@ def _changes_markdown(snapshot: Snapshot) -> list[str]:
     head = f"{changed} depuis la version {previous.version}"
     if not moved:
         return [head + " ; totaux inchangés (voir la feuille « Évolution »)."]
-    return [head + " :", "", *(f"- {label} : {_signed_eur(value)}" for label, value in moved)]
-
-
-def _signed_eur(value: Decimal) -> str:
-    return ("+" if value > 0 else "") + format_eur(value)
+    return [head + " :", "", *(f"- {label} : {fr.signed_eur(value)}" for label, value in moved)]
 
 
 def _percent(ratio: Decimal | None) -> str:
