@@ -78,8 +78,11 @@ def render_pdf(
     """The PDF of `blocks` under `title` (A4 portrait), its pages numbered « page n/N »."""
     pdf = _Document(orientation="P", unit="mm", format="A4")
     pdf.footer_text = footer or title
-    pdf.add_font(FAMILY, "", str(FONTS / "DejaVuSans.ttf"))
-    pdf.add_font(FAMILY, "B", str(FONTS / "DejaVuSans-Bold.ttf"))
+    # Also under the family name the charts' SVG asks for (notifications/charts.py FONT):
+    # otherwise fpdf2 falls back to a core font, which has no € nor no-break spaces.
+    for family in (FAMILY, "DejaVu Sans"):
+        pdf.add_font(family, "", str(FONTS / "DejaVuSans.ttf"))
+        pdf.add_font(family, "B", str(FONTS / "DejaVuSans-Bold.ttf"))
     pdf.set_title(title)
     pdf.set_lang("fr-FR")
     pdf.set_creator("tiflow")
