@@ -291,4 +291,9 @@ for _table in (BudgetSnapshot, BudgetSnapshotLine):
 # wherever the schema is used (migrations, tests' clean-up).
 from models.event_outbox import EventOutbox  # noqa: E402, F401
 from models.outbox import OutboxAttachment, OutboxItem, OutboxMessage  # noqa: E402, F401
+from models.preferences import (  # noqa: E402, F401
+    PersonAbsence,
+    PersonPreference,
+    PersonPreferenceChange,
+)
 from models.web_access import WebSession, WebSignInLink, WebSignInRequest  # noqa: E402, F401

@@ -88,6 +88,7 @@ from notifications.message import (
     clean_subject,
     parse_mailbox,
 )
+from notifications.preferences import route_rows
 from notifications.smtp import DeliveryResult, temporary
 from notifications.transports import Deliverer
 
@@ -297,6 +298,7 @@ def enqueue(
     by_message: list[tuple[NewMessage, list[dict[str, Any]]]] = []
     for message in messages:
         by_message.append((message, _rows(message, now, correlation_id, result.invalid)))
+    route_rows(uow.session, by_message)  # each person's choice: when, or never
     rows = [row for _, message_rows in by_message for row in message_rows]
     if not rows:
         return result
