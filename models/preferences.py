@@ -17,6 +17,9 @@ coordinator setting a preference on a person's request is recorded.
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import hmac
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from enum import StrEnum
@@ -344,3 +347,35 @@ class PersonAbsence(SQLModel, table=True):
 
     def away(self) -> Away:
         return Away(self.person_id, self.starts_on, self.ends_on, self.delegate_id, self.hold)
+
+
+# ---------------------------------------------------------------------------------------------
+# The signed one-click unsubscribe link (RFC 8058)
+
+_UNSUBSCRIBE = b"tiflow-unsubscribe-v1:"
+
+
+def unsubscribe_token(secret: bytes, person_id: int, category: Category) -> str:
+    """``<person id>.<category>.<signature>``: lets its holder change that one preference
+    without signing in, and nothing else. Signed with the web application's secret key; it
+    does not expire (a link in an old e-mail must still work) and stops working if the key
+    changes."""
+    body = f"{person_id}.{category.value}"
+    return f"{body}.{_signature(secret, body)}"
+
+
+def read_unsubscribe_token(secret: bytes, token: str) -> tuple[int, Category] | None:
+    """The (person id, category) a genuine token names, or None."""
+    person, _, rest = token.partition(".")
+    category, _, signature = rest.partition(".")
+    body = f"{person}.{category}"
+    if not person.isdigit() or category not in {c.value for c in Category}:
+        return None
+    if not hmac.compare_digest(signature, _signature(secret, body)):
+        return None
+    return int(person), Category(category)
+
+
+def _signature(secret: bytes, body: str) -> str:
+    digest = hmac.new(secret, _UNSUBSCRIBE + body.encode(), hashlib.sha256).digest()
+    return base64.urlsafe_b64encode(digest[:18]).decode()

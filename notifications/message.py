@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import re
 import unicodedata
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from email import policy as email_policy
@@ -43,6 +43,7 @@ _CONTENT_TYPE_RE = re.compile(
     rf"(?P<main>{_TOKEN})/(?P<sub>{_TOKEN})(?P<params>(?:{_PARAM})*)\s*;?"
 )
 _KEY_RE = re.compile(r"[A-Za-z0-9._-]{1,64}")
+_HEADER_NAME_RE = re.compile(r"List-[A-Za-z-]{1,40}")  # the extra headers tiflow writes
 
 CALENDAR_INVITATION = "text/calendar; method=REQUEST; charset=UTF-8"
 
@@ -156,8 +157,13 @@ class OutgoingEmail:
     attachments: Sequence[Attachment] = ()
     reply_to: str | None = None
     key: str | None = None
+    # Extra headers (List-Unsubscribe…): names of the form Name-Name, one-line values.
+    headers: Mapping[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
+        for name, value in self.headers.items():
+            if not _HEADER_NAME_RE.fullmatch(name) or _CONTROL_RE.search(value):
+                raise ValueError(f"invalid extra header {name!r}")
         if isinstance(self.to, str):
             raise TypeError("to must be a list of addresses, not a string")
         # Frozen dataclass: normalise through object.__setattr__.
@@ -219,6 +225,8 @@ def build_mime(
     # RFC 3834: tells out-of-office robots not to answer.
     msg["Auto-Submitted"] = "auto-generated"
     msg["Content-Language"] = "fr"
+    for name, value in email.headers.items():
+        msg[name] = value
 
     msg.set_content(email.text)
     if email.html is not None:

@@ -88,7 +88,7 @@ from notifications.message import (
     clean_subject,
     parse_mailbox,
 )
-from notifications.preferences import route_rows
+from notifications.preferences import list_unsubscribe, route_rows
 from notifications.smtp import DeliveryResult, temporary
 from notifications.transports import Deliverer
 
@@ -545,8 +545,11 @@ def _aware(value: datetime | None) -> datetime | None:
     return value.replace(tzinfo=UTC) if value is not None and value.tzinfo is None else value
 
 
-def _outgoing_email(row: Any, attachments: Sequence[Attachment]) -> OutgoingEmail:
+def _outgoing_email(
+    row: Any, attachments: Sequence[Attachment], headers: dict[str, str] | None = None
+) -> OutgoingEmail:
     return OutgoingEmail(
+        headers=headers or {},
         to=[row.recipient] if row.address else [],
         subject=row.subject,
         text=row.text_body,
@@ -875,7 +878,7 @@ class _Round:
 
     def deliver_one(self, row: Any, attachments: list[Attachment]) -> None:
         try:
-            email = _outgoing_email(row, attachments)
+            email = _outgoing_email(row, attachments, list_unsubscribe(self.conn, row))
         except InvalidAddress as exc:  # e.g. an address edited by hand in the table
             self._refuse(
                 row,

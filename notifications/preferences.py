@@ -17,6 +17,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 
 from models.deadlines import COPIL, NUDGE
@@ -29,7 +30,9 @@ from models.preferences import (
     category_of,
     earliest_send,
     obligation_reason,
+    unsubscribe_token,
 )
+from models.settings import load_settings
 
 M = OutboxMessage.__table__  # type: ignore[attr-defined]
 I = OutboxItem.__table__  # type: ignore[attr-defined]  # noqa: E741
@@ -189,6 +192,46 @@ def reschedule(session: Session, person_id: int, category: Category) -> tuple[in
         else:
             moved += session.execute(pending.values(next_attempt_at=at)).rowcount  # type: ignore[attr-defined]
     return moved, dropped
+
+
+def list_unsubscribe(conn: Connection, row: Any) -> dict[str, str]:
+    """``List-Unsubscribe`` and ``List-Unsubscribe-Post`` (RFC 8058, one click) for an outbox
+    row its person may switch off; nothing for an obligation (escalation, convocation), a
+    row without a person, or when tiflow web's address or secret key is not configured."""
+    category = category_of(row.kind)
+    settings = load_settings()
+    if category is None or row.person_id is None or not row.address or not settings.web_secret:
+        return {}
+    if row.kind == "digest" and _is_convocation(conn, row):
+        return {}
+    token = unsubscribe_token(settings.web_secret.encode(), row.person_id, category)
+    url = settings.unsubscribe_url(token)
+    if url is None:
+        return {}
+    return {"List-Unsubscribe": f"<{url}>", "List-Unsubscribe-Post": "List-Unsubscribe=One-Click"}
+
+
+def _is_convocation(conn: Connection, row: Any) -> bool:
+    """A digest row is its COPIL's convocation when no earlier live digest to the same
+    address is about the same meeting."""
+    meetings = set(
+        conn.execute(
+            sa.select(I.c.ref_id).where(I.c.message_id == row.id, I.c.ref_kind == COPIL)
+        ).scalars()
+    )
+    earlier = conn.execute(
+        sa.select(sa.func.count())
+        .select_from(I.join(M, M.c.id == I.c.message_id))
+        .where(
+            M.c.kind == "digest",
+            M.c.address == row.address,
+            M.c.id < row.id,
+            M.c.status != OutboxStatus.DROPPED.value,
+            I.c.ref_kind == COPIL,
+            I.c.ref_id.in_(sorted(meetings)),
+        )
+    ).scalar_one()
+    return bool(meetings) and not earlier
 
 
 def _aware(value: datetime) -> datetime:

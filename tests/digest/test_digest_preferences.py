@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections import Counter
 from datetime import date, timedelta
 
+import pytest
 from sqlalchemy.engine import Engine
 
 from flows.usecases.bus import unit_of_work
@@ -30,8 +31,10 @@ def choose(engine: Engine, scenario: Scenario, email: str, choice: Choice) -> No
 
 
 def test_the_convocation_goes_to_everyone_and_later_digests_follow_each_choice(
-    engine: Engine, scenario: Scenario, smtp_sink: SmtpSink
+    engine: Engine, scenario: Scenario, smtp_sink: SmtpSink, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    monkeypatch.setenv("TIFLOW_WEB_URL", "https://tiflow.grand-est-touraine.example")
+    monkeypatch.setenv("TIFLOW_WEB_SECRET_KEY", "une-cle-secrete-de-test-de-plus-de-32-caracteres")
     choose(engine, scenario, MARC, Choice(Frequency.NEVER))
     # Wednesday 19 June at 8 h: the J-3 digest of Monday 17 June waits for it.
     choose(engine, scenario, JEAN, Choice(Frequency.WEEKLY, weekday=2, hour=8))
@@ -54,3 +57,6 @@ def test_the_convocation_goes_to_everyone_and_later_digests_follow_each_choice(
     (convocation, late) = smtp_sink.messages_to(JEAN)
     assert "(dans 10 jours)" in body_of(convocation)
     assert "jeudi 20 juin 2024" in late["Subject"]
+    # The convocation cannot be switched off: no unsubscribe link; the J-3 digest has one.
+    assert convocation["List-Unsubscribe"] is None
+    assert "/preferences/desabonnement/" in late["List-Unsubscribe"]

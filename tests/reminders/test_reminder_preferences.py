@@ -8,6 +8,7 @@ from __future__ import annotations
 from collections import Counter
 from datetime import date, timedelta
 
+import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
@@ -15,7 +16,13 @@ from flows.usecases.bus import unit_of_work
 from flows.usecases.preferences import PreferenceChanged, record_absence, set_preference
 from models import clock
 from models.outbox import OutboxItem, OutboxMessage
-from models.preferences import Category, Choice, Frequency, PersonPreferenceChange
+from models.preferences import (
+    Category,
+    Choice,
+    Frequency,
+    PersonPreferenceChange,
+    read_unsubscribe_token,
+)
 from models.tables import Person
 from notifications.outbox import deliver_pending
 from tests.reminders.conftest import (
@@ -224,3 +231,23 @@ def test_absent_pilot_who_chose_to_wait_gets_everything_once_on_her_return(
     assert len(inbox(smtp_sink, CLAIRE)) == 1  # told of the J0 that fell while she was away
     keys = sent_item_keys(engine, HELENE)
     assert len(keys) == 4 and set(keys.values()) == {1}
+
+
+def test_reminders_carry_a_one_click_unsubscribe_and_the_alert_does_not(
+    engine: Engine, plan: SmallPlan, smtp_sink: SmtpSink, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    secret = "une-cle-secrete-de-test-longue-de-plus-de-32-caracteres"
+    monkeypatch.setenv("TIFLOW_WEB_URL", "https://tiflow.grand-est-touraine.example")
+    monkeypatch.setenv("TIFLOW_WEB_SECRET_KEY", secret)
+    add_milestone(engine, plan.fa03, "Convention avec le CFAI", date(2025, 3, 5))
+    with smtp_deliverer(smtp_sink) as deliverer:
+        run_day(engine, deliverer, date(2025, 3, 19))  # 14 days late: reminder and alert
+    (reminder,) = inbox(smtp_sink, HELENE)
+    (alert,) = inbox(smtp_sink, CLAIRE)
+    url = reminder["List-Unsubscribe"].strip("<>")
+    prefix = "https://tiflow.grand-est-touraine.example/preferences/desabonnement/"
+    assert url.startswith(prefix)
+    token = url.removeprefix(prefix)
+    assert read_unsubscribe_token(secret.encode(), token) == (plan.helene, Category.DEADLINES)
+    assert reminder["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+    assert alert["List-Unsubscribe"] is None  # an obligation: nothing to unsubscribe from

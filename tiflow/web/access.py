@@ -65,6 +65,14 @@ ROUTES: dict[str, Rule] = {
     "progress_indicator": _rule(Scope.ACTION, *PROGRESS_WRITERS, write=True),
     "copils": _rule(Scope.TERRITORY, *COPIL_READERS),
     "copil": _rule(Scope.COPIL, *COPIL_READERS),
+    # One-click unsubscribe (RFC 8058): the signed token in the path is the authorisation,
+    # and stands for the CSRF token (a mail client's POST carries none).
+    "unsubscribe_page": _rule(Scope.PUBLIC),
+    "unsubscribe": _rule(Scope.PUBLIC),
+    # A person's calendar feed: its secret token (revocable) opens it, for calendar apps.
+    "calendar_feed": _rule(Scope.PUBLIC),
+    "my_preferences": _rule(Scope.SIGNED_IN),
+    "my_preferences_save": _rule(Scope.SIGNED_IN, write=True),
 }
 
 # Roles that never write, whatever a later route says.

@@ -1,4 +1,4 @@
-"""preferences per person (current choice and its history), absences and delegates
+"""preferences per person (current choice and its history), absences and delegates, calendar feeds
 
 Revision ID: 0008
 Revises: 0007
@@ -74,7 +74,33 @@ def upgrade() -> None:
     op.create_index(op.f('ix_person_absence_person_id'), 'person_absence', ['person_id'], unique=False)
 
 
+    op.create_table('calendar_feed',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('person_id', sa.Integer(), nullable=False),
+    sa.Column('token_hash', sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
+    sa.Column('created_at', models.types.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('revoked_at', models.types.UTCDateTime(timezone=True), nullable=True),
+    sa.ForeignKeyConstraint(['person_id'], ['person.id'], ),
+    sa.PrimaryKeyConstraint('id'),
+    sa.UniqueConstraint('token_hash')
+    )
+    op.create_index(op.f('ix_calendar_feed_person_id'), 'calendar_feed', ['person_id'], unique=False)
+    op.create_table('calendar_entry',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('feed_id', sa.Integer(), nullable=False),
+    sa.Column('uid', sqlmodel.sql.sqltypes.AutoString(length=200), nullable=False),
+    sa.Column('fingerprint', sqlmodel.sql.sqltypes.AutoString(length=200), nullable=False),
+    sa.Column('sequence', sa.Integer(), nullable=False),
+    sa.ForeignKeyConstraint(['feed_id'], ['calendar_feed.id'], ),
+    sa.PrimaryKeyConstraint('id'),
+    sa.UniqueConstraint('feed_id', 'uid')
+    )
+
+
 def downgrade() -> None:
+    op.drop_table('calendar_entry')
+    op.drop_index(op.f('ix_calendar_feed_person_id'), table_name='calendar_feed')
+    op.drop_table('calendar_feed')
     op.drop_index(op.f('ix_person_absence_person_id'), table_name='person_absence')
     op.drop_table('person_absence')
     op.drop_index(op.f('ix_person_preference_change_person_id'), table_name='person_preference_change')
