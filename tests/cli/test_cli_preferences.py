@@ -62,3 +62,16 @@ def test_an_absence_with_a_delegate_is_recorded_and_shown(
     assert "du 03/03/2030 au 07/03/2030 : rappels à Karim Haddad" in result.stdout
     shown = tiflow("preferences", "voir", HELENE)
     assert "Absence du 03/03/2030 au 07/03/2030 : rappels à Karim Haddad" in shown.stdout
+
+
+def test_the_calendar_command_prints_a_private_url_and_revokes_it(
+    tiflow: Tiflow, example_plan: str
+) -> None:
+    made = tiflow("preferences", "calendrier", HELENE)
+    assert made.exit_code == 0, made.output
+    assert "Calendrier de Hélène Garnier (à garder secret)" in made.stdout
+    (url,) = [w for w in made.stdout.split() if "/calendrier/" in w]
+    assert url.startswith("http://127.0.0.1:8000/calendrier/") and url.endswith(".ics")
+    revoked = tiflow("preferences", "calendrier", HELENE, "--revoquer")
+    assert revoked.exit_code == 0, revoked.output
+    assert "Hélène Garnier : 1 calendrier(s) révoqué(s)." in revoked.stdout
