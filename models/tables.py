@@ -293,6 +293,12 @@ for _table in (BudgetSnapshot, BudgetSnapshotLine):
 
 # The outbox tables live in their own module; importing them here puts them on the metadata
 # wherever the schema is used (migrations, tests' clean-up).
+from models.calendar_feed import CalendarEntry, CalendarFeed  # noqa: E402, F401
 from models.event_outbox import EventOutbox  # noqa: E402, F401
 from models.outbox import OutboxAttachment, OutboxItem, OutboxMessage  # noqa: E402, F401
+from models.preferences import (  # noqa: E402, F401
+    PersonAbsence,
+    PersonPreference,
+    PersonPreferenceChange,
+)
 from models.web_access import WebSession, WebSignInLink, WebSignInRequest  # noqa: E402, F401

@@ -107,7 +107,7 @@ def load_services(config: str) -> list[apprise.NotifyBase]:
     if "://" not in value:
         path = Path(value).expanduser()
         if not path.is_file():
-            raise ConfigError(f"{ENV_VAR}: no such apprise configuration file: {path}")
+            raise ConfigError(f"{ENV_VAR} : fichier de configuration apprise introuvable : {path}")
         check_private_file(path)
         _refuse_line_breaks(path.read_text(encoding="utf-8", errors="replace"), str(path))
         cfg = apprise.AppriseConfig()
@@ -118,24 +118,25 @@ def load_services(config: str) -> list[apprise.NotifyBase]:
             loaded = list(cfg.services())
         messages = logs.getvalue().strip()
         if not loaded or "ERROR " in messages:
-            detail = messages or "no service"
-            raise ConfigError(f"{ENV_VAR}: unusable apprise configuration {path}: {detail}")
+            detail = messages or "aucun service"
+            raise ConfigError(f"{ENV_VAR} : configuration apprise inutilisable ({path}) : {detail}")
     else:
         for token in value.split():
             match = _INLINE_RE.fullmatch(token)
             if not match:
-                raise ConfigError(f"{ENV_VAR}: expected [tags=]URL, got {cwe312_url(token)}")
+                raise ConfigError(f"{ENV_VAR} : attendu [étiquettes=]URL, reçu {cwe312_url(token)}")
             _refuse_line_breaks(match["url"], cwe312_url(match["url"]))
             # Apprise.add() silently drops a "tags=" prefix: we parse it ourselves.
             apobj = apprise.Apprise()
             if not apobj.add(match["url"], tag=(match["tags"] or "").lower() or None):
-                raise ConfigError(f"{ENV_VAR}: invalid apprise URL {cwe312_url(match['url'])}")
+                raise ConfigError(f"{ENV_VAR} : URL apprise invalide {cwe312_url(match['url'])}")
             loaded.extend(apobj)
     for server in loaded:
         if not tags_of(server):
             raise ConfigError(
-                f"{ENV_VAR}: service {server.url(privacy=True)} has no tag, it would never be used;"
-                " write it as 'pilots,copil,coordinator=URL' (or 'always=URL')"
+                f"{ENV_VAR} : le service {server.url(privacy=True)} n'a pas d'étiquette, il ne"
+                " servirait jamais ; écrivez-le « pilots,copil,coordinator=URL » (ou"
+                " « always=URL »)"
             )
     return loaded
 
@@ -143,8 +144,8 @@ def load_services(config: str) -> list[apprise.NotifyBase]:
 def _refuse_line_breaks(text: str, where: str) -> None:
     if _ENCODED_LINE_BREAK.search(text):
         raise ConfigError(
-            f"{ENV_VAR}: an encoded line break (%0D/%0A) in {where} would add recipients or"
-            " replace the sender"
+            f"{ENV_VAR} : un saut de ligne encodé (%0D/%0A) dans {where} ajouterait des"
+            " destinataires ou remplacerait l'expéditeur : retirez-le"
         )
 
 
@@ -152,7 +153,9 @@ def smtp_channel(server: NotifyEmail, sender_name: str | None = None) -> SmtpCha
     """Read the SMTP settings apprise parsed from a ``mailto(s)://`` URL."""
     name = server.url(privacy=True)
     if str(server.pgp_mode) != "no":
-        raise ConfigError(f"{ENV_VAR}: PGP is not supported by tiflow's e-mail delivery: {name}")
+        raise ConfigError(
+            f"{ENV_VAR} : PGP n'est pas pris en charge par l'envoi d'e-mails de tiflow : {name}"
+        )
     display, addr = (str(part) if part else "" for part in server.from_addr)
     # apprise keeps a non-ASCII name= RFC 2047-encoded; decode it, our MIME layer encodes.
     display = str(make_header(decode_header(display))) if "=?" in display else display
@@ -167,7 +170,7 @@ def smtp_channel(server: NotifyEmail, sender_name: str | None = None) -> SmtpCha
         targets = tuple(validate_address(a) for _, a in server.targets)
         reply_to = ", ".join(validate_address(a) for a in sorted(server.reply_to)) or None
     except InvalidAddress as exc:
-        raise ConfigError(f"{ENV_VAR}: {exc} in {name}") from None
+        raise ConfigError(f"{ENV_VAR} : adresse invalide « {exc.address} » dans {name}") from None
     return SmtpChannel(
         name=name,
         tags=tags_of(server),

@@ -93,6 +93,7 @@ from notifications.message import (
     clean_subject,
     parse_mailbox,
 )
+from notifications.preferences import list_unsubscribe, route_rows
 from notifications.smtp import DeliveryResult, temporary
 from notifications.transports import Deliverer
 
@@ -316,6 +317,7 @@ def enqueue(
     by_message: list[tuple[NewMessage, list[dict[str, Any]]]] = []
     for message in messages:
         by_message.append((message, _rows(message, now, correlation_id, result.invalid)))
+    route_rows(uow.session, by_message)  # each person's choice: when, or never
     rows = [row for _, message_rows in by_message for row in message_rows]
     if not rows:
         return result
@@ -562,7 +564,12 @@ def _aware(value: datetime | None) -> datetime | None:
     return value.replace(tzinfo=UTC) if value is not None and value.tzinfo is None else value
 
 
-def _outgoing_email(row: Any, attachments: Sequence[Attachment]) -> OutgoingEmail:
+def _outgoing_email(
+    row: Any, attachments: Sequence[Attachment], headers: dict[str, str] | None = None
+) -> OutgoingEmail:
+    """The row as an e-mail: its stored extra headers, then `headers` (the unsubscribe link,
+    computed when it is sent) over them."""
+    stored = json.loads(row.headers) if row.headers else {}
     return OutgoingEmail(
         to=[row.recipient] if row.address else [],
         subject=row.subject,
@@ -571,7 +578,7 @@ def _outgoing_email(row: Any, attachments: Sequence[Attachment]) -> OutgoingEmai
         attachments=attachments,
         reply_to=row.reply_to,
         key=message_key(row.kind, row.key),
-        headers=json.loads(row.headers) if row.headers else {},
+        headers={**stored, **(headers or {})},
     )
 
 
@@ -932,7 +939,7 @@ class _Round:
 
     def deliver_one(self, row: Any, attachments: list[Attachment]) -> None:
         try:
-            email = _outgoing_email(row, attachments)
+            email = _outgoing_email(row, attachments, list_unsubscribe(self.conn, row))
         except InvalidAddress as exc:  # e.g. an address edited by hand in the table
             self._refuse(
                 row,

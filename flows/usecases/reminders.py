@@ -59,6 +59,15 @@ from models.deadlines import (
 )
 from models.errors import NotFound
 from models.outbox import OutboxItem, OutboxMessage, OutboxStatus
+from models.preferences import (
+    IMMEDIATELY,
+    Away,
+    Category,
+    Frequency,
+    PersonAbsence,
+    earliest_send,
+    resume_at,
+)
 from models.settings import Settings, load_settings
 from models.tables import Person, PersonRole, Territory
 from models.uow import UnitOfWork
@@ -76,6 +85,7 @@ from notifications.outbox import (
     mailbox_of,
     utcnow,
 )
+from notifications.preferences import Choices, categories_of, choices_for, load_choices
 from notifications.templates import ReplyTo, render
 from notifications.transports import Deliverer
 
@@ -178,6 +188,8 @@ class Batch:
     territory_ids: set[int] = field(default_factory=set)
     items: list[PlannedItem] = field(default_factory=list)
     carry_from: list[int] = field(default_factory=list)  # unsent messages folded into this one
+    send_on: date | None = None  # the day it goes out, when the person's choice delays it
+    hold_until: datetime | None = None  # the pilot is away and chose to wait for the return
 
 
 @dataclass
@@ -189,6 +201,7 @@ class ReminderPlan:
     pilots: dict[int, str] = field(default_factory=dict)  # named in coordinators' e-mails
     keep_pending: int = 0  # unsent messages still valid, left for the delivery round
     already_queued: int = 0  # items due that an earlier sweep had queued already
+    behalf: dict[int, str] = field(default_factory=dict)  # absent pilot id -> name
 
 
 def _days(n: int) -> timedelta:
@@ -454,6 +467,8 @@ def compute_plan(
     coordinators = _coordinators(session, territory_ids)
     last_nudges = _last_nudges(session, [s.action.id for s in snapshot.silences])
     grouped = plan_items(snapshot, as_of, settings, coordinators, last_nudges)
+    choices = _follow_choices(session, grouped)
+    held, behalf = _reroute_absent(session, grouped, as_of, coordinators)
     window_start = as_of - _days(settings.catch_up_days)
     already = live_item_keys(session, since=window_start)
     if between_planning_steps is not None:
@@ -480,6 +495,7 @@ def compute_plan(
     }
     people = _people(session, people_ids | escalated_pilots)
     batches = _batches(grouped, people, carry_from)
+    _sending_days(batches, choices, now, held)
     contacts = {
         tid: [mailbox_of(p.full_name, p.email) for p in people_list]
         for tid, people_list in coordinators.items()
@@ -490,8 +506,114 @@ def compute_plan(
         if pid in people
     }
     return ReminderPlan(
-        as_of, _merge_by_address(batches), names, contacts, pilots, keep_pending, already_queued
+        as_of,
+        _merge_by_address(batches),
+        names,
+        contacts,
+        pilots,
+        keep_pending,
+        already_queued,
+        behalf,
     )
+
+
+def _follow_choices(session: Session, grouped: dict[tuple[str, str], list[PlannedItem]]) -> Choices:
+    """Leave out the items of the categories a pilot chose never to receive (deadline
+    reminders, « Où en êtes-vous ? » nudges); their choices, for the sending days."""
+    pilots = {int(a[1:]) for kind, a in grouped if kind == REMINDER and a.startswith("p")}
+    choices = load_choices(session, pilots)
+    for (kind, audience), items in list(grouped.items()):
+        if kind != REMINDER or not audience.startswith("p") or not choices:
+            continue
+        person = int(audience[1:])
+        kept = [
+            i
+            for i in items
+            if choices.get((person, _category(i)), IMMEDIATELY).frequency is not Frequency.NEVER
+        ]
+        if kept:
+            grouped[(kind, audience)] = kept
+        else:
+            del grouped[(kind, audience)]
+    return choices
+
+
+def _category(item: PlannedItem) -> Category:
+    return Category.NUDGES if item.subject.ref_kind == NUDGE else Category.DEADLINES
+
+
+def _sending_days(
+    batches: list[Batch], choices: Choices, now: datetime, held: dict[int, datetime]
+) -> None:
+    """A pilot's e-mail that waits for their daily or weekly sending, or for their return,
+    is written for the day it goes out (« dans 2 jours » counted from that day)."""
+    for batch in batches:
+        person = batch.recipient.person_id if batch.recipient else None
+        if batch.kind != REMINDER or person is None or not (choices or person in held):
+            continue
+        batch.hold_until = held.get(person)
+        categories = categories_of(REMINDER, {i.subject.ref_kind for i in batch.items})
+        due = max(now, batch.hold_until or now)
+        at = earliest_send(choices_for(choices, person, categories), due, None)
+        if at is not None and paris_date(at) > paris_date(now):
+            batch.send_on = paris_date(at)
+
+
+def _absences(session: Session, people: set[int], as_of: date) -> dict[int, Away]:
+    a = PersonAbsence.__table__.c  # type: ignore[attr-defined]
+    found: dict[int, Away] = {}
+    if not people:
+        return found
+    for row in session.execute(
+        sa.select(a.person_id, a.starts_on, a.ends_on, a.delegate_id, a.hold)
+        .where(
+            a.person_id.in_(sorted(people)),
+            a.starts_on <= as_of,
+            a.ends_on >= as_of,
+            a.cancelled_at.is_(None),
+        )
+        .order_by(a.id)
+    ):
+        found[row.person_id] = Away(*row)  # the latest recorded wins
+    return found
+
+
+def _reroute_absent(
+    session: Session,
+    grouped: dict[tuple[str, str], list[PlannedItem]],
+    as_of: date,
+    coordinators: dict[int, list[Person]],
+) -> tuple[dict[int, datetime], dict[int, str]]:
+    """Pilots away on ``as_of``: their items go to their delegate (re-keyed to the delegate,
+    the e-mail saying on whose behalf) or wait for their return; a deadline that fell due
+    during the absence is told to the coordinator(s). Returns (pilot -> when held items go
+    out, pilot -> name)."""
+    pilots = {int(a[1:]) for kind, a in grouped if kind == REMINDER and a.startswith("p")}
+    absences = _absences(session, pilots, as_of)
+    held: dict[int, datetime] = {}
+    for pilot, away in absences.items():
+        items = grouped.pop((REMINDER, f"p{pilot}"))
+        for item in items:
+            s = item.subject
+            if isinstance(s, Deadline) and away.starts_on <= s.due <= as_of:
+                audiences = [f"c{p.id}" for p in coordinators.get(s.action.territory_id, [])]
+                fingerprint = s.fingerprint(with_pilot=False)
+                for audience in audiences or ["c*"]:
+                    told = _item(s, as_of, ABSENT, audience, fingerprint)
+                    grouped.setdefault((ESCALATION, audience), []).append(told)
+        if away.delegates:
+            delegate = f"p{away.delegate_id}"
+            grouped.setdefault((REMINDER, delegate), []).extend(
+                _item(i.subject, i.remind_on, i.label, delegate, i.fingerprint) for i in items
+            )
+        else:
+            grouped[(REMINDER, f"p{pilot}")] = items
+            held[pilot] = resume_at(away)
+    names = {pid: p.full_name for pid, p in _people(session, set(absences)).items()}
+    return held, names
+
+
+ABSENT = "ABS"  # label of a coordinator's item: a deadline fell due while its pilot is away
 
 
 def _fold_unsent(
@@ -828,7 +950,7 @@ def _row(
 
 
 def render_batch(batch: Batch, plan: ReminderPlan) -> NewMessage:
-    as_of = plan.as_of
+    as_of = batch.send_on or plan.as_of  # the day the person reads it
     territory = ", ".join(sorted(plan.territories.get(t, "") for t in batch.territory_ids))
     keys = sorted(i.key for i in batch.items)
     digest = hashlib.sha256("\n".join(keys).encode()).hexdigest()[:16]
@@ -836,7 +958,7 @@ def render_batch(batch: Batch, plan: ReminderPlan) -> NewMessage:
     name = batch.recipient.mailbox.split("<")[0].strip() if batch.recipient else ""
     greeting = f"Bonjour {name}," if name and "@" not in name else "Bonjour,"
     if batch.kind == REMINDER:
-        subject, context = _pilot_message(batch, as_of, load_settings())
+        subject, context = _pilot_message(batch, as_of, load_settings(), plan.behalf)
         template, tag = "reminders", "pilots"
         contacts = sorted({c for t in batch.territory_ids for c in plan.coordinators.get(t, [])})
         context["contacts"] = contacts
@@ -854,7 +976,7 @@ def render_batch(batch: Batch, plan: ReminderPlan) -> NewMessage:
     )
     return NewMessage(
         reply_to=reply.header if reply else None,
-        key=f"{batch.kind}:{as_of.isoformat()}:{digest}",
+        key=f"{batch.kind}:{plan.as_of.isoformat()}:{digest}",
         kind=batch.kind,
         tag=tag,
         to=recipients,
@@ -864,6 +986,7 @@ def render_batch(batch: Batch, plan: ReminderPlan) -> NewMessage:
         territory_id=next(iter(batch.territory_ids)) if len(batch.territory_ids) == 1 else None,
         items=[i.ref for i in batch.items],
         channels=batch.recipient is None,
+        not_before=batch.hold_until,
     )
 
 
@@ -877,9 +1000,21 @@ def _reply_to(plan: ReminderPlan, batch: Batch) -> ReplyTo | None:
     return None
 
 
-def _pilot_message(batch: Batch, as_of: date, settings: Settings) -> tuple[str, dict[str, Any]]:
+def _pilot_message(
+    batch: Batch, as_of: date, settings: Settings, behalf: dict[int, str]
+) -> tuple[str, dict[str, Any]]:
+    recipient = batch.recipient.person_id if batch.recipient else None
+
+    def row_of(item: PlannedItem) -> dict[str, str]:
+        row = _row(item, as_of, settings=settings)
+        pilot = item.subject.action.pilot_id
+        if pilot is not None and pilot != recipient and pilot in behalf:
+            row["behalf"] = behalf[pilot]  # a delegate's e-mail: on whose behalf
+        return row
+
     overdue, today, upcoming, nudges = [], [], [], []
-    for item in batch.items:
+    shown = _once_per_subject(batch.items)
+    for item in shown:
         if item.subject.ref_kind == NUDGE:
             nudges.append(item)
         elif _due(item) < as_of:
@@ -889,7 +1024,7 @@ def _pilot_message(batch: Batch, as_of: date, settings: Settings) -> tuple[str, 
         else:
             upcoming.append(item)
     sections = [
-        {"title": title, "actions": _by_action([_row(i, as_of, settings=settings) for i in items])}
+        {"title": title, "actions": _by_action([row_of(i) for i in items])}
         for title, items in (
             ("En retard", overdue),
             ("Aujourd'hui", today),
@@ -898,8 +1033,8 @@ def _pilot_message(batch: Batch, as_of: date, settings: Settings) -> tuple[str, 
         if items
     ]
     deadlines = len(overdue) + len(today) + len(upcoming)
-    if len(batch.items) == 1:
-        (item,) = batch.items
+    if len(shown) == 1:
+        (item,) = shown
         action = item.subject.action
         if nudges:
             subject = f"Où en êtes-vous ? {action.number} « {action.title} »"
@@ -921,8 +1056,19 @@ def _pilot_message(batch: Batch, as_of: date, settings: Settings) -> tuple[str, 
         subject = f"Où en êtes-vous ? {_plural(len(nudges), 'action', 'actions')} sans nouvelles"
     return subject, {
         "sections": sections,
-        "nudges": [_row(i, as_of, settings=settings) for i in nudges],
+        "nudges": [row_of(i) for i in nudges],
     }
+
+
+def _once_per_subject(items: list[PlannedItem]) -> list[PlannedItem]:
+    """Each deadline (or silence) once, by its latest reminder: a weekly e-mail holding the
+    J-7 and the J-1 of one milestone says it once, counted from the day it is read."""
+    latest: dict[tuple[str, int], PlannedItem] = {}
+    for item in items:
+        key = (item.subject.ref_kind, item.subject.ref_id)
+        if key not in latest or item.remind_on >= latest[key].remind_on:
+            latest[key] = item
+    return [i for i in items if latest[(i.subject.ref_kind, i.subject.ref_id)] is i]
 
 
 def _by_action(rows: list[dict[str, str]]) -> list[dict[str, Any]]:
@@ -934,8 +1080,9 @@ def _by_action(rows: list[dict[str, str]]) -> list[dict[str, Any]]:
         block = blocks.setdefault(
             row["number"], {"number": row["number"], "title": row["title"], "items": []}
         )
-        if "url" in row:
-            block["url"] = row["url"]
+        for extra in ("url", "behalf"):
+            if extra in row:
+                block[extra] = row[extra]
         block["items"].append(row)
     return [blocks[number] for number in sorted(blocks)]
 
@@ -944,10 +1091,13 @@ def _coordinator_message(
     batch: Batch, as_of: date, pilots: dict[int, str]
 ) -> tuple[str, dict[str, Any]]:
     late = [i for i in batch.items if i.label.startswith("E+")]
-    orphan = [i for i in batch.items if not i.label.startswith("E+")]
+    away = [i for i in batch.items if i.label == ABSENT]
+    orphan = [i for i in batch.items if not i.label.startswith("E+") and i.label != ABSENT]
     parts = []
     if late:
         parts.append(f"{_plural(len(late), 'échéance', 'échéances')} en retard")
+    if away:
+        parts.append(f"{_plural(len(away), 'échéance', 'échéances')} d'un pilote absent")
     if orphan:
         parts.append(f"{_plural(len(orphan), 'échéance', 'échéances')} sans pilote")
     subject = "Alerte plan d'actions : " + " et ".join(parts)
@@ -956,6 +1106,7 @@ def _coordinator_message(
         "late": _by_pilot([_row(i, as_of, pilots) for i in late]),
         "delay": delay,
         "orphans": _by_action([_row(i, as_of) for i in orphan]),
+        "away": [_row(i, as_of, pilots) for i in away],
     }
 
 

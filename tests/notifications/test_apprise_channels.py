@@ -113,7 +113,7 @@ def test_text_config_file_and_environment(tmp_path: Path, smtp_sink: SmtpSink) -
 
 
 def test_an_untagged_service_is_a_config_error_that_hides_the_password() -> None:
-    with pytest.raises(ConfigError, match="no tag") as error:
+    with pytest.raises(ConfigError, match="n'a pas d'étiquette") as error:
         Deliverer("mailtos://tiflow:Secret-Pw-42@smtp.example.org?from=tiflow@example.org")
     assert "Secret-Pw-42" not in str(error.value)
 
@@ -140,7 +140,7 @@ def test_bad_urls_are_config_errors_without_the_password(config: str) -> None:
 
 
 def test_missing_config_file_and_missing_outbox_are_config_errors(tmp_path: Path) -> None:
-    with pytest.raises(ConfigError, match="no such"):
+    with pytest.raises(ConfigError, match="introuvable"):
         Deliverer(str(tmp_path / "absent.yml"))
     with pytest.raises(ConfigError, match="outbox"):
         Deliverer.from_env(environ={})

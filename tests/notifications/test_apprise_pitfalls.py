@@ -25,7 +25,7 @@ def test_apprise_drops_a_tags_prefix_so_tiflow_parses_it_itself() -> None:
 def test_a_mailto_url_with_an_ip_host_needs_a_sender() -> None:
     assert not apprise.Apprise().add("mailto://127.0.0.1:2525")
     assert apprise.Apprise().add(f"mailto://127.0.0.1:2525?{SENDER}")
-    with pytest.raises(ConfigError, match="invalid apprise URL"):
+    with pytest.raises(ConfigError, match="URL apprise invalide"):
         load_services("coordinator=mailto://127.0.0.1:2525")
 
 
@@ -35,7 +35,7 @@ def test_a_line_break_in_to_adds_a_recipient_in_apprise_and_is_refused_by_tiflow
     assert apobj.add(url)
     (server,) = apobj
     assert "x@evil.example" in [address for _, address in server.targets]
-    with pytest.raises(ConfigError, match="line break"):
+    with pytest.raises(ConfigError, match="saut de ligne encodé"):
         load_services(f"coordinator={url}")
 
 
@@ -47,12 +47,12 @@ def test_a_line_break_in_name_replaces_the_sender_in_apprise_and_is_refused_by_t
     assert apobj.add(url)
     (server,) = apobj
     assert server.from_addr[1] == "x@evil.example"
-    with pytest.raises(ConfigError, match="line break"):
+    with pytest.raises(ConfigError, match="saut de ligne encodé"):
         load_services(f"coordinator={url}")
     config = tmp_path / "apprise.txt"
     config.write_text(f"coordinator={url}\n", encoding="utf-8")
     config.chmod(0o600)  # a configuration file must be private (issue 19)
-    with pytest.raises(ConfigError, match="line break"):
+    with pytest.raises(ConfigError, match="saut de ligne encodé"):
         load_services(str(config))
 
 

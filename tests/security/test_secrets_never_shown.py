@@ -189,7 +189,7 @@ def test_a_refused_inline_configuration_is_shown_masked(
 
     result = run_on(database_url("sqlite"), tmp_path)("serve")
 
-    assert result.exit_code == 1 and "has no tag" in result.output
+    assert result.exit_code == 1 and "n'a pas d'étiquette" in result.output
     assert _leaks(result.output) == []
 
 

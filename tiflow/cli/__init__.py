@@ -12,7 +12,8 @@ of this file:
 * `demo.py`: `tiflow demo` (a year of the example through the real flows);
 * `operations.py`: `tiflow serve`, `tiflow deploiements`;
 * `outbox_commands.py`: `tiflow envois` (list the outbox, `--relancer N`);
-* `web.py`: `tiflow web` (the web application, `tiflow/web/`).
+* `web.py`: `tiflow web` (the web application, `tiflow/web/`);
+* `preferences.py`: `tiflow preferences voir|regler|absence` (how tiflow reaches each person).
 
 A new command module uses `command(app)` (or `command(sub_app)`) so its help and errors are
 French, then gets imported at the bottom of this file.
@@ -123,6 +124,7 @@ from tiflow.cli import (  # noqa: E402
     operations,
     outbox_commands,
     plan_files,
+    preferences,
     run_commands,
     views,
     web,
@@ -140,6 +142,7 @@ __all__ = [
     "outbox_commands",
     "plan_files",
     "plan_table",
+    "preferences",
     "run_commands",
     "views",
     "web",

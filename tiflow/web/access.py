@@ -106,6 +106,14 @@ ROUTES: dict[str, Rule] = {
     "copil_new": _rule(Scope.TERRITORY, COORDINATOR),
     "copil_decisions": _rule(Scope.COPIL, COORDINATOR, write=True),
     "copil_schedule": _rule(Scope.TERRITORY, COORDINATOR, write=True),
+    # One-click unsubscribe (RFC 8058): the signed token in the path is the authorisation,
+    # and stands for the CSRF token (a mail client's POST carries none).
+    "unsubscribe_page": _rule(Scope.PUBLIC),
+    "unsubscribe": _rule(Scope.PUBLIC),
+    # A person's calendar feed: its secret token (revocable) opens it, for calendar apps.
+    "calendar_feed": _rule(Scope.PUBLIC),
+    "my_preferences": _rule(Scope.SIGNED_IN),
+    "my_preferences_save": _rule(Scope.SIGNED_IN, write=True),
 }
 
 # Roles that never write, whatever a later route says.

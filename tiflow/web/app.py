@@ -251,6 +251,7 @@ def error_page(request: Request, status: int, message: str) -> HTMLResponse:
 
 def create_app(web: WebSettings, engine: Engine | None = None) -> FastAPI:
     from tiflow.web import copil, pilot, signin
+    from tiflow.web import preferences as preference_pages
 
     app = FastAPI(
         title="tiflow", docs_url=None, redoc_url=None, openapi_url=None, redirect_slashes=False
@@ -282,6 +283,7 @@ def create_app(web: WebSettings, engine: Engine | None = None) -> FastAPI:
 
     for module in (copil_admin, mail):
         module.register(app)
+    preference_pages.register(app)
 
     @app.exception_handler(Refusal)
     def refused(request: Request, exc: Refusal) -> HTMLResponse:

@@ -1,0 +1,77 @@
+"""`tiflow preferences voir|regler|absence`, in French, on both databases."""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+
+from models.preferences import PersonAbsence, PersonPreferenceChange
+from tests.cli.conftest import Tiflow
+
+HELENE = "helene.garnier@aicr.example"
+KARIM = "karim.haddad@cc-tev.example"
+
+
+def test_the_coordinator_sets_a_weekly_summary_on_request_and_the_history_says_who(
+    tiflow: Tiflow, engine: Engine, example_plan: str
+) -> None:
+    result = tiflow(
+        "preferences", "regler", HELENE, "rappels", "hebdomadaire",
+        "--jour", "vendredi", "--heure", "9", "--par", "Claire Moreau",
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert "Hélène Garnier : rappels d'échéance → une fois par semaine, le vendredi à 9 h" in (
+        result.stdout
+    )
+    shown = tiflow("preferences", "voir", HELENE)
+    assert shown.exit_code == 0, shown.output
+    assert "une fois par semaine, le vendredi à 9 h" in shown.stdout
+    assert "budget consolidé" in shown.stdout and "tout de suite" in shown.stdout
+    table = PersonPreferenceChange.__table__  # type: ignore[attr-defined]
+    with engine.connect() as conn:
+        (row,) = conn.execute(sa.select(table.c.actor, table.c.via)).all()
+    assert tuple(row) == ("Claire Moreau", "cli")
+
+
+def test_bad_input_is_refused_in_french_naming_the_field_and_nothing_is_written(
+    tiflow: Tiflow, engine: Engine, example_plan: str
+) -> None:
+    weekly = tiflow("preferences", "regler", HELENE, "rappels", "hebdomadaire")
+    assert weekly.exit_code == 1
+    assert "une fois par semaine, il faut choisir le jour" in weekly.output
+    unknown = tiflow("preferences", "regler", HELENE, "rappels", "souvent")
+    assert unknown.exit_code == 1 and "Fréquence « souvent » inconnue" in unknown.output
+    nobody = tiflow("preferences", "voir", "personne@inconnue.example")
+    assert nobody.exit_code == 1 and "Personne inconnue" in nobody.output
+    backwards = tiflow("preferences", "absence", HELENE, "--du", "07/03/2025", "--au", "03/03/2025")
+    assert backwards.exit_code == 1 and "la date de retour (au) doit suivre" in backwards.output
+    with engine.connect() as conn:
+        for table in (PersonPreferenceChange, PersonAbsence):
+            count = sa.select(sa.func.count()).select_from(table.__table__)  # type: ignore[attr-defined]
+            assert conn.execute(count).scalar_one() == 0
+
+
+def test_an_absence_with_a_delegate_is_recorded_and_shown(
+    tiflow: Tiflow, example_plan: str
+) -> None:
+    result = tiflow(
+        "preferences", "absence", HELENE, "--du", "03/03/2030", "--au", "07/03/2030",
+        "--suppleant", KARIM,
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert "du 03/03/2030 au 07/03/2030 : rappels à Karim Haddad" in result.stdout
+    shown = tiflow("preferences", "voir", HELENE)
+    assert "Absence du 03/03/2030 au 07/03/2030 : rappels à Karim Haddad" in shown.stdout
+
+
+def test_the_calendar_command_prints_a_private_url_and_revokes_it(
+    tiflow: Tiflow, example_plan: str
+) -> None:
+    made = tiflow("preferences", "calendrier", HELENE)
+    assert made.exit_code == 0, made.output
+    assert "Calendrier de Hélène Garnier (à garder secret)" in made.stdout
+    (url,) = [w for w in made.stdout.split() if "/calendrier/" in w]
+    assert url.startswith("http://127.0.0.1:8000/calendrier/") and url.endswith(".ics")
+    revoked = tiflow("preferences", "calendrier", HELENE, "--revoquer")
+    assert revoked.exit_code == 0, revoked.output
+    assert "Hélène Garnier : 1 calendrier(s) révoqué(s)." in revoked.stdout

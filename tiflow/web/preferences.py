@@ -1,0 +1,172 @@
+"""The one-click unsubscribe page (RFC 8058) a message's ``List-Unsubscribe`` leads to.
+
+The link's signed token (:func:`models.preferences.unsubscribe_token`, signed with
+TIFLOW_WEB_SECRET_KEY) names one person and one kind of message: it opens that one
+preference without a sign-in, and nothing else. A mail client's one-click ``POST`` with
+``List-Unsubscribe=One-Click`` switches it off at once; a person following the link sees the
+page (a ``GET`` changes nothing: link scanners open links) and chooses never, or a daily or
+weekly summary. The token stands for the CSRF token on this route: it is secret, tied to the
+change, and a forged form cannot know it.
+"""
+
+from __future__ import annotations
+
+from fastapi import FastAPI
+from fastapi.responses import HTMLResponse, PlainTextResponse, Response
+
+from flows.usecases.bus import unit_of_work
+from flows.usecases.calendar_feed import feed_ics
+from flows.usecases.preferences import choices_of, set_preference
+from models.preferences import (
+    CONVOCATION_REASON,
+    DEFAULT_HOUR,
+    ESCALATION_REASON,
+    WEEKDAYS,
+    Category,
+    Choice,
+    Frequency,
+    PreferenceError,
+    read_unsubscribe_token,
+)
+from models.tables import Person
+from tiflow.web.access import Refusal
+from tiflow.web.app import Context, Guarded, add_route, page
+
+PATH = "/preferences/desabonnement/{token}"
+INVALID = "Lien de désabonnement invalide : ouvrez le lien d'un e-mail récent de tiflow."
+
+
+def register(router: FastAPI) -> None:
+    add_route(router, PATH, unsubscribe_page, name="unsubscribe_page")
+    add_route(router, PATH, unsubscribe, name="unsubscribe", methods=["POST"])
+    add_route(router, "/calendrier/{token}.ics", calendar, name="calendar_feed")
+    add_route(router, "/mes-preferences", my_preferences, name="my_preferences")
+    add_route(
+        router, "/mes-preferences", save_my_preferences, name="my_preferences_save",
+        methods=["POST"],
+    )  # fmt: skip
+
+
+def calendar(ctx: Guarded) -> Response:
+    """A person's private calendar feed: the secret token in the path opens it (revocable);
+    serving it records each event's facts, so SEQUENCE grows when a date moves."""
+    with unit_of_work(ctx.engine) as uow:
+        ics = feed_ics(uow, ctx.request.path_params["token"])
+        if ics is None:
+            raise Refusal(404, "Calendrier introuvable ou révoqué.")
+        uow.commit()
+    return Response(ics, media_type="text/calendar; charset=utf-8")
+
+
+def my_preferences(ctx: Guarded) -> HTMLResponse:
+    """The signed-in person's own page: every kind of message, and what cannot be switched
+    off (with the reason)."""
+    return _own_page(ctx, None)
+
+
+def save_my_preferences(ctx: Guarded) -> HTMLResponse:
+    """One kind of message at a time; a person known in several territories (one address)
+    changes it for each of them."""
+    assert ctx.principal is not None
+    try:
+        category = Category(ctx.form.get("categorie", ""))
+        choice = _choice(ctx.form)
+        summaries = []
+        with unit_of_work(ctx.engine) as uow:
+            for person_id in sorted(set(ctx.principal.person_ids.values())):
+                person = uow.session.get_one(Person, person_id)
+                changed = set_preference(
+                    uow, person, category, choice, actor=ctx.principal.name, via="web"
+                )
+                summaries.append(changed.summary())
+            uow.commit()
+    except (ValueError, PreferenceError) as exc:
+        message = str(exc) if isinstance(exc, PreferenceError) else "Type de message inconnu."
+        raise Refusal(400, message) from None
+    return _own_page(ctx, summaries[0] if summaries else None)
+
+
+def _own_page(ctx: Context, done: str | None) -> HTMLResponse:
+    assert ctx.principal is not None
+    ids = sorted(set(ctx.principal.person_ids.values()))
+    if not ids:
+        raise Refusal(404, INVALID)
+    with unit_of_work(ctx.engine) as uow:
+        choices = choices_of(uow, ids[0])
+    return page(
+        ctx,
+        "my_preferences.html",
+        choices=choices,
+        frequencies=list(Frequency),
+        weekdays=WEEKDAYS,
+        obligations=[ESCALATION_REASON, CONVOCATION_REASON],
+        done=done,
+    )
+
+
+def _target(ctx: Context) -> tuple[int, Category]:
+    found = read_unsubscribe_token(ctx.web.secret_key, ctx.request.path_params["token"])
+    if found is None:
+        raise Refusal(404, INVALID)
+    return found
+
+
+def unsubscribe_page(ctx: Guarded) -> HTMLResponse:
+    person_id, category = _target(ctx)
+    with unit_of_work(ctx.engine) as uow:
+        person = uow.session.get(Person, person_id)
+        if person is None:
+            raise Refusal(404, INVALID)
+        current = choices_of(uow, person_id)[category]
+        name = person.full_name
+    return page(
+        ctx,
+        "unsubscribe.html",
+        name=name,
+        category=category,
+        current=current,
+        frequencies=list(Frequency),
+        weekdays=WEEKDAYS,
+        done=None,
+    )
+
+
+def unsubscribe(ctx: Guarded) -> HTMLResponse | PlainTextResponse:
+    person_id, category = _target(ctx)
+    one_click = ctx.form.get("List-Unsubscribe") == "One-Click"
+    try:
+        choice = Choice(Frequency.NEVER) if one_click else _choice(ctx.form)
+        with unit_of_work(ctx.engine) as uow:
+            person = uow.session.get(Person, person_id)
+            if person is None:
+                raise Refusal(404, INVALID)
+            changed = set_preference(
+                uow, person, category, choice, actor=person.full_name, via="désabonnement"
+            )
+            uow.commit()
+    except PreferenceError as exc:
+        raise Refusal(400, str(exc)) from None
+    if one_click:  # a mail client, not a person: a short answer is enough
+        return PlainTextResponse(f"Préférence enregistrée : {changed.summary()}")
+    return page(
+        ctx,
+        "unsubscribe.html",
+        name=changed.person,
+        category=category,
+        current=choice,
+        frequencies=list(Frequency),
+        weekdays=WEEKDAYS,
+        done=changed.summary(),
+    )
+
+
+def _choice(form: dict[str, str]) -> Choice:
+    try:
+        frequency = Frequency(form.get("frequence", Frequency.NEVER.value))
+        weekday = int(form["jour"]) if frequency is Frequency.WEEKLY else None
+        hour = int(form.get("heure") or DEFAULT_HOUR)
+    except (ValueError, KeyError):
+        raise PreferenceError(
+            "Formulaire incomplet : choisissez la fréquence, le jour et l'heure."
+        ) from None
+    return Choice(frequency, weekday, hour)
