@@ -12,8 +12,10 @@ Around the commands' flow runs, :func:`prefect_session`:
 * says which server runs the flows (one line of the command's output);
 * starts the ephemeral server in a background thread so a command can prepare its work
   meanwhile, and stops it at the end, quietly;
-* turns the flow heartbeat off in ephemeral mode: with it, each synchronous flow run waits up
-  to 1 s at its end (pitfalls.md), and nobody watches a temporary server for crashed runs;
+* turns the flow heartbeat off on the temporary server and on the local server of a
+  `tiflow serve`: with it, each synchronous flow run waits up to 1 s at its end (pitfalls.md),
+  and neither server has an automation that watches heartbeats for crashed runs (an operator's
+  server, PREFECT_API_URL, keeps them);
 * keeps Prefect's console logs (English, one line per task) off the terminal: the commands
   print their own French summary, and a refused run must show one French message, not
   Prefect's traceback. ``--journal`` shows them (on stderr).
@@ -113,7 +115,7 @@ def prefect_session(
             stack.callback(server.stop)  # inside quiet_console: « Stopping … » is hidden
         else:
             api = stack.enter_context(prefect_api(background=True))
-        if api.kind == "ephemeral" or not heartbeat:
+        if api.kind in ("ephemeral", "local") or not heartbeat:
             stack.enter_context(without_heartbeat())
         if api.kind == "ephemeral":
             stack.enter_context(_no_csrf_round_trip())
