@@ -13,6 +13,7 @@ from flows.usecases.bus import unit_of_work
 from flows.usecases.digest import send_digests
 from flows.usecases.preferences import set_preference
 from models.preferences import Category, Choice, Frequency
+from models.tables import FollowUpNote
 from tests.digest.conftest import Scenario
 from tests.digest.test_copil_digest import deliverer_for, morning
 from tests.smtp_sink import SmtpSink, body_of
@@ -20,6 +21,15 @@ from tests.smtp_sink import SmtpSink, body_of
 MARC = "marc.aubert@prefecture.example"
 JEAN = "jean.lefevre@cc-castelrenaudais.example"
 CLAIRE = "claire.moreau@grand-est-touraine.example"
+
+
+def add_note(engine: Engine, territory: str) -> None:
+    with unit_of_work(engine) as uow:
+        fa01 = uow.repo.action(territory, "FA-01")
+        uow.session.add(
+            FollowUpNote(action_id=fa01.id, written_on=date(2024, 6, 12), text="Bail signé.")
+        )
+        uow.commit()
 
 
 def choose(engine: Engine, scenario: Scenario, email: str, choice: Choice) -> None:
@@ -31,7 +41,11 @@ def choose(engine: Engine, scenario: Scenario, email: str, choice: Choice) -> No
 
 
 def test_the_convocation_goes_to_everyone_and_later_digests_follow_each_choice(
-    engine: Engine, scenario: Scenario, smtp_sink: SmtpSink, monkeypatch: pytest.MonkeyPatch
+    engine: Engine,
+    scenario: Scenario,
+    smtp_sink: SmtpSink,
+    example_plan: str,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setenv("TIFLOW_WEB_URL", "https://tiflow.grand-est-touraine.example")
     monkeypatch.setenv("TIFLOW_WEB_SECRET_KEY", "une-cle-secrete-de-test-de-plus-de-32-caracteres")
@@ -47,6 +61,8 @@ def test_the_convocation_goes_to_everyone_and_later_digests_follow_each_choice(
             after = Counter(r for m in smtp_sink.received for r in m.rcpt_tos)
             if after != before:
                 received[day] = after - before
+            if day == date(2024, 6, 12):  # news between J-10 and J-3 (else no J-3)
+                add_note(engine, example_plan)
             day += timedelta(days=1)
     everyone = Counter({CLAIRE: 1, JEAN: 1, MARC: 1})
     assert received == {
