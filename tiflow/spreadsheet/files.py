@@ -137,8 +137,8 @@ def _read_xlsx(path: Path, progress: Progress) -> RawFile:
         sheets = _plan_sheets(workbook, result)
         scans = {title: _scan(workbook, worksheet) for title, (worksheet, _) in sheets.items()}
         progress.phase("Lecture du classeur", sum(scan.last_row for scan in scans.values()))
-        for title, (worksheet, sheet) in sheets.items():
-            result.sheets[sheet.key] = _read_sheet(worksheet, sheet, scans[title], result, progress)
+        for title, (_, sheet) in sheets.items():
+            result.sheets[sheet.key] = _read_sheet(sheet, scans[title], result, progress)
     finally:
         workbook.close()
     if not result.sheets:
@@ -170,22 +170,65 @@ def _plan_sheets(workbook: Any, result: RawFile) -> dict[str, tuple[Any, Sheet]]
 
 
 def _scan(workbook: Any, worksheet: Any) -> SheetScan:
-    # openpyxl keeps the archive and each read-only sheet's part name private; the scan reads
-    # the very part openpyxl will read.
+    # openpyxl keeps the archive, each read-only sheet's part name and the shared strings
+    # private; the scan reads the very part openpyxl would read, and keeps its values (one
+    # pass over the XML).
+    decode = _CellDecoder(workbook, worksheet._shared_strings)
     with workbook._archive.open(worksheet._worksheet_path) as source:
-        return scan_sheet(source, worksheet.title)
+        return scan_sheet(source, worksheet.title, decode)
 
 
-def _read_sheet(
-    worksheet: Any, sheet: Sheet, scan: SheetScan, result: RawFile, progress: Progress
-) -> RawSheet:
+class _CellDecoder:
+    """A cell's value from its XML, exactly as openpyxl's read-only, data-only reader gives it
+    (`openpyxl.worksheet._reader.WorkSheetParser.parse_cell`), with the workbook's shared
+    strings, date styles and epoch as openpyxl loaded them."""
+
+    def __init__(self, workbook: Any, strings: Sequence[Any]) -> None:
+        from openpyxl.utils.datetime import from_excel, from_ISO8601
+
+        self._from_excel, self._from_iso = from_excel, from_ISO8601
+        self._strings = strings
+        self._dates: set[int] = set(workbook._date_formats)
+        self._durations: set[int] = set(workbook._timedelta_formats)
+        self._epoch = workbook.epoch
+
+    def __call__(self, kind: str | None, style: str | None, text: str) -> Any:
+        if kind is None or kind == "n":
+            number = float(text) if "." in text or "E" in text or "e" in text else int(text)
+            style_id = int(style) if style else 0
+            if style_id not in self._dates:
+                return number
+            try:
+                duration = style_id in self._durations
+                return self._from_excel(number, self._epoch, timedelta=duration)
+            except (OverflowError, ValueError):
+                return "#VALUE!"
+        if kind == "s":
+            return self._strings[int(text)]
+        if kind == "b":
+            return bool(int(text))
+        if kind == "d":
+            return self._from_iso(text)
+        return text  # "str" (a formula's text), "inlineStr", "e" (#DIV/0! and other errors)
+
+
+def _rows(scan: SheetScan) -> Iterator[tuple[Any, ...]]:
+    """Rows 1 … last row of the sheet, each `last_column` values wide (None where empty)."""
+    blank = (None,) * scan.last_column
+    for number in range(1, scan.last_row + 1):
+        cells = scan.values.get(number)
+        if cells is None:
+            yield blank
+            continue
+        row = list(blank)
+        for column, value in cells.items():
+            row[column - 1] = value
+        yield tuple(row)
+
+
+def _read_sheet(sheet: Sheet, scan: SheetScan, result: RawFile, progress: Progress) -> RawSheet:
     """The rows of one sheet, within the range that holds values (see `limits.scan_sheet`)."""
-    if scan.last_row == 0:
-        rows: Iterator[tuple[Any, ...]] = iter(())
-    else:
-        rows = worksheet.iter_rows(
-            min_row=1, max_row=scan.last_row, max_col=scan.last_column, values_only=True
-        )
+    rows = _rows(scan)
     header = next(rows, None) or ()
     label = f"Feuille « {sheet.title} »"
     columns = _header_map(sheet, header, result.problems, result.warnings, label)

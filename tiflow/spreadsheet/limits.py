@@ -11,15 +11,19 @@ hours on a small file, and each is refused here in seconds with a French message
   openpyxl for exactly that range; empty formatted cells, wherever they are, cost nothing;
 * formulas without a cached value (a workbook written by a program, never opened in a
   spreadsheet): openpyxl reads them as empty; `scan_sheet` lists them so they are refused.
+
+The same pass can also hand over the values (`scan_sheet(..., decode=...)`): the reader then
+reads each sheet once, not a scan and then openpyxl's own parse of the same XML.
 """
 
 from __future__ import annotations
 
 import re
 import zipfile
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 from xml.etree.ElementTree import XMLParser
 
 from models.errors import TiflowError
@@ -87,6 +91,12 @@ class SheetScan:
     last_column: int = 0  # last column with a value, 1-based
     # (row, column) of formula cells without a cached value -> the formula's text
     formulas: dict[tuple[int, int], str] = field(default_factory=dict)
+    # with a `decode`: row -> column -> value, for the cells that hold one
+    values: dict[int, dict[int, Any]] = field(default_factory=dict)
+
+
+# A cell's value from its type attribute `t`, style index `s` and text (see files.py).
+Decode = Callable[[str | None, str | None, str], Any]
 
 
 def column_number(letters: str) -> int:
@@ -98,12 +108,14 @@ def column_number(letters: str) -> int:
 
 _ROW, _CELL = f"{_MAIN_NS}row", f"{_MAIN_NS}c"
 _VALUE, _FORMULA, _INLINE = f"{_MAIN_NS}v", f"{_MAIN_NS}f", f"{_MAIN_NS}is"
+_TEXT, _PHONETIC = f"{_MAIN_NS}t", f"{_MAIN_NS}rPh"
 
 
-def scan_sheet(source: IO[bytes], title: str) -> SheetScan:
+def scan_sheet(source: IO[bytes], title: str, decode: Decode | None = None) -> SheetScan:
     """One streaming pass over a sheet's XML. No tree is built (expat calls `_SheetTarget` for
-    each tag), so memory stays flat whatever the number of rows, empty or not."""
-    target = _SheetTarget(title)
+    each tag), so memory stays flat whatever the number of rows, empty or not (with `decode`,
+    it holds the cells that have a value, nothing for empty ones)."""
+    target = _SheetTarget(title, decode)
     parser = XMLParser(target=target)
     while chunk := source.read(1 << 16):
         parser.feed(chunk)
@@ -114,13 +126,18 @@ def scan_sheet(source: IO[bytes], title: str) -> SheetScan:
 class _SheetTarget:
     """Follows rows and cells; a cell is looked at when it ends (its value and formula known)."""
 
-    def __init__(self, title: str) -> None:
+    def __init__(self, title: str, decode: Decode | None = None) -> None:
         self.title = title
         self.scan = SheetScan()
+        self.decode = decode
         self.row = self.column = 0
         self.has_value = False
         self.formula: str | None = None
-        self.inside: str | None = None  # _VALUE or _FORMULA while reading its text
+        self.inside: str | None = None  # _VALUE, _FORMULA or _TEXT while reading its text
+        self.type: str | None = None  # the cell's `t` and `s` attributes
+        self.style: str | None = None
+        self.text: list[str] = []  # the value's text (an inline string's runs)
+        self.in_inline = self.in_phonetic = False
 
     def start(self, tag: str, attrib: dict[str, str]) -> None:
         if tag == _CELL:
@@ -129,6 +146,8 @@ class _SheetTarget:
             ref = _CELL_REF.match(attrib.get("r") or "")
             self.column = column_number(ref.group(1)) if ref else self.column + 1
             self.has_value, self.formula = False, None
+            self.type, self.style = attrib.get("t"), attrib.get("s")
+            self.text = []
         elif tag == _ROW:
             self.row = int(attrib.get("r") or self.row + 1)
             self.column = 0
@@ -137,19 +156,39 @@ class _SheetTarget:
         elif tag == _FORMULA:
             self.inside, self.formula = _FORMULA, ""
         elif tag == _INLINE:
-            self.has_value = True
+            self.has_value = self.in_inline = True
+        elif tag == _TEXT and self.in_inline and not self.in_phonetic:
+            self.inside = _TEXT
+        elif tag == _PHONETIC:
+            self.in_phonetic = True
 
     def data(self, text: str) -> None:
-        if self.inside == _VALUE:
+        if self.inside == _VALUE or self.inside == _TEXT:
             self.has_value = True
+            self.text.append(text)
         elif self.inside == _FORMULA and self.formula is not None and len(self.formula) < 200:
             self.formula += text
 
     def end(self, tag: str) -> None:
         if tag == _CELL:
             _scan_cell(self.scan, self.has_value, self.formula, self.row, self.column, self.title)
-        elif tag in (_VALUE, _FORMULA):
+            if self.decode is not None and self.has_value:
+                self._keep_value()
+        elif tag in (_VALUE, _FORMULA, _TEXT):
             self.inside = None
+        elif tag == _INLINE:
+            self.in_inline = False
+        elif tag == _PHONETIC:
+            self.in_phonetic = False
+
+    def _keep_value(self) -> None:
+        text = "".join(self.text)
+        kind = "inlineStr" if self.type == "inlineStr" else self.type
+        if not text and kind != "inlineStr":
+            return  # an empty <v/>: no value, as openpyxl reads it
+        assert self.decode is not None
+        value = self.decode(kind, self.style, text)
+        self.scan.values.setdefault(self.row, {})[self.column] = value
 
     def close(self) -> SheetScan:
         return self.scan
