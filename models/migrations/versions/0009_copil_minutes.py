@@ -1,7 +1,7 @@
 """COPIL minutes (compte rendu) and when they were recorded
 
 Revision ID: 0009
-Revises: 0007
+Revises: 0008
 Create Date: 2026-12-01 11:50:00
 
 Assigned number 0009 with down_revision "0007"; the lead re-chains it at merge.

@@ -1,7 +1,7 @@
 """outbox extra headers (List-Unsubscribe…)
 
-Revision ID: 0012
-Revises: 0007
+Revision ID: 0010
+Revises: 0009
 Create Date: 2026-12-01 11:40:00
 """
 
@@ -10,7 +10,7 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0012"
+revision: str = "0010"
 down_revision: str | None = "0009"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
