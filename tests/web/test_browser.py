@@ -41,14 +41,33 @@ def _shot(driver: Any, name: str) -> None:
 def _submit(driver: Any, button: str) -> str:
     """Click a form's button (or a link), wait for the next page, return its messages."""
     from selenium.webdriver.common.by import By
-    from selenium.webdriver.support import expected_conditions as ec
     from selenium.webdriver.support.ui import WebDriverWait
 
     old = driver.find_element(By.TAG_NAME, "html")
     driver.find_element(By.CSS_SELECTOR, button).click()
-    WebDriverWait(driver, 30).until(ec.staleness_of(old))
+    WebDriverWait(driver, 30).until(lambda d: _gone(old))
+    WebDriverWait(driver, 30).until(
+        lambda d: d.execute_script("return document.readyState") == "complete"
+    )
     alerts = driver.find_elements(By.CSS_SELECTOR, "main .alert")
     return " ".join(a.text for a in alerts)
+
+
+def _gone(element: Any) -> bool:
+    """The element left the document: the next page replaced it. Chromium answers either
+    with a stale-element error or, while the new document is being attached, with an
+    inspector error « Node with given id does not belong to the document »."""
+    from selenium.common.exceptions import StaleElementReferenceException, WebDriverException
+
+    try:
+        element.is_enabled()
+    except StaleElementReferenceException:
+        return True
+    except WebDriverException as error:
+        if "does not belong to the document" in str(error):
+            return True
+        raise
+    return False
 
 
 def _sign_in(driver: Any, web: Web, url: str, address: str) -> None:
