@@ -36,7 +36,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import sqlalchemy as sa
-from _common import busy_cores
+from _common import busy_cores, scratch_folder
 from fastapi.testclient import TestClient
 from reminders import build_plan, database  # bench/reminders.py: the national dataset
 from sqlalchemy.engine import Engine
@@ -134,12 +134,12 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=40, help="requests per page")
     parser.add_argument("--busy", action="store_true", help="keep every core spinning")
     arguments = parser.parse_args()
-    with busy_cores(arguments.busy):
-        run(arguments.requests)
+    with scratch_folder() as scratch, busy_cores(arguments.busy):
+        run(arguments.requests, scratch)
 
 
-def run(requests: int) -> None:
-    url, drop = database()
+def run(requests: int, scratch: Path) -> None:
+    url, drop = database(scratch, "web")
     engine = make_engine(url)
     try:
         upgrade(engine)
