@@ -249,7 +249,8 @@ def compute_digests(
         if _already_sent(session, digest):
             continue
         _fill(session, digest, settings)
-        if found[1] == f"J-{min(settings.offsets_days)}":  # the last one before: J-3
+        last = found[1] == f"J-{min(settings.offsets_days)}"  # the last one before: J-3
+        if last and not digest.unchanged:  # an unchanged J-3 is not sent: no dossier to build
             digest.dossier = _dossier(session, digest)
         digests.append(digest)
     return digests
