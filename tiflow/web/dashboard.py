@@ -3,7 +3,7 @@ readers read it too).
 
 Counts by state and axis, what is late or at risk and why (the digest's own reading,
 `flows.usecases.digest.late_and_at_risk`), the next COPIL and what awaits its decision, and
-the year's charts (`tiflow.web.charts`) with their figures in a table, each one downloadable
+the year's charts (`flows.usecases.charts`, drawn by `notifications.charts`) with their figures in a table, each one downloadable
 as PNG. Reads only.
 """
 
