@@ -3,8 +3,8 @@ readers read it too).
 
 Counts by state and axis, what is late or at risk and why (the digest's own reading,
 `flows.usecases.digest.late_and_at_risk`), the next COPIL and what awaits its decision, and
-the year's charts (`flows.usecases.charts`, drawn by `notifications.charts`) with their figures in a table, each one downloadable
-as PNG. Reads only.
+the year's charts (`flows.usecases.charts`, drawn by `notifications.charts`) with their
+figures in a table, each one downloadable as PNG. Reads only.
 """
 
 from __future__ import annotations
