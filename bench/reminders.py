@@ -17,13 +17,20 @@ its own process, then times, in the same run:
   one pre-built text + HTML e-mail per recipient (built before the clock starts) sent with
   ``smtplib`` over one reused connection.
 
+With ``--preferences`` (the default; ``--no-preferences`` for the plain plan) the pilots get a
+realistic mix of choices for their reminders (deadline reminders and « Où en êtes-vous ? »
+nudges alike): 60 % none (immediately), 25 % weekly on a random day, 10 % daily at 9 h, 5 %
+never. tiflow enqueues the delayed ones for their day and sends today only what is due now;
+the baseline does the same work: its query leaves out the « never » pilots and it sends only
+the messages whose sending time (``models.preferences.send_at``) has come.
+
 Each round uses a fresh database (SQLite in the scratch folder, or a PostgreSQL schema of its
 own) and runs both, one right after the other; noise only ever adds time, so rounds are
 repeated (3 by default) and the median taken. The last line is ``ratio: N.NN`` (tiflow's time
 over the baseline's, median of the rounds; goals: ≤ 1.5 idle, ≤ 2 with ``--busy``). Every
 temporary folder (databases, Prefect home, outbox) is removed at the end::
 
-    python bench/reminders.py [--rounds 3] [--busy]      # fresh SQLite databases
+    python bench/reminders.py [--rounds 3] [--busy] [--no-preferences]   # fresh SQLite
     TIFLOW_BENCH_DATABASE_URL=postgresql://postgres@127.0.0.1/test python bench/reminders.py
 """
 
@@ -31,6 +38,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import random
 import smtplib
 import socket
 import statistics
@@ -52,8 +60,10 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from bench._common import busy_cores, scratch_folder
+from models import clock
 from models.db import make_engine, normalise_url, upgrade
 from models.lifecycle import State
+from models.preferences import Category, Choice, Frequency, PersonPreference, send_at
 from models.tables import ActionSheet, Milestone, Person, PersonRole, Territory
 from notifications.message import MIME_POLICY
 
@@ -106,10 +116,47 @@ def database(scratch: Path, name: str) -> tuple[str, Callable[[], None]]:
     return url.render_as_string(hide_password=False), drop
 
 
-def build_plan(engine: Engine) -> dict[str, int]:
+# The mix of the pilots' choices: (share, frequency); weekly on a random day, daily at 9 h.
+MIX = ((0.60, None), (0.25, Frequency.WEEKLY), (0.10, Frequency.DAILY), (0.05, Frequency.NEVER))
+
+
+def preference_rows(pilots: list[int], seed: int = 17) -> list[dict[str, Any]]:
+    """``person_preference`` rows for the mix (deadline reminders and nudges alike: a pilot's
+    reminder e-mail follows both); none for the 60 % who chose nothing."""
+    rng = random.Random(seed)
+    now = datetime(2025, 1, 6, 8, 0, tzinfo=UTC)
+    rows = []
+    for person in pilots:
+        draw, frequency = rng.random(), None
+        for share, wanted in MIX:
+            if draw < share:
+                frequency = wanted
+                break
+            draw -= share
+        if frequency is None:
+            continue
+        weekday = rng.randrange(7) if frequency is Frequency.WEEKLY else None
+        hour = 9 if frequency is Frequency.DAILY else 8
+        for category in (Category.DEADLINES, Category.NUDGES):
+            rows.append(
+                {
+                    "person_id": person,
+                    "category": category.value,
+                    "frequency": frequency.value,
+                    "weekday": weekday,
+                    "hour": hour,
+                    "channel": "email",
+                    "updated_at": now,
+                }
+            )
+    return rows
+
+
+def build_plan(engine: Engine, preferences: bool = True) -> dict[str, int]:
     """Bulk-insert the national plan (ids chosen here: one executemany per table)."""
     now = datetime(2025, 1, 6, 8, 0, tzinfo=UTC)
     territories, people, roles, actions, milestones = [], [], [], [], []
+    all_pilots: list[int] = []
     person_id = action_id = milestone_id = 0
     for t in range(1, TERRITORIES + 1):
         territories.append(
@@ -132,6 +179,7 @@ def build_plan(engine: Engine) -> dict[str, int]:
             people.append(_person(person_id, t, f"Pilote {p:02d} Hélène", email))
             roles.append({"person_id": person_id, "role": "pilot"})
             pilots.append(person_id)
+        all_pilots.extend(pilots)
         for a in range(ACTIONS):
             action_id += 1
             actions.append(
@@ -174,6 +222,9 @@ def build_plan(engine: Engine) -> dict[str, int]:
             (Milestone, milestones),
         ):
             conn.execute(sa.insert(model.__table__), rows)  # type: ignore[union-attr]
+        chosen = preference_rows(all_pilots) if preferences else []
+        if chosen:
+            conn.execute(sa.insert(PersonPreference.__table__), chosen)  # type: ignore[attr-defined]
         if conn.dialect.name == "postgresql":
             for table in ("territory", "person", "action_sheet", "milestone"):
                 conn.execute(
@@ -187,6 +238,7 @@ def build_plan(engine: Engine) -> dict[str, int]:
         "people": len(people),
         "actions": len(actions),
         "milestones": len(milestones),
+        "preferences": len(chosen),
     }
 
 
@@ -202,13 +254,17 @@ def _person(pid: int, territory: int, name: str, email: str) -> dict[str, Any]:
 
 
 BASELINE_QUERY = """
-SELECT p.email, p.full_name, a.number, a.title, m.title AS milestone, m.due_date, 'pilot' AS who
+SELECT p.email, p.full_name, a.number, a.title, m.title AS milestone, m.due_date, 'pilot' AS who,
+       pp.frequency, pp.weekday, pp.hour
   FROM milestone m
   JOIN action_sheet a ON a.id = m.action_id
   JOIN person p ON p.id = a.pilot_id
+  LEFT JOIN person_preference pp ON pp.person_id = p.id AND pp.category = 'deadlines'
  WHERE m.done_on IS NULL AND a.state IN :open AND m.due_date IN :pilot_days
+   AND (pp.frequency IS NULL OR pp.frequency <> 'never')
 UNION ALL
-SELECT p.email, p.full_name, a.number, a.title, m.title, m.due_date, 'coordinator'
+SELECT p.email, p.full_name, a.number, a.title, m.title, m.due_date, 'coordinator',
+       NULL, NULL, NULL
   FROM milestone m
   JOIN action_sheet a ON a.id = m.action_id
   JOIN personrole r ON r.role = 'coordinator'
@@ -245,12 +301,23 @@ def baseline_query(engine: Engine) -> list[Any]:
         )
 
 
+def due_now(row: Any, now: datetime) -> bool:
+    """Whether the recipient's message goes out now under their choice (none: immediately)."""
+    if row.frequency is None:
+        return True
+    choice = Choice(Frequency(row.frequency), row.weekday, row.hour)
+    at = send_at(choice, now)
+    return at is not None and at <= now
+
+
 def prebuilt_messages(rows: list[Any]) -> list[tuple[str, bytes]]:
-    """One e-mail per recipient (the same information as tiflow's: a line per item, text and
-    HTML), as bytes: built before the baseline's clock starts."""
+    """One e-mail per recipient whose message is due now (the same information as tiflow's:
+    a line per item, text and HTML), as bytes: built before the baseline's clock starts."""
     grouped: dict[tuple[str, str, str], list[Any]] = defaultdict(list)
+    now = clock.now()
     for row in rows:
-        grouped[(row.who, row.email, row.full_name)].append(row)
+        if due_now(row, now):
+            grouped[(row.who, row.email, row.full_name)].append(row)
     messages = []
     for (_who, email, name), items in grouped.items():
         lines = [
@@ -313,7 +380,7 @@ class Timed:
         setattr(self.module, self.name, self.original)
 
 
-def one_round(number: int, port: int, scratch: Path) -> dict[str, float]:
+def one_round(number: int, port: int, scratch: Path, preferences: bool) -> dict[str, float]:
     """A fresh national plan, one sweep through the flow, then the baseline."""
     import flows.reminders
     from flows.reminders import deadline_reminders
@@ -324,10 +391,11 @@ def one_round(number: int, port: int, scratch: Path) -> dict[str, float]:
         engine = make_engine(url)
         upgrade(engine)
         started = time.perf_counter()
-        sizes = build_plan(engine)
+        sizes = build_plan(engine, preferences)
         print(
             f"round {number}: {sizes['territories']} territoires, {sizes['actions']} actions,"
-            f" {sizes['milestones']} jalons, {sizes['people']} personnes"
+            f" {sizes['milestones']} jalons, {sizes['people']} personnes,"
+            f" {sizes['preferences']} préférences"
             f" ({engine.dialect.name}, built in {time.perf_counter() - started:.1f} s)"
         )
         with Timed(flows.reminders, "plan_and_enqueue") as planning:
@@ -369,6 +437,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--busy", action="store_true", help="one spinning process per core")
+    parser.add_argument(
+        "--preferences",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="the pilots' mix of preferences (default on)",
+    )
     args = parser.parse_args()
     with scratch_folder() as scratch:
         proc, port = start_sink()
@@ -382,7 +456,7 @@ def main() -> None:
                 ),
             )
             print(f"load average at start: {load()}{' (--busy)' if args.busy else ''}")
-            figures = run_rounds(args.rounds, port, scratch, args.busy)
+            figures = run_rounds(args.rounds, port, scratch, args.busy, args.preferences)
             print(f"load average at the end: {load()}")
         finally:
             proc.terminate()
@@ -400,7 +474,9 @@ def main() -> None:
     print(f"ratio: {statistics.median(ratios):.2f}")
 
 
-def run_rounds(rounds: int, port: int, scratch: Path, busy: bool) -> list[dict[str, float]]:
+def run_rounds(
+    rounds: int, port: int, scratch: Path, busy: bool, preferences: bool
+) -> list[dict[str, float]]:
     """The server started and warmed up first (on a loaded 2-core machine it can take more
     than a minute), then the spinners of ``--busy``, then the timed rounds."""
     from prefect.testing.utilities import prefect_test_harness
@@ -419,7 +495,7 @@ def run_rounds(rounds: int, port: int, scratch: Path, busy: bool) -> list[dict[s
             f"Prefect test server started and warmed up in {warm:.1f} s (not timed; heartbeat on)"
         )
         with busy_cores(busy):
-            return [one_round(n, port, scratch) for n in range(1, rounds + 1)]
+            return [one_round(n, port, scratch, preferences) for n in range(1, rounds + 1)]
 
 
 if __name__ == "__main__":

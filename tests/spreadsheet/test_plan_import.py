@@ -392,7 +392,7 @@ def test_template_has_every_sheet_and_importing_it_blank_changes_nothing(
     workbook = load_workbook(path)
     assert workbook.sheetnames == [
         "Instructions", "Territoire", "Organisations", "Personnes", "Actions", "Jalons",
-        "Indicateurs", "Budget", "Financements",
+        "Indicateurs", "Budget", "Financements", "Préférences",
     ]  # fmt: skip
     actions = workbook["Actions"]
     assert [c.value for c in actions[1]][:4] == ["Numéro", "Intitulé", "Description", "Axe"]

@@ -200,7 +200,8 @@ def test_csv_problems_name_the_line_and_the_sheet(
         " deux décimales (les milliers se séparent par des espaces : 12 500,50)",
         "Ligne 4 (feuille Jalons), colonne « Échéance » : valeur obligatoire manquante",
         "Ligne 5 : colonne « Feuille » : valeur « Tableau » inconnue (attendu : Territoire,"
-        " Organisations, Personnes, Actions, Jalons, Indicateurs, Budget, Financements)",
+        " Organisations, Personnes, Actions, Jalons, Indicateurs, Budget, Financements,"
+        " Préférences)",
         "Ligne 6 (feuille Jalons) : colonne « Axe » : ne s'applique pas à la feuille Jalons"
         " (laissez-la vide)",
     ]

@@ -74,6 +74,7 @@ SAMPLE_FORMS = {
     "mail_resend": {},
     "copil_decisions": {"budget": "1 250 000,00 €"},
     "copil_schedule": {"date": "15/09/2030", "heure": "9:30", "lieu": "Amboise"},
+    "person_preferences_save": {"categorie": "budget", "frequence": "weekly", "jour": "4"},
 }
 # Write routes that send a file (multipart), with their file field.
 SAMPLE_FILES = {"plan_upload": "fichier"}
@@ -117,6 +118,7 @@ def _target(web: Web, name: str, code: str, number: str) -> Target:
         fill = {"milestone": milestones[0].title, "indicator": indicators[0].name}
         fill.update(_plan_fill(uow, action))
         names = (territory.name, action.title, action.id, copil.id, message_id)
+        person_path = f"/t/{code}/personnes/{action.pilot_id}/preferences"
     territory_name, action_title, action_id, copil_id, message_id = names
     copil_path = f"/t/{code}/copil/{copil_id}"
     paths = {
@@ -150,6 +152,8 @@ def _target(web: Web, name: str, code: str, number: str) -> Target:
         "copil_new": f"/t/{code}/planifier-copil",
         "copil_decisions": f"{copil_path}/decisions",
         "copil_schedule": f"/t/{code}/planifier-copil",
+        "person_preferences": person_path,
+        "person_preferences_save": person_path,
     }
     fill.update(upload_sha256=_ops_data(web, code)[1])
     form = {k: v.format(**fill) for k, v in SAMPLE_FORMS.get(name, {}).items()}

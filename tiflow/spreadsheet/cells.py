@@ -18,6 +18,14 @@ from typing import Any, TypeVar
 
 from models.lifecycle import STATE_LABELS, State
 from models.money import CENT, parse_number
+from models.preferences import (
+    Category,
+    Frequency,
+    PreferenceError,
+    category_from,
+    frequency_of,
+    weekday_of,
+)
 from models.vocabulary import Axis, BudgetKind, OrganisationKind, Priority, Role
 
 MAX_AMOUNT = Decimal("1e13")  # far below what integer cents can hold
@@ -314,6 +322,46 @@ def parse_budget_kind(value: CellValue) -> BudgetKind:
 
 def parse_organisation_kind(value: CellValue) -> OrganisationKind:
     return _lookup(ORGANISATION_KINDS, value, "type", [k.label for k in OrganisationKind])
+
+
+def _preference_word(parse: Any, value: CellValue) -> Any:
+    try:
+        return parse(parse_text(value))
+    except PreferenceError as error:
+        raise CellError(str(error).rstrip(".")) from None
+
+
+def parse_category(value: CellValue) -> Category:
+    """« rappels d'échéance », « relances », « copil »… (models.preferences words)."""
+    return _preference_word(category_from, value)
+
+
+def parse_frequency(value: CellValue) -> Frequency:
+    text = parse_text(value).strip().lower()
+    for frequency in Frequency:
+        if text == frequency.label:  # the labels the export writes
+            return frequency
+    return _preference_word(frequency_of, value)
+
+
+def parse_weekday(value: CellValue) -> int:
+    """« vendredi » → 4."""
+    return _preference_word(weekday_of, value)
+
+
+_HOUR = re.compile(r"^(\d{1,2})\s*(?:h|:00|h00)?$")
+
+
+def parse_hour(value: CellValue) -> int:
+    """9, « 9 », « 9 h », « 09:00 » → 9; from 0 to 23 (Paris time)."""
+    if isinstance(value, bool):
+        raise CellError(f"heure invalide {quote(value)}")
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    match = _HOUR.match(str(value).strip().lower())
+    if match is None or not 0 <= int(match.group(1)) <= 23:
+        raise CellError(f"heure invalide {quote(value)} (attendu de 0 à 23, par exemple 9)")
+    return int(match.group(1))
 
 
 def split_list(value: CellValue) -> list[str]:

@@ -11,6 +11,7 @@ from typing import Any
 
 from sqlmodel import col, select
 
+from models.preferences import Category, Frequency, PersonPreference
 from models.tables import (
     ActionPartner,
     ActionSheet,
@@ -34,6 +35,7 @@ from tiflow.spreadsheet.layout import (
     MILESTONES,
     ORGANISATIONS,
     PEOPLE,
+    PREFERENCES,
     SHEETS,
     TERRITORY,
     Sheet,
@@ -49,6 +51,7 @@ from tiflow.spreadsheet.records import (
     OrganisationRecord,
     PersonRecord,
     PlanFile,
+    PreferenceRecord,
     Record,
     TerritoryRecord,
 )
@@ -201,7 +204,34 @@ def plan_from_database(uow: UnitOfWork, territory_code: str) -> PlanFile:
             )
             for f in children(Funding)
         ],
+        preferences=_preferences(uow, tid, email_by_id),
     )
+
+
+def _preferences(
+    uow: UnitOfWork, territory_id: int, email_by_id: dict[int | None, str]
+) -> list[PreferenceRecord]:
+    """The stored choices of the territory's people, person by person in category order."""
+    query = (
+        select(PersonPreference)
+        .join(Person, col(Person.id) == col(PersonPreference.person_id))
+        .where(Person.territory_id == territory_id)
+    )
+    order = list(Category)
+    stored = sorted(
+        uow.session.exec(query).all(),
+        key=lambda p: (p.person_id, order.index(Category(p.category))),
+    )
+    return [
+        PreferenceRecord(
+            email=email_by_id[p.person_id],
+            category=Category(p.category),
+            frequency=Frequency(p.frequency),
+            weekday=p.weekday if p.frequency == Frequency.WEEKLY else None,
+            hour=p.hour,
+        )
+        for p in stored
+    ]
 
 
 def _partners(uow: UnitOfWork, territory_id: int) -> list[ActionPartner]:
@@ -229,6 +259,7 @@ def _rows(plan: PlanFile) -> SheetRows:
         (INDICATORS, plan.indicators),
         (BUDGET, plan.budget),
         (FUNDING, plan.funding),
+        (PREFERENCES, plan.preferences),
     ]
     return [(sheet, [asdict(r) for r in records or []]) for sheet, records in sheets]
 

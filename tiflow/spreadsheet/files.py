@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from models.errors import TiflowError
+from models.preferences import WEEKDAYS
 from models.safe_text import neutralise_formula, one_line, restore_formula
 from models.vocabulary import Role
 from tiflow.spreadsheet.cells import (
@@ -407,6 +408,9 @@ def csv_text(kind: Kind, value: object) -> str:
         return _role_labels(value)  # type: ignore[arg-type]
     if kind is Kind.ORG_REFS:
         return _refs(value)  # type: ignore[arg-type]
+    if kind is Kind.WEEKDAY:
+        assert isinstance(value, int)
+        return WEEKDAYS[value]
     if isinstance(value, Enum):
         return str(getattr(value, "label", value.value))  # every vocabulary has a French label
     return str(value)

@@ -71,9 +71,11 @@ from tiflow.spreadsheet.layout import (
     MILESTONES,
     ORGANISATIONS,
     PEOPLE,
+    PREFERENCES,
     TERRITORY,
     Sheet,
 )
+from tiflow.spreadsheet.preferences import check_preferences, write_preferences
 from tiflow.spreadsheet.problems import Problems
 from tiflow.spreadsheet.progress import NO_PROGRESS, Progress
 from tiflow.spreadsheet.reading import parse_raw
@@ -148,6 +150,7 @@ class ImportReport:
             (ORGANISATIONS, "organisation", True),
             (PEOPLE, "personne", True),
             (ACTIONS, "action", True),
+            (PREFERENCES, "préférence", True),
         ):
             rows = self.of(sheet)
             if not rows:
@@ -203,7 +206,7 @@ def _import_plan(
     _Checker(plan, snapshot, problems).run()
     if problems:
         raise InvalidInput(problems.texts())
-    writer = _Writer(uow, plan, snapshot, code, progress)
+    writer = _Writer(uow, plan, snapshot, code, progress, source)
     try:
         changes = writer.run()
     except sa.exc.IntegrityError as error:
@@ -346,6 +349,7 @@ class _Checker:
         self._people()
         self._actions()
         self._children()
+        check_preferences(self.plan.preferences or [], self.emails, self.problems, self._duplicates)
 
     def _org_ref(self, sheet: Sheet, record: Record, key: str, ref: str) -> None:
         found = self.orgs.find(ref)
@@ -541,8 +545,9 @@ class _Writer:
         snapshot: _Snapshot,
         code: str,
         progress: Progress,
+        source: Path,
     ) -> None:
-        self.uow, self.session = uow, uow.session
+        self.uow, self.session, self.source = uow, uow.session, source
         self.plan, self.snapshot, self.code, self.progress = plan, snapshot, code, progress
         self.now = clock.now()
         self.changes: list[EntityChange] = []
@@ -563,7 +568,22 @@ class _Writer:
         self.person_ids = {email: p.id for email, p in people.items()}
         self._actions()
         self.uow.flush()
+        self._preferences(people)
         return self.changes
+
+    def _preferences(self, people: dict[str, Person]) -> None:
+        rows = self.plan.preferences or []
+        actor = f"import du fichier « {self.source.name} »"
+        for row, person, choice, changed in write_preferences(self.uow, rows, people, actor=actor):
+            self.changes.append(
+                EntityChange(
+                    PREFERENCES.title,
+                    f"{row.email} {row.category.value}",
+                    f"{person.full_name} : {row.category.label}",
+                    Change.UPDATED if changed else Change.UNCHANGED,
+                    [choice.describe()] if changed else [],
+                )
+            )
 
     # -- helpers --------------------------------------------------------------------------
 

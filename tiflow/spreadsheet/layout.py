@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 from models.lifecycle import State
+from models.preferences import WEEKDAYS, Category, Frequency
 from models.safe_text import line_break_problem, person_name_problem
 from models.vocabulary import Axis, BudgetKind, OrganisationKind, Priority, Role
 from tiflow.spreadsheet.cells import fold
@@ -34,6 +35,10 @@ class Kind(StrEnum):
     ORG_REFS = "org_refs"  # several organisations
     PERSON_REF = "person_ref"  # a person, by e-mail
     ACTION_REF = "action_ref"  # an action of the Actions sheet, by number
+    CATEGORY = "category"  # a kind of message a person chooses how to receive
+    FREQUENCY = "frequency"
+    WEEKDAY = "weekday"
+    HOUR = "hour"
 
 
 FORMATS: dict[Kind, str] = {
@@ -54,6 +59,10 @@ FORMATS: dict[Kind, str] = {
     Kind.ORG_REFS: "noms ou sigles d'organisations, séparés par des virgules",
     Kind.PERSON_REF: "e-mail d'une personne (feuille Personnes ou déjà en base)",
     Kind.ACTION_REF: "numéro d'une action de la feuille Actions",
+    Kind.CATEGORY: "une des valeurs : " + ", ".join(c.label for c in Category),
+    Kind.FREQUENCY: "une des valeurs : " + ", ".join(f.label for f in Frequency),
+    Kind.WEEKDAY: "jour de la semaine : " + ", ".join(WEEKDAYS),
+    Kind.HOUR: "heure d'envoi de 0 à 23 (heure de Paris) : 9 ou 9 h",
 }
 
 # Closed lists offered as drop-downs in the workbook (data validation).
@@ -64,6 +73,9 @@ CHOICES: dict[Kind, list[str]] = {
     Kind.BUDGET_KIND: [k.label for k in BudgetKind],
     Kind.ORG_KIND: [k.label for k in OrganisationKind],
     Kind.BOOL: ["oui", "non"],
+    Kind.CATEGORY: [c.label for c in Category],
+    Kind.FREQUENCY: [f.label for f in Frequency],
+    Kind.WEEKDAY: list(WEEKDAYS),
 }
 
 
@@ -368,6 +380,59 @@ FUNDING = Sheet(
     aliases=("Financement", "Plan de financement"),
 )
 
+PREFERENCES = Sheet(
+    "preferences",
+    "Préférences",
+    (
+        Column(
+            "email",
+            "E-mail",
+            Kind.PERSON_REF,
+            required=True,
+            max_length=254,
+            width=34,
+            example="isabelle.roux@uimm-touraine.example",
+            note="la personne (feuille Personnes ou déjà en base)",
+        ),
+        Column(
+            "category",
+            "Type de message",
+            Kind.CATEGORY,
+            required=True,
+            width=26,
+            example="rappels d'échéance",
+            note="une ligne par personne et type de message",
+        ),
+        Column(
+            "frequency",
+            "Fréquence",
+            Kind.FREQUENCY,
+            required=True,
+            width=22,
+            example="une fois par semaine",
+        ),
+        Column(
+            "weekday",
+            "Jour",
+            Kind.WEEKDAY,
+            width=12,
+            example="vendredi",
+            note="obligatoire pour « une fois par semaine »",
+        ),
+        Column(
+            "hour",
+            "Heure",
+            Kind.HOUR,
+            width=8,
+            example="9",
+            note="pour « une fois par jour » et « une fois par semaine » ; vide : 8 h",
+        ),
+    ),
+    "comment chaque personne reçoit les messages de tiflow (sans ligne : tout de suite, par"
+    " e-mail) ; un type de message absent de la feuille garde le choix en base",
+    aliases=("Préférence", "Préférences d'envoi"),
+)
+
 SHEETS: tuple[Sheet, ...] = (
     TERRITORY,
     ORGANISATIONS,
@@ -377,6 +442,7 @@ SHEETS: tuple[Sheet, ...] = (
     INDICATORS,
     BUDGET,
     FUNDING,
+    PREFERENCES,
 )
 INSTRUCTIONS_TITLE = "Instructions"
 # Sheets a workbook may carry for people, never read.

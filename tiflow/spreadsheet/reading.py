@@ -21,6 +21,7 @@ from tiflow.spreadsheet.records import (
     OrganisationRecord,
     PersonRecord,
     PlanFile,
+    PreferenceRecord,
     Record,
     TerritoryRecord,
 )
@@ -34,6 +35,7 @@ RECORD_TYPES: dict[str, type[Record]] = {
     "indicators": IndicatorRecord,
     "budget": BudgetRecord,
     "funding": FundingRecord,
+    "preferences": PreferenceRecord,
 }
 
 Parser = Callable[[c.CellValue, Column], Any]
@@ -74,6 +76,10 @@ PARSERS: dict[Kind, Parser] = {
     Kind.ORG_REFS: _refs,
     Kind.PERSON_REF: lambda v, col: _text(v, col).lower(),
     Kind.ACTION_REF: _number,
+    Kind.CATEGORY: lambda v, _: c.parse_category(v),
+    Kind.FREQUENCY: lambda v, _: c.parse_frequency(v),
+    Kind.WEEKDAY: lambda v, _: c.parse_weekday(v),
+    Kind.HOUR: lambda v, _: c.parse_hour(v),
 }
 
 # What an empty cell means, for optional columns.
@@ -90,6 +96,8 @@ BLANKS: dict[Kind, object] = {
     Kind.ORG_REF: "",
     Kind.ORG_REFS: (),
     Kind.PERSON_REF: "",
+    Kind.WEEKDAY: None,
+    Kind.HOUR: None,
 }
 
 

@@ -14,6 +14,7 @@ from decimal import Decimal
 
 from models.lifecycle import State
 from models.money import ZERO
+from models.preferences import Category, Frequency
 from models.vocabulary import Axis, BudgetKind, OrganisationKind, Priority, Role
 
 EVERY_COLUMN: frozenset[str] = frozenset({"*"})
@@ -119,6 +120,15 @@ class FundingRecord(Record):
 
 
 @dataclass
+class PreferenceRecord(Record):
+    email: str = ""
+    category: Category = Category.DEADLINES
+    frequency: Frequency = Frequency.IMMEDIATELY
+    weekday: int | None = None  # 0 = lundi
+    hour: int | None = None  # None: the default hour
+
+
+@dataclass
 class PlanFile:
     """What a file holds, sheet by sheet. A sheet absent from the file is `None`: its rows in
     the database are left alone (an empty sheet, by contrast, says "none")."""
@@ -131,6 +141,7 @@ class PlanFile:
     indicators: list[IndicatorRecord] | None = None
     budget: list[BudgetRecord] | None = None
     funding: list[FundingRecord] | None = None
+    preferences: list[PreferenceRecord] | None = None
     warnings: list[str] = field(default_factory=list)
 
     def row_count(self) -> int:
@@ -143,5 +154,6 @@ class PlanFile:
             self.indicators,
             self.budget,
             self.funding,
+            self.preferences,
         )
         return sum(len(rows) for rows in sheets if rows)

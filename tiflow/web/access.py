@@ -114,6 +114,10 @@ ROUTES: dict[str, Rule] = {
     "calendar_feed": _rule(Scope.PUBLIC),
     "my_preferences": _rule(Scope.SIGNED_IN),
     "my_preferences_save": _rule(Scope.SIGNED_IN, write=True),
+    "my_absence_save": _rule(Scope.SIGNED_IN, write=True),
+    # The coordinator sets a person's preferences on their request (recorded with who did it).
+    "person_preferences": _rule(Scope.TERRITORY, COORDINATOR),
+    "person_preferences_save": _rule(Scope.TERRITORY, COORDINATOR, write=True),
 }
 
 # Roles that never write, whatever a later route says.

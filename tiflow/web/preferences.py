@@ -11,12 +11,15 @@ change, and a forged form cannot know it.
 
 from __future__ import annotations
 
+from datetime import date
+
 from fastapi import FastAPI
 from fastapi.responses import HTMLResponse, PlainTextResponse, Response
+from sqlmodel import col, select
 
 from flows.usecases.bus import unit_of_work
 from flows.usecases.calendar_feed import feed_ics
-from flows.usecases.preferences import choices_of, set_preference
+from flows.usecases.preferences import choices_of, record_absence, set_preference
 from models.preferences import (
     CONVOCATION_REASON,
     DEFAULT_HOUR,
@@ -25,14 +28,17 @@ from models.preferences import (
     Category,
     Choice,
     Frequency,
+    PersonPreferenceChange,
     PreferenceError,
     read_unsubscribe_token,
 )
 from models.tables import Person
-from tiflow.web.access import Refusal
-from tiflow.web.app import Context, Guarded, add_route, page
+from models.uow import UnitOfWork
+from tiflow.web.access import NOT_FOUND, Refusal
+from tiflow.web.app import Context, Guarded, add_route, page, redirect
 
 PATH = "/preferences/desabonnement/{token}"
+PERSON_PATH = "/t/{territory}/personnes/{person_id}/preferences"
 INVALID = "Lien de désabonnement invalide : ouvrez le lien d'un e-mail récent de tiflow."
 
 
@@ -43,6 +49,15 @@ def register(router: FastAPI) -> None:
     add_route(router, "/mes-preferences", my_preferences, name="my_preferences")
     add_route(
         router, "/mes-preferences", save_my_preferences, name="my_preferences_save",
+        methods=["POST"],
+    )  # fmt: skip
+    add_route(
+        router, "/mes-preferences/absence", save_my_absence, name="my_absence_save",
+        methods=["POST"],
+    )  # fmt: skip
+    add_route(router, PERSON_PATH, person_preferences, name="person_preferences")
+    add_route(
+        router, PERSON_PATH, save_person_preferences, name="person_preferences_save",
         methods=["POST"],
     )  # fmt: skip
 
@@ -84,6 +99,116 @@ def save_my_preferences(ctx: Guarded) -> HTMLResponse:
         message = str(exc) if isinstance(exc, PreferenceError) else "Type de message inconnu."
         raise Refusal(400, message) from None
     return _own_page(ctx, summaries[0] if summaries else None)
+
+
+def save_my_absence(ctx: Guarded) -> HTMLResponse:
+    """An absence (du, au), its delegate (by e-mail, in each of the person's territories) and
+    whether reminders wait for the return instead."""
+    assert ctx.principal is not None
+    summaries = []
+    try:
+        starts_on, ends_on = _day(ctx.form, "du"), _day(ctx.form, "au")
+        hold = ctx.form.get("attendre") == "oui"
+        wanted = ctx.form.get("suppleant", "").strip().lower()
+        with unit_of_work(ctx.engine) as uow:
+            for territory_id, person_id in sorted(ctx.principal.person_ids.items()):
+                person = uow.session.get_one(Person, person_id)
+                delegate = _delegate(uow, territory_id, wanted) if wanted else None
+                summaries.append(
+                    record_absence(
+                        uow, person, starts_on, ends_on, delegate=delegate, hold=hold,
+                        actor=ctx.principal.name,
+                    )
+                )  # fmt: skip
+            uow.commit()
+    except PreferenceError as exc:
+        raise Refusal(400, str(exc)) from None
+    return _own_page(ctx, summaries[0] if summaries else None)
+
+
+def _day(form: dict[str, str], field: str) -> date:
+    try:
+        return date.fromisoformat(form.get(field, ""))
+    except ValueError:
+        label = "date de départ (du)" if field == "du" else "date de retour (au)"
+        raise PreferenceError(f"Absence : {label} manquante ou invalide.") from None
+
+
+def _delegate(uow: UnitOfWork, territory_id: int, email: str) -> Person:
+    found = uow.session.exec(
+        select(Person).where(Person.territory_id == territory_id, Person.email == email)
+    ).first()
+    if found is None:
+        raise PreferenceError(f"Absence : suppléant « {email} » inconnu dans votre territoire.")
+    return found
+
+
+def person_preferences(ctx: Guarded) -> HTMLResponse:
+    """The coordinator's page for one person of the territory: their choices, set on their
+    request, and the history of changes (who, when, through what)."""
+    saved = ctx.request.query_params.get("enregistre")
+    return _person_page(ctx, "C'est enregistré" if saved else None)
+
+
+def save_person_preferences(ctx: Guarded) -> Response:
+    """One kind of message for the person, recorded with the coordinator's name."""
+    assert ctx.principal is not None and ctx.territory is not None
+    try:
+        category = Category(ctx.form.get("categorie", ""))
+        choice = _choice(ctx.form)
+        with unit_of_work(ctx.engine) as uow:
+            person = _person_of(ctx, uow)
+            actor = f"{ctx.principal.name} (à la demande de {person.full_name})"
+            set_preference(uow, person, category, choice, actor=actor, via="web")
+            uow.commit()
+            person_id = person.id
+    except (ValueError, PreferenceError) as exc:
+        message = str(exc) if isinstance(exc, PreferenceError) else "Type de message inconnu."
+        raise Refusal(400, message) from None
+    url = f"/t/{ctx.territory.code}/personnes/{person_id}/preferences"
+    return redirect(ctx, f"{url}?enregistre={category.value}")
+
+
+def _person_of(ctx: Context, uow: UnitOfWork) -> Person:
+    """The person the path names, in the path's territory (404 otherwise)."""
+    assert ctx.territory is not None
+    raw = str(ctx.request.path_params["person_id"])
+    person = uow.session.get(Person, int(raw)) if raw.isdigit() else None
+    if person is None or person.territory_id != ctx.territory.id:
+        raise Refusal(404, NOT_FOUND)
+    return person
+
+
+def _person_page(ctx: Context, done: str | None) -> HTMLResponse:
+    with unit_of_work(ctx.engine) as uow:
+        person = _person_of(ctx, uow)
+        assert person.id is not None
+        choices = choices_of(uow, person.id)
+        history = uow.session.exec(
+            select(PersonPreferenceChange)
+            .where(PersonPreferenceChange.person_id == person.id)
+            .order_by(col(PersonPreferenceChange.id).desc())
+            .limit(50)
+        ).all()
+        changes = [
+            (c.at, Category(c.category).label, _described(c), c.actor, c.via) for c in history
+        ]
+        name, person_id = person.full_name, person.id
+    return page(
+        ctx,
+        "person_preferences.html",
+        name=name,
+        person_id=person_id,
+        choices=choices,
+        frequencies=list(Frequency),
+        weekdays=WEEKDAYS,
+        changes=changes,
+        done=done,
+    )
+
+
+def _described(change: PersonPreferenceChange) -> str:
+    return Choice(Frequency(change.frequency), change.weekday, change.hour).describe()
 
 
 def _own_page(ctx: Context, done: str | None) -> HTMLResponse:
