@@ -49,6 +49,7 @@ from flows.usecases.budget.snapshots import Snapshot, store_snapshot
 from flows.usecases.bus import unit_of_work
 from models import clock
 from models.money import format_eur
+from notifications.fr import plural
 from notifications.outbox import DeliverySettings
 
 T = TypeVar("T")
@@ -211,8 +212,8 @@ def consolidate_budget(
         files.xlsx,
     )
     logger.info(
-        "Classeur envoyé aux chargés de mission : %s message(s) mis en file ; boîte d'envoi : %s",
-        emails,
+        "Classeur envoyé aux chargés de mission : %s ; boîte d'envoi : %s",
+        plural(emails, "message mis en file", "messages mis en file"),
         delivery.summary(),
     )
     return BudgetRunResult(

@@ -36,6 +36,7 @@ from flows.usecases.copil import CopilInfo, CopilOutcome, DecisionInput
 from flows.usecases.service import short_date, short_datetime
 from models.events import DomainEvent
 from models.money import format_eur
+from notifications.fr import plural
 
 
 @task(name="Planifier la réunion et son ordre du jour", cache_policy=NO_CACHE)
@@ -69,13 +70,13 @@ def schedule_copil(
     with refusals_logged("COPIL non planifié"):
         info, events = plan_meeting(meeting)
     logger.info(
-        "%s planifié (n° %s) le %s%s : %s point(s) à l'ordre du jour, %s membre(s).",
+        "%s planifié (n° %s) le %s%s : %s à l'ordre du jour, %s.",
         info.label,
         info.copil_id,
         short_datetime(info.held_at),
         f", {info.place}" if info.place else "",
-        len(info.agenda),
-        len(info.members),
+        plural(len(info.agenda), "point", "points"),
+        plural(len(info.members), "membre", "membres"),
     )
     for item in info.agenda:
         logger.info("  %s — %s (%s)", item.number, item.title, item.state.label)
@@ -212,11 +213,11 @@ def hold_copil_interactively(
     with refusals_logged(f"COPIL n° {meeting.copil_id}"):
         info = read_agenda(meeting.copil_id)
     logger.info(
-        "%s (%s) : %s point(s) à l'ordre du jour. En attente de la saisie des décisions"
+        "%s (%s) : %s à l'ordre du jour. En attente de la saisie des décisions"
         " (bouton « Resume » de ce flux) pendant %s h au plus.",
         info.label,
         short_date(info.held_at),
-        len(info.agenda),
+        plural(len(info.agenda), "point", "points"),
         meeting.wait_hours,
     )
     form = CopilDecisionsInput.prefilled(
@@ -228,7 +229,9 @@ def hold_copil_interactively(
         timeout=meeting.wait_hours * 3600,
         poll_interval=meeting.poll_seconds,
     )
-    logger.info("Décisions reçues (%s ligne(s)) : enregistrement.", len(answer.decisions))
+    logger.info(
+        "Décisions reçues (%s) : enregistrement.", plural(len(answer.decisions), "ligne", "lignes")
+    )
     return _apply(
         meeting.copil_id,
         answer.decisions,

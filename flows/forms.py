@@ -147,8 +147,8 @@ def _recorded_by() -> Any:
     return Field(
         "",
         title="Saisi par",
-        description="Votre nom, inscrit à l'historique de l'action. Laisser vide : le ou la"
-        " chargé(e) de mission du territoire.",
+        description="Votre nom, inscrit à l'historique de l'action. Laisser vide : le chargé"
+        " de mission du territoire.",
     )
 
 

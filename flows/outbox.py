@@ -17,6 +17,7 @@ from prefect.cache_policies import NO_CACHE
 from flows.events import publish_pending_events
 from flows.forms import parameter
 from flows.runtime import current_run_id, database, settings
+from notifications.fr import plural
 from notifications.outbox import DeliveryReport, DeliverySettings, deliver_pending, open_deliverer
 
 
@@ -61,7 +62,7 @@ def delivery_markdown(report: DeliveryReport, limit: int = 20) -> str:
             error = failure.error.replace("|", "/").replace("\n", " ")
             lines.append(f"| {failure.id} | {failure.kind} | {failure.recipient} | {error} |")
         if len(report.failures) > limit:
-            lines.append(f"| … | | {len(report.failures) - limit} autre(s) | |")
+            lines.append(f"| … | | {plural(len(report.failures) - limit, 'autre', 'autres')} | |")
     return "\n".join(lines)
 
 

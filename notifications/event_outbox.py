@@ -36,6 +36,7 @@ from sqlalchemy.engine import Engine
 from models import clock
 from models.event_outbox import EventOutbox
 from models.uow import UnitOfWork
+from notifications.fr import plural
 
 E = EventOutbox.__table__.c  # type: ignore[attr-defined]
 Send = Callable[[list[dict[str, Any]]], None]
@@ -52,7 +53,7 @@ class PublishReport:
     error: str | None = None
 
     def summary(self) -> str:
-        text = f"{self.published} événement(s) Prefect publié(s)"
+        text = plural(self.published, "événement Prefect publié", "événements Prefect publiés")
         if self.pending:
             text += f", {self.pending} en attente (serveur Prefect injoignable : {self.error})"
         return text

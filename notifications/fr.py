@@ -7,6 +7,7 @@ Dates are shown in Europe/Paris. Relative phrases count *calendar* days: pendulu
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from datetime import date, datetime
 from decimal import Decimal
 from functools import lru_cache
@@ -74,16 +75,80 @@ _BEFORE_HIGH = re.compile(r"[ \u00a0](?=[;!?](?:[\s»”)]|$))")
 _BEFORE_COLON = re.compile(r"[ \u202f](?=:(?:\s|$))")
 
 
+_GUILLEMET = re.compile(r"«[ \u00a0\u202f]*|[ \u00a0\u202f]*»")
+
+
+def _unnest_line(line: str) -> str:
+    # « … « … » … » -> « … “…” … »: guillemets inside guillemets become English quotes.
+    depth = 0
+
+    def swap(match: re.Match[str]) -> str:
+        nonlocal depth
+        if match.group().startswith("«"):
+            depth += 1
+            return "“" if depth > 1 else match.group()
+        if depth == 0:
+            return match.group()  # a lone closing mark: left as written
+        depth -= 1
+        return "”" if depth > 0 else match.group()
+
+    return _GUILLEMET.sub(swap, line)
+
+
+def unnest_quotes(text: str) -> str:
+    """Guillemets never nested: the inner « » of a line become “ ” (an action title that
+    carries its own guillemets, quoted in a sentence)."""
+    if text.count("«") < 2:
+        return text
+    return "\n".join(_unnest_line(line) for line in text.split("\n"))
+
+
 def typeset(text: str) -> str:
     """French typography on a text a person reads: no-break space inside « » and before a
     colon, narrow no-break space before ; ! ?, one apostrophe (U+0027, as everywhere in
-    tiflow's texts: ’ is folded into it). Spaces are only replaced, never added (a URL's
-    ``?`` or a time's ``:`` have none before them)."""
-    text = text.replace("\u2019", "'")
+    tiflow's texts: ’ is folded into it), guillemets never nested (`unnest_quotes`). Spaces
+    are only replaced, never added (a URL's ``?`` or a time's ``:`` have none before them)."""
+    text = unnest_quotes(text.replace("\u2019", "'"))
     text = _OPEN_QUOTE.sub(f"«{NBSP}", text)
     text = _CLOSE_QUOTE.sub(f"{NBSP}»", text)
     text = _BEFORE_HIGH.sub(NNBSP, text)
     return _BEFORE_COLON.sub(NBSP, text)
+
+
+# What typography must never touch: URLs, e-mail addresses (a ``?`` or ``:`` in them is
+# syntax, not punctuation).
+_PROTECTED = re.compile(
+    r"(?:https?|mailto|ftp):[^\s<>\"']+|[\w.+-]+@[\w-]+(?:\.[\w-]+)+", re.IGNORECASE
+)
+
+
+def _between(kept: re.Pattern[str], text: str, change: Callable[[str], str]) -> str:
+    """`change` applied to what lies between the matches of `kept` (kept verbatim)."""
+    out: list[str] = []
+    last = 0
+    for match in kept.finditer(text):
+        out += [change(text[last : match.start()]), match.group()]
+        last = match.end()
+    out.append(change(text[last:]))
+    return "".join(out)
+
+
+def typeset_text(text: str) -> str:
+    """`typeset` on a whole message body or subject, URLs and e-mail addresses left intact.
+    Idempotent: typesetting twice is typesetting once."""
+    return _between(_PROTECTED, text, typeset)
+
+
+# A tag, a comment, or an element whose content is not prose (kept verbatim).
+_HTML_VERBATIM = re.compile(
+    r"<(style|script|pre|code)\b.*?</\1\s*>|<!--.*?-->|<[^>]*>", re.IGNORECASE | re.DOTALL
+)
+
+
+def typeset_html(html: str) -> str:
+    """`typeset_text` on the text nodes of an HTML document only: tags, attributes (``href``,
+    ``style``), comments and ``style``/``script``/``pre``/``code`` elements are kept verbatim."""
+    return _between(_HTML_VERBATIM, html, typeset_text)
 
 
 def signed_eur(amount: Decimal) -> str:

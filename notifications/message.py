@@ -26,6 +26,8 @@ from zoneinfo import ZoneInfo
 
 from models import clock
 
+from .fr import typeset_text
+
 PARIS = ZoneInfo("Europe/Paris")
 
 # SMTP line endings, and 7bit so that accented bodies go out as quoted-printable/base64:
@@ -99,9 +101,10 @@ def validate_address(value: str) -> str:
 
 
 def clean_subject(subject: str) -> str:
-    """Collapse CR/LF, tabs and control characters to single spaces (no header injection);
-    no-break spaces (« », before : ; ? !) are typography and stay as they are."""
-    return _SUBJECT_SPACE_RE.sub(" ", subject).strip()
+    """Collapse CR/LF, tabs and control characters to single spaces (no header injection),
+    then French typography (no-break spaces inside « » and before : ; ? !): every subject,
+    enqueued or sent, goes through here."""
+    return typeset_text(_SUBJECT_SPACE_RE.sub(" ", subject).strip())
 
 
 def ascii_filename(name: str) -> str:

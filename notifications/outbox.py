@@ -83,7 +83,7 @@ from models.tables import Funding, Milestone, Person
 from models.uow import UnitOfWork
 from models.vocabulary import Role
 from notifications.config import check_tag
-from notifications.fr import format_datetime
+from notifications.fr import format_datetime, plural
 from notifications.message import (
     Attachment,
     InvalidAddress,
@@ -723,7 +723,8 @@ def _drop_stale(conn: Connection, ids: list[int], report: DeliveryReport) -> set
                 status=DROPPED.value,
                 drop_reason="stale",
                 last_error="Non envoyé : l'échéance, le pilote ou l'état a changé depuis la mise"
-                f" en file ({len(keys)} élément(s) périmé(s), dont {keys[0]}).",
+                f" en file ({plural(len(keys), 'élément périmé', 'éléments périmés')},"
+                f" dont {keys[0]}).",
             )
         ).rowcount
     return set(stale)

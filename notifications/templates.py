@@ -75,7 +75,8 @@ _CONTROL_RE = re.compile(r"[\x00-\x1f\x7f]")
 def render(
     template_name: str, *, reply_to: ReplyTo | None = None, **context: Any
 ) -> tuple[str, str]:
-    """Render ``NAME.txt.j2`` and ``NAME.html.j2`` with the same context: ``(text, html)``.
+    """Render ``NAME.txt.j2`` and ``NAME.html.j2`` with the same context: ``(text, html)``,
+    typeset (no-break spaces inside « » and before : ; ? !, see `fr.typeset_text`).
     With `reply_to`, the footer says whom a reply reaches (a ``mailto:`` link in HTML)."""
     if not _NAME_RE.fullmatch(template_name):
         raise ValueError(f"invalid template name: {template_name!r}")
@@ -83,4 +84,5 @@ def render(
     env = environment()
     text = env.get_template(f"{template_name}.txt.j2").render(**context)
     html = env.get_template(f"{template_name}.html.j2").render(**context)
-    return text.strip() + "\n", html
+    # French typography once, here, for every kind of message (text nodes only in HTML).
+    return fr.typeset_text(text.strip()) + "\n", fr.typeset_html(html)

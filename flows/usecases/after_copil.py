@@ -25,6 +25,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from sqlmodel import col, select
 
 from flows.usecases.notices import _message
+from flows.usecases.reminders import unknown_territories
 from models import clock
 from models.deadlines import COPIL_MINUTES, copil_fingerprint, paris_date
 from models.errors import InvalidInput, NotFound
@@ -221,7 +222,7 @@ def _held_copils(uow: UnitOfWork, codes: Sequence[str]) -> list[tuple[CopilMeeti
     territories = {t.id: t for t in uow.repo.territories()}
     unknown = sorted(set(codes) - {t.code for t in territories.values()})
     if unknown:
-        raise NotFound("Territoire inconnu : " + ", ".join(fr.quoted(c) for c in unknown))
+        raise unknown_territories(unknown)
     held = uow.session.exec(
         select(CopilMeeting)
         .where(CopilMeeting.status == CopilStatus.HELD)

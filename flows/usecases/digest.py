@@ -32,6 +32,7 @@ from sqlmodel import Session, col, select
 
 from flows.usecases.budget.consolidation import View, consolidate_with
 from flows.usecases.bus import unit_of_work
+from flows.usecases.reminders import unknown_territories
 from models import figures
 from models.deadlines import (
     COPIL,
@@ -41,7 +42,6 @@ from models.deadlines import (
     load_snapshot,
     paris_date,
 )
-from models.errors import NotFound
 from models.lifecycle import AWAITING_DECISION, COMMITTED, State
 from models.money import ZERO
 from models.safe_text import neutralise_formula
@@ -223,7 +223,7 @@ def compute_digests(
     wanted = {t.id for t in territories.values() if t.code in settings.territories}
     unknown = sorted(set(settings.territories) - {t.code for t in territories.values()})
     if unknown:
-        raise NotFound("Territoire(s) inconnu(s) : " + ", ".join(f"« {c} »" for c in unknown))
+        raise unknown_territories(unknown)
     digests: list[Digest] = []
     for copil in session.execute(query.order_by(col(CopilMeeting.held_at))).scalars():
         if settings.territories and copil.territory_id not in wanted:

@@ -29,6 +29,7 @@ from models.preferences import (
 )
 from models.tables import Person
 from models.uow import UnitOfWork
+from notifications.fr import plural
 from notifications.preferences import load_choices, reschedule
 
 P = PersonPreference.__table__  # type: ignore[attr-defined]
@@ -45,9 +46,13 @@ class PreferenceChanged:
     def summary(self) -> str:
         text = f"{self.person} : {self.category.label} → {self.choice.describe()}"
         if self.moved:
-            text += f" ; {self.moved} message(s) en attente déplacé(s)"
+            text += " ; " + plural(
+                self.moved, "message en attente déplacé", "messages en attente déplacés"
+            )
         if self.dropped:
-            text += f" ; {self.dropped} message(s) en attente annulé(s)"
+            text += " ; " + plural(
+                self.dropped, "message en attente annulé", "messages en attente annulés"
+            )
         return text
 
 
@@ -141,5 +146,5 @@ def record_absence(
     uow.session.flush()
     period = f"du {starts_on:%d/%m/%Y} au {ends_on:%d/%m/%Y}"
     if away.delegates and delegate is not None:
-        return f"{person.full_name} absent(e) {period} : rappels à {delegate.full_name}"
-    return f"{person.full_name} absent(e) {period} : rappels gardés jusqu'au retour"
+        return f"{person.full_name} : absence {period}, rappels à {delegate.full_name}"
+    return f"{person.full_name} : absence {period}, rappels gardés jusqu'au retour"

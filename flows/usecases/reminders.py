@@ -204,6 +204,12 @@ class ReminderPlan:
     behalf: dict[int, str] = field(default_factory=dict)  # absent pilot id -> name
 
 
+def unknown_territories(codes: list[str]) -> NotFound:
+    """``Territoire inconnu : « x »``, ``Territoires inconnus : « x », « y »`` (real plurals)."""
+    what = "Territoire inconnu" if len(codes) < 2 else "Territoires inconnus"
+    return NotFound(f"{what} : " + ", ".join(fr.quoted(c) for c in codes))
+
+
 def _days(n: int) -> timedelta:
     return timedelta(days=n)
 
@@ -314,7 +320,7 @@ def _territory_scope(
     by_code = {row.code: row.id for row in session.execute(sa.select(t.id, t.code))}
     unknown = [c for c in codes if c not in by_code]
     if unknown:
-        raise NotFound("Territoire(s) inconnu(s) : " + ", ".join(f"« {c} »" for c in unknown))
+        raise unknown_territories(unknown)
     return names, {by_code[c] for c in codes}
 
 

@@ -138,7 +138,10 @@ def test_workbook_and_email_show_validated_against_consolidated_from_the_snapsho
     header = [c.value for c in next(wb["Par action"].iter_rows(max_row=1))]
     assert "Reste à financer" in header and "Reste à verser" in header
     message = budget_message(snapshot, [])
-    assert "Validé en COPIL du 25/01/2024 : 210\u202f000,00\u00a0€" in message.text
-    assert "Écart (prévu consolidé − validé en COPIL) : -60\u202f000,00\u00a0€" in message.text
+    assert "Validé en COPIL du 25/01/2024\u00a0: 210\u202f000,00\u00a0€" in message.text
+    assert (
+        "Écart (prévu consolidé − validé en"
+        " COPIL)\u00a0: \u221260\u202f000,00\u00a0€" in message.text
+    )
     assert "accordé au-delà du prévu" in message.text
-    assert "FA-01 « Action FA-01 » : Accordé au-delà du prévu" in message.text
+    assert "FA-01 «\u00a0Action FA-01\u00a0»\u00a0: Accordé au-delà du prévu" in message.text

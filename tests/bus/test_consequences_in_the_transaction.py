@@ -104,12 +104,12 @@ def test_tiflow_run_copil_without_server_or_worker_tells_the_pilots(
     assert done.returncode == 0, done.stdout + done.stderr
 
     (validated,) = smtp.messages_to(PILOT_FA07)
-    assert validated["Subject"] == "Action FA-07 validée en COPIL : prochaines étapes"
+    assert validated["Subject"] == "Action FA-07 validée en COPIL\u00a0: prochaines étapes"
     assert "Bilan à six mois" in body_of(validated)
     (revision,) = smtp.messages_to(_pilot_of(engine, "FA-09"))
-    assert revision["Subject"] == "Action FA-09 : révision demandée par le COPIL"
+    assert revision["Subject"] == "Action FA-09\u00a0: révision demandée par le COPIL"
     text = body_of(revision)
-    assert "Ce qu'il faut changer : Chiffrage à préciser" in text
+    assert "Ce qu'il faut changer\u00a0: Chiffrage à préciser" in text
     assert "À faire avant le prochain COPIL" in text
     # Written by the run that recorded the decisions: same correlation id as the history rows.
     with engine.connect() as conn:

@@ -123,7 +123,7 @@ def test_import_with_errors_exits_1_lists_them_and_writes_nothing(
     assert "Import refusé : « plan.xlsx » contient 2 erreurs ; rien n'a été enregistré." in (
         result.stderr
     )
-    assert "Feuille « Actions », ligne 3, colonne « Axe » : axe inconnu(e) « Mobilité »" in (
+    assert "Feuille « Actions », ligne 3, colonne « Axe » : axe « Mobilité » introuvable" in (
         result.stderr
     )
     assert "Feuille « Budget », ligne 2, colonne « Montant » : nombre illisible" in result.stderr

@@ -78,7 +78,7 @@ def test_the_workbook_goes_to_the_coordinators_once_per_version(
     text = body_of(mail)
     assert "Bonjour Claire Moreau," in text
     assert "Le budget 2024 du territoire Grand Est Touraine a été consolidé" in text
-    assert f"Prévu total : {format_eur(planned_2024())}" in text
+    assert f"Prévu total\u00a0: {format_eur(planned_2024())}" in text
     name, data = _workbook(mail)
     assert name == XLSX.format(1)
     assert data == first.files.xlsx.read_bytes()  # the very workbook written to disk

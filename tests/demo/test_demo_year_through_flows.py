@@ -77,8 +77,8 @@ def test_the_late_milestone_is_reminded_to_its_pilot_then_escalated_to_the_coord
     body = alert.text()
     # grouped per pilot, then per action: the pilot once, the action's title once
     assert (
-        f"Pilote : Hélène Garnier <{HELENE}>\n  - FA-01 « Usine-témoin de l'industrie du futur »"
-        in body
+        f"Pilote\u00a0: Hélène Garnier <{HELENE}>\n  - FA-01"
+        f" «\u00a0Usine-témoin de l'industrie du futur\u00a0»" in body
     )
     assert "vendredi 15 novembre 2024" in body  # the due date
     assert "02/12  alerte au chargé de mission : FA-01 jalon « Installation" in demo_run.output
@@ -175,13 +175,13 @@ def test_the_budget_is_consolidated_written_to_disk_and_mailed_with_the_workbook
     assert [row[1] for row in dropped[:-1]] == ["FA-12"]
     # the consolidated budget against the one the first COPIL validated, in both
     assert summary["Validé en COPIL du 25/01/2024"] == 1035000
-    assert "Validé en COPIL du 25/01/2024 : 1\u202f035\u202f000,00\u00a0€" in mail.text()
+    assert "Validé en COPIL du 25/01/2024\u00a0: 1\u202f035\u202f000,00\u00a0€" in mail.text()
     assert "Écart (prévu consolidé − validé en COPIL)" in mail.text()
     by_action = list(workbook["Par action"].iter_rows(values_only=True))
     header, totals = by_action[0], by_action[-1]
     assert totals[0] == "Total"
     assert Decimal(str(totals[header.index("Prévu total")])) == planned
-    assert f"Prévu total : {format_eur(planned)}" in mail.text()
+    assert f"Prévu total\u00a0: {format_eur(planned)}" in mail.text()
 
 
 def test_funding_goes_year_by_year_never_above_the_plan_with_dossiers_filed(

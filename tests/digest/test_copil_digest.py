@@ -64,7 +64,7 @@ def test_digest_gives_agenda_changes_risks_missing_funding_and_year_budget(
     )
     # Amounts are written 150 000,00 € with a narrow no-break space and a no-break space;
     # read them with plain spaces below.
-    assert f"budget demandé : {format_eur(Decimal('150000'))} ;" in message.text
+    assert f"budget demandé\u00a0: {format_eur(Decimal('150000'))}\u202f;" in message.text
     assert "150\u202f000,00\u00a0€" in message.text
     text = message.text.replace("\u202f", " ").replace("\u00a0", " ")
     assert "se réunit le jeudi 20 juin 2024 à 10 h, Salle du conseil, Château-Renault" in text
@@ -292,4 +292,4 @@ def test_digest_also_reaches_the_copil_channel_once_when_asked(
     assert len(smtp_sink.received) == 3
     (post,) = channel.posts
     assert post["title"].startswith("COPIL du jeudi 20 juin 2024 à 10 h")
-    assert "1. Ordre du jour : actions à décider" in post["message"]
+    assert "1. Ordre du jour\u00a0: actions à décider" in post["message"]

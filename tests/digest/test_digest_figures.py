@@ -41,7 +41,7 @@ def test_digest_year_figures_are_the_budget_consolidation_s(
         ("Reste à financer", total.left_to_fund),
         ("Reste à verser", total.left_to_pay),
     ):
-        assert f"  {label} : {format_eur(amount)}\n" in year, label
+        assert f"  {label}\u00a0: {format_eur(amount)}\n" in year, label
 
 
 def test_no_covered_budgets_claim_when_nothing_is_committed(
@@ -84,9 +84,15 @@ def test_digest_carries_the_pilots_words_and_recalls_the_copil_conditions_it_nam
         uow.commit()
     text = _text(engine)
     assert (
-        "À examiner à ce COPIL : FA-01 « Usine-témoin de l'industrie du futur » :"
-        " « Bilan d'étape au COPIL de juin »" in text
+        "À examiner à ce COPIL\u00a0: FA-01 «\u00a0Usine-témoin"
+        " de l'industrie du futur\u00a0»\u00a0:"
+        " «\u00a0Bilan d'étape au COPIL de juin\u00a0»" in text
     )
-    words = text.split("Ce qu'écrivent les pilotes :")[1].split("3. Actions")[0]
-    assert "Note du jeudi 30 mai 2024 : Bail signé pour le bâtiment de Château-Renault." in words
-    assert "Indicateur : Entreprises accueillies : 12 pour un objectif de 60 entreprises" in words
+    words = text.split("Ce qu'écrivent les pilotes\u00a0:")[1].split("3. Actions")[0]
+    assert (
+        "Note du jeudi 30 mai 2024\u00a0: Bail signé pour le bâtiment de Château-Renault." in words
+    )
+    assert (
+        "Indicateur\u00a0: Entreprises accueillies\u00a0:"
+        " 12 pour un objectif de 60 entreprises" in words
+    )

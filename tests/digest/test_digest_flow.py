@@ -34,9 +34,9 @@ def test_digest_flow_mails_every_member_once_with_an_invitation(
     assert b"=?utf-8?" in raw  # « à », « synthèse »: RFC 2047 in the header
     (mail,) = smtp_env.messages_to("marc.aubert@prefecture.example")
     assert mail["Subject"] == (
-        "COPIL du jeudi 20 juin 2024 à 10 h : ordre du jour et synthèse (Grand Est Touraine)"
+        "COPIL du jeudi 20 juin 2024 à 10 h\u00a0: ordre du jour et synthèse (Grand Est Touraine)"
     )
-    assert "1. Ordre du jour : actions à décider" in body_of(mail)
+    assert "1. Ordre du jour\u00a0: actions à décider" in body_of(mail)
     invite = next(p for p in mail.walk() if p.get_content_type() == "text/calendar")
     payload = invite.get_payload(decode=True)
     assert isinstance(payload, bytes)

@@ -14,7 +14,7 @@ from tests.notifications.http_sink import JsonReceiver
 from tests.smtp_sink import SmtpSink
 
 MARIE = "marie.dupont@cc-tev.fr"
-SUBJECT = "Rappel : échéance « Usine-témoin » dans 7 jours"
+SUBJECT = "Rappel\u00a0: échéance «\u00a0Usine-témoin\u00a0» dans 7 jours"
 
 
 def reminder(to: list[str]) -> OutgoingEmail:

@@ -18,7 +18,7 @@ from tests.smtp_sink import body_of
 
 MARIE = "marie.dupont@cc-tev.fr"
 JEAN = "Jean Martin <jean.martin@aicr.fr>"
-SUBJECT = "Convocation : COPIL du jeudi 25 janvier 2024 à 14 h 30"
+SUBJECT = "Convocation\u00a0: COPIL du jeudi 25 janvier 2024 à 14 h 30"
 NAME_RE = re.compile(r"\d{4}-\d\d-\d\dT\d{6}\.\d{6}Z_[a-z0-9._-]+_[a-z0-9._-]+\.eml")
 ICS = (
     b"BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//tiflow//FR\r\nMETHOD:REQUEST\r\n"

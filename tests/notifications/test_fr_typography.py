@@ -3,10 +3,13 @@ one apostrophe, a true minus sign."""
 
 from __future__ import annotations
 
+import re
 from decimal import Decimal
 
+import pytest
+
 from notifications import fr
-from notifications.templates import FRENCH_FILTERS
+from notifications.templates import FRENCH_FILTERS, render
 
 NBSP, NNBSP = "\u00a0", "\u202f"
 
@@ -22,6 +25,10 @@ def test_typeset_puts_no_break_spaces_where_french_typography_wants_them() -> No
 
 
 def test_quoted_never_nests_guillemets() -> None:
+    nested = fr.typeset("Où en êtes-vous ? FA-03 « Tiers-lieu « Le Rubixco » »")
+    assert nested == f"Où en êtes-vous{NNBSP}? FA-03 «{NBSP}Tiers-lieu “Le Rubixco”{NBSP}»"
+    assert fr.typeset(nested) == nested
+    assert fr.typeset("« a » et « b »") == f"«{NBSP}a{NBSP}» et «{NBSP}b{NBSP}»"
     assert fr.quoted("Tiers-lieu « Le Rubixco »") == f"«{NBSP}Tiers-lieu “Le Rubixco”{NBSP}»"
     assert fr.quoted("Plateforme RH") == f"«{NBSP}Plateforme RH{NBSP}»"
 
@@ -40,3 +47,47 @@ def test_plural_is_real_and_the_helpers_are_template_filters() -> None:
         "2 relevés",
     ]
     assert {"quoted", "signed_eur", "plural"} <= set(FRENCH_FILTERS)
+
+
+def test_typeset_text_leaves_urls_and_addresses_alone() -> None:
+    text = (
+        "Lien : https://x.fr/a?b=1&c=’d’ ; écrire à claire.moreau@cc-tev.fr ? À 9:30 ou 14 h 30 !"
+    )
+    assert fr.typeset_text(text) == (
+        f"Lien{NBSP}: https://x.fr/a?b=1&c=’d’{NNBSP}; écrire à claire.moreau@cc-tev.fr{NNBSP}?"
+        f" À 9:30 ou 14 h 30{NNBSP}!"
+    )
+    assert fr.typeset_text(fr.typeset_text(text)) == fr.typeset_text(text)
+
+
+def test_typeset_html_touches_text_nodes_only() -> None:
+    html = (
+        '<style>p { content: " ! " ; }</style><p title="a : b">Où ? « FA-07 »</p>'
+        '<a href="mailto:a@b.fr?subject=Re : x">Répondre : a@b.fr</a><code>x ; y</code>'
+    )
+    assert fr.typeset_html(html) == (
+        '<style>p { content: " ! " ; }</style>'
+        f'<p title="a : b">Où{NNBSP}? «{NBSP}FA-07{NBSP}»</p>'
+        f'<a href="mailto:a@b.fr?subject=Re : x">Répondre{NBSP}: a@b.fr</a><code>x ; y</code>'
+    )
+    assert fr.typeset_html(fr.typeset_html(html)) == fr.typeset_html(html)
+
+
+@pytest.mark.parametrize("name", ["generic", "sign_in"])
+def test_render_typesets_both_parts_of_every_template(name: str) -> None:
+    context = {
+        "generic": {
+            "title": "Question : « Le Rubixco » ?",
+            "paragraphs": ["Où en êtes-vous ? Relancé ; prêt !"],
+            "items": ["Jalon : démonstrateur"],
+        },
+        "sign_in": {"territory": "", "name": "Claire", "url": "https://x.fr/s?t=1", "minutes": 15},
+    }[name]
+    text, html = render(name, **context)
+    prose = re.sub(r"<style\b.*?</style>|<[^>]*>", "\n", html, flags=re.DOTALL)
+    for part in (text, prose):
+        assert not re.search(r" [:;?!](?=\s|$)|« | »", part), part
+    assert "https://x.fr/s?t=1" in text or name == "generic"
+    if name == "generic":
+        assert f"Question{NBSP}: «{NBSP}Le Rubixco{NBSP}»{NNBSP}?" in text
+        assert f"Où en êtes-vous{NNBSP}? Relancé{NNBSP}; prêt{NNBSP}!" in prose

@@ -46,7 +46,7 @@ def test_long_french_subjects_come_back_identical_spaces_and_no_break_spaces_inc
 def test_no_break_spaces_are_kept_and_line_breaks_still_collapsed() -> None:
     assert (
         clean_subject(f"Rappel{NBSP}:\r\n«{NNBSP}FA-07{NNBSP}»")
-        == f"Rappel{NBSP}: «{NNBSP}FA-07{NNBSP}»"
+        == f"Rappel{NBSP}: «{NBSP}FA-07{NBSP}»"
     )
 
 

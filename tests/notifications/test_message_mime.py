@@ -43,7 +43,7 @@ def test_headers_are_ascii_and_decode_back_to_the_french_text() -> None:
     head = raw.split(b"\r\n\r\n", 1)[0]
     head.decode("ascii")  # RFC 2047 encoded words only: never raw UTF-8 in headers
     parsed = BytesParser(policy=policy.default).parsebytes(raw)
-    assert parsed["Subject"] == "Rappel : échéance « Usine-témoin » dans 7 jours"
+    assert parsed["Subject"] == "Rappel\u00a0: échéance «\u00a0Usine-témoin\u00a0» dans 7 jours"
     assert parsed["To"].addresses[0].display_name == "Élodie Brûlé"
     assert parsed["From"].addresses[0].display_name == "Territoire d'industrie Grand Est Touraine"
     assert parsed["Auto-Submitted"] == "auto-generated"

@@ -17,7 +17,7 @@ from notifications.templates import render
 from notifications.transports import Deliverer, DeliveryResult
 from tests.smtp_sink import SmtpSink, body_of
 
-SUBJECT = "Rappel : échéance « Usine-témoin » dans 7 jours"
+SUBJECT = "Rappel\u00a0: échéance «\u00a0Usine-témoin\u00a0» dans 7 jours"
 MARIE = "marie.dupont@cc-tev.fr"
 JEAN = "jean.martin@aicr.fr"
 INCONNU = "inconnu@example.org"

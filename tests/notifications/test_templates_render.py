@@ -26,7 +26,7 @@ def test_html_escapes_a_title_and_the_text_keeps_it_verbatim() -> None:
     assert "Industrie &amp; territoire" in html
     assert f"FA-07 {SCRIPT}" in text
     assert '<img src=x onerror="alert(2)">' in text
-    assert "Comité « Industrie & territoire »" in text
+    assert "Comité «\u00a0Industrie & territoire\u00a0»" in text
 
 
 def test_every_html_template_autoescapes_and_text_templates_do_not() -> None:
@@ -55,7 +55,7 @@ def test_generic_message_in_french_with_layout() -> None:
     assert 'href="https://tiflow.example.org/actions/FA-07"' in html
     assert text.splitlines()[:2] == ["Échéance de l'action FA-07", "=" * 26]
     assert "  - Démonstrateur\n  - Industry-lab\n" in text
-    assert "Mettre à jour la fiche : https://tiflow.example.org/actions/FA-07" in text
+    assert "Mettre à jour la fiche\u00a0: https://tiflow.example.org/actions/FA-07" in text
     assert "\n-- \n" in text
 
 

@@ -86,13 +86,13 @@ def test_validation_notice_reaches_pilot_and_funders_once_even_if_triggered_twic
     assert _outbox_rows(flow_env) == queued and again.sent == 0
 
     (to_pilot,) = smtp.messages_to(PILOT)
-    assert to_pilot["Subject"] == "Action FA-07 validée en COPIL : prochaines étapes"
+    assert to_pilot["Subject"] == "Action FA-07 validée en COPIL\u00a0: prochaines étapes"
     text = body_of(to_pilot)
     assert "Sous réserve de l'accord de la Région" in text
     assert "140\u202f000,00\u00a0€" in text  # the budget, French format
     # the example requests funding per year, as its budget lines: 20 000 € in 2024, 2025
-    assert "OPCO 2i (2024) : demandé 20\u202f000,00\u00a0€" in text
-    assert "OPCO 2i (2025) : demandé 20\u202f000,00\u00a0€" in text
+    assert "OPCO 2i (2024)\u00a0: demandé 20\u202f000,00\u00a0€" in text
+    assert "OPCO 2i (2025)\u00a0: demandé 20\u202f000,00\u00a0€" in text
     # FA-07's funders (État, OPCO 2i, CC TEV): the example has a contact at État and CC TEV.
     funders = {"marc.aubert@prefecture.example", "karim.haddad@cc-tev.example"}
     assert all(len(smtp.messages_to(address)) == 1 for address in funders)
@@ -119,8 +119,8 @@ def test_kickoff_notice_lists_coming_milestones_for_pilot_and_coordinator(
     assert result.sent == 2
     for address in ("thomas.petit@eret.example", COORDINATOR):
         (message,) = smtp.messages_to(address)
-        assert message["Subject"] == "Action FA-05 financée : lancement"
-        assert "Bilan des visites et stages : vendredi 5 juillet 2024" in body_of(message)
+        assert message["Subject"] == "Action FA-05 financée\u00a0: lancement"
+        assert "Bilan des visites et stages\u00a0: vendredi 5 juillet 2024" in body_of(message)
 
 
 def test_kickoff_of_an_action_never_funded_fails_with_a_french_message(

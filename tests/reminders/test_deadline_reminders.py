@@ -70,19 +70,29 @@ def test_a_pilot_gets_one_email_a_day_grouping_all_their_items(
         report = run_day(engine, deliverer, D)
     assert report.delivery.sent == 2
     (mail,) = inbox(smtp_sink, HELENE)
-    assert mail["Subject"] == "Rappel : 3 échéances pour vos actions"
+    assert mail["Subject"] == "Rappel\u00a0: 3 échéances pour vos actions"
     text = body_of(mail)
     assert "Bonjour Hélène Garnier," in text
     assert "Voici le point sur les échéances de vos actions au lundi 2 juin 2025." in text
-    assert "Jalon « Ouverture au public » : lundi 2 juin 2025 (échéance aujourd'hui)" in text
-    assert "Jalon « Installation des démonstrateurs » : lundi 9 juin 2025 (dans 7 jours)" in text
     assert (
-        "Jalon « Programme d'animation annuel » : mercredi 2 juillet 2025 (dans 30 jours)" in text
+        "Jalon «\u00a0Ouverture au public\u00a0»\u00a0: lundi 2 juin 2025 (échéance aujourd'hui)"
+        in text
+    )
+    assert (
+        "Jalon «\u00a0Installation des démonstrateurs\u00a0»\u00a0: lundi 9 juin 2025"
+        " (dans 7 jours)" in text
+    )
+    assert (
+        "Jalon «\u00a0Programme d'animation annuel\u00a0»\u00a0: mercredi 2 juillet 2025"
+        " (dans 30 jours)" in text
     )
     assert text.index("Aujourd'hui") < text.index("À venir")
     assert "Claire Moreau <claire.moreau@grand-est-touraine.example>" in text
     (other,) = inbox(smtp_sink, KARIM)
-    assert other["Subject"] == "Rappel FA-02 « Industry-lab au CFAI d'Amboise » : demain"
+    assert (
+        other["Subject"]
+        == "Rappel FA-02 «\u00a0Industry-lab au CFAI d'Amboise\u00a0»\u00a0: demain"
+    )
 
 
 @pytest.mark.parametrize("closed", [State.COMPLETED, State.ABANDONED, State.REJECTED])
@@ -126,10 +136,10 @@ def test_offsets_then_weekly_overdue_reminders_and_one_escalation(
     ]
     assert len(inbox(smtp_sink, HELENE)) == 7
     (alert,) = inbox(smtp_sink, CLAIRE)
-    assert alert["Subject"] == "Alerte plan d'actions : 1 échéance en retard"
+    assert alert["Subject"] == "Alerte plan d'actions\u00a0: 1 échéance en retard"
     text = body_of(alert)
     assert "Échéances en retard de plus de 14 jours au mercredi 16 juillet 2025" in text
-    assert "Pilote : Hélène Garnier <helene.garnier@aicr.example>" in text
+    assert "Pilote\u00a0: Hélène Garnier <helene.garnier@aicr.example>" in text
     assert "en retard de 14 jours" in text
 
 
@@ -254,8 +264,9 @@ def test_pending_reminder_is_dropped_when_the_pilot_changes(
     assert inbox(smtp_sink, HELENE) == []
     karim = inbox(smtp_sink, KARIM)
     assert [m["Subject"] for m in karim] == [
-        "Rappel FA-01 « Usine-témoin de l'industrie du futur » : demain",
-        "Rappel FA-01 « Usine-témoin de l'industrie du futur » : échéance aujourd'hui",
+        "Rappel FA-01 «\u00a0Usine-témoin de l'industrie du futur\u00a0»\u00a0: demain",
+        "Rappel FA-01 «\u00a0Usine-témoin de l'industrie"
+        " du futur\u00a0»\u00a0: échéance aujourd'hui",
     ]
 
 
@@ -305,8 +316,8 @@ def test_yesterdays_unsent_reminder_is_folded_into_todays_single_email(
     assert report.enqueued.superseded == 1 and report.delivery.sent == 1
     (mail,) = inbox(smtp_sink, HELENE)
     text = body_of(mail)
-    assert "Installation des démonstrateurs » : lundi 9 juin 2025 (dans 6 jours)" in text
-    assert "Ouverture au public » : mardi 3 juin 2025 (échéance aujourd'hui)" in text
+    assert "Installation des démonstrateurs\u00a0»\u00a0: lundi 9 juin 2025 (dans 6 jours)" in text
+    assert "Ouverture au public\u00a0»\u00a0: mardi 3 juin 2025 (échéance aujourd'hui)" in text
     old, new = messages(engine)
     assert old.status is OutboxStatus.DROPPED and old.superseded_by == new.id
     assert new.status is OutboxStatus.SENT
@@ -345,7 +356,7 @@ def test_funding_deadlines_are_reminded_until_the_funder_decides(
         for n in range(1, 10):
             run_day(engine, deliverer, D + timedelta(days=n))
     (mail,) = inbox(smtp_sink, KARIM)
-    assert "Dépôt du dossier de financement (Région) : lundi 9 juin 2025 (dans 7 jours)" in (
+    assert "Dépôt du dossier de financement (Région)\u00a0: lundi 9 juin 2025 (dans 7 jours)" in (
         body_of(mail)
     )
 
@@ -390,14 +401,17 @@ def test_where_are_you_nudge_after_six_weeks_without_a_note_by_the_pilot(
         run_day(engine, deliverer, D + timedelta(weeks=6), weekly)  # 5 weeks after the note
         run_day(engine, deliverer, D + timedelta(weeks=7), weekly)  # 6 weeks after it
     first, second, third = inbox(smtp_sink, HELENE)
-    assert first["Subject"] == "Où en êtes-vous ? FA-01 « Usine-témoin de l'industrie du futur »"
+    assert (
+        first["Subject"]
+        == "Où en êtes-vous\u202f? FA-01 «\u00a0Usine-témoin de l'industrie du futur\u00a0»"
+    )
     assert "aucune note de suivi depuis le lundi 21 avril 2025 (6 semaines)" in body_of(first)
     # FA-03 started 5 weeks before D, so its nudge comes a week later; the note by the
     # coordinator does not count as the pilot's.
-    assert second["Subject"] == "Où en êtes-vous ? FA-03 « Tiers-lieu « Le Rubixco » »"
+    assert second["Subject"] == "Où en êtes-vous\u202f? FA-03 «\u00a0Tiers-lieu “Le Rubixco”\u00a0»"
     assert "depuis le début de l'action" in body_of(second)
     # The pilot's new note restarts FA-01's count; FA-03 is silent for 12 weeks: one e-mail.
-    assert third["Subject"] == "Où en êtes-vous ? 2 actions sans nouvelles"
+    assert third["Subject"] == "Où en êtes-vous\u202f? 2 actions sans nouvelles"
     assert "depuis le lundi 9 juin 2025 (6 semaines)" in body_of(third)
 
 
@@ -413,9 +427,9 @@ def test_deadlines_of_an_action_without_pilot_go_to_the_coordinator(
     with smtp_deliverer(smtp_sink) as deliverer:
         run_day(engine, deliverer, D)
     (mail,) = inbox(smtp_sink, CLAIRE)
-    assert mail["Subject"] == "Alerte plan d'actions : 1 échéance sans pilote"
+    assert mail["Subject"] == "Alerte plan d'actions\u00a0: 1 échéance sans pilote"
     assert "Échéances d'actions sans pilote désigné" in body_of(mail)
-    assert "FA-09 « Observatoire du foncier »" in body_of(mail)
+    assert "FA-09 «\u00a0Observatoire du foncier\u00a0»" in body_of(mail)
 
 
 def test_territory_without_coordinator_alerts_the_configured_coordinator_address(
@@ -455,7 +469,7 @@ def test_someone_piloting_actions_in_two_territories_still_gets_one_email(
         run_day(engine, deliverer, D)
     (mail,) = inbox(smtp_sink, HELENE)
     text = body_of(mail)
-    assert "FA-05 « Verrerie du futur »" in text and "FA-01 « Usine-témoin" in text
+    assert "FA-05 «\u00a0Verrerie du futur\u00a0»" in text and "FA-01 «\u00a0Usine-témoin" in text
     assert "Grand Est Touraine, Vallée de la Bresle" in text
 
 
@@ -489,7 +503,7 @@ def test_an_unknown_territory_code_is_refused_with_a_french_message(
     from flows.usecases.reminders import compute_plan
     from models.errors import NotFound
 
-    with UnitOfWork(engine) as uow, pytest.raises(NotFound, match="« grand-est-tourain »"):
+    with UnitOfWork(engine) as uow, pytest.raises(NotFound, match="grand-est-tourain\u00a0»"):
         compute_plan(uow.session, D, ReminderSettings(territories=["grand-est-tourain"]))
     with UnitOfWork(engine) as uow, pytest.raises(NotFound, match="Territoire"):
         compute_digests(uow.session, D, DigestSettings(territories=["bresle"]))

@@ -25,13 +25,16 @@ def test_the_escalation_names_each_pilot_once_then_each_action_once(
         run_day(engine, deliverer, DUE + timedelta(days=14))
     (alert,) = inbox(smtp_sink, CLAIRE)
     text = body_of(alert)
-    assert alert["Subject"] == "Alerte plan d'actions : 4 échéances en retard"
-    assert text.count("Pilote : Hélène Garnier") == 1 and text.count("Pilote : Karim Haddad") == 1
-    assert text.count("FA-01 « Usine-témoin de l'industrie du futur »") == 1
-    helene = text.split("Pilote : Hélène Garnier")[1].split("Pilote : Karim Haddad")[0]
+    assert alert["Subject"] == "Alerte plan d'actions\u00a0: 4 échéances en retard"
+    assert (
+        text.count("Pilote\u00a0: Hélène Garnier") == 1
+        and text.count("Pilote\u00a0: Karim Haddad") == 1
+    )
+    assert text.count("FA-01 «\u00a0Usine-témoin de l'industrie du futur\u00a0»") == 1
+    helene = text.split("Pilote\u00a0: Hélène Garnier")[1].split("Pilote\u00a0: Karim Haddad")[0]
     fa01 = helene.split("FA-01")[1].split("FA-03")[0]
     assert "Choix du site" in fa01 and "Installation des démonstrateurs" in fa01
     assert "Programme d'animation" in helene.split("FA-03")[1]
-    assert "Cahier des charges" in text.split("Pilote : Karim Haddad")[1]
+    assert "Cahier des charges" in text.split("Pilote\u00a0: Karim Haddad")[1]
     html = body_of(alert, "html")
     assert html.count("Hélène Garnier") >= 1 and html.count("<strong>FA-01</strong>") == 1

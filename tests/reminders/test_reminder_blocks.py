@@ -21,10 +21,12 @@ def test_one_block_per_action_title_once_then_its_deadlines(
         run_day(engine, deliverer, date(2025, 6, 2))  # J-7 for all three
     (mail,) = inbox(smtp_sink, "helene.garnier@aicr.example")
     text = body_of(mail)
-    assert text.count("FA-01 « Usine-témoin de l'industrie du futur »") == 1
-    block = text.split("FA-01 « Usine-témoin de l'industrie du futur »")[1].split("FA-03")[0]
-    assert "Jalon « Installation des démonstrateurs »" in block
-    assert "Jalon « Choix du site »" in block
+    assert text.count("FA-01 «\u00a0Usine-témoin de l'industrie du futur\u00a0»") == 1
+    block = text.split("FA-01 «\u00a0Usine-témoin de l'industrie du futur\u00a0»")[1].split(
+        "FA-03"
+    )[0]
+    assert "Jalon «\u00a0Installation des démonstrateurs\u00a0»" in block
+    assert "Jalon «\u00a0Choix du site\u00a0»" in block
     assert text.index("FA-01 «") < text.index("FA-03 «")
     html = body_of(mail, "html")
     assert html.count("Usine-témoin") == 1

@@ -52,7 +52,8 @@ def test_flow_sends_encoded_french_subjects_escaped_html_and_no_injected_header(
     assert b"=?utf-8?" in head
     (mail,) = inbox(smtp_env, HELENE)
     assert mail["Subject"] == (  # ...and the accents come back intact
-        "Rappel FA-01 « Usine-témoin <script>alert('pwned')</script> » : dans 7 jours"
+        "Rappel FA-01 «\u00a0Usine-témoin"
+        " <script>alert('pwned')</script>\u00a0»\u00a0: dans 7 jours"
     )
     html = body_of(mail, "html")
     assert "Usine-témoin &lt;script&gt;alert(&#39;pwned&#39;)&lt;/script&gt;" in html
@@ -65,7 +66,8 @@ def test_flow_sends_encoded_french_subjects_escaped_html_and_no_injected_header(
     message = injected.message
     assert message["Bcc"] is None
     assert message["Subject"] == (
-        "Rappel FA-02 « Industry-lab Bcc: intrus@example.com faux corps » : dans 7 jours"
+        "Rappel FA-02 «\u00a0Industry-lab Bcc: intrus@example.com"
+        " faux corps\u00a0»\u00a0: dans 7 jours"
     )
 
 

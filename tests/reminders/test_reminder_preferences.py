@@ -195,7 +195,7 @@ def test_absent_pilots_reminders_go_to_the_delegate_on_her_behalf(
     week_of_deadlines(engine, plan)
     summary = away(engine, plan, date(2025, 3, 7), plan.karim)
     assert summary == (
-        "Hélène Garnier absent(e) du 03/03/2025 au 07/03/2025 : rappels à Karim Haddad"
+        "Hélène Garnier : absence du 03/03/2025 au 07/03/2025, rappels à Karim Haddad"
     )
     with smtp_deliverer(smtp_sink) as deliverer:
         for offset in range(2):  # Monday, Tuesday

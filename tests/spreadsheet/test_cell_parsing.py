@@ -121,7 +121,7 @@ def test_axis_accepts_french_labels_and_codes(typed: str, axis: Axis) -> None:
 def test_unknown_axis_lists_the_four_axes() -> None:
     with pytest.raises(CellError) as error:
         parse_axis("Mobilité")
-    assert "axe inconnu(e) « Mobilité »" in str(error.value)
+    assert "axe « Mobilité » introuvable" in str(error.value)
     assert "Compétences, Innovation, Foncier, Transition écologique" in str(error.value)
 
 
@@ -134,7 +134,7 @@ def test_states_priorities_roles_and_yes_no_read_french() -> None:
     assert parse_bool("Oui") is True and parse_bool("non") is False and parse_bool(1) is True
     with pytest.raises(CellError, match="répondez « oui » ou « non »"):
         parse_bool("peut-être")
-    with pytest.raises(CellError, match="état inconnu"):
+    with pytest.raises(CellError, match="état « en attente » introuvable"):
         parse_state("en attente")
 
 

@@ -162,7 +162,7 @@ def test_every_bad_row_is_reported_with_sheet_row_and_column_and_nothing_is_writ
 
     problems = raised.value.problems
     expected = [
-        "Feuille « Actions », ligne 2, colonne « Axe » : axe inconnu(e) « Mobilité »",
+        "Feuille « Actions », ligne 2, colonne « Axe » : axe « Mobilité » introuvable",
         "Feuille « Actions », ligne 3, colonne « Fin » : date inexistante « 31/02/2025 »",
         "Feuille « Actions », ligne 3, colonne « État » : l'action FA-03 est « brouillon » ;"
         " l'import ne change pas l'état d'une action existante (« validée » demandé)",
@@ -173,7 +173,7 @@ def test_every_bad_row_is_reported_with_sheet_row_and_column_and_nothing_is_writ
         " « inconnu@nulle-part.example »",
         "Feuille « Actions », ligne 6, colonne « Fin » : l'action FA-12 finit le 31/12/2024,"
         " avant son début le 01/04/2025",
-        "Feuille « Actions », ligne 6, colonne « État » : état inconnu(e) « en pause »",
+        "Feuille « Actions », ligne 6, colonne « État » : état « en pause » introuvable",
         "Feuille « Jalons », ligne 5, colonne « Action » : action « FA-99 » absente de la"
         " feuille Actions",
         "Feuille « Budget », ligne 3, colonne « Montant » : montant « 25 000,505 » : pas plus"

@@ -143,7 +143,7 @@ def test_a_decision_the_lifecycle_refuses_writes_nothing_then_all_are_recorded(
     assert "Décisions enregistrées" in record.text
     assert f"Budget 2030 validé : <strong>{format_eur(Decimal(1_250_000))}</strong>" in record.text
     assert "Bilan à six mois" in record.text and "Chiffrage à préciser" in record.text
-    assert "Action FA-07 validée en COPIL : prochaines étapes" in record.text
+    assert "Action FA-07 validée en COPIL\u00a0: prochaines étapes" in record.text
     with unit_of_work(web.engine) as uow:
         states = {n: uow.repo.action(HOME, n).state for n in rows}
     assert states == {
@@ -241,7 +241,7 @@ def test_sent_mail_lists_filters_opens_and_resends_once(web: Web) -> None:
     ]
     assert len(files) == 1
     message = email.message_from_bytes(files[0].read_bytes(), policy=email.policy.default)
-    assert message["Subject"] == "Rappel : jalon à venir"
+    assert message["Subject"] == "Rappel\u00a0: jalon à venir"
 
 
 def test_a_sent_message_is_not_sent_again_and_another_territory_sees_none(web: Web) -> None:

@@ -20,6 +20,7 @@ from rich.markup import escape
 from typer.core import TyperCommand, TyperGroup
 
 from models.errors import InvalidInput, TiflowError
+from notifications.fr import plural
 
 USER_ERROR = 1
 USAGE_ERROR = 2
@@ -178,7 +179,9 @@ class FrenchGroup(_FrenchMixin, TyperGroup):
 
 def show_error(error: TiflowError) -> None:
     if isinstance(error, InvalidInput):
-        err_console.print(f"[bold red]Erreur[/] : {len(error.problems)} problème(s) :")
+        err_console.print(
+            f"[bold red]Erreur[/] : {plural(len(error.problems), 'problème', 'problèmes')} :"
+        )
         for problem in error.problems:
             err_console.print(f"  • {escape(problem)}", soft_wrap=True)
     else:

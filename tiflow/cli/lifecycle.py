@@ -25,6 +25,7 @@ from models.events import DomainEvent
 from models.money import format_eur, parse_amount, parse_number
 from models.settings import load_settings
 from models.uow import UnitOfWork
+from notifications.fr import plural
 from tiflow.cli import app, command
 from tiflow.cli.common import console, database, date_option
 from tiflow.cli.views import TerritoryOption as Territory
@@ -59,7 +60,11 @@ def _step(work: Callable[[UnitOfWork, str], T], show: Callable[[T], None]) -> No
         console.print(f"  {sent.events.summary()}.", highlight=False)
     elif sent.events.pending:
         console.print(
-            f"  {sent.events.pending} événement(s) Prefect en attente : publiés au prochain"
+            "  "
+            + plural(
+                sent.events.pending, "événement Prefect en attente", "événements Prefect en attente"
+            )
+            + " : publiés au prochain"
             " flux ou par « tiflow run envoi ».",
             highlight=False,
         )

@@ -32,6 +32,7 @@ from models.preferences import (
 from models.settings import load_settings
 from models.tables import Person
 from models.uow import UnitOfWork
+from notifications.fr import plural
 from tiflow.cli import app, command, new_app
 from tiflow.cli.common import console, database, date_option, pick_territory, today_in_paris
 
@@ -163,7 +164,10 @@ def calendar(
         if revoquer:
             revoked = revoke_feeds(uow, person)
             uow.commit()
-            console.print(f"{person.full_name} : {revoked} calendrier(s) révoqué(s).")
+            console.print(
+                f"{person.full_name} : "
+                + plural(revoked, "calendrier révoqué.", "calendriers révoqués.")
+            )
             return
         token = new_feed(uow, person)
         name = person.full_name

@@ -29,7 +29,7 @@ from models.errors import InvalidInput
 from models.money import format_eur
 from models.outbox import OutboxMessage
 from models.settings import load_settings
-from notifications.fr import format_date
+from notifications.fr import format_date, plural
 from notifications.kinds import in_order, kind_count
 from notifications.outbox import DeliveryReport, backlog, utcnow
 from tiflow.cli import app, command, new_app
@@ -215,8 +215,9 @@ def run_digest(
     copils = result["copils"]
     if copils:
         console.print(
-            f"  COPIL n° {', '.join(str(c) for c in copils)} : {result['enqueued']} e-mail(s)"
-            " mis en file (ordre du jour, invitation .ics, tableau CSV).",
+            f"  COPIL n° {', '.join(str(c) for c in copils)} : "
+            + plural(result["enqueued"], "e-mail", "e-mails")
+            + " mis en file (ordre du jour, invitation .ics, tableau CSV).",
             highlight=False,
         )
     else:
@@ -264,7 +265,8 @@ def run_budget(
     console.print(f"  CSV      : {result.files.csv}", highlight=False, soft_wrap=True)
     if result.emails:
         console.print(
-            f"  Classeur envoyé aux chargés de mission : {result.emails} e-mail(s) mis en file.",
+            "  Classeur envoyé aux chargés de mission : "
+            + plural(result.emails, "e-mail mis en file.", "e-mails mis en file."),
             highlight=False,
         )
     _show_delivery({"sent": result.sent})
@@ -494,11 +496,13 @@ def _show_schedule(run: FlowRun[CopilInfo]) -> None:
     console.print(
         f"  Le {short_datetime(info.held_at)}"
         + (f", {escape(info.place)}" if info.place else "")
-        + f" ; {len(info.members)} membre(s) invité(s).",
+        + " ; "
+        + plural(len(info.members), "membre invité.", "membres invités."),
         highlight=False,
     )
     if info.agenda:
-        table = Table(title=f"Ordre du jour ({len(info.agenda)} action(s))", title_justify="left")
+        title = f"Ordre du jour ({plural(len(info.agenda), 'action', 'actions')})"
+        table = Table(title=title, title_justify="left")
         for header in ("N°", "Action", "État", "Pilote", "Budget"):
             table.add_column(header, justify="right" if header == "Budget" else "left")
         for item in info.agenda:

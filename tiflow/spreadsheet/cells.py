@@ -299,7 +299,7 @@ def _lookup(table: dict[str, E], value: CellValue, what: str, choices: list[str]
     found = table.get(fold(str(value)))
     if found is None:
         raise CellError(
-            f"{what} inconnu(e) {quote(value)} ; valeurs possibles : {', '.join(choices)}"
+            f"{what} {quote(value)} introuvable ; valeurs possibles : {', '.join(choices)}"
         )
     return found
 

@@ -58,6 +58,13 @@ def recipients(uow: UnitOfWork, snapshot: Snapshot) -> list[Person]:
     )
 
 
+def _amount(label: str, amount: Decimal | None) -> str:
+    """A gap is signed with a true minus sign (``−60 000,00 €``); the others are amounts."""
+    if amount is None:
+        return "—"
+    return fr.signed_eur(amount) if label.startswith("Écart") else format_eur(amount)
+
+
 def _percent(ratio: Decimal | None) -> str:
     if ratio is None:
         return "—"
@@ -102,7 +109,7 @@ def budget_message(
         as_of=fr.format_date(c.as_of),
         totals=rows,
         validated=[
-            {"label": label, "amount": format_eur(amount) if amount is not None else "—"}
+            {"label": label, "amount": _amount(label, amount)}
             for label, amount in c.against_validated()
         ],
         over_granted=[f"{line.key} « {line.label} » : {line.note}" for line in c.over_granted()],
