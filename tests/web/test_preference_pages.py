@@ -73,7 +73,7 @@ def test_a_person_records_an_absence_with_a_delegate_or_waiting_for_the_return(w
     absence = {"du": "2026-12-14", "au": "2026-12-24", "suppleant": COORDINATOR}
     saved = client.post("/mes-preferences/absence", data=dict(absence, csrf=csrf_of(page.text)))
     assert saved.status_code == 200, saved.text
-    assert "absent(e) du 14/12/2026 au 24/12/2026 : rappels à Claire Moreau" in unescape(saved.text)
+    assert "absence du 14/12/2026 au 24/12/2026, rappels à Claire Moreau" in unescape(saved.text)
     waiting = dict(absence, du="2027-01-04", au="2027-01-08", attendre="oui")
     held = client.post("/mes-preferences/absence", data=dict(waiting, csrf=csrf_of(page.text)))
     assert "rappels gardés jusqu'au retour" in unescape(held.text)

@@ -15,7 +15,7 @@ from flows.usecases.reminders import sweep
 from notifications.transports import Deliverer
 from tests.web.conftest import ONLY_PILOT, Web, confirm, eml_links
 
-LINK = re.compile(r"Mettre à jour mon action : (http://testserver/action/\d+)")
+LINK = re.compile(r"Mettre à jour mon action\s:\s(http://testserver/action/\d+)")  # no-break spaces
 
 
 def test_reminder_links_to_the_action_page_through_sign_in(
