@@ -151,7 +151,7 @@ def test_served_copil_run_delivers_the_next_steps_notice(served: dict[str, Any])
     assert run.state is not None and run.state.is_completed(), run.state
 
     (message, *_) = _wait_for_mail(served["sink"], PILOT_FA02, timeout=120)
-    assert message["Subject"] == "Action FA-02 validée en COPIL : prochaines étapes"
+    assert message["Subject"] == "Action FA-02 validée en COPIL\u00a0: prochaines étapes"
     assert PROJECT_ROOT.joinpath("prefect.yaml").exists()
 
 
