@@ -139,6 +139,12 @@ class Choice:
             return f"{self.frequency.label}, à {self.hour} h"
         return self.frequency.label
 
+    def describe_all(self) -> str:
+        """:meth:`describe`, then the channel when it is not e-mail (French)."""
+        if self.channel == EMAIL:
+            return self.describe()
+        return f"{self.describe()}, sur le canal «\u00a0{self.channel}\u00a0»"
+
 
 IMMEDIATELY = Choice()
 

@@ -12,6 +12,7 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from email.header import decode_header, make_header
+from functools import lru_cache
 from pathlib import Path
 
 import apprise
@@ -21,6 +22,9 @@ from apprise.utils.cwe312 import cwe312_url
 from .message import InvalidAddress, Mailbox, parse_mailbox, validate_address
 
 ENV_VAR = "TIFLOW_NOTIFY_CONFIG"
+# A service tagged ``canal-<name>`` is a channel a person may choose instead of e-mail (their
+# preference names the tag, never a URL): the operator decides where it leads.
+PERSON_CHANNEL_PREFIX = "canal-"
 
 _TAG_RE = re.compile(r"[a-z0-9][a-z0-9_-]*")
 _INLINE_RE = re.compile(r"(?:(?P<tags>[A-Za-z0-9_,-]+)=)?(?P<url>[A-Za-z0-9]{1,32}://\S+)")
@@ -98,6 +102,26 @@ def check_tag(tag: str) -> str:
     if not isinstance(tag, str) or not _TAG_RE.fullmatch(tag) or tag in _FORBIDDEN_TAGS:
         raise ValueError(f"invalid notification tag {tag!r} (lowercase word; not 'all'/'always')")
     return tag
+
+
+def person_channels(config: str | None) -> frozenset[str]:
+    """The ``canal-…`` tags of ``config``: the channels a person may choose besides e-mail.
+    A configuration apprise cannot read offers none (delivery reports the error itself)."""
+    if not config or not config.strip():
+        return frozenset()
+    return _person_channels(config.strip())
+
+
+@lru_cache(maxsize=8)
+def _person_channels(config: str) -> frozenset[str]:
+    try:
+        services = load_services(config)
+    except ConfigError:
+        log.warning("%s unreadable: no personal channel offered", ENV_VAR)
+        return frozenset()
+    return frozenset(
+        tag for s in services for tag in tags_of(s) if tag.startswith(PERSON_CHANNEL_PREFIX)
+    )
 
 
 def load_services(config: str) -> list[apprise.NotifyBase]:

@@ -93,7 +93,7 @@ from notifications.message import (
     clean_subject,
     parse_mailbox,
 )
-from notifications.preferences import list_unsubscribe, route_rows
+from notifications.preferences import chosen_channels, list_unsubscribe, route_rows
 from notifications.smtp import DeliveryResult, temporary
 from notifications.transports import Deliverer
 
@@ -607,8 +607,11 @@ def _settle(
     policy: DeliveryPolicy,
     now: datetime,
     correlation_id: str | None,
+    personal: bool = False,
 ) -> dict[str, Any]:
-    """Column values after one attempt, from the per-recipient/per-channel results."""
+    """Column values after one attempt, from the per-recipient/per-channel results.
+    ``personal``: sent to the person's own channel, whose services are retried one by one
+    like a tag's channels."""
     attempts = row.attempts + 1
     values: dict[str, Any] = {
         "attempts": attempts,
@@ -643,7 +646,8 @@ def _settle(
             "last_error": IN_DOUBT_HELD.format(id=row.id) + f" Détail : {errors}",
         }
     if temp and attempts < policy.max_attempts:
-        retry_only = json.dumps(sorted(r.recipient for r in temp)) if not row.address else None
+        several = personal or not row.address
+        retry_only = json.dumps(sorted(r.recipient for r in temp)) if several else None
         return values | {
             "status": PENDING.value,
             "next_attempt_at": now + policy.backoff(attempts),
@@ -779,8 +783,9 @@ def deliver_pending(
             stale = round_.write(check, "la vérification des messages")
             live = [r for r in rows if r.id not in stale]
             files = _attachments(conn, [r.id for r in live])
+            chosen = chosen_channels(conn, live)
             for row in live:
-                round_.deliver_one(row, files[row.id])
+                round_.deliver_one(row, files[row.id], chosen.get(row.id))
         report.backlog = _backlog_after(conn, clock())
     report.elapsed = time.perf_counter() - started
     log.info("outbox round: %s", report.summary())
@@ -938,7 +943,10 @@ class _Round:
         params = {**values, "row_id": row_id, "token": self.token}
         return int((on or self.conn).execute(statement, params).rowcount)
 
-    def deliver_one(self, row: Any, attachments: list[Attachment]) -> None:
+    def deliver_one(
+        self, row: Any, attachments: list[Attachment], channel: str | None = None
+    ) -> None:
+        """Claim, send, record one row. ``channel``: the ``canal-…`` its person chose."""
         try:
             email = _outgoing_email(row, attachments, list_unsubscribe(self.conn, row))
         except InvalidAddress as exc:  # e.g. an address edited by hand in the table
@@ -960,19 +968,22 @@ class _Round:
         if not claimed:
             self.report.skipped += 1
             return
-        only: list[str] | None = [row.address] if row.address else None
-        if not row.address and row.retry_only:
+        personal = bool(self.deliverer.personal_channel(channel))
+        only: list[str] | None = [row.address] if row.address and not personal else None
+        if (personal or not row.address) and row.retry_only:
             only = json.loads(row.retry_only)
         progress = PhaseRecorder(self, row.id)
         try:
-            results = self.deliverer.deliver(email, row.tag, only=only, progress=progress)
+            results = self.deliverer.deliver(
+                email, row.tag, only=only, progress=progress, channel=channel if personal else None
+            )
         except DatabaseBusy:
             raise  # not sent (see PhaseRecorder): the row is resumed once the lock is gone
         except Exception as exc:  # a bug, not a delivery failure: keep the row, retry later
             log.exception("delivery of outbox row %s raised", row.id)
             error = f"erreur interne pendant l'envoi ({type(exc).__name__}), voir le journal"
             results = [temporary(row.address or row.tag, error)]
-        values = _settle(row, results, self.policy, self.clock(), self.correlation_id)
+        values = _settle(row, results, self.policy, self.clock(), self.correlation_id, personal)
         values["delivery_phase"] = progress.phase.value
         self.write(
             lambda: self.execute(_outcome(frozenset(values)), row.id, **values),

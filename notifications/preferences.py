@@ -23,6 +23,7 @@ from sqlalchemy.orm import Session
 from models.deadlines import COPIL, NUDGE
 from models.outbox import OutboxItem, OutboxMessage, OutboxStatus
 from models.preferences import (
+    EMAIL,
     IMMEDIATELY,
     Category,
     Choice,
@@ -192,6 +193,45 @@ def reschedule(session: Session, person_id: int, category: Category) -> tuple[in
         else:
             moved += session.execute(pending.values(next_attempt_at=at)).rowcount  # type: ignore[attr-defined]
     return moved, dropped
+
+
+def chosen_channels(conn: Connection, rows: Sequence[Any]) -> dict[int, str]:
+    """Row id → the ``canal-…`` channel its person chose for the row's category, for the
+    rows of one delivery round's chunk whose person chose one (e-mail rows are absent).
+
+    Read when the row goes out, so the current choice counts. One query for the chunk (none
+    when nobody in it chose a channel), one more for the reminders' items. A convocation goes
+    by e-mail: its invitation (.ics) only travels that way."""
+    people = {r.person_id for r in rows if r.person_id is not None and r.address}
+    if not people:
+        return {}
+    chosen = {
+        (row.person_id, Category(row.category)): row.channel
+        for row in conn.execute(
+            sa.select(P.c.person_id, P.c.category, P.c.channel).where(
+                P.c.person_id.in_(sorted(people)), P.c.channel != EMAIL
+            )
+        )
+    }
+    if not chosen:
+        return {}
+    choosers = {person for person, _ in chosen}
+    rows = [r for r in rows if r.person_id in choosers and category_of(r.kind) is not None]
+    ref_kinds: dict[int, set[str]] = defaultdict(set)
+    reminders = [r.id for r in rows if r.kind == "reminder"]
+    if reminders:
+        for item in conn.execute(
+            sa.select(I.c.message_id, I.c.ref_kind).where(I.c.message_id.in_(reminders))
+        ):
+            ref_kinds[item.message_id].add(item.ref_kind)
+    found = {}
+    for row in rows:
+        kinds = ref_kinds[row.id]
+        category = category_of(row.kind, only_nudges=bool(kinds) and kinds <= {NUDGE})
+        channel = chosen.get((row.person_id, category)) if category else None
+        if channel and not (row.kind == "digest" and _is_convocation(conn, row)):
+            found[row.id] = channel
+    return found
 
 
 def list_unsubscribe(conn: Connection, row: Any) -> dict[str, str]:

@@ -23,6 +23,9 @@ Routing, per ``deliver(email, tag)``:
   a temporary failure of the previous one.
 * every other service (Slack, Teams, ntfy, Matrix, JSON...) gets the plain-text body through
   ``apprise.notify(tag=...)`` with its throttle turned off.
+* ``deliver(email, tag, channel="canal-x")``, for a person who chose the operator's channel
+  ``canal-x`` instead of e-mail: only the services tagged ``canal-x`` (the person names a
+  tag, never a URL), e-mail ones writing to their URL's own ``to=``.
 """
 
 from __future__ import annotations
@@ -41,6 +44,7 @@ from models.outbox import DeliveryPhase
 
 from .config import (
     ENV_VAR,
+    PERSON_CHANNEL_PREFIX,
     ConfigError,
     SmtpChannel,
     check_tag,
@@ -123,6 +127,15 @@ class Deliverer:
             return [f"eml outbox: {self._eml.folder}"]
         return [f"{s.url(privacy=True)} tags={sorted(tags_of(s))}" for s in self._apprise]
 
+    def personal_channel(self, channel: str | None) -> list[apprise.NotifyBase]:
+        """The services of a person's ``canal-…`` channel (none: unknown or not one)."""
+        if not channel or not channel.startswith(PERSON_CHANNEL_PREFIX) or self._eml is not None:
+            return []
+        found = [s for s in self._apprise.find(tag=channel) if channel in tags_of(s)]
+        if not found:
+            log.warning("personal channel %s is not configured: sent by e-mail", channel)
+        return found
+
     def open(self) -> Self:
         self.close()
         self._session = SmtpSession()
@@ -151,6 +164,7 @@ class Deliverer:
         *,
         only: Collection[str] | None = None,
         progress: Progress | None = None,
+        channel: str | None = None,
     ) -> list[DeliveryResult]:
         """Send ``email`` to its recipients and to the non-e-mail channels tagged ``tag``.
 
@@ -158,6 +172,11 @@ class Deliverer:
         the channel's masked URL). ``only`` restricts the round to those result keys, to
         retry just what failed before. ``progress`` hears each SMTP step (``smtp.py``); a
         file or a non-e-mail channel reports ``data_sent`` before it is written or notified.
+
+        ``channel``: the ``canal-…`` tag the person chose instead of e-mail. When it is
+        configured, the message goes to that tag's services only (an e-mail service of it
+        writes to its URL's own ``to=``, not to the person's address); when the operator
+        removed it, to ``email.to`` as usual, so a person is never left without messages.
         """
         check_tag(tag)
         if self._session is None:
@@ -166,9 +185,14 @@ class Deliverer:
             if progress is not None:
                 progress(DeliveryPhase.DATA_SENT)
             return self._eml.write(email, tag, only=only)
-        servers = list(self._apprise.find(tag=tag))
+        servers = self.personal_channel(channel)
+        if servers:
+            tag, email = check_tag(str(channel)), replace(email, to=())
+        else:
+            servers = list(self._apprise.find(tag=tag))
         channels = [self._smtp[id(s)] for s in servers if id(s) in self._smtp]
-        results = self._deliver_email(email, tag, channels, only, progress)
+        own_targets = tag == COORDINATOR_TAG or tag.startswith(PERSON_CHANNEL_PREFIX)
+        results = self._deliver_email(email, tag, channels, only, progress, own_targets)
         for server in servers:
             if id(server) not in self._smtp:
                 key = server.url(privacy=True)
@@ -189,10 +213,11 @@ class Deliverer:
         channels: list[SmtpChannel],
         only: Collection[str] | None,
         progress: Progress | None,
+        own_targets: bool,
     ) -> list[DeliveryResult]:
         assert self._session is not None
         recipients = list(email.to)
-        if not recipients and tag == COORDINATOR_TAG and channels:
+        if not recipients and own_targets and channels:
             recipients = list(channels[0].targets)
         pairs = [(r, parse_mailbox(r).addr) for r in recipients]
         wanted = [(r, a) for r, a in pairs if only is None or a in only]

@@ -27,8 +27,10 @@ from models.preferences import (
     check_absence,
     check_choice,
 )
+from models.settings import load_settings
 from models.tables import Person
 from models.uow import UnitOfWork
+from notifications.config import person_channels
 from notifications.fr import plural
 from notifications.preferences import load_choices, reschedule
 
@@ -44,7 +46,7 @@ class PreferenceChanged:
     dropped: int  # pending messages not sent any more (never)
 
     def summary(self) -> str:
-        text = f"{self.person} : {self.category.label} → {self.choice.describe()}"
+        text = f"{self.person} : {self.category.label} → {self.choice.describe_all()}"
         if self.moved:
             text += " ; " + plural(
                 self.moved, "message en attente déplacé", "messages en attente déplacés"
@@ -54,6 +56,11 @@ class PreferenceChanged:
                 self.dropped, "message en attente annulé", "messages en attente annulés"
             )
         return text
+
+
+def offered_channels() -> frozenset[str]:
+    """The ``canal-…`` channels the operator configured, that a person may choose."""
+    return person_channels(load_settings().notify_config)
 
 
 def choices_of(uow: UnitOfWork, person_id: int) -> dict[Category, Choice]:
@@ -70,10 +77,14 @@ def set_preference(
     *,
     actor: str,
     via: str,
-    channels: frozenset[str] = frozenset(),
+    channels: frozenset[str] | None = None,
 ) -> PreferenceChanged:
     """Record ``choice`` for ``person`` (the caller commits). ``actor``: who did it (the
-    person, or the coordinator on their request); ``via``: web, cli, import, désabonnement."""
+    person, or the coordinator on their request); ``via``: web, cli, import, désabonnement.
+    ``channels``: the channels one may choose besides e-mail (default: the ``canal-…`` tags
+    of TIFLOW_NOTIFY_CONFIG)."""
+    if channels is None:
+        channels = offered_channels()
     check_choice(category, choice, channels)
     assert person.id is not None
     session = uow.session

@@ -7,6 +7,7 @@ from __future__ import annotations
 from datetime import date
 from html import unescape
 
+import pytest
 from sqlmodel import col, select
 
 from flows.usecases.bus import unit_of_work
@@ -97,3 +98,21 @@ def test_a_person_records_an_absence_with_a_delegate_or_waiting_for_the_return(w
         (date(2026, 12, 14), date(2026, 12, 24), True, False),
         (date(2027, 1, 4), date(2027, 1, 8), True, True),
     ]
+
+
+def test_a_person_chooses_one_of_the_operators_channels_and_nothing_else(
+    web: Web, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("TIFLOW_NOTIFY_CONFIG", "canal-equipe=json://127.0.0.1:9/")
+    client = sign_in(web, PILOT)
+    page = client.get("/mes-preferences")
+    assert '<option value="canal-equipe">canal-equipe</option>' in page.text
+    form = {"categorie": "notices", "frequence": "immediately", "csrf": csrf_of(page.text)}
+    saved = client.post("/mes-preferences", data=dict(form, canal="canal-equipe"))
+    assert saved.status_code == 200, saved.text
+    assert "tout de suite, sur le canal «\u00a0canal-equipe\u00a0»" in unescape(saved.text)
+    forged = client.post("/mes-preferences", data=dict(form, canal="json://intrus.example/"))
+    assert forged.status_code == 400 and "inconnu" in unescape(forged.text)
+    with unit_of_work(web.engine) as uow:
+        choice = choices_of(uow, person_id(web.engine, PILOT))[Category.NOTICES]
+    assert choice.channel == "canal-equipe"

@@ -2,8 +2,8 @@
 
 * `tiflow preferences voir ADRESSE`: each kind of message with the person's choice, and their
   absences to come;
-* `tiflow preferences regler ADRESSE TYPE FRÉQUENCE [--jour J] [--heure H]`: the coordinator
-  sets a preference on the person's request (the history says who, `--par`);
+* `tiflow preferences regler ADRESSE TYPE FRÉQUENCE [--jour J] [--heure H] [--canal C]`: the
+  coordinator sets a preference on the person's request (the history says who, `--par`);
 * `tiflow preferences absence ADRESSE --du D --au D [--suppleant ADRESSE | --attendre]`;
 * `tiflow preferences calendrier ADRESSE [--revoquer]`: the person's private calendar URL.
 """
@@ -104,6 +104,14 @@ def set_choice(
     heure: Annotated[int, typer.Option("--heure", help="Heure d'envoi (Paris), 0 à 23.")] = (
         DEFAULT_HOUR
     ),
+    canal: Annotated[
+        str | None,
+        typer.Option(
+            "--canal",
+            metavar="CANAL",
+            help="e-mail, ou un canal « canal-… » configuré par l'exploitant (sans : inchangé).",
+        ),
+    ] = None,
     par: Annotated[
         str, typer.Option("--par", metavar="NOM", help="Qui fait le changement (historique).")
     ] = "ligne de commande",
@@ -115,9 +123,13 @@ def set_choice(
     weekday = weekday_of(jour) if jour else None
     with unit_of_work(database()) as uow:
         person = _person(uow, territoire, adresse)
-        changed = set_preference(
-            uow, person, category, Choice(frequency, weekday, heure), actor=par, via="cli"
-        )
+        assert person.id is not None
+        if canal is None:
+            channel = choices_of(uow, person.id)[category].channel
+        else:
+            channel = EMAIL if canal.strip().lower() in {"e-mail", "email"} else canal.strip()
+        choice = Choice(frequency, weekday, heure, channel)
+        changed = set_preference(uow, person, category, choice, actor=par, via="cli")
         uow.commit()
     console.print(changed.summary())
 

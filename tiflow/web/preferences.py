@@ -11,6 +11,7 @@ change, and a forged form cannot know it.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import date
 
 from fastapi import FastAPI
@@ -19,10 +20,16 @@ from sqlmodel import col, select
 
 from flows.usecases.bus import unit_of_work
 from flows.usecases.calendar_feed import feed_ics
-from flows.usecases.preferences import choices_of, record_absence, set_preference
+from flows.usecases.preferences import (
+    choices_of,
+    offered_channels,
+    record_absence,
+    set_preference,
+)
 from models.preferences import (
     CONVOCATION_REASON,
     DEFAULT_HOUR,
+    EMAIL,
     ESCALATION_REASON,
     WEEKDAYS,
     Category,
@@ -202,13 +209,15 @@ def _person_page(ctx: Context, done: str | None) -> HTMLResponse:
         choices=choices,
         frequencies=list(Frequency),
         weekdays=WEEKDAYS,
+        channels=sorted(offered_channels()),
         changes=changes,
         done=done,
     )
 
 
 def _described(change: PersonPreferenceChange) -> str:
-    return Choice(Frequency(change.frequency), change.weekday, change.hour).describe()
+    choice = Choice(Frequency(change.frequency), change.weekday, change.hour, change.channel)
+    return choice.describe_all()
 
 
 def _own_page(ctx: Context, done: str | None) -> HTMLResponse:
@@ -224,6 +233,7 @@ def _own_page(ctx: Context, done: str | None) -> HTMLResponse:
         choices=choices,
         frequencies=list(Frequency),
         weekdays=WEEKDAYS,
+        channels=sorted(offered_channels()),
         obligations=[ESCALATION_REASON, CONVOCATION_REASON],
         done=done,
     )
@@ -265,6 +275,8 @@ def unsubscribe(ctx: Guarded) -> HTMLResponse | PlainTextResponse:
             person = uow.session.get(Person, person_id)
             if person is None:
                 raise Refusal(404, INVALID)
+            # This page offers no channel: the person's own stays as it is.
+            choice = replace(choice, channel=choices_of(uow, person_id)[category].channel)
             changed = set_preference(
                 uow, person, category, choice, actor=person.full_name, via="désabonnement"
             )
@@ -294,4 +306,5 @@ def _choice(form: dict[str, str]) -> Choice:
         raise PreferenceError(
             "Formulaire incomplet : choisissez la fréquence, le jour et l'heure."
         ) from None
-    return Choice(frequency, weekday, hour)
+    # A channel is one of the operator's tags (checked by set_preference), never a URL.
+    return Choice(frequency, weekday, hour, form.get("canal", "").strip() or EMAIL)
