@@ -5,7 +5,7 @@ its date (or title) changes, which ``calendar_entry`` remembers per feed."""
 from __future__ import annotations
 
 import hashlib
-from datetime import datetime
+from datetime import UTC, datetime
 
 import sqlalchemy as sa
 from sqlmodel import Field, SQLModel
@@ -19,13 +19,35 @@ def token_hash(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
-def next_sequence(stored: tuple[str, int] | None, fingerprint: str) -> int:
+def next_sequence(
+    stored: tuple[str, int] | None, fingerprint: str, *, published: int | None = None
+) -> int:
     """The SEQUENCE of an event whose facts are ``fingerprint``, given what the feed last
-    served (fingerprint, sequence): unchanged facts keep it, changed facts add one."""
-    if stored is None:
-        return 0
-    old, sequence = stored
-    return sequence if old == fingerprint else sequence + 1
+    served (fingerprint, sequence): unchanged facts keep it, changed facts add one.
+
+    ``published``: for an event that e-mails also carry (a COPIL's invitation), the
+    :func:`copil_sequence` of now; new or changed facts then take it, so the feed's SEQUENCE
+    and the invitations' grow on one scale and the latest facts always win in a calendar
+    that has both."""
+    if stored is not None and stored[0] == fingerprint:
+        return stored[1]
+    following = 0 if stored is None else stored[1] + 1
+    return following if published is None else max(published, following)
+
+
+def copil_uid(copil_id: int, territory_code: str) -> str:
+    """A COPIL's UID, the same in its invitation (.ics of the digest) and in the feeds: a
+    calendar that imported the invitation updates that event from the feed."""
+    return f"copil-{copil_id}-{territory_code}@tiflow"
+
+
+_SEQUENCE_EPOCH = datetime(2024, 1, 1, tzinfo=UTC)
+
+
+def copil_sequence(at: datetime) -> int:
+    """A COPIL event's SEQUENCE when published at ``at``: minutes since 2024, so a later
+    invitation or feed change (the meeting moved) always supersedes an earlier one."""
+    return int((at - _SEQUENCE_EPOCH).total_seconds() // 60)
 
 
 class CalendarFeed(SQLModel, table=True):

@@ -4,7 +4,9 @@ It holds the milestones and funding deadlines of the open actions the person pil
 scheduled COPILs they are a member of. UIDs are stable (``milestone-42@tiflow``…); serving the
 feed records what each event looked like, so that its SEQUENCE grows by one whenever its date
 or title changes (calendar applications then replace the event instead of keeping the old
-one). A new feed revokes the previous one; a revoked feed answers nothing.
+one). A COPIL has its invitation's UID (``copil-3-grand-est-touraine@tiflow``) and SEQUENCE
+scale (:func:`models.calendar_feed.copil_sequence`), so feed and invitation are one event.
+A new feed revokes the previous one; a revoked feed answers nothing.
 """
 
 from __future__ import annotations
@@ -16,8 +18,16 @@ from datetime import UTC, date, datetime, timedelta
 import icalendar
 import sqlalchemy as sa
 
+from flows.usecases.digest import DigestSettings
 from models import clock
-from models.calendar_feed import CalendarEntry, CalendarFeed, next_sequence, token_hash
+from models.calendar_feed import (
+    CalendarEntry,
+    CalendarFeed,
+    copil_sequence,
+    copil_uid,
+    next_sequence,
+    token_hash,
+)
 from models.lifecycle import OPEN_STATES
 from models.tables import (
     ActionSheet,
@@ -34,7 +44,8 @@ from models.vocabulary import CopilStatus
 
 F = CalendarFeed.__table__  # type: ignore[attr-defined]
 E = CalendarEntry.__table__  # type: ignore[attr-defined]
-COPIL_LENGTH = timedelta(hours=2)
+# The invitation's default length: the feed's event matches the e-mail's.
+COPIL_LENGTH = timedelta(minutes=DigestSettings.model_fields["duration_minutes"].default)
 
 
 @dataclass(frozen=True)
@@ -42,10 +53,13 @@ class Event:
     uid: str
     summary: str
     when: date | datetime  # a day (deadline) or an instant (COPIL)
+    place: str = ""
+    invited: bool = False  # a COPIL: its invitation e-mails carry the same UID
 
     @property
     def fingerprint(self) -> str:
-        return f"{self.when.isoformat()}|{self.summary}"[:200]
+        where = f"|{self.place}" if self.place else ""  # absent: the facts served before
+        return f"{self.when.isoformat()}|{self.summary}{where}"[:200]
 
 
 def new_feed(uow: UnitOfWork, person: Person) -> str:
@@ -89,7 +103,8 @@ def feed_ics(uow: UnitOfWork, token: str) -> bytes | None:
     cal.add("x-wr-calname", "tiflow : mes échéances et COPIL")
     now = clock.now()
     for event in events:
-        sequence = next_sequence(stored.get(event.uid), event.fingerprint)
+        published = copil_sequence(now) if event.invited else None
+        sequence = next_sequence(stored.get(event.uid), event.fingerprint, published=published)
         if stored.get(event.uid) != (event.fingerprint, sequence):
             _remember(uow, feed.id, event, sequence, event.uid in stored)
         cal.add_component(_vevent(event, sequence, now))
@@ -112,6 +127,8 @@ def _vevent(event: Event, sequence: int, now: datetime) -> icalendar.Event:
     vevent.add("sequence", sequence)
     vevent.add("dtstamp", now.astimezone(UTC))
     vevent.add("summary", event.summary)
+    if event.place:
+        vevent.add("location", event.place)
     if isinstance(event.when, datetime):
         start = event.when.astimezone(clock.PARIS)
         vevent.add("dtstart", start)
@@ -172,12 +189,18 @@ def _copils(uow: UnitOfWork, person_id: int) -> list[Event]:
     cm = CopilMember.__table__.c  # type: ignore[attr-defined]
     t = Territory.__table__.c  # type: ignore[attr-defined]
     rows = uow.session.execute(
-        sa.select(c.id, c.held_at, c.place, t.name)
+        sa.select(c.id, c.held_at, c.place, t.name, t.code)
         .join(CopilMember, cm.copil_id == c.id)
         .join(Territory, t.id == c.territory_id)
         .where(cm.person_id == person_id, c.status == CopilStatus.SCHEDULED.value)
     )
     return [
-        Event(f"copil-{r.id}@tiflow", f"COPIL Territoire d'industrie {r.name}", r.held_at)
+        Event(
+            copil_uid(r.id, r.code),
+            f"COPIL Territoire d'industrie {r.name}",
+            r.held_at,
+            r.place or "",
+            invited=True,
+        )
         for r in rows
     ]

@@ -34,6 +34,7 @@ from flows.usecases.budget.consolidation import View, consolidate_with
 from flows.usecases.bus import unit_of_work
 from flows.usecases.reminders import unknown_territories
 from models import figures
+from models.calendar_feed import copil_sequence, copil_uid
 from models.deadlines import (
     COPIL,
     PARIS,
@@ -917,8 +918,9 @@ def invitation(digest: Digest, settings: DigestSettings, *, now: datetime | None
     cal.add("version", "2.0")
     cal.add("method", "REQUEST")
     event = icalendar.Event()
-    event.add("uid", f"copil-{copil.id}-{territory.code}@tiflow")
-    event.add("sequence", int((now - datetime(2024, 1, 1, tzinfo=UTC)).total_seconds() // 60))
+    assert copil.id is not None
+    event.add("uid", copil_uid(copil.id, territory.code))  # the calendar feeds' UID too
+    event.add("sequence", copil_sequence(now))
     event.add("dtstamp", now.astimezone(UTC))
     event.add("dtstart", start)
     event.add("dtend", start + timedelta(minutes=settings.duration_minutes))
