@@ -355,6 +355,41 @@ class PersonAbsence(SQLModel, table=True):
         return Away(self.person_id, self.starts_on, self.ends_on, self.delegate_id, self.hold)
 
 
+class PersonAbsenceChange(SQLModel, table=True):
+    """Append-only history of absences cancelled or shortened: who, when, through what."""
+
+    __tablename__ = "person_absence_change"
+    id: int | None = Field(default=None, primary_key=True)
+    absence_id: int = Field(foreign_key="person_absence.id", index=True)
+    person_id: int = Field(foreign_key="person.id", index=True)
+    at: datetime = Field(default_factory=clock.now, sa_type=UTCDateTime)
+    actor: str = Field(max_length=200, description="qui a fait le changement")
+    via: str = Field(max_length=32, description="web, cli…")
+    previous_ends_on: date
+    ends_on: date | None = Field(default=None, description="nouveau dernier jour ; vide : annulée")
+
+
+def end_absence_check(away: Away, today: date, ends_on: date | None) -> None:
+    """Refuse, in French, an absence that cannot be cancelled (``ends_on`` None) or shortened
+    to end on ``ends_on``: one that is over, or a date that does not shorten it."""
+    period = f"du {away.starts_on:%d/%m/%Y} au {away.ends_on:%d/%m/%Y}"
+    if away.ends_on < today:
+        raise PreferenceError(f"Absence {period} : elle est déjà terminée.")
+    if ends_on is None:
+        return
+    if ends_on >= away.ends_on:
+        raise PreferenceError(
+            f"Absence {period} : pour l'écourter, choisissez un dernier jour avant le"
+            f" {away.ends_on:%d/%m/%Y} (reçu {ends_on:%d/%m/%Y}) ; pour la prolonger,"
+            " enregistrez une nouvelle absence."
+        )
+    if ends_on < away.starts_on:
+        raise PreferenceError(
+            f"Absence {period} : le dernier jour ne peut précéder le premier"
+            f" (reçu {ends_on:%d/%m/%Y}) ; pour la supprimer, annulez-la."
+        )
+
+
 # ---------------------------------------------------------------------------------------------
 # The signed one-click unsubscribe link (RFC 8058)
 

@@ -71,6 +71,14 @@ class Repository:
             )
         ).first()
 
+    def people(self, territory_id: int) -> Sequence[Person]:
+        """Everyone of the territory, by name."""
+        return self.session.exec(
+            select(Person)
+            .where(Person.territory_id == territory_id)
+            .order_by(col(Person.full_name))
+        ).all()
+
     def people_with_role(self, territory_id: int, role: Role) -> Sequence[Person]:
         return self.session.exec(
             select(Person)

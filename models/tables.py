@@ -298,6 +298,7 @@ from models.event_outbox import EventOutbox  # noqa: E402, F401
 from models.outbox import OutboxAttachment, OutboxItem, OutboxMessage  # noqa: E402, F401
 from models.preferences import (  # noqa: E402, F401
     PersonAbsence,
+    PersonAbsenceChange,
     PersonPreference,
     PersonPreferenceChange,
 )

@@ -1,11 +1,15 @@
-"""`tiflow preferences voir|regler|absence`, in French, on both databases."""
+"""`tiflow preferences voir|regler|absence|fin-absence`, in French, on both databases."""
 
 from __future__ import annotations
 
+from datetime import date
+
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
+from sqlmodel import select
 
-from models.preferences import PersonAbsence, PersonPreferenceChange
+from flows.usecases.bus import unit_of_work
+from models.preferences import PersonAbsence, PersonAbsenceChange, PersonPreferenceChange
 from tests.cli.conftest import Tiflow
 
 HELENE = "helene.garnier@aicr.example"
@@ -75,3 +79,28 @@ def test_the_calendar_command_prints_a_private_url_and_revokes_it(
     revoked = tiflow("preferences", "calendrier", HELENE, "--revoquer")
     assert revoked.exit_code == 0, revoked.output
     assert "Hélène Garnier : 1 calendrier révoqué." in revoked.stdout
+
+
+def test_an_absence_is_cancelled_or_shortened_and_the_history_says_who(
+    tiflow: Tiflow, example_plan: str, engine: Engine
+) -> None:
+    tiflow("preferences", "absence", HELENE, "--du", "03/03/2030", "--au", "14/03/2030")
+    shortened = tiflow(
+        "preferences", "fin-absence", HELENE, "--au", "07/03/2030", "--par", "Claire"
+    )
+    assert shortened.exit_code == 0, shortened.output
+    assert "absence du 03/03/2030 au 14/03/2030 écourtée au 07/03/2030" in shortened.stdout
+    assert "Absence du 03/03/2030 au 07/03/2030" in tiflow("preferences", "voir", HELENE).stdout
+    longer = tiflow("preferences", "fin-absence", HELENE, "--au", "20/03/2030")
+    assert longer.exit_code == 1 and "pour la prolonger" in longer.output
+    cancelled = tiflow("preferences", "fin-absence", HELENE, "--du", "03/03/2030")
+    assert "absence du 03/03/2030 au 07/03/2030 annulée" in cancelled.stdout
+    assert "Absence du" not in tiflow("preferences", "voir", HELENE).stdout
+    none_left = tiflow("preferences", "fin-absence", HELENE)
+    assert none_left.exit_code == 1 and "aucune absence en cours ou à venir" in none_left.output
+    with unit_of_work(engine) as uow:
+        changes = uow.session.exec(select(PersonAbsenceChange)).all()
+        assert [(c.actor, c.via, c.ends_on) for c in changes] == [
+            ("Claire", "cli", date(2030, 3, 7)),
+            ("ligne de commande", "cli", None),
+        ]

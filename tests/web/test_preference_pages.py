@@ -12,7 +12,14 @@ from sqlmodel import col, select
 
 from flows.usecases.bus import unit_of_work
 from flows.usecases.preferences import choices_of
-from models.preferences import Category, Choice, Frequency, PersonAbsence, PersonPreferenceChange
+from models.preferences import (
+    Category,
+    Choice,
+    Frequency,
+    PersonAbsence,
+    PersonAbsenceChange,
+    PersonPreferenceChange,
+)
 from tests.web.conftest import (
     COORDINATOR,
     OTHER_COORDINATOR,
@@ -116,3 +123,71 @@ def test_a_person_chooses_one_of_the_operators_channels_and_nothing_else(
     with unit_of_work(web.engine) as uow:
         choice = choices_of(uow, person_id(web.engine, PILOT))[Category.NOTICES]
     assert choice.channel == "canal-equipe"
+
+
+def test_a_person_shortens_then_cancels_an_absence_and_the_history_keeps_both(web: Web) -> None:
+    client = sign_in(web, PILOT)
+    page = client.get("/mes-preferences")
+    absence = {"du": "2026-12-14", "au": "2026-12-24", "attendre": "oui"}
+    client.post("/mes-preferences/absence", data=dict(absence, csrf=csrf_of(page.text)))
+    with unit_of_work(web.engine) as uow:
+        recorded = uow.session.exec(select(PersonAbsence.id)).one()
+    end = f"/mes-preferences/absence/{recorded}/fin"
+    page = client.get("/mes-preferences")
+    assert f'action="{end}"' in page.text and "Du 14/12/2026 au 24/12/2026" in page.text
+    shorter = client.post(end, data={"au": "2026-12-18", "csrf": csrf_of(page.text)})
+    assert shorter.status_code == 200, shorter.text
+    assert "écourtée au 18/12/2026" in unescape(shorter.text)
+    assert "Du 14/12/2026 au 18/12/2026" in shorter.text
+    longer = client.post(end, data={"au": "2026-12-30", "csrf": csrf_of(page.text)})
+    assert longer.status_code == 400 and "pour la prolonger" in unescape(longer.text)
+    assert client.post(end, data={"au": ""}).status_code == 403  # no CSRF token
+    cancelled = client.post(end, data={"csrf": csrf_of(page.text)})
+    assert "absence du 14/12/2026 au 18/12/2026 annulée" in unescape(cancelled.text)
+    assert "Aucune absence à venir" in unescape(cancelled.text)
+    other = sign_in(web, OTHER_PILOT)  # not hers: not found
+    other_page = other.get("/mes-preferences")
+    assert other.post(end, data={"csrf": csrf_of(other_page.text)}).status_code == 404
+    with unit_of_work(web.engine) as uow:
+        changes = uow.session.exec(
+            select(PersonAbsenceChange.ends_on, PersonAbsenceChange.via).order_by(
+                col(PersonAbsenceChange.id)
+            )
+        ).all()
+    assert [tuple(c) for c in changes] == [(date(2026, 12, 18), "web"), (None, "web")]
+
+
+def test_the_coordinator_reaches_a_persons_page_from_the_people_list_and_cancels_an_absence(
+    web: Web,
+) -> None:
+    client = sign_in(web, COORDINATOR)
+    plan = client.get("/t/grand-est-touraine/plan")
+    assert 'href="/t/grand-est-touraine/personnes"' in plan.text  # the navigation
+    people = client.get("/t/grand-est-touraine/personnes")
+    assert people.status_code == 200, people.text
+    pilot = person_id(web.engine, PILOT)
+    link = f"/t/grand-est-touraine/personnes/{pilot}/preferences"
+    assert f'href="{link}"' in people.text
+    assert "Préférences et absences de Hélène Garnier" in unescape(people.text)
+    with unit_of_work(web.engine) as uow:
+        uow.session.add(
+            PersonAbsence(
+                person_id=pilot,
+                starts_on=date(2026, 12, 14),
+                ends_on=date(2026, 12, 24),
+                hold=True,
+                actor="Hélène Garnier",
+            )
+        )
+        uow.commit()
+        absence_id = uow.session.exec(select(PersonAbsence.id)).one()
+    page = client.get(link)
+    end = f"/t/grand-est-touraine/personnes/{pilot}/absences/{absence_id}/fin"
+    assert f'action="{end}"' in page.text
+    done = client.post(end, data={"csrf": csrf_of(page.text)})
+    assert done.status_code == 200 and "Aucune absence à venir" in unescape(done.text)
+    with unit_of_work(web.engine) as uow:
+        actor = uow.session.exec(select(PersonAbsenceChange.actor)).one()
+    assert actor == "Claire Moreau (à la demande de Hélène Garnier)"
+    pilot_client = sign_in(web, PILOT)  # a pilot has no « Personnes » page
+    assert pilot_client.get("/t/grand-est-touraine/personnes").status_code == 403

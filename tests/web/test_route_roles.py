@@ -23,6 +23,7 @@ from flows.usecases.budget.consolidation import consolidate
 from flows.usecases.budget.snapshots import store_snapshot
 from flows.usecases.bus import unit_of_work
 from models.outbox import OutboxMessage, OutboxStatus
+from models.preferences import PersonAbsence
 from models.tables import ActionSheet, CopilMeeting, Funding, Indicator, Milestone, Territory
 from models.uow import UnitOfWork
 from models.vocabulary import Role
@@ -75,6 +76,7 @@ SAMPLE_FORMS = {
     "copil_decisions": {"budget": "1 250 000,00 €"},
     "copil_schedule": {"date": "15/09/2030", "heure": "9:30", "lieu": "Amboise"},
     "person_preferences_save": {"categorie": "budget", "frequence": "weekly", "jour": "4"},
+    "person_absence_end": {},  # no new last day: cancel it
 }
 # Write routes that send a file (multipart), with their file field.
 SAMPLE_FILES = {"plan_upload": "fichier"}
@@ -108,6 +110,7 @@ def _target(web: Web, name: str, code: str, number: str) -> Target:
             .order_by(col(CopilMeeting.id))
         ).first()
         assert copil is not None
+        absence = _absence(uow, action.pilot_id)
         message_id = _failed_message(uow, territory)
         milestones = uow.session.exec(
             select(Milestone).where(Milestone.action_id == action.id).order_by(Milestone.id)
@@ -154,12 +157,14 @@ def _target(web: Web, name: str, code: str, number: str) -> Target:
         "copil_schedule": f"/t/{code}/planifier-copil",
         "person_preferences": person_path,
         "person_preferences_save": person_path,
+        "person_absence_end": person_path.replace("preferences", f"absences/{absence}/fin"),
+        "people": f"/t/{code}/personnes",
     }
     fill.update(upload_sha256=_ops_data(web, code)[1])
     form = {k: v.format(**fill) for k, v in SAMPLE_FORMS.get(name, {}).items()}
     paths[name] = paths[name].replace("{upload_token}", _ops_data(web, code)[0])
     by_territory = ("my_actions", "plan", "copils", "copil", "copil_new", "copil_schedule")
-    by_territory += ("mail_list", "mail_message", "mail_resend")
+    by_territory += ("mail_list", "mail_message", "mail_resend", "people")
     secret = territory_name if name in by_territory or name.startswith("copil_") else action_title
     return Target(paths[name], secret, form)
 
@@ -218,6 +223,27 @@ def _plan_fill(uow: UnitOfWork, action: ActionSheet) -> dict[str, str]:
         "axis": str(action.axis.value),
         "funding": str(funding or ""),
     }
+
+
+def _absence(uow: UnitOfWork, person_id: int | None) -> int:
+    """An absence to come of the action's pilot (what the coordinator may cancel)."""
+    assert person_id is not None
+    found = uow.session.exec(
+        select(PersonAbsence.id).where(PersonAbsence.person_id == person_id)
+    ).first()
+    if found is not None:
+        return found
+    row = PersonAbsence(
+        person_id=person_id,
+        starts_on=date(2031, 3, 3),
+        ends_on=date(2031, 3, 7),
+        hold=True,
+        actor="test",
+    )
+    uow.session.add(row)
+    uow.commit()
+    assert row.id is not None
+    return row.id
 
 
 def _failed_message(uow: UnitOfWork, territory: Territory) -> int:

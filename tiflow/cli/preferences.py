@@ -5,6 +5,8 @@
 * `tiflow preferences regler ADRESSE TYPE FRÉQUENCE [--jour J] [--heure H] [--canal C]`: the
   coordinator sets a preference on the person's request (the history says who, `--par`);
 * `tiflow preferences absence ADRESSE --du D --au D [--suppleant ADRESSE | --attendre]`;
+* `tiflow preferences fin-absence ADRESSE [--du D] [--au D]`: cancel the next absence (the one
+  starting on `--du`), or shorten it to end on `--au`;
 * `tiflow preferences calendrier ADRESSE [--revoquer]`: the person's private calendar URL.
 """
 
@@ -18,7 +20,7 @@ from rich.table import Table
 
 from flows.usecases.bus import unit_of_work
 from flows.usecases.calendar_feed import new_feed, revoke_feeds
-from flows.usecases.preferences import choices_of, record_absence, set_preference
+from flows.usecases.preferences import choices_of, end_absence, record_absence, set_preference
 from models.errors import TiflowError
 from models.preferences import (
     DEFAULT_HOUR,
@@ -64,7 +66,9 @@ def show(adresse: str, territoire: Territoire = None) -> None:
         a = PersonAbsence.__table__.c  # type: ignore[attr-defined]
         absences = uow.session.execute(
             sa.select(a.starts_on, a.ends_on, a.delegate_id, a.hold)
-            .where(a.person_id == person.id, a.ends_on >= today_in_paris())
+            .where(
+                a.person_id == person.id, a.ends_on >= today_in_paris(), a.cancelled_at.is_(None)
+            )
             .order_by(a.starts_on)
         ).all()
         delegates = {
@@ -158,6 +162,42 @@ def absence(
         text = record_absence(
             uow, person, starts, ends, delegate=delegate, hold=attendre, actor=par
         )
+        uow.commit()
+    console.print(text)
+
+
+@command(preferences_app, "fin-absence")
+def end_of_absence(
+    adresse: str,
+    du: Annotated[
+        str | None,
+        typer.Option(
+            "--du", metavar="DATE", help="Premier jour de l'absence visée (sans : la prochaine)."
+        ),
+    ] = None,
+    au: Annotated[
+        str | None,
+        typer.Option("--au", metavar="DATE", help="Nouveau dernier jour (sans : l'annuler)."),
+    ] = None,
+    par: Annotated[str, typer.Option("--par", metavar="NOM")] = "ligne de commande",
+    territoire: Territoire = None,
+) -> None:
+    """Annuler ou écourter une absence : les rappels gardés repartent normalement."""
+    starts = date_option(du, "--du") if du else None
+    ends = date_option(au, "--au") if au else None
+    with unit_of_work(database()) as uow:
+        person = _person(uow, territoire, adresse)
+        a = PersonAbsence.__table__.c  # type: ignore[attr-defined]
+        query = sa.select(a.id).where(
+            a.person_id == person.id, a.ends_on >= today_in_paris(), a.cancelled_at.is_(None)
+        )
+        if starts is not None:
+            query = query.where(a.starts_on == starts)
+        found = uow.session.execute(query.order_by(a.starts_on).limit(1)).scalar()
+        if found is None:
+            when = f" commençant le {starts:%d/%m/%Y}" if starts else ""
+            raise TiflowError(f"{person.full_name} : aucune absence en cours ou à venir{when}.")
+        text = end_absence(uow, person, found, ends_on=ends, actor=par, via="cli")
         uow.commit()
     console.print(text)
 

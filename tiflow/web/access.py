@@ -118,6 +118,10 @@ ROUTES: dict[str, Rule] = {
     # The coordinator sets a person's preferences on their request (recorded with who did it).
     "person_preferences": _rule(Scope.TERRITORY, COORDINATOR),
     "person_preferences_save": _rule(Scope.TERRITORY, COORDINATOR, write=True),
+    "person_absence_end": _rule(Scope.TERRITORY, COORDINATOR, write=True),
+    "my_absence_end": _rule(Scope.SIGNED_IN, write=True),
+    # The territory's people, each linked to their preferences page.
+    "people": _rule(Scope.TERRITORY, COORDINATOR),
 }
 
 # Roles that never write, whatever a later route says.

@@ -78,11 +78,8 @@ def _schedule_page(
 ) -> HTMLResponse:
     assert ctx.territory is not None
     with unit_of_work(ctx.engine) as uow:
-        people = uow.session.exec(
-            select(Person)
-            .where(Person.territory_id == ctx.territory.id)
-            .order_by(col(Person.full_name))
-        ).all()
+        assert ctx.territory.id is not None
+        people = uow.repo.people(ctx.territory.id)
         members = set(
             uow.session.exec(
                 select(PersonRole.person_id).where(PersonRole.role == Role.COPIL_MEMBER)

@@ -22,6 +22,8 @@ from flows.usecases.bus import unit_of_work
 from flows.usecases.calendar_feed import feed_ics
 from flows.usecases.preferences import (
     choices_of,
+    coming_absences,
+    end_absence,
     offered_channels,
     record_absence,
     set_preference,
@@ -35,17 +37,21 @@ from models.preferences import (
     Category,
     Choice,
     Frequency,
+    PersonAbsence,
     PersonPreferenceChange,
     PreferenceError,
     read_unsubscribe_token,
 )
-from models.tables import Person
+from models.tables import Person, PersonRole
 from models.uow import UnitOfWork
+from models.vocabulary import Role
 from tiflow.web.access import NOT_FOUND, Refusal
 from tiflow.web.app import Context, Guarded, add_route, page, redirect
 
 PATH = "/preferences/desabonnement/{token}"
 PERSON_PATH = "/t/{territory}/personnes/{person_id}/preferences"
+PERSON_ABSENCE_END = "/t/{territory}/personnes/{person_id}/absences/{absence_id}/fin"
+MY_ABSENCE_END = "/mes-preferences/absence/{absence_id}/fin"
 INVALID = "Lien de désabonnement invalide : ouvrez le lien d'un e-mail récent de tiflow."
 
 
@@ -62,7 +68,15 @@ def register(router: FastAPI) -> None:
         router, "/mes-preferences/absence", save_my_absence, name="my_absence_save",
         methods=["POST"],
     )  # fmt: skip
+    add_route(
+        router, MY_ABSENCE_END, end_my_absence, name="my_absence_end", methods=["POST"],
+    )  # fmt: skip
+    add_route(router, "/t/{territory}/personnes", people_page, name="people")
     add_route(router, PERSON_PATH, person_preferences, name="person_preferences")
+    add_route(
+        router, PERSON_ABSENCE_END, end_person_absence, name="person_absence_end",
+        methods=["POST"],
+    )  # fmt: skip
     add_route(
         router, PERSON_PATH, save_person_preferences, name="person_preferences_save",
         methods=["POST"],
@@ -133,6 +147,84 @@ def save_my_absence(ctx: Guarded) -> HTMLResponse:
     return _own_page(ctx, summaries[0] if summaries else None)
 
 
+def end_my_absence(ctx: Guarded) -> HTMLResponse:
+    """Cancel one of one's absences (no « au ») or shorten it to end on « au »."""
+    assert ctx.principal is not None
+    try:
+        with unit_of_work(ctx.engine) as uow:
+            absence = _absence_of(ctx, uow, set(ctx.principal.person_ids.values()))
+            person = uow.session.get_one(Person, absence.person_id)
+            text = end_absence(
+                uow, person, int(absence.id or 0), ends_on=_new_end(ctx.form),
+                actor=ctx.principal.name, via="web",
+            )  # fmt: skip
+            uow.commit()
+    except PreferenceError as exc:
+        raise Refusal(400, str(exc)) from None
+    return _own_page(ctx, text)
+
+
+def end_person_absence(ctx: Guarded) -> Response:
+    """The coordinator cancels or shortens a person's absence on their request."""
+    assert ctx.principal is not None and ctx.territory is not None
+    try:
+        with unit_of_work(ctx.engine) as uow:
+            person = _person_of(ctx, uow)
+            absence = _absence_of(ctx, uow, {person.id})
+            actor = f"{ctx.principal.name} (à la demande de {person.full_name})"
+            end_absence(
+                uow,
+                person,
+                int(absence.id or 0),
+                ends_on=_new_end(ctx.form),
+                actor=actor,
+                via="web",
+            )
+            uow.commit()
+            person_id = person.id
+    except PreferenceError as exc:
+        raise Refusal(400, str(exc)) from None
+    url = f"/t/{ctx.territory.code}/personnes/{person_id}/preferences"
+    return redirect(ctx, f"{url}?enregistre=absence")
+
+
+def _absence_of(ctx: Context, uow: UnitOfWork, people: set[int | None]) -> PersonAbsence:
+    """The absence the path names, if it belongs to one of ``people`` (404 otherwise)."""
+    raw = str(ctx.request.path_params["absence_id"])
+    found = uow.session.get(PersonAbsence, int(raw)) if raw.isdigit() else None
+    if found is None or found.id is None or found.person_id not in people:
+        raise Refusal(404, NOT_FOUND)
+    return found
+
+
+def _new_end(form: dict[str, str]) -> date | None:
+    """The shortened absence's last day, or None: cancel it."""
+    if not form.get("au", "").strip():
+        return None
+    return _day(form, "au")
+
+
+def people_page(ctx: Guarded) -> HTMLResponse:
+    """The territory's people, for the coordinator: each one's roles and the way to their
+    preferences and absences (set on their request)."""
+    assert ctx.territory is not None
+    with unit_of_work(ctx.engine) as uow:
+        assert ctx.territory.id is not None
+        people = uow.repo.people(ctx.territory.id)
+        roles: dict[int, list[str]] = {}
+        for person_id, role in uow.session.exec(
+            select(PersonRole.person_id, PersonRole.role).where(
+                col(PersonRole.person_id).in_([p.id for p in people])
+            )
+        ):
+            roles.setdefault(person_id, []).append(Role(role).label)
+        rows = [
+            (p.id, p.full_name, p.email, ", ".join(sorted(roles.get(p.id or 0, []))))
+            for p in people
+        ]
+    return page(ctx, "people.html", people=rows)
+
+
 def _day(form: dict[str, str], field: str) -> date:
     try:
         return date.fromisoformat(form.get(field, ""))
@@ -201,6 +293,7 @@ def _person_page(ctx: Context, done: str | None) -> HTMLResponse:
             (c.at, Category(c.category).label, _described(c), c.actor, c.via) for c in history
         ]
         name, person_id = person.full_name, person.id
+        absences = coming_absences(uow, person.id)
     return page(
         ctx,
         "person_preferences.html",
@@ -211,6 +304,7 @@ def _person_page(ctx: Context, done: str | None) -> HTMLResponse:
         weekdays=WEEKDAYS,
         channels=sorted(offered_channels()),
         changes=changes,
+        absences=absences,
         done=done,
     )
 
@@ -227,6 +321,7 @@ def _own_page(ctx: Context, done: str | None) -> HTMLResponse:
         raise Refusal(404, INVALID)
     with unit_of_work(ctx.engine) as uow:
         choices = choices_of(uow, ids[0])
+        absences = coming_absences(uow, ids[0])
     return page(
         ctx,
         "my_preferences.html",
@@ -235,6 +330,7 @@ def _own_page(ctx: Context, done: str | None) -> HTMLResponse:
         weekdays=WEEKDAYS,
         channels=sorted(offered_channels()),
         obligations=[ESCALATION_REASON, CONVOCATION_REASON],
+        absences=absences,
         done=done,
     )
 
