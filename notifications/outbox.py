@@ -43,6 +43,7 @@ Guarantees:
 from __future__ import annotations
 
 import hashlib
+import html
 import json
 import logging
 import re
@@ -78,6 +79,7 @@ from models.outbox import (
     OutboxMessage,
     OutboxStatus,
 )
+from models.preferences import KIND_CATEGORY
 from models.settings import Settings
 from models.tables import Funding, Milestone, Person
 from models.uow import UnitOfWork
@@ -93,8 +95,13 @@ from notifications.message import (
     clean_subject,
     parse_mailbox,
 )
-from notifications.preferences import chosen_channels, list_unsubscribe, route_rows
-from notifications.smtp import DeliveryResult, temporary
+from notifications.preferences import (
+    chosen_channels,
+    list_unsubscribe,
+    period_groups,
+    route_rows,
+)
+from notifications.smtp import DeliveryResult, Progress, temporary
 from notifications.transports import Deliverer
 
 log = logging.getLogger(__name__)
@@ -582,6 +589,43 @@ def _outgoing_email(
     )
 
 
+_BODY = re.compile(r"<body[^>]*>(?P<inner>.*)</body>", re.DOTALL | re.IGNORECASE)
+
+
+def _grouped_email(
+    rows: Sequence[Any], files: Mapping[int, list[Attachment]], headers: dict[str, str]
+) -> OutgoingEmail:
+    """The messages of one person's period as one e-mail: each one's subject as a heading,
+    then its text (and HTML, the inside of its body), in the order they were queued."""
+    first = rows[0]
+    category = KIND_CATEGORY[first.kind]
+    count = plural(len(rows), "message", "messages")
+    subject = f"{category.label[:1].upper()}{category.label[1:]} : {count} regroupés"
+    intro = f"Selon votre préférence, voici en un seul e-mail les {count} de la période."
+    texts = [intro]
+    texts += [f"{n}. {r.subject}\n\n{r.text_body.strip()}" for n, r in enumerate(rows, 1)]
+    parts = []
+    for n, row in enumerate(rows, 1):
+        found = _BODY.search(row.html_body or "")
+        inner = found["inner"] if found else (row.html_body or "")
+        if not inner:
+            inner = f"<pre>{html.escape(row.text_body)}</pre>"
+        parts.append(f"<section><h2>{n}. {html.escape(row.subject)}</h2>{inner}</section>")
+    stored = json.loads(first.headers) if first.headers else {}
+    return OutgoingEmail(
+        to=[first.recipient],
+        subject=clean_subject(subject),
+        text="\n\n— — —\n\n".join(texts) + "\n",
+        html=f'<!DOCTYPE html><html lang="fr"><body><p>{html.escape(intro)}</p>'
+        + "".join(parts)
+        + "</body></html>",
+        attachments=[a for r in rows for a in files.get(r.id, [])],
+        reply_to=first.reply_to,
+        key=message_key(first.kind, f"group:{first.key}"),
+        headers={**stored, **headers},
+    )
+
+
 BEFORE_CONTENT = [
     DeliveryPhase.CLAIMED.value,
     DeliveryPhase.CONNECTED.value,
@@ -784,12 +828,28 @@ def deliver_pending(
             live = [r for r in rows if r.id not in stale]
             files = _attachments(conn, [r.id for r in live])
             chosen = chosen_channels(conn, live)
+            groups, grouped = _leads(live, period_groups(conn, live, clock()))
             for row in live:
-                round_.deliver_one(row, files[row.id], chosen.get(row.id))
+                if row.id in groups:
+                    round_.deliver_group(groups[row.id], chosen.get(row.id))
+                elif row.id not in grouped:
+                    round_.deliver_one(row, files[row.id], chosen.get(row.id))
         report.backlog = _backlog_after(conn, clock())
     report.elapsed = time.perf_counter() - started
     log.info("outbox round: %s", report.summary())
     return report
+
+
+def _leads(live: list[Any], groups: list[list[Any]]) -> tuple[dict[int, list[Any]], set[int]]:
+    """Each group under its first row in this chunk (a group without one waits for its own
+    chunk), and the ids of the rows that go with another one."""
+    ids = {r.id for r in live}
+    leads: dict[int, list[Any]] = {}
+    for group in groups:
+        lead = next((r.id for r in group if r.id in ids), None)
+        if lead is not None:
+            leads[lead] = group
+    return leads, {r.id for g in leads.values() for r in g} - set(leads)
 
 
 @contextmanager
@@ -914,6 +974,21 @@ class PhaseRecorder:
             self.phase = phase
 
 
+class _GroupPhase:
+    """How far the one e-mail of a group got, recorded on each of its rows."""
+
+    def __init__(self, recorders: list[PhaseRecorder]) -> None:
+        self.recorders = recorders
+
+    @property
+    def phase(self) -> DeliveryPhase:
+        return self.recorders[0].phase
+
+    def __call__(self, phase: DeliveryPhase) -> None:
+        for recorder in self.recorders:
+            recorder(phase)
+
+
 class _Round:
     """One delivery round's state, and the sending of one row (claim, send, outcome)."""
 
@@ -961,11 +1036,7 @@ class _Round:
             self._refuse(row, "Message invalide, non envoyé (détail dans le journal).")
             return
         # Claim: only one round can move this row from pending to sending.
-        claimed = self.write(
-            lambda: self.execute(_CLAIM, row.id, on=self.claims, started=self.clock()),
-            "la prise en charge",
-        )
-        if not claimed:
+        if not self._claim(row.id):
             self.report.skipped += 1
             return
         personal = bool(self.deliverer.personal_channel(channel))
@@ -973,23 +1044,63 @@ class _Round:
         if (personal or not row.address) and row.retry_only:
             only = json.loads(row.retry_only)
         progress = PhaseRecorder(self, row.id)
+        results = self._send(email, row, only, progress, channel if personal else None, [row])
+        self._record(row, results, progress.phase, personal)
+
+    def _claim(self, row_id: int) -> bool:
+        """Only one round can move a row from pending to sending."""
+        claim = partial(self.execute, _CLAIM, row_id, on=self.claims, started=self.clock())
+        return bool(self.write(claim, "la prise en charge"))
+
+    def _send(
+        self,
+        email: OutgoingEmail,
+        row: Any,
+        only: list[str] | None,
+        progress: Progress,
+        channel: str | None,
+        rows: list[Any],
+    ) -> list[DeliveryResult]:
         try:
-            results = self.deliverer.deliver(
-                email, row.tag, only=only, progress=progress, channel=channel if personal else None
+            return self.deliverer.deliver(
+                email, row.tag, only=only, progress=progress, channel=channel
             )
         except DatabaseBusy:
             raise  # not sent (see PhaseRecorder): the row is resumed once the lock is gone
         except Exception as exc:  # a bug, not a delivery failure: keep the row, retry later
-            log.exception("delivery of outbox row %s raised", row.id)
+            log.exception("delivery of outbox rows %s raised", [r.id for r in rows])
             error = f"erreur interne pendant l'envoi ({type(exc).__name__}), voir le journal"
-            results = [temporary(row.address or row.tag, error)]
+            return [temporary(row.address or row.tag, error)]
+
+    def _record(
+        self, row: Any, results: list[DeliveryResult], phase: DeliveryPhase, personal: bool
+    ) -> None:
         values = _settle(row, results, self.policy, self.clock(), self.correlation_id, personal)
-        values["delivery_phase"] = progress.phase.value
+        values["delivery_phase"] = phase.value
         self.write(
             lambda: self.execute(_outcome(frozenset(values)), row.id, **values),
             "l'enregistrement du résultat",
         )
         self._count(row, values)
+
+    def deliver_group(self, rows: list[Any], channel: str | None) -> None:
+        """The rows of one person's period (:func:`period_groups`) as one e-mail: each row is
+        claimed, and the same outcome recorded on each, so every message goes once, together."""
+        ids = [r.id for r in rows]
+        stale = self.write(partial(_drop_stale, self.conn, ids, self.report), "la vérification")
+        files = _attachments(self.conn, ids)
+        claimed = [r for r in rows if r.id not in stale and self._claim(r.id)]
+        self.report.skipped += len(rows) - len(stale) - len(claimed)
+        if not claimed:
+            return
+        email = _grouped_email(claimed, files, list_unsubscribe(self.conn, claimed[0]))
+        personal = bool(self.deliverer.personal_channel(channel))
+        first = claimed[0]
+        only = None if personal else [first.address]
+        progress = _GroupPhase([PhaseRecorder(self, r.id) for r in claimed])
+        results = self._send(email, first, only, progress, channel if personal else None, claimed)
+        for row in claimed:
+            self._record(row, results, progress.phase, personal)
 
     def _refuse(self, row: Any, error: str) -> None:
         self.conn.execute(

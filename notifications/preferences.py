@@ -25,8 +25,10 @@ from models.outbox import OutboxItem, OutboxMessage, OutboxStatus
 from models.preferences import (
     EMAIL,
     IMMEDIATELY,
+    KIND_CATEGORY,
     Category,
     Choice,
+    Frequency,
     PersonPreference,
     category_of,
     earliest_send,
@@ -232,6 +234,56 @@ def chosen_channels(conn: Connection, rows: Sequence[Any]) -> dict[int, str]:
         if channel and not (row.kind == "digest" and _is_convocation(conn, row)):
             found[row.id] = channel
     return found
+
+
+# Categories whose messages come one by one from their producers (a decision, a budget run):
+# for a person who chose a daily or weekly sending, the delivery round puts the period's
+# messages of one category in one e-mail. Reminders are grouped by the sweep itself, digests
+# are one per meeting.
+GROUPED = (Category.NOTICES, Category.BUDGET)
+GROUPED_KINDS = sorted(k for k, c in KIND_CATEGORY.items() if c in GROUPED)
+
+
+def period_groups(conn: Connection, rows: Sequence[Any], now: datetime) -> list[list[Any]]:
+    """The groups of two or more due ``pending`` rows that go as one e-mail: the same person,
+    address and category (notices, budget), their person having chosen a daily or weekly
+    sending for it. Each group in id order; it may hold rows beyond ``rows`` (a later chunk
+    of the round). One query for the chunk when nobody in it chose to group (the usual)."""
+    people = {
+        r.person_id
+        for r in rows
+        if r.person_id is not None and r.address and r.kind in GROUPED_KINDS
+    }
+    if not people:
+        return []
+    periodic = {
+        (row.person_id, Category(row.category))
+        for row in conn.execute(
+            sa.select(P.c.person_id, P.c.category).where(
+                P.c.person_id.in_(sorted(people)),
+                P.c.category.in_([c.value for c in GROUPED]),
+                P.c.frequency.in_([Frequency.DAILY.value, Frequency.WEEKLY.value]),
+            )
+        )
+    }
+    if not periodic:
+        return []
+    mates: dict[tuple[int, str, Category], list[Any]] = defaultdict(list)
+    for row in conn.execute(
+        sa.select(M)
+        .where(
+            M.c.person_id.in_(sorted({person for person, _ in periodic})),
+            M.c.status == OutboxStatus.PENDING.value,
+            M.c.next_attempt_at <= now,
+            M.c.kind.in_(GROUPED_KINDS),
+            M.c.address != "",
+        )
+        .order_by(M.c.id)
+    ):
+        category = KIND_CATEGORY[row.kind]
+        if (row.person_id, category) in periodic:
+            mates[(row.person_id, row.address, category)].append(row)
+    return [group for group in mates.values() if len(group) > 1]
 
 
 def list_unsubscribe(conn: Connection, row: Any) -> dict[str, str]:

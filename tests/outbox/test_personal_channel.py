@@ -49,9 +49,13 @@ def person(engine: Engine, email: str) -> Person:
 
 
 def choose(engine: Engine, email: str, category: Category, channel: str) -> None:
+    choose_choice(engine, email, category, Choice(channel=channel))
+
+
+def choose_choice(engine: Engine, email: str, category: Category, choice: Choice) -> None:
     with UnitOfWork(engine) as uow:
         someone = uow.session.merge(person(engine, email))
-        set_preference(uow, someone, category, Choice(channel=channel), actor="test", via="test")
+        set_preference(uow, someone, category, choice, actor="test", via="test")
         uow.commit()
 
 
