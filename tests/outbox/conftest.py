@@ -1,14 +1,27 @@
-"""Fixtures for the outbox tests: a real SMTP server on loopback, and counting helpers."""
+"""Fixtures for the outbox tests: a real SMTP server on loopback, and counting helpers; for
+the preferences' tests, two people of the example plan, a JSON endpoint and the operator's
+channel « canal-equipe »."""
 
 from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterator
+from dataclasses import dataclass
 
 import pytest
+from sqlalchemy.engine import Engine
+from sqlmodel import select
 
+from flows.usecases.preferences import set_preference
+from models.preferences import Category, Choice
+from models.tables import Person
+from models.uow import UnitOfWork
 from notifications.transports import Deliverer
+from tests.notifications.http_sink import JsonReceiver, running_receiver
 from tests.smtp_sink import SmtpSink, running_sink
+
+HELENE = "helene.garnier@aicr.example"
+KARIM = "karim.haddad@cc-tev.example"
 
 
 @pytest.fixture
@@ -35,3 +48,63 @@ def deliveries(sink: SmtpSink) -> Counter[tuple[str, str]]:
         for rcpt in item.rcpt_tos:
             counts[(rcpt, str(item.message["Message-ID"]))] += 1
     return counts
+
+
+@pytest.fixture
+def json_receiver() -> Iterator[JsonReceiver]:
+    with running_receiver() as receiver:
+        yield receiver
+
+
+@pytest.fixture
+def second_sink() -> Iterator[SmtpSink]:
+    with running_sink() as sink:
+        yield sink
+
+
+def person(engine: Engine, email: str) -> Person:
+    with UnitOfWork(engine) as uow:
+        found = uow.session.exec(select(Person).where(Person.email == email)).one()
+        uow.session.expunge(found)
+    return found
+
+
+def choose(engine: Engine, email: str, category: Category, channel: str) -> None:
+    choose_choice(engine, email, category, Choice(channel=channel))
+
+
+def choose_choice(engine: Engine, email: str, category: Category, choice: Choice) -> None:
+    with UnitOfWork(engine) as uow:
+        someone = uow.session.merge(person(engine, email))
+        set_preference(uow, someone, category, choice, actor="test", via="test")
+        uow.commit()
+
+
+@pytest.fixture
+def people(engine: Engine, example_plan: str) -> tuple[Person, Person]:
+    return person(engine, HELENE), person(engine, KARIM)
+
+
+@dataclass(frozen=True)
+class Team:
+    """The operator's configuration (e-mail, and the channel « canal-equipe » on a JSON
+    endpoint), set in the environment, and the real servers behind it."""
+
+    engine: Engine
+    people: tuple[Person, Person]
+    smtp: SmtpSink
+    json: JsonReceiver
+    config: str
+
+
+@pytest.fixture
+def team(
+    engine: Engine,
+    people: tuple[Person, Person],
+    smtp_sink: SmtpSink,
+    json_receiver: JsonReceiver,
+    monkeypatch: pytest.MonkeyPatch,
+) -> Team:
+    config = f"{smtp_config(smtp_sink)} canal-equipe={json_receiver.url}"
+    monkeypatch.setenv("TIFLOW_NOTIFY_CONFIG", config)
+    return Team(engine, people, smtp_sink, json_receiver, config)

@@ -13,14 +13,23 @@ from models.outbox import OutboxStatus
 from models.preferences import Category, Choice, Frequency
 from notifications.message import Attachment
 from notifications.outbox import NewMessage, Recipient, deliver_pending
-from tests.outbox.conftest import deliveries, smtp_deliverer
+from notifications.transports import Deliverer
+from tests.outbox.conftest import (
+    HELENE,
+    KARIM,
+    Team,
+    choose_choice,
+    deliveries,
+    person,
+    smtp_deliverer,
+)
 from tests.outbox.test_outbox_delivery import rows, store
-from tests.outbox.test_personal_channel import HELENE, KARIM, choose_choice, person
 from tests.smtp_sink import SmtpSink, body_of
 
 MONDAY = datetime(2025, 3, 10, 7, 0, tzinfo=UTC)  # 8 h in Paris
 FRIDAY = MONDAY + timedelta(days=4)
 WEEKLY = Choice(Frequency.WEEKLY, weekday=4, hour=8)
+CANAL = "canal-equipe"
 
 
 def message(kind: str, number: int, *to: Recipient, xlsx: bool = False) -> NewMessage:
@@ -91,3 +100,20 @@ def test_a_daily_person_gets_one_e_mail_a_day_and_a_lone_message_goes_as_it_is(
     assert "2 messages regroupés" in str(monday["Subject"])
     assert str(tuesday["Subject"]) == "Message revision n° 9"
     assert body_of(tuesday).strip() == "Contenu du message revision n° 9."
+
+
+def test_a_weekly_person_on_a_channel_gets_the_week_there_in_one_post(
+    team: Team, recipients: tuple[Recipient, Recipient]
+) -> None:
+    helene, _ = recipients
+    choose_choice(team.engine, HELENE, Category.NOTICES, Choice(Frequency.WEEKLY, 4, 8, CANAL))
+    for day in range(3):
+        store(team.engine, [message("revision", 10 + day, helene)], now=MONDAY + timedelta(day))
+    with Deliverer(team.config) as deliverer:
+        assert deliver_pending(team.engine, deliverer, now=FRIDAY).sent == 3
+        assert deliver_pending(team.engine, deliverer, now=FRIDAY).attempted == 0
+    (post,) = team.json.posts
+    assert "3 messages regroupés" in post["title"]
+    for number in (10, 11, 12):
+        assert post["message"].count(f"Contenu du message revision n° {number}.") == 1
+    assert team.smtp.messages_to(HELENE) == []

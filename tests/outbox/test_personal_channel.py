@@ -5,58 +5,20 @@ SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from dataclasses import dataclass
-
 import pytest
 from sqlalchemy.engine import Engine
-from sqlmodel import select
 
-from flows.usecases.preferences import set_preference
 from models.outbox import OutboxStatus
-from models.preferences import Category, Choice, PreferenceError
+from models.preferences import Category, PreferenceError
 from models.tables import Person
-from models.uow import UnitOfWork
 from notifications.outbox import NewMessage, Recipient, deliver_pending
 from notifications.transports import Deliverer
-from tests.notifications.http_sink import JsonReceiver, running_receiver
-from tests.outbox.conftest import smtp_config
+from tests.notifications.http_sink import JsonReceiver
+from tests.outbox.conftest import HELENE, KARIM, Team, choose, smtp_config
 from tests.outbox.test_outbox_delivery import T0, rows, store
-from tests.smtp_sink import SmtpSink, running_sink
+from tests.smtp_sink import SmtpSink
 
-HELENE = "helene.garnier@aicr.example"
-KARIM = "karim.haddad@cc-tev.example"
 SECRETARIAT = "secretariat@aicr.example"
-
-
-@pytest.fixture
-def json_receiver() -> Iterator[JsonReceiver]:
-    with running_receiver() as receiver:
-        yield receiver
-
-
-@pytest.fixture
-def second_sink() -> Iterator[SmtpSink]:
-    with running_sink() as sink:
-        yield sink
-
-
-def person(engine: Engine, email: str) -> Person:
-    with UnitOfWork(engine) as uow:
-        found = uow.session.exec(select(Person).where(Person.email == email)).one()
-        uow.session.expunge(found)
-    return found
-
-
-def choose(engine: Engine, email: str, category: Category, channel: str) -> None:
-    choose_choice(engine, email, category, Choice(channel=channel))
-
-
-def choose_choice(engine: Engine, email: str, category: Category, choice: Choice) -> None:
-    with UnitOfWork(engine) as uow:
-        someone = uow.session.merge(person(engine, email))
-        set_preference(uow, someone, category, choice, actor="test", via="test")
-        uow.commit()
 
 
 def next_steps(number: int, *people: Person, kind: str = "next-steps") -> NewMessage:
@@ -68,36 +30,6 @@ def next_steps(number: int, *people: Person, kind: str = "next-steps") -> NewMes
         subject=f"Action FA-{number:02d}\u00a0: validée en COPIL",
         text=f"L'action FA-{number:02d} a été validée en COPIL.",
     )
-
-
-@pytest.fixture
-def people(engine: Engine, example_plan: str) -> tuple[Person, Person]:
-    return person(engine, HELENE), person(engine, KARIM)
-
-
-@dataclass(frozen=True)
-class Team:
-    """The operator's configuration (e-mail, and the channel « canal-equipe » on a JSON
-    endpoint), set in the environment, and the real servers behind it."""
-
-    engine: Engine
-    people: tuple[Person, Person]
-    smtp: SmtpSink
-    json: JsonReceiver
-    config: str
-
-
-@pytest.fixture
-def team(
-    engine: Engine,
-    people: tuple[Person, Person],
-    smtp_sink: SmtpSink,
-    json_receiver: JsonReceiver,
-    monkeypatch: pytest.MonkeyPatch,
-) -> Team:
-    config = f"{smtp_config(smtp_sink)} canal-equipe={json_receiver.url}"
-    monkeypatch.setenv("TIFLOW_NOTIFY_CONFIG", config)
-    return Team(engine, people, smtp_sink, json_receiver, config)
 
 
 def test_a_person_on_a_json_channel_gets_it_there_once_and_others_by_e_mail(team: Team) -> None:
