@@ -79,7 +79,7 @@ def test_the_demo_ends_with_the_command_that_explores_its_database(demo_run: Dem
     env = {"TIFLOW_DATA_DIR": str(demo_run.data_dir), "NO_COLOR": "1", "TIFLOW_DATABASE_URL": ""}
     result = CliRunner().invoke(app, words[2:], env=env, prog_name="tiflow")
     assert result.exit_code == 0, result.output
-    assert "12 action(s) sur 12" in result.output
+    assert "12 actions sur 12" in result.output
     late = CliRunner().invoke(app, [*words[2:], "--en-retard"], env=env, prog_name="tiflow")
     assert "en retard au 02/01/2025" in late.output  # the demo's clock, not the machine's
 
