@@ -151,7 +151,15 @@ def typeset_html(html: str) -> str:
     """`typeset_text` on the text nodes of an HTML document only: tags, attributes (``href``,
     ``style``), comments and ``style``/``script``/``pre``/``code``/``textarea`` elements are kept
     verbatim."""
-    return _between(_HTML_VERBATIM, html, typeset_text)
+    return _between(_HTML_VERBATIM, html, _typeset_node)
+
+
+# What typography can change in a text: most text nodes of a page hold none (a number, a name).
+_TYPOGRAPHIC = re.compile("[«»:;?!\u2019]")
+
+
+def _typeset_node(text: str) -> str:
+    return typeset_text(text) if _TYPOGRAPHIC.search(text) else text
 
 
 def signed_eur(amount: Decimal) -> str:
