@@ -57,7 +57,7 @@ class Role(StrEnum):
     @property
     def label(self) -> str:
         return {
-            Role.COORDINATOR: "chargé(e) de mission",
+            Role.COORDINATOR: "chargé de mission",
             Role.PILOT: "pilote d'action",
             Role.COPIL_MEMBER: "membre du COPIL",
             Role.NATIONAL_READER: "lecteur national",

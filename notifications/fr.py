@@ -139,16 +139,27 @@ def typeset_text(text: str) -> str:
     return _between(_PROTECTED, text, typeset)
 
 
-# A tag, a comment, or an element whose content is not prose (kept verbatim).
+# A tag, a comment, or an element whose content is not prose (kept verbatim): a textarea's
+# content is a form value, sent back as it is.
 _HTML_VERBATIM = re.compile(
-    r"<(style|script|pre|code)\b.*?</\1\s*>|<!--.*?-->|<[^>]*>", re.IGNORECASE | re.DOTALL
+    r"<(style|script|pre|code|textarea)\b.*?</\1\s*>|<!--.*?-->|<[^>]*>",
+    re.IGNORECASE | re.DOTALL,
 )
 
 
 def typeset_html(html: str) -> str:
     """`typeset_text` on the text nodes of an HTML document only: tags, attributes (``href``,
-    ``style``), comments and ``style``/``script``/``pre``/``code`` elements are kept verbatim."""
-    return _between(_HTML_VERBATIM, html, typeset_text)
+    ``style``), comments and ``style``/``script``/``pre``/``code``/``textarea`` elements are kept
+    verbatim."""
+    return _between(_HTML_VERBATIM, html, _typeset_node)
+
+
+# What typography can change in a text: most text nodes of a page hold none (a number, a name).
+_TYPOGRAPHIC = re.compile("[«»:;?!\u2019]")
+
+
+def _typeset_node(text: str) -> str:
+    return typeset_text(text) if _TYPOGRAPHIC.search(text) else text
 
 
 def signed_eur(amount: Decimal) -> str:

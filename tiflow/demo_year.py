@@ -19,7 +19,10 @@ take minutes (a flow run costs 0.2–0.3 s here). The demo runs it every fourth 
 (14 sweeps) with ``catch_up_days=27``: each run sends what fell due since the previous one — the
 latest reminder of each deadline, grouped in one e-mail per person — so no deadline is
 forgotten, and the escalations to the coordinator go out on time. Each sweep runs the flow
-« rappels-echeances » in its day's run.
+« rappels-echeances » in its day's run. A sweep also enqueues the « Où en êtes-vous ? » due
+before the next one, each for its own day (6 weeks after the pilot's last note, exactly); the
+outbox's delivery round (« envoi-messages-en-attente », every 15 minutes in production) runs
+on each day a message waits for, at its hour, so they go out on their day.
 
 **Funding** goes as it does with real funders: the pilots file their dossiers (which stops
 the filing reminders), each funder decides for every year of its dossier at once (a
@@ -66,6 +69,7 @@ from flows.forms import (
     StepForm,
 )
 from flows.funding import record_funding
+from flows.outbox import deliver_outbox
 from flows.progress import abandon_action, complete_action, report_progress, start_action
 from flows.proposals import propose_action
 from flows.reminders import deadline_reminders
@@ -77,7 +81,7 @@ from models import clock
 from models.deadlines import ACTION_END, FUNDING_KINDS, MILESTONE
 from models.lifecycle import State
 from models.money import format_eur
-from models.outbox import OutboxItem, OutboxMessage
+from models.outbox import OutboxItem, OutboxMessage, OutboxStatus
 from models.tables import ActionSheet, Funding, Milestone, Organisation
 from models.uow import UnitOfWork
 from models.vocabulary import BudgetKind
@@ -218,9 +222,12 @@ class Year:
         # The one clock shows each step's simulated instant: every timestamp the flows write
         # (history, outbox, Date: headers, .eml names, .ics, "consolidé le") is in the year.
         with clock.frozen(agenda[0].at):
-            for day in self.days:
+            days = sorted(self.days)
+            while days:
+                day = days.pop(0)
                 self.runner(day_flow, day)
                 self.report.flow_runs += 1
+                self.deliveries_after(day, days)
         self.report.notable = self.notable_emails()
         return self.report
 
@@ -250,6 +257,38 @@ class Year:
         result = in_this_run(flow, *args, **kwargs)
         self.report.flows_played += 1
         return result
+
+    def deliveries_after(self, today: date, days: list[date]) -> None:
+        """A delivery round on each later day of the year a pending message waits for (a
+        nudge enqueued ahead), at the hour it waits for: what production's every-15-minutes
+        delivery would send then. `days` (the days still to play) gets the new ones."""
+        m = OutboxMessage.__table__.c  # type: ignore[attr-defined]
+        with self.engine.connect() as conn:
+            waiting = conn.execute(
+                sa.select(m.next_attempt_at)
+                .where(m.status == OutboxStatus.PENDING.value)
+                .distinct()
+            ).scalars()
+            instants = sorted(
+                paris_instant(w).replace(tzinfo=None, second=0, microsecond=0) for w in waiting
+            )
+        last = max(self.days)
+        for instant in instants:
+            day = instant.date()
+            if not today < day <= last:
+                continue
+            steps = self.days.setdefault(day, [])
+            if any(s.play is _deliver and s.at == instant for s in steps):
+                continue
+            steps.append(Step(instant, _deliver))
+            steps.sort(key=lambda step: step.at)
+            if day not in days:
+                days.append(day)
+                days.sort()
+
+    def deliver(self) -> None:
+        """The outbox's delivery round (what waited for the simulated instant)."""
+        self.run(deliver_outbox)
 
     def last_outbox_id(self) -> int:
         m = OutboxMessage.__table__.c  # type: ignore[attr-defined]
@@ -649,8 +688,17 @@ def simulated_day(year: Year) -> Callable[[date], list[str]]:
 
 def paris_day(instant: datetime) -> date:
     """The Paris day of a stored instant (UTC; SQLite returns it naive)."""
+    return paris_instant(instant).date()
+
+
+def paris_instant(instant: datetime) -> datetime:
+    """A stored instant (UTC; SQLite returns it naive) in Paris."""
     aware = instant if instant.tzinfo is not None else instant.replace(tzinfo=UTC)
-    return aware.astimezone(clock.PARIS).date()
+    return aware.astimezone(clock.PARIS)
+
+
+def _deliver(year: Year) -> None:
+    year.deliver()
 
 
 def _digest_on(day: date, held: datetime) -> Callable[[Year], str | None]:

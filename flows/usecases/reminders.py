@@ -12,7 +12,10 @@ Rules (defaults in :class:`ReminderSettings`):
 * after 14 days overdue, the territory's coordinator(s) get it once (*escalation*); deadlines
   of an action without pilot go to the coordinator(s) at the same offsets;
 * an action being carried out (validated, funded, in progress) whose pilot wrote no follow-up
-  note for 6 weeks gets an « Où en êtes-vous ? » nudge (again every 6 weeks of silence);
+  note for 6 weeks gets an « Où en êtes-vous ? » nudge (again every 6 weeks of silence); a
+  nudge due before the next sweep (within ``catch_up_days`` after today) is enqueued ahead, in
+  its own e-mail sent on its day (:mod:`models.cadence`), unless that day's sweep folds it into
+  the person's e-mail of that day;
 * ONE e-mail per person and day groups all of that person's items;
 * offsets are counted in calendar days (``date`` arithmetic): daylight saving time cannot skip
   or double a reminder. A reminder whose day fell in the last ``catch_up_days`` days and was
@@ -45,7 +48,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
 from flows.usecases.bus import unit_of_work
-from models.cadence import nudge_due
+from models.cadence import LastNudge, nudge_days, sent_ahead_at
 from models.db import retry_when_busy
 from models.deadlines import (
     NUDGE,
@@ -189,6 +192,7 @@ class Batch:
     items: list[PlannedItem] = field(default_factory=list)
     carry_from: list[int] = field(default_factory=list)  # unsent messages folded into this one
     send_on: date | None = None  # the day it goes out, when the person's choice delays it
+    ahead: datetime | None = None  # nudges enqueued ahead: when they are due to go out
     hold_until: datetime | None = None  # the pilot is away and chose to wait for the return
 
 
@@ -251,10 +255,10 @@ def plan_items(
     as_of: date,
     settings: ReminderSettings,
     coordinators: dict[int, list[Person]],
-    last_nudges: Mapping[int, date] | None = None,
+    last_nudges: Mapping[int, LastNudge] | None = None,
 ) -> dict[tuple[str, str], list[PlannedItem]]:
-    """Items due on ``as_of`` (or caught up), grouped by (outbox kind, audience);
-    ``last_nudges``: per action, the day its pilot's last nudge was enqueued.
+    """Items due on ``as_of`` (or caught up, or nudges due before the next sweep), grouped
+    by (outbox kind, audience); ``last_nudges``: per action, its pilot's last nudge.
 
     Audience ``p<person id>`` is a pilot, ``c<person id>`` a coordinator, ``c*`` the
     coordinator tag's channels (territory without a coordinator)."""
@@ -297,11 +301,10 @@ def plan_items(
     for silence in snapshot.silences:
         last = (last_nudges or {}).get(silence.action.id)
         period = 7 * settings.nudge_after_weeks
-        nudge = nudge_due(silence.since, last, as_of, window_start, period)
-        if nudge is not None:
+        horizon = as_of + _days(settings.catch_up_days)  # the next sweep runs by then
+        for day, weeks in nudge_days(silence.since, last, as_of, window_start, horizon, period):
             audience = f"p{silence.action.pilot_id}"
-            day, label = nudge[0], f"N{nudge[1]}"
-            item = _item(silence, day, label, audience, silence.fingerprint())
+            item = _item(silence, day, f"N{weeks}", audience, silence.fingerprint())
             grouped[(REMINDER, audience)].append(item)
     return grouped
 
@@ -361,13 +364,14 @@ def _coordinators(session: Session, territory_ids: set[int] | None) -> dict[int,
     return found
 
 
-def _last_nudges(session: Session, action_ids: Sequence[int]) -> dict[int, date]:
-    """Per action, the Paris day its last « Où en êtes-vous ? » was enqueued (not dropped)."""
-    found: dict[int, date] = {}
+def _last_nudges(session: Session, action_ids: Sequence[int]) -> dict[int, LastNudge]:
+    """Per action, its last « Où en êtes-vous ? » not dropped: the Paris day it was enqueued,
+    its due day (an action's nudges are planned in date order: both maxima are its own)."""
+    found: dict[int, LastNudge] = {}
     ordered = sorted(set(action_ids))
     for start in range(0, len(ordered), 2000):
         rows = session.execute(
-            sa.select(I.c.ref_id, sa.func.max(M.c.created_at))
+            sa.select(I.c.ref_id, sa.func.max(M.c.created_at), sa.func.max(I.c.remind_on))
             .join(M, M.c.id == I.c.message_id)
             .where(
                 I.c.ref_kind == NUDGE,
@@ -376,9 +380,9 @@ def _last_nudges(session: Session, action_ids: Sequence[int]) -> dict[int, date]
             )
             .group_by(I.c.ref_id)
         )
-        for action_id, created in rows:
+        for action_id, created, due in rows:
             aware = created if created.tzinfo is not None else created.replace(tzinfo=UTC)
-            found[action_id] = paris_date(aware)
+            found[action_id] = LastNudge(paris_date(aware), due)
     return found
 
 
@@ -490,7 +494,7 @@ def compute_plan(
 
     people_ids = {int(a[1:]) for _, a in grouped if a != "c*"}
     carry_from, keep_pending = _fold_unsent(
-        session, now, territory_ids, snapshot, grouped, people_ids
+        session, now, as_of, territory_ids, snapshot, grouped, people_ids
     )
     escalated_pilots = {
         i.subject.action.pilot_id
@@ -500,7 +504,7 @@ def compute_plan(
         if i.subject.action.pilot_id is not None
     }
     people = _people(session, people_ids | escalated_pilots)
-    batches = _batches(grouped, people, carry_from)
+    batches = _ahead(_batches(grouped, people, carry_from), as_of, now)
     _sending_days(batches, choices, now, held)
     contacts = {
         tid: [mailbox_of(p.full_name, p.email) for p in people_list]
@@ -559,7 +563,7 @@ def _sending_days(
             continue
         batch.hold_until = held.get(person)
         categories = categories_of(REMINDER, {i.subject.ref_kind for i in batch.items})
-        due = max(now, batch.hold_until or now)
+        due = max(now, batch.hold_until or now, batch.ahead or now)
         at = earliest_send(choices_for(choices, person, categories), due, None)
         if at is not None and paris_date(at) > paris_date(now):
             batch.send_on = paris_date(at)
@@ -625,6 +629,7 @@ ABSENT = "ABS"  # label of a coordinator's item: a deadline fell due while its p
 def _fold_unsent(
     session: Session,
     now: datetime,
+    as_of: date,
     territory_ids: set[int] | None,
     snapshot: Snapshot,
     grouped: dict[tuple[str, str], list[PlannedItem]],
@@ -655,7 +660,14 @@ def _fold_unsent(
         audience = _audience_of(source)
         group = (source.kind, audience)
         all_fresh = len(valid) == len(source.items)
-        if source.status == OutboxStatus.PENDING.value and all_fresh and group not in grouped:
+        # Enqueued ahead for a later day: it waits for it, unless some of its items went stale
+        # (then its valid ones are enqueued again for their day, by `_ahead`).
+        ahead = bool(source.items) and min(i.remind_on for i in source.items) > as_of
+        if (
+            source.status == OutboxStatus.PENDING.value
+            and all_fresh
+            and (group not in grouped or ahead)
+        ):
             keep_pending += 1
             continue
         carry_from[group].append(source.id)
@@ -693,6 +705,35 @@ def _batches(
     return batches
 
 
+def _ahead(batches: list[Batch], as_of: date, now: datetime) -> list[Batch]:
+    """The items due after ``as_of`` (nudges enqueued ahead) leave their batch for one of
+    their own day, sent then, at the sweep's time of day."""
+    found: list[Batch] = []
+    for batch in batches:
+        later: dict[date, list[PlannedItem]] = defaultdict(list)
+        for item in batch.items:
+            if item.remind_on > as_of:
+                later[item.remind_on].append(item)
+        if later:
+            batch.items = [i for i in batch.items if i.remind_on <= as_of]
+            if batch.items:
+                batch.territory_ids = {i.subject.action.territory_id for i in batch.items}
+        found.append(batch)
+        for day, items in sorted(later.items()):
+            found.append(
+                Batch(
+                    kind=batch.kind,
+                    address=batch.address,
+                    recipient=batch.recipient,
+                    territory_ids={i.subject.action.territory_id for i in items},
+                    items=items,
+                    send_on=day,
+                    ahead=sent_ahead_at(day, now),
+                )
+            )
+    return found
+
+
 def _audience_of(source: _Source) -> str:
     keys = [i.item_key for i in source.items]
     return keys[0].rsplit(":", 1)[1] if keys else ("c*" if not source.address else "p0")
@@ -702,9 +743,9 @@ def _merge_by_address(batches: list[Batch]) -> list[Batch]:
     """One e-mail per address and kind, even when one address is a Person of several
     territories (a regional officer piloting actions in two of them), and one channel
     message for all the territories without a coordinator (address "")."""
-    merged: dict[tuple[str, str], Batch] = {}
+    merged: dict[tuple[str, str, datetime | None], Batch] = {}
     for batch in batches:
-        key = (batch.kind, batch.address)
+        key = (batch.kind, batch.address, batch.ahead)
         target = merged.setdefault(key, batch)
         if target is not batch:
             target.items = sorted([*target.items, *batch.items], key=_order)
@@ -992,7 +1033,7 @@ def render_batch(batch: Batch, plan: ReminderPlan) -> NewMessage:
         territory_id=next(iter(batch.territory_ids)) if len(batch.territory_ids) == 1 else None,
         items=[i.ref for i in batch.items],
         channels=batch.recipient is None,
-        not_before=batch.hold_until,
+        not_before=max(filter(None, (batch.hold_until, batch.ahead)), default=None),
     )
 
 

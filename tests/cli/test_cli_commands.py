@@ -19,6 +19,7 @@ from models.tables import ActionSheet, Milestone
 from models.transitions import transition_action
 from models.uow import UnitOfWork
 from tiflow.cli.french import translate
+from tiflow.spreadsheet.exporting import ExportSummary
 
 Tiflow = Callable[..., Result]
 UowFactory = Callable[[], UnitOfWork]
@@ -67,6 +68,17 @@ def test_untranslated_messages_pass_through_unchanged() -> None:
     assert translate("Quelque chose d'inattendu") == "Quelque chose d'inattendu"
 
 
+def test_counts_are_real_plurals_never_parenthesised() -> None:
+    assert translate("Got unexpected extra argument (x)") == "Argument en trop : x."
+    assert translate("Got unexpected extra arguments (x y)") == "Arguments en trop : x y."
+    counts = {"Actions": 1, "Jalons": 2, "Budget": 0, "Financements": 3}
+    described = ExportSummary(Path("plan.xlsx"), "GET", counts).describe()
+    assert described == (
+        "0 organisation, 0 personne, 1 action, 2 jalons, 0 indicateur, 0 ligne de budget,"
+        " 3 financements"
+    )
+
+
 def test_import_export_reimport_and_dry_run(
     tiflow: Tiflow, engine: Engine, example_plan: str, tmp_path: Path
 ) -> None:
@@ -74,7 +86,7 @@ def test_import_export_reimport_and_dry_run(
     result = tiflow("export", str(path))
     assert result.exit_code == 0, result.output
     assert "Plan de Grand Est Touraine exporté" in result.stdout
-    assert "12 action(s), 17 jalon(s)" in result.stdout
+    assert "12 actions, 17 jalons" in result.stdout
 
     result = tiflow("import", str(path))
     assert result.exit_code == 0, result.output
@@ -172,7 +184,7 @@ def test_actions_are_listed_and_filtered(
     numbers = [n for n in ("FA-04", "FA-09", "FA-10", "FA-01") if n in result.stdout]
     assert numbers == ["FA-04", "FA-09", "FA-10"]
     assert "Plan d'actions — Grand Est Touraine (axe Foncier)" in result.stdout
-    assert "3 action(s) sur 12" in result.stdout
+    assert "3 actions sur 12" in result.stdout
 
     result = tiflow("actions", "--etat", "proposée", "--pilote", "nadia.benali@cc-bvc.example")
     assert "FA-09" in result.stdout and "FA-10" not in result.stdout

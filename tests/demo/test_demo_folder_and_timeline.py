@@ -10,10 +10,13 @@ from datetime import date, datetime
 from pathlib import Path
 
 import pytest
+import sqlalchemy as sa
 from typer.testing import CliRunner
 
 import tiflow.demo_year
+from models.deadlines import NUDGE, paris_date
 from models.errors import TiflowError
+from models.outbox import OutboxItem, OutboxMessage, OutboxStatus
 from tests.demo.conftest import DemoRun
 from tiflow.cli import app
 from tiflow.cli.common import console
@@ -79,7 +82,7 @@ def test_the_demo_ends_with_the_command_that_explores_its_database(demo_run: Dem
     env = {"TIFLOW_DATA_DIR": str(demo_run.data_dir), "NO_COLOR": "1", "TIFLOW_DATABASE_URL": ""}
     result = CliRunner().invoke(app, words[2:], env=env, prog_name="tiflow")
     assert result.exit_code == 0, result.output
-    assert "12 action(s) sur 12" in result.output
+    assert "12 actions sur 12" in result.output
     late = CliRunner().invoke(app, [*words[2:], "--en-retard"], env=env, prog_name="tiflow")
     assert "en retard au 02/01/2025" in late.output  # the demo's clock, not the machine's
 
@@ -98,7 +101,30 @@ def test_the_reminder_lines_of_the_timeline_add_up_to_the_outbox(demo_run: DemoR
         for n, what in re.findall(r"(\d+) (rappels? aux pilotes|alertes? au chargé)", line):
             reminded["reminder" if what.startswith("rappel") else "escalation"] += int(n)
     sent = Counter(e.kind for e in demo_run.emails)
-    assert reminded == Counter({k: sent[k] for k in ("reminder", "escalation")})
+    # What the sweeps enqueued and did not send: only nudges enqueued ahead, waiting for their
+    # day after the year's end (January 2025), or dropped because a note or the end of the
+    # action came first (their still-valid items enqueued again).
+    m = OutboxMessage.__table__.c  # type: ignore[attr-defined]
+    i = OutboxItem.__table__.c  # type: ignore[attr-defined]
+    with demo_run.engine.connect() as conn:
+        unsent = conn.execute(
+            sa.select(m.id, m.kind, m.status, m.next_attempt_at).where(
+                m.kind.in_(("reminder", "escalation")), m.status != OutboxStatus.SENT.value
+            )
+        ).all()
+        kinds = set(
+            conn.execute(
+                sa.select(i.ref_kind).where(i.message_id.in_([r.id for r in unsent]))
+            ).scalars()
+        )
+    assert kinds <= {NUDGE}
+    for row in unsent:
+        assert row.status == OutboxStatus.DROPPED.value or (
+            row.status == OutboxStatus.PENDING.value
+            and paris_date(row.next_attempt_at) > date(2025, 1, 2)
+        ), row
+    waiting = Counter(r.kind for r in unsent)
+    assert reminded == Counter({k: sent[k] + waiting[k] for k in ("reminder", "escalation")})
 
 
 def test_a_step_line_tells_the_emails_it_set_off_whatever_their_kind(

@@ -38,11 +38,11 @@ def test_the_docs_have_console_examples_and_the_readme_shows_the_demo() -> None:
 
 
 def test_the_placeholders_stand_for_text_on_a_line_or_for_whole_lines() -> None:
-    shown = ["Plan d'actions — …", "  …", "12 action(s) sur 12", "… (the table)", "Fin"]
-    assert shows(shown, "Plan d'actions — Grand Est Touraine\na\nb\n12 action(s) sur 12\nFin\n")
-    assert shows(shown, "Plan d'actions — X\n12 action(s) sur 12   \nFin\n\n")
-    assert not shows(shown, "Plan d'actions — X\n11 action(s) sur 12\nFin\n")
-    assert not shows(shown, "Plan d'actions — X\n12 action(s) sur 12\nFin\nen plus\n")
+    shown = ["Plan d'actions — …", "  …", "12 actions sur 12", "… (the table)", "Fin"]
+    assert shows(shown, "Plan d'actions — Grand Est Touraine\na\nb\n12 actions sur 12\nFin\n")
+    assert shows(shown, "Plan d'actions — X\n12 actions sur 12   \nFin\n\n")
+    assert not shows(shown, "Plan d'actions — X\n11 actions sur 12\nFin\n")
+    assert not shows(shown, "Plan d'actions — X\n12 actions sur 12\nFin\nen plus\n")
     assert not shows(["Budget : 1 000,00 €"], "Budget : 2 000,00 €\n")
 
 

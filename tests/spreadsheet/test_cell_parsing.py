@@ -131,6 +131,10 @@ def test_states_priorities_roles_and_yes_no_read_french() -> None:
     assert parse_priority("Haute") is Priority.HIGH
     assert parse_priority(3) is Priority.LOW
     assert parse_roles("pilote d'action ; membre du COPIL") == {Role.PILOT, Role.COPIL_MEMBER}
+    # The label is « chargé de mission » (no « (e) »); files exported before still read.
+    assert Role.COORDINATOR.label == "chargé de mission"
+    for old_or_new in ("chargé de mission", "chargée de mission", "chargé(e) de mission"):
+        assert parse_roles(old_or_new) == {Role.COORDINATOR}
     assert parse_bool("Oui") is True and parse_bool("non") is False and parse_bool(1) is True
     with pytest.raises(CellError, match="répondez « oui » ou « non »"):
         parse_bool("peut-être")

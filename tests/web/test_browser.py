@@ -8,6 +8,7 @@ import os
 import time
 from collections.abc import Iterator
 from dataclasses import replace
+from html import unescape
 from pathlib import Path
 from typing import Any
 
@@ -122,7 +123,7 @@ def test_pilot_marks_a_milestone_done_and_adds_a_note(
         assert f"jalon « {MILESTONE} » fait le" in history
         assert "note de suivi ajoutée" in history
         assert history.count("Bruno Caron") == 2
-        assert "Site retenu : ancienne halle Pinault" in driver.page_source
+        assert "Site retenu\u00a0: ancienne halle Pinault" in unescape(driver.page_source)
     with chromium_driver() as driver:
         _sign_in(driver, web, url, COPIL_ONLY)
         driver.get(f"{url}/t/grand-est-touraine/copil/{copil_id}")

@@ -123,5 +123,5 @@ def test_a_year_that_is_not_one_is_refused_in_french(web: Web) -> None:
         data={"csrf": csrf_of(listing.text), "annee": "deux mille", "au": "31/02/2024"},
     )
     assert sent.status_code == 400
-    assert "Année budgétaire : nombre entier attendu" in sent.text
+    assert "Année budgétaire\u00a0: nombre entier attendu" in sent.text
     assert "Date de situation" in sent.text

@@ -97,12 +97,14 @@ def test_bad_input_shows_the_use_cases_french_message_and_writes_nothing(web: We
     assert 'id="note-error"' in empty.text
     unknown = _post(client, ACTION + "/jalon", jalon="Jalon inventé")
     assert unknown.status_code == 422
-    assert "« Jalon inventé » n'est pas un jalon de l'action FA-01" in unescape(unknown.text)
+    assert "«\u00a0Jalon inventé\u00a0» n'est pas un jalon de l'action FA-01" in unescape(
+        unknown.text
+    )
     bad_value = _post(
         client, ACTION + "/indicateur", indicateur="Entreprises accueillies", valeur="douze"
     )
     assert bad_value.status_code == 422
-    assert "Valeur : nombre illisible" in bad_value.text
+    assert "Valeur\u00a0: nombre illisible" in bad_value.text
     assert 'value="douze"' in bad_value.text  # what was typed is kept
     bad_date = _post(
         client, ACTION + "/jalon", jalon="Choix du site et du bâtiment", fait_le="31/02/2024"

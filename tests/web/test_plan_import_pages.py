@@ -70,9 +70,14 @@ def test_workbook_with_errors_writes_nothing_and_the_corrected_file_imports(web:
     preview = client.get(sent.headers["location"])
 
     assert preview.status_code == 200
-    assert "Import impossible : 2 erreurs" in preview.text
-    assert re.search(r"Feuille « Actions », ligne \d+, colonne « Début »", preview.text)
-    assert re.search(r"Feuille « Actions », ligne \d+, colonne « Pilote \(e-mail\) »", preview.text)
+    assert "Import impossible\u00a0: 2 erreurs" in preview.text
+    assert re.search(
+        r"Feuille «\u00a0Actions\u00a0», ligne \d+, colonne «\u00a0Début\u00a0»", preview.text
+    )
+    assert re.search(
+        r"Feuille «\u00a0Actions\u00a0», ligne \d+, colonne «\u00a0Pilote \(e-mail\)\u00a0»",
+        preview.text,
+    )
     assert "Confirmer l'import" not in preview.text
     assert titles(web) == before
 
@@ -143,7 +148,7 @@ def test_upload_needs_the_csrf_token_and_a_spreadsheet(web: Web) -> None:
     assert wrong_kind.status_code == 400
     assert "ni un classeur Excel (.xlsx) ni un fichier CSV" in wrong_kind.text
     refused = client.get(not_a_zip.headers["location"])
-    assert "Import impossible : 1 erreur" in refused.text
+    assert "Import impossible\u00a0: 1 erreur" in refused.text
     assert "Rien n'a été enregistré" in refused.text
 
 

@@ -67,7 +67,7 @@ def test_dashboard_shows_counts_late_next_copil_and_charts_with_their_figures(we
     assert page.status_code == 200
     text = unescape(page.text)
     assert "Actions par axe et par état" in text and "brouillon" in text
-    assert "En retard" in text and "jalon « Choix du site et du bâtiment »" in text
+    assert "En retard" in text and "jalon «\u00a0Choix du site et du bâtiment\u00a0»" in text
     assert "Prochain COPIL" in text and "COPIL du" in text
     for title in ("Budget 2024 par axe", "Financements 2024 par financeur", "Jalons 2024"):
         assert title in text
@@ -76,7 +76,7 @@ def test_dashboard_shows_counts_late_next_copil_and_charts_with_their_figures(we
     assert 'fill="url(#budget-par-axe-motif-1)"' in text
     with unit_of_work(web.engine) as uow:
         budget = charts.plan_charts(uow.session, "grand-est-touraine", 2024)[0]
-    first = f"{budget.series[0].label} : {budget.text(budget.values[0][0])}"
+    first = f"{budget.series[0].label}\u00a0: {budget.text(budget.values[0][0])}"
     assert first in text  # the figure on the bar
     assert f'<td class="num">{budget.text(budget.values[0][0])}</td>' in text  # and in the table
     assert "Télécharger le graphique (PNG)" in text
@@ -167,9 +167,9 @@ def test_bad_input_names_the_field_and_writes_nothing(web: Web) -> None:
     got = client.post(FA01 + "/modifier", data=form)
     assert got.status_code == 422
     text = unescape(got.text)
-    assert "Budget, ligne 1, montant : nombre illisible « 12 50 »" in text
-    assert "Jalon 1, échéance : date inexistante" in text
-    assert "Axe : choisissez" in text
+    assert "Budget, ligne 1, montant\u00a0: nombre illisible «\u00a012 50\u00a0»" in text
+    assert "Jalon 1, échéance\u00a0: date inexistante" in text
+    assert "Axe\u00a0: choisissez" in text
     assert _changes(web, "FA-01") == []
 
 
@@ -244,6 +244,25 @@ def test_funding_row_goes_through_the_funding_use_case(web: Web) -> None:
     assert len(_changes(web, "FA-01")) == 1
 
 
+def test_pages_are_typeset_as_the_e_mails_but_not_their_form_values(web: Web) -> None:
+    title = "Usine « témoin » : étape 2 ?"
+    description = "Pourquoi : « vite » ; et après !"
+    with unit_of_work(web.engine) as uow:
+        action = uow.repo.action("grand-est-touraine", "FA-01")
+        action.title, action.description = title, description
+        uow.session.add(action)
+        uow.commit()
+    client = sign_in(web, ONLY_COORDINATOR)
+    sheet = client.get(FA01)
+    typeset = "Usine «\u00a0témoin\u00a0»\u00a0: étape 2\u202f?"
+    assert f"<h1>FA-01 — {typeset}</h1>" in sheet.text
+    assert f"<title>FA-01 {typeset} — tiflow</title>" in sheet.text
+    assert "Pourquoi\u00a0: «\u00a0vite\u00a0»\u202f; et après\u202f!" in sheet.text
+    # What the form sends back is what was stored: attributes and textareas are not typeset.
+    form = _form(client, FA01 + "/modifier")
+    assert form["titre"] == title and form["description"] == description
+
+
 def test_sheet_of_a_proposed_action_cannot_be_edited(web: Web) -> None:
     with unit_of_work(web.engine) as uow:
         action = uow.repo.action("grand-est-touraine", "FA-02")
@@ -255,8 +274,9 @@ def test_sheet_of_a_proposed_action_cannot_be_edited(web: Web) -> None:
     form["titre"] = "Autre intitulé"
     got = client.post(HOME + "/actions/FA-02/modifier", data=form)
     assert got.status_code == 422
-    assert "L'action FA-02 est « proposée » : sa fiche ne se modifie qu'à l'état" in unescape(
-        got.text
+    assert (
+        "L'action FA-02 est «\u00a0proposée\u00a0»\u00a0: sa fiche ne se modifie qu'à l'état"
+        in unescape(got.text)
     )
 
 

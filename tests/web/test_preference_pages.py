@@ -93,8 +93,9 @@ def test_a_person_records_an_absence_with_a_delegate_or_waiting_for_the_return(w
     )
     unknown = dict(absence, suppleant="personne@inconnue.example", csrf=csrf_of(page.text))
     refused = client.post("/mes-preferences/absence", data=unknown)
-    assert refused.status_code == 400 and "suppléant « personne@inconnue.example »" in unescape(
-        refused.text
+    assert (
+        refused.status_code == 400
+        and "suppléant «\u00a0personne@inconnue.example\u00a0»" in unescape(refused.text)
     )
     assert client.post("/mes-preferences/absence", data=absence).status_code == 403  # no CSRF
 

@@ -109,7 +109,7 @@ def test_a_refused_form_says_why_in_french_and_starts_nothing(web: Web, served: 
     )
 
     assert bad_date.status_code == 400
-    assert "Date et heure : date et heure attendues" in bad_date.text
+    assert "Date et heure\u00a0: date et heure attendues" in bad_date.text
     assert not_ours.status_code == 400
     assert f"COPIL n° {foreign} n" in not_ours.text and "Traceback" not in not_ours.text
 

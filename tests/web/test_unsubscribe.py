@@ -83,7 +83,7 @@ def test_in_a_real_browser_the_link_offers_never_or_a_weekly_summary(
     web, url = live
     with chromium_driver() as driver:
         driver.get(url + link(web))
-        assert "vous recevez actuellement les rappels d'échéance : tout de suite" in page_text(
+        assert "vous recevez actuellement les rappels d'échéance\u00a0: tout de suite" in page_text(
             driver
         )
         Select(driver.find_element(By.ID, "frequence")).select_by_value("weekly")
@@ -109,7 +109,9 @@ def test_a_signed_in_person_sets_her_own_preferences_and_sees_what_cannot_be_swi
         },
     )  # fmt: skip
     assert saved.status_code == 200, saved.text
-    assert "« Où en êtes-vous ? » → une fois par semaine, le lundi à 9 h" in saved.text
+    assert (
+        "«\u00a0Où en êtes-vous\u202f?\u00a0» → une fois par semaine, le lundi à 9 h" in saved.text
+    )
     assert choice(web, Category.NUDGES) is Frequency.WEEKLY
     forged = client.post("/mes-preferences", data={"categorie": "nudges", "frequence": "never"})
     assert forged.status_code == 403  # no CSRF token

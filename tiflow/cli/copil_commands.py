@@ -3,7 +3,6 @@ record of decisions and the minutes reminders, flow « suites-copil »)."""
 
 from __future__ import annotations
 
-from datetime import date
 from pathlib import Path
 from typing import Annotated
 
@@ -12,20 +11,17 @@ import typer
 from flows.usecases.after_copil import record_minutes
 from flows.usecases.bus import unit_of_work
 from models.errors import InvalidInput
-from notifications.fr import format_date, format_datetime, plural
+from notifications.fr import format_datetime, plural
 from tiflow.cli import command
-from tiflow.cli.common import console, database, date_option
-from tiflow.cli.prefect_runs import prefect_session, run_flow
+from tiflow.cli.common import console, database
 from tiflow.cli.run_commands import (
     AsOfOption,
     JournalOption,
     TerritoryOption,
-    _check_territory,
-    _running,
     _show_delivery,
-    _show_run,
     copil_app,
     run_app,
+    run_day_flow,
 )
 
 
@@ -82,15 +78,15 @@ def run_after_copil(
     from flows.after_copil import after_copil
     from flows.usecases.after_copil import AfterCopilSettings
 
-    day = date_option(au, "'--au'")
-    _check_territory(territoire)
-    settings = AfterCopilSettings(territories=[territoire] if territoire else [])
-    with prefect_session(journal) as server, _running("Suites des COPIL"):
-        if server is not None:
-            server.wait()
-        run = run_flow(after_copil, as_of=day, settings=settings)
-    result = run.result
-    _show_run(f"Suites des COPIL du {format_date(date.fromisoformat(result['as_of']))}", run)
+    result, _, _ = run_day_flow(
+        "Suites des COPIL",
+        after_copil,
+        au,
+        territoire,
+        journal,
+        lambda codes: AfterCopilSettings(territories=codes),
+        "settings",
+    )
     for copil in result["records"]:
         console.print(f"  Relevé de décisions du {copil} mis en file.", highlight=False)
     for copil in result["reminders"]:

@@ -94,8 +94,8 @@ def translate(message: str) -> str:
         (r"^Missing parameter:? '?(.+?)'?\.?$", lambda m: f"Paramètre manquant : {m[1]}."),
         (r"^Missing command\.$", lambda m: "Commande manquante."),
         (
-            r"^Got unexpected extra arguments? \((.+)\)$",
-            lambda m: f"Argument(s) en trop : {m[1]}.",
+            r"^Got unexpected extra argument(s?) \((.+)\)$",
+            lambda m: f"Argument{m[1]} en trop : {m[2]}.",
         ),
         (
             r"^Option '(.+)' requires an argument\.$",

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 from collections import Counter
+from collections.abc import Callable
 from datetime import date, datetime, time
 from decimal import Decimal
 from pathlib import Path
@@ -137,6 +138,30 @@ def _show_run(title: str, run: FlowRun[Any]) -> None:
     console.print(f"[bold]{escape(title)}[/] — {escape(run.describe())}", highlight=False)
 
 
+def run_day_flow(
+    label: str,
+    flow: Any,
+    au: str | None,
+    territoire: str | None,
+    journal: bool,
+    settings: Callable[[list[str]], BaseModel],
+    parameter: str,
+) -> tuple[dict[str, Any], FlowRun[Any], Engine]:
+    """A one-day flow (`rappels`, `synthese`, `suites`): its day (`--au`), its territory
+    checked before any run, its settings (``parameter``) for that territory, the run, then
+    « <label> du <day> — <run> ». Returns the run's result, the run and the database."""
+    day = date_option(au, "'--au'")
+    engine = _check_territory(territoire)
+    chosen = settings([territoire] if territoire else [])
+    with prefect_session(journal) as server, _running(label):
+        if server is not None:
+            server.wait()
+        run = run_flow(flow, as_of=day, **{parameter: chosen})
+    result: dict[str, Any] = run.result
+    _show_run(f"{label} du {format_date(date.fromisoformat(result['as_of']))}", run)
+    return result, run, engine
+
+
 def _show_delivery(result: dict[str, Any]) -> None:
     round_ = DeliveryReport(
         sent=result.get("sent", 0),
@@ -171,15 +196,15 @@ def run_reminders(
     from flows.reminders import deadline_reminders
     from flows.usecases.reminders import ReminderSettings
 
-    day = date_option(au, "'--au'")
-    engine = _check_territory(territoire)
-    settings = ReminderSettings(territories=[territoire] if territoire else [])
-    with prefect_session(journal) as server, _running("Rappels d'échéances"):
-        if server is not None:
-            server.wait()
-        run = run_flow(deadline_reminders, as_of=day, reminders=settings)
-    result = run.result
-    _show_run(f"Rappels d'échéances du {format_date(date.fromisoformat(result['as_of']))}", run)
+    result, run, engine = run_day_flow(
+        "Rappels d'échéances",
+        deadline_reminders,
+        au,
+        territoire,
+        journal,
+        lambda codes: ReminderSettings(territories=codes),
+        "reminders",
+    )
     kinds = _emails_by_kind(engine, run.run_id)
     summary = EnqueueSummary(
         messages=result["enqueued"],
@@ -203,15 +228,15 @@ def run_digest(
     from flows.digest import copil_digest
     from flows.usecases.digest import DigestSettings
 
-    day = date_option(au, "'--au'")
-    _check_territory(territoire)
-    settings = DigestSettings(territories=[territoire] if territoire else [])
-    with prefect_session(journal) as server, _running("Synthèse COPIL"):
-        if server is not None:
-            server.wait()
-        run = run_flow(copil_digest, as_of=day, digest=settings)
-    result = run.result
-    _show_run(f"Synthèse COPIL du {format_date(date.fromisoformat(result['as_of']))}", run)
+    result, _, _ = run_day_flow(
+        "Synthèse COPIL",
+        copil_digest,
+        au,
+        territoire,
+        journal,
+        lambda codes: DigestSettings(territories=codes),
+        "digest",
+    )
     copils = result["copils"]
     if copils:
         console.print(

@@ -32,6 +32,7 @@ from models.tables import (
 )
 from models.uow import UnitOfWork
 from models.vocabulary import Axis, BudgetKind, Priority
+from notifications.fr import plural
 from tiflow.cli import app, command
 from tiflow.cli.common import (
     console,
@@ -194,7 +195,7 @@ def actions_command(
     table = Table(
         title=f"Plan d'actions — {escape(territory.name)}{filters}",
         title_justify="left",
-        caption=f"{len(rows)} action(s) sur {len(actions)}",
+        caption=f"{plural(len(rows), 'action', 'actions')} sur {len(actions)}",
         caption_justify="left",
     )
     money = ("Budget", Figure.GRANTED.label)

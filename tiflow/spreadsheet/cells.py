@@ -282,7 +282,7 @@ ROLES = _vocabulary(
     Role,
     {r: r.label for r in Role},
     {
-        "chargé de mission": Role.COORDINATOR,
+        "chargé(e) de mission": Role.COORDINATOR,  # the label of files exported before 2026-12
         "chargée de mission": Role.COORDINATOR,
         "coordinateur": Role.COORDINATOR,
         "coordinatrice": Role.COORDINATOR,

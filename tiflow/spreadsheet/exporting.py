@@ -25,6 +25,7 @@ from models.tables import (
 )
 from models.uow import UnitOfWork
 from models.vocabulary import Priority
+from notifications.fr import plural
 from tiflow.spreadsheet.files import SheetRows, file_kind, write_csv, write_xlsx
 from tiflow.spreadsheet.layout import (
     ACTIONS,
@@ -66,15 +67,15 @@ class ExportSummary:
     def describe(self) -> str:
         """« 12 actions, 18 jalons, … »"""
         nouns = {
-            "Organisations": "organisation(s)",
-            "Personnes": "personne(s)",
-            "Actions": "action(s)",
-            "Jalons": "jalon(s)",
-            "Indicateurs": "indicateur(s)",
-            "Budget": "ligne(s) de budget",
-            "Financements": "financement(s)",
+            "Organisations": ("organisation", "organisations"),
+            "Personnes": ("personne", "personnes"),
+            "Actions": ("action", "actions"),
+            "Jalons": ("jalon", "jalons"),
+            "Indicateurs": ("indicateur", "indicateurs"),
+            "Budget": ("ligne de budget", "lignes de budget"),
+            "Financements": ("financement", "financements"),
         }
-        return ", ".join(f"{self.counts.get(t, 0)} {n}" for t, n in nouns.items())
+        return ", ".join(plural(self.counts.get(t, 0), *n) for t, n in nouns.items())
 
 
 def plan_from_database(uow: UnitOfWork, territory_code: str) -> PlanFile:

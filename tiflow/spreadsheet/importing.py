@@ -53,6 +53,7 @@ from models.tables import (
     Territory,
 )
 from models.uow import UnitOfWork
+from notifications.fr import plural
 from tiflow.spreadsheet.bulk import (
     Values,
     Writes,
@@ -156,16 +157,13 @@ class ImportReport:
             if not rows:
                 continue
             counts = [
-                f"{n} {_LABELS[(change, feminine)]}{'s' if n > 1 else ''}"
+                plural(n, label, label + "s")
                 for change in Change
                 if (n := self.count(sheet, change))
+                for label in [_LABELS[(change, feminine)]]
             ]
-            parts.append(f"{_plural(len(rows), noun)} ({', '.join(counts)})")
+            parts.append(f"{plural(len(rows), noun, noun + 's')} ({', '.join(counts)})")
         return " ; ".join(parts) or "fichier vide"
-
-
-def _plural(n: int, noun: str) -> str:
-    return f"{n} {noun}{'s' if n > 1 else ''}"
 
 
 def import_plan(

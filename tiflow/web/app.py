@@ -24,6 +24,7 @@ from models.db import engine_for
 from models.errors import NotFound
 from models.tables import ActionSheet, CopilMeeting, Territory
 from models.vocabulary import Role
+from notifications.fr import typeset_html
 from notifications.templates import FRENCH_FILTERS
 from tiflow.web import security, uploads
 from tiflow.web.access import NOT_FOUND, ROUTES, Principal, Refusal, Rule, Scope, check
@@ -209,8 +210,15 @@ def templates() -> Environment:
     return env
 
 
+def render_page(template: str, **values: Any) -> str:
+    """A page's HTML, typeset as the e-mails are (no-break spaces inside « » and before : ; ?
+    !): on its text nodes only — tags and their attributes (form values, URLs), scripts,
+    styles, ``pre``/``code`` and ``textarea`` contents are left as they are."""
+    return typeset_html(templates().get_template(template).render(**values))
+
+
 def page(ctx: Context, template: str, status: int = 200, **values: Any) -> HTMLResponse:
-    html = templates().get_template(template).render(ctx=ctx, **values)
+    html = render_page(template, ctx=ctx, **values)
     response = HTMLResponse(html, status_code=status)
     set_cookies(ctx, response)
     return response
@@ -241,7 +249,7 @@ def redirect(ctx: Context, url: str) -> RedirectResponse:
 
 
 def error_page(request: Request, status: int, message: str) -> HTMLResponse:
-    html = templates().get_template("error.html").render(status=status, message=message)
+    html = render_page("error.html", status=status, message=message)
     return HTMLResponse(html, status_code=status)
 
 
