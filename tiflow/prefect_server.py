@@ -367,6 +367,13 @@ class EphemeralStart:
 
 
 def _temporary_server_settings() -> Any:
+    """`temporary_server_settings`, for the block that starts the temporary server."""
+    from prefect.settings import temporary_settings
+
+    return temporary_settings(temporary_server_settings())
+
+
+def temporary_server_settings() -> dict[Any, Any]:
     """Settings of the temporary server (Prefect passes its settings to its process), each
     only if the operator has not set it in the environment:
 
@@ -376,13 +383,13 @@ def _temporary_server_settings() -> Any:
     * its task run recorder and event persister write the runs' events 100 at a time
       (Prefect's defaults: 1 and 20). Each of their writes is a SQLite commit, and a commit
       landing while the API creates a flow run makes that request fail as busy (HTTP 503),
-      which Prefect's client retries after 2 s: in the demo, 4 to 15 such waits a year. The
-      same events are written, within 5 s (their flush interval) and when the server stops."""
+      which Prefect's client retries after 2 s (4 to 15 times in the demo's year with
+      Prefect's defaults, 0 to 5 with these). The same events are written, within 5 s (their
+      flush interval) and when the server stops."""
     from prefect.settings import (
         PREFECT_SERVER_SERVICES_EVENT_PERSISTER_BATCH_SIZE,
         PREFECT_SERVER_SERVICES_TASK_RUN_RECORDER_BATCH_SIZE,
         PREFECT_SERVER_SERVICES_TRIGGERS_ENABLED,
-        temporary_settings,
     )
 
     wanted = {
@@ -390,4 +397,4 @@ def _temporary_server_settings() -> Any:
         PREFECT_SERVER_SERVICES_TASK_RUN_RECORDER_BATCH_SIZE: SERVER_WRITE_BATCH,
         PREFECT_SERVER_SERVICES_EVENT_PERSISTER_BATCH_SIZE: SERVER_WRITE_BATCH,
     }
-    return temporary_settings({k: v for k, v in wanted.items() if k.name not in os.environ})
+    return {k: v for k, v in wanted.items() if k.name not in os.environ}
