@@ -1,18 +1,21 @@
 """One year of the Grand Est Touraine example (January 2024 → January 2025), played through the
 real flows with a simulated clock: what `tiflow demo` runs.
 
-Every simulated day is one Prefect flow run, « Journée du plan d'actions » (``journee-2024-02-12``),
-that runs the day's steps in order. A step runs the flows a coordinator or a schedule runs
-(`flows/*.py`), their bodies inside the day's run: their tasks, logs, artifacts and correlation
-id are the day's (one flow run per day rather than one per flow: a flow run costs 0.1–1 s here,
-and a day has up to 15 flows). The simulated instant is passed as the forms' ``at`` (history
-rows, notes, funding decisions) and the sweeps' ``as_of`` (reminders, digests, budget):
+Every simulated week with something to play is one Prefect flow run, « Semaine du plan d'actions »
+(``semaine-2024-02-12``, after its Monday: 50 runs holding the year's 128 days), that plays its
+days in order, each announced in the run's log (« Journée du lundi 12 février 2024 »), then the
+day's steps in order. A step runs the flows a coordinator or a schedule runs (`flows/*.py`), their
+bodies inside the week's run: their tasks, logs, artifacts and correlation id are the week's. One
+flow run per week rather than one per flow or per day: each flow run costs a fixed 0.1–0.3 s here
+(seven requests to the server, one of them sometimes refused as busy by its SQLite database and
+retried 2 s later), more than most days' work. The simulated instant is passed as the forms' ``at``
+(history rows, notes, funding decisions) and the sweeps' ``as_of`` (reminders, digests, budget):
 proposals, the first COPIL of 25 January 2024 validating the plan and the 2024 budget, funding
 (most actions fully funded, FA-03 and FA-10 left *validée* with funding missing, FA-06 funded by
-override), starts, progress reports, the COPIL digests at J-10 and J-3, a revision request
-(FA-09) and a deferral (FA-10), an abandon (FA-12), a late milestone (FA-01, due 15/11/2024,
-done 05/12/2024) reminded to its pilot then escalated to the coordinator, two completions, and
-the consolidation of the 2024 budget on 2 January 2025 with its e-mail.
+override), starts, progress reports, the COPIL digests at J-10 and J-3, a revision request (FA-09)
+and a deferral (FA-10), an abandon (FA-12), a late milestone (FA-01, due 15/11/2024, done
+05/12/2024) reminded to its pilot then escalated to the coordinator, two completions, and the
+consolidation of the 2024 budget on 2 January 2025 with its e-mail.
 
 **Reminder sweeps.** In production the reminder flow runs every day at 08:00; 365 runs would
 take minutes (a flow run costs 0.2–0.3 s here). The demo runs it every fourth Monday at 08:00
@@ -40,13 +43,16 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from itertools import groupby
+from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
 import sqlalchemy as sa
+from prefect import get_run_logger
 from sqlalchemy.engine import Engine
 
 from flows.after_copil import after_copil
@@ -101,7 +107,7 @@ class Runner(Protocol):
 START = date(2024, 1, 1)  # a Monday: the first sweep
 LAST_SWEEP = date(2024, 12, 30)
 SWEEP_EVERY = timedelta(weeks=4)
-DAY_FLOW = "Journée du plan d'actions"
+WEEK_FLOW = "Semaine du plan d'actions"
 BUDGET_YEAR = 2024
 BUDGET_RUN = datetime(2025, 1, 2, 7, 0)  # first working day of January 2025, 07:00
 SITUATION = date(2024, 12, 31)  # date of situation of the late actions in the budget
@@ -171,7 +177,8 @@ class SentEmail:
 class YearReport:
     territory_code: str
     happenings: list[Happening] = field(default_factory=list)
-    flow_runs: int = 0  # one per simulated day
+    flow_runs: int = 0  # one per simulated week with something to play
+    days_played: int = 0  # the simulated days with steps, each inside its week's run
     flows_played: int = 0  # the coordinator's and scheduled flows run inside them
     sweeps: int = 0
     budget: BudgetRunResult | None = None
@@ -201,11 +208,15 @@ class Year:
         self.engine = engine
         self.progress = progress
         self.runner = runner or run_in_prefect
+        # The real runs share one API client (see `one_prefect_client`); a runner without
+        # Prefect (bench/demo.py) needs none.
+        self.client_kept = one_prefect_client if runner is None else nullcontext
         self.report = YearReport(TERRITORY_CODE)
         self.copils: dict[str, int] = {}  # "copil-1" -> id
         self.today = START
         self.step_start = 0  # the last outbox row before the current step
         self.days: dict[date, list[Step]] = {}
+        self.played: set[date] = set()  # the days already played
 
     # -- running ---------------------------------------------------------------------------
 
@@ -218,21 +229,42 @@ class Year:
         agenda = sorted([*sweeps, *steps], key=lambda step: step.at)
         self.progress.phase("Une année du plan d'actions (flux Prefect)", len(agenda))
         self.days = {day: list(group) for day, group in groupby(agenda, lambda s: s.at.date())}
-        day_flow = simulated_day(self)
+        week_flow = simulated_week(self)
         # The one clock shows each step's simulated instant: every timestamp the flows write
         # (history, outbox, Date: headers, .eml names, .ics, "consolidé le") is in the year.
-        with clock.frozen(agenda[0].at):
-            days = sorted(self.days)
-            while days:
-                day = days.pop(0)
-                self.runner(day_flow, day)
+        with clock.frozen(agenda[0].at), self.client_kept():
+            # Weeks are found as they are played: a day's delivery round may add a later day.
+            while (monday := self.next_week()) is not None:
+                self.runner(week_flow, monday)
                 self.report.flow_runs += 1
-                self.deliveries_after(day, days)
         self.report.notable = self.notable_emails()
         return self.report
 
+    def play_week(self, monday: date) -> dict[str, list[str]]:
+        """The week's days in order, inside the week's flow run, each announced in its log;
+        returns their timeline lines, per day."""
+        logger = get_run_logger()
+        shown: dict[str, list[str]] = {}
+        while (day := self.next_day(monday)) is not None:
+            logger.info("Journée du %s", format_date(day))
+            shown[day.isoformat()] = self.play_day(day)
+            self.played.add(day)
+            self.report.days_played += 1
+            self.deliveries_after(day)
+        return shown
+
+    def next_day(self, monday: date) -> date | None:
+        """The first day of `monday`'s week with steps not played yet."""
+        week = [d for d in self.days if monday_of(d) == monday and d not in self.played]
+        return min(week, default=None)
+
+    def next_week(self) -> date | None:
+        """The Monday of the first day with steps not played yet."""
+        first = min((d for d in self.days if d not in self.played), default=None)
+        return None if first is None else monday_of(first)
+
     def play_day(self, day: date) -> list[str]:
-        """The day's steps in order, inside the day's flow run; returns its timeline lines."""
+        """The day's steps in order; returns its timeline lines."""
         shown_today = []
         for step in self.days[day]:
             clock.set_to(step.at)
@@ -252,16 +284,16 @@ class Year:
         return shown_today
 
     def run(self, flow: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-        """`flow`'s body, inside the day's flow run (a refused step raises its French error:
+        """`flow`'s body, inside the week's flow run (a refused step raises its French error:
         a demo bug)."""
         result = in_this_run(flow, *args, **kwargs)
         self.report.flows_played += 1
         return result
 
-    def deliveries_after(self, today: date, days: list[date]) -> None:
+    def deliveries_after(self, today: date) -> None:
         """A delivery round on each later day of the year a pending message waits for (a
         nudge enqueued ahead), at the hour it waits for: what production's every-15-minutes
-        delivery would send then. `days` (the days still to play) gets the new ones."""
+        delivery would send then: the new days are played in their week."""
         m = OutboxMessage.__table__.c  # type: ignore[attr-defined]
         with self.engine.connect() as conn:
             waiting = conn.execute(
@@ -282,9 +314,6 @@ class Year:
                 continue
             steps.append(Step(instant, _deliver))
             steps.sort(key=lambda step: step.at)
-            if day not in days:
-                days.append(day)
-                days.sort()
 
     def deliver(self) -> None:
         """The outbox's delivery round (what waited for the simulated instant)."""
@@ -659,6 +688,16 @@ def run_in_prefect(flow: Callable[..., T], *args: Any, **kwargs: Any) -> T:
     return result
 
 
+def one_prefect_client() -> AbstractContextManager[Any]:
+    """One Prefect API client for all the day runs. Each flow run started outside a client
+    context builds its own (an HTTP client with a new SSL context, even for the local
+    server's plain HTTP: 20 to 90 ms a run here, the same again to close it); inside one,
+    every run uses this one. Nothing else changes: same server, same requests."""
+    from prefect.context import SyncClientContext
+
+    return SyncClientContext.get_or_create()
+
+
 def in_this_run(flow: Callable[..., T], *args: Any, **kwargs: Any) -> T:
     """`flow`'s body in the current flow run: its tasks, logs and artifacts are the day's."""
     from prefect.states import State as PrefectState
@@ -667,23 +706,36 @@ def in_this_run(flow: Callable[..., T], *args: Any, **kwargs: Any) -> T:
     return result.result() if isinstance(result, PrefectState) else result
 
 
-def simulated_day(year: Year) -> Callable[[date], list[str]]:
-    """The flow « Journée du plan d'actions » of `year`: one run per simulated day, which runs
-    the day's coordinator steps and sweeps (the same flows a coordinator or a schedule runs,
-    their bodies in this run: their tasks, logs, artifacts and correlation id are the day's)."""
-    from prefect import flow
+def monday_of(day: date) -> date:
+    return day - timedelta(days=day.weekday())
 
+
+def simulated_week(year: Year) -> Callable[[date], dict[str, list[str]]]:
+    """The flow « Semaine du plan d'actions » of `year`: one run per simulated week with
+    something to play (``semaine-2024-02-12``, named after its Monday), which plays its days
+    in order, each announced in the run's log by a line « Journée du … », then the day's
+    coordinator steps and sweeps: the same flows a coordinator or a schedule runs, their
+    bodies in this run (their tasks, logs, artifacts and correlation id are the week's)."""
+    from prefect import flow
+    from prefect.settings import PREFECT_LOCAL_STORAGE_PATH
+
+    # Its result (the week's timeline lines) is not persisted, as by Prefect's default; saying
+    # so, and where it would go (Prefect's local storage, the default without a server
+    # block), spares each run three requests asking the server for its default storage.
     @flow(
-        name=DAY_FLOW,
-        description="Une journée de l'année de démonstration : les flux du jour, dans l'ordre.",
-        flow_run_name="journee-{day}",
+        name=WEEK_FLOW,
+        description="Une semaine de l'année de démonstration : ses journées, dans l'ordre, et"
+        " les flux de chacune.",
+        flow_run_name="semaine-{monday}",
         log_prints=True,
         validate_parameters=False,
+        persist_result=False,
+        result_storage=Path(PREFECT_LOCAL_STORAGE_PATH.value()),
     )
-    def journee(day: date) -> list[str]:
-        return year.play_day(day)
+    def semaine(monday: date) -> dict[str, list[str]]:
+        return year.play_week(monday)
 
-    return journee
+    return semaine
 
 
 def paris_day(instant: datetime) -> date:

@@ -42,6 +42,7 @@ START_TIMEOUT_VARIABLE = "TIFLOW_PREFECT_START_TIMEOUT"
 DEFAULT_START_TIMEOUT = 120.0
 # The file where a running `tiflow serve` records its server, in TIFLOW_DATA_DIR.
 LOCAL_SERVER_FILE = "prefect-serveur.json"
+SERVER_WRITE_BATCH = 100  # events per write of the temporary server (`_temporary_server_settings`)
 _WHAT_TO_DO = (
     f"relancez, augmentez {START_TIMEOUT_VARIABLE} (secondes), ou définissez PREFECT_API_URL"
     " vers un serveur Prefect qui tourne"
@@ -333,7 +334,7 @@ class EphemeralStart:
         for _attempt in (1, 2):
             server = SubprocessASGIServer()
             try:
-                with _no_automations():
+                with _temporary_server_settings():
                     server.start(timeout=math.ceil(self.timeout))  # Prefect wants whole seconds
             except Exception:  # Prefect's RuntimeError (English): retried, then said in French
                 server.stop()
@@ -365,14 +366,35 @@ class EphemeralStart:
         self.server = None
 
 
-def _no_automations() -> Any:
-    """The temporary server does not evaluate automations (Prefect's triggers and actions
-    services): it lives for one command, with no worker to run what they would start, and they
-    read every event its flow runs send (about 6 % of its CPU in the demo). Set for the server
-    process only (Prefect passes its settings to it), and only if the operator has not set
-    ``PREFECT_SERVER_SERVICES_TRIGGERS_ENABLED``."""
-    from prefect.settings import PREFECT_SERVER_SERVICES_TRIGGERS_ENABLED, temporary_settings
+def _temporary_server_settings() -> Any:
+    """`temporary_server_settings`, for the block that starts the temporary server."""
+    from prefect.settings import temporary_settings
 
-    if "PREFECT_SERVER_SERVICES_TRIGGERS_ENABLED" in os.environ:
-        return contextlib.nullcontext()
-    return temporary_settings({PREFECT_SERVER_SERVICES_TRIGGERS_ENABLED: False})
+    return temporary_settings(temporary_server_settings())
+
+
+def temporary_server_settings() -> dict[Any, Any]:
+    """Settings of the temporary server (Prefect passes its settings to its process), each
+    only if the operator has not set it in the environment:
+
+    * no automations (Prefect's triggers and actions services): the server lives for one
+      command, with no worker to run what they would start, and they read every event its
+      flow runs send (about 6 % of its CPU in the demo);
+    * its task run recorder and event persister write the runs' events 100 at a time
+      (Prefect's defaults: 1 and 20). Each of their writes is a SQLite commit, and a commit
+      landing while the API creates a flow run makes that request fail as busy (HTTP 503),
+      which Prefect's client retries after 2 s (4 to 15 times in the demo's year with
+      Prefect's defaults, 0 to 5 with these). The same events are written, within 5 s (their
+      flush interval) and when the server stops."""
+    from prefect.settings import (
+        PREFECT_SERVER_SERVICES_EVENT_PERSISTER_BATCH_SIZE,
+        PREFECT_SERVER_SERVICES_TASK_RUN_RECORDER_BATCH_SIZE,
+        PREFECT_SERVER_SERVICES_TRIGGERS_ENABLED,
+    )
+
+    wanted = {
+        PREFECT_SERVER_SERVICES_TRIGGERS_ENABLED: False,
+        PREFECT_SERVER_SERVICES_TASK_RUN_RECORDER_BATCH_SIZE: SERVER_WRITE_BATCH,
+        PREFECT_SERVER_SERVICES_EVENT_PERSISTER_BATCH_SIZE: SERVER_WRITE_BATCH,
+    }
+    return {k: v for k, v in wanted.items() if k.name not in os.environ}

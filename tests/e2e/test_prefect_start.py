@@ -23,6 +23,7 @@ from tiflow.prefect_server import (
     prefect_env,
     recorded_local_server,
     start_timeout,
+    temporary_server_settings,
 )
 
 pytestmark = pytest.mark.e2e
@@ -93,6 +94,24 @@ def test_the_start_timeout_is_read_from_the_environment(monkeypatch: pytest.Monk
     monkeypatch.setenv("TIFLOW_PREFECT_START_TIMEOUT", "deux minutes")
     with pytest.raises(PrefectUnavailable, match="attendu un nombre de secondes"):
         start_timeout()
+
+
+def test_the_temporary_server_runs_no_automations_and_records_events_in_batches(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    names = (
+        "PREFECT_SERVER_SERVICES_TRIGGERS_ENABLED",
+        "PREFECT_SERVER_SERVICES_TASK_RUN_RECORDER_BATCH_SIZE",
+        "PREFECT_SERVER_SERVICES_EVENT_PERSISTER_BATCH_SIZE",
+    )
+    for name in names:
+        monkeypatch.delenv(name, raising=False)
+    wanted = {setting.name: value for setting, value in temporary_server_settings().items()}
+    assert wanted == dict(zip(names, (False, 100, 100), strict=True))
+    # what the operator set in the environment wins: that setting is left alone
+    monkeypatch.setenv("PREFECT_SERVER_SERVICES_EVENT_PERSISTER_BATCH_SIZE", "20")
+    left = {setting.name for setting in temporary_server_settings()}
+    assert left == set(names[:2])
 
 
 class _Health(http.server.BaseHTTPRequestHandler):

@@ -240,8 +240,9 @@ def _show(
         console.print(f"  {escape(label)} : {path}", highlight=False, soft_wrap=True)
     console.print()
     console.print(
-        f"{report.flow_runs} exécutions de flux Prefect, une par journée simulée, où ont tourné"
-        f" {report.flows_played} flux du plan, dont {report.sweeps} passages des rappels (le"
+        f"{report.flow_runs} exécutions de flux Prefect (une par semaine d'activité,"
+        f" {report.days_played} journées simulées), où ont tourné {report.flows_played} flux du"
+        f" plan, dont {report.sweeps} passages des rappels (le"
         f" lundi, toutes les quatre semaines), en {elapsed:.0f} s.",
         highlight=False,
     )
