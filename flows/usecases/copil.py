@@ -72,7 +72,12 @@ class CopilInfo:
 
     @property
     def label(self) -> str:
-        return f"COPIL du {service.short_date(self.held_at)}"
+        return copil_label(self.held_at)
+
+
+def copil_label(held_at: datetime) -> str:
+    """« COPIL du 14/10/2030 »: how pages name a meeting."""
+    return f"COPIL du {service.short_date(held_at)}"
 
 
 @dataclass(frozen=True)

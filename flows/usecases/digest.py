@@ -177,6 +177,8 @@ class Digest:
     # since it went out; nothing changed: the digest is not sent (`unchanged`).
     earlier: tuple[str, date] | None = None
     since_earlier: list[str] = field(default_factory=list)
+    # Only what the COPIL's web page shows (`SUMMARY_PARTS`): never rendered or sent.
+    summary: bool = False
 
     @property
     def unchanged(self) -> bool:
@@ -263,11 +265,23 @@ def _dossier(session: Session, digest: Digest) -> tuple[str, bytes]:
     return dossier_filename(digest), dossier_pdf(session, digest)
 
 
+SUMMARY_PARTS = ("agenda", "changes", "late", "at_risk", "missing")
+
+
 def preview_digest(
-    session: Session, copil_id: int, as_of: date, settings: DigestSettings | None = None
+    session: Session,
+    copil_id: int,
+    as_of: date,
+    settings: DigestSettings | None = None,
+    *,
+    summary: bool = False,
 ) -> Digest | None:
     """The digest of one scheduled COPIL as it would be written on ``as_of`` (whatever its
-    sending days and whether it went out): what the web application shows as a page."""
+    sending days and whether it went out): what the web application shows as a page.
+
+    ``summary``: only its `SUMMARY_PARTS` (the COPIL's page), the same as in the whole digest;
+    the rest (new funding, budget change, the year's figures, conditions, follow-up, what
+    changed since an earlier digest) is not read."""
     copil = session.get(CopilMeeting, copil_id)
     if copil is None or copil.status != CopilStatus.SCHEDULED:
         return None
@@ -281,6 +295,7 @@ def preview_digest(
         as_of=as_of,
         members=[_copy(p) for p in _members(session, copil)],
         organizer=_copy(organizer) if organizer else None,
+        summary=summary,
     )
     _fill(session, digest, settings or DigestSettings())
     return digest
@@ -390,13 +405,15 @@ def _fill(session: Session, digest: Digest, settings: DigestSettings) -> None:
     previous = _previous_copil(session, digest)
     since = previous.held_at if previous else None
     _fill_changes(session, digest, facts, since)
-    _fill_new_funding(session, digest, facts, since)
-    _fill_budget_delta(session, digest, facts, previous)
     left = facts.left_to_fund
     late, at_risk = late_and_at_risk(session, facts.tid, digest.as_of, settings, left)
     digest.late.extend(late)
     digest.at_risk.extend(at_risk)
     _fill_missing(digest, facts, left)
+    if digest.summary:
+        return
+    _fill_new_funding(session, digest, facts, since)
+    _fill_budget_delta(session, digest, facts, previous)
     digest.year = _year_figures(session, digest.territory.code, facts.year, digest.as_of)
     digest.conditions = _conditions(session, digest.copil, facts.actions)
     digest.follow_up = _follow_up(session, facts.actions, since, digest.as_of)
@@ -1008,6 +1025,8 @@ def _digest_body(digest: Digest, reply: ReplyTo | None) -> tuple[str, str]:
 def render_digest(
     digest: Digest, settings: DigestSettings, *, now: datetime | None = None
 ) -> NewMessage:
+    if digest.summary:
+        raise ValueError("a summary digest (the COPIL page's) is not a digest to send")
     copil = digest.copil
     held = paris_date(copil.held_at)
     when = fr.format_datetime(copil.held_at)

@@ -60,6 +60,8 @@ def copil_dossier(session: Session, copil_id: int, as_of: date) -> tuple[str, by
 
 def dossier_pdf(session: Session, digest: Digest) -> bytes:
     """The PDF of the dossier for `digest` (a digest filled for its COPIL)."""
+    if digest.summary:
+        raise ValueError("a summary digest (the COPIL page's) has no dossier")
     copil, territory = digest.copil, digest.territory
     year = copil.budget_year or paris_date(copil.held_at).year
     charts = charts_svg(session, territory.code, year, digest.as_of)

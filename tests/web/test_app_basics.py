@@ -35,6 +35,11 @@ def test_pages_carry_security_headers_and_are_not_cached(web: Web) -> None:
     assert page.headers["cache-control"] == "no-store"
     css = web.client().get("/static/tiflow.css")
     assert css.status_code == 200 and "--blue" in css.text
+    assert css.headers["x-content-type-options"] == "nosniff"
+    assert css.headers.get("cache-control") != "no-store"  # static files may be cached
+    refused = web.client().get("/nulle-part")  # the error pages carry them too
+    assert refused.status_code == 404 and refused.headers["cache-control"] == "no-store"
+    assert "frame-ancestors 'none'" in refused.headers["content-security-policy"]
 
 
 def test_no_secret_key_no_start_except_in_dev_mode() -> None:

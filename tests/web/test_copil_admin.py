@@ -17,7 +17,14 @@ from sqlalchemy.engine import Engine
 from sqlmodel import col, select
 
 from flows.usecases.bus import unit_of_work
-from flows.usecases.digest import DigestSettings, compute_digests, preview_digest, render_digest
+from flows.usecases.digest import (
+    SUMMARY_PARTS,
+    DigestSettings,
+    compute_digests,
+    preview_digest,
+    render_digest,
+)
+from flows.usecases.dossier import dossier_pdf
 from flows.usecases.proposals import propose
 from models.lifecycle import State
 from models.money import format_eur
@@ -107,6 +114,25 @@ def test_the_preview_is_the_digest_as_the_flow_renders_it(web: Web) -> None:
     assert text.replace("&#39;", "'").replace("&quot;", '"').replace("&amp;", "&") == (
         message.text.replace("<", "&lt;").replace(">", "&gt;")
     )
+
+
+def test_the_copil_page_summary_is_the_digest_s_own_parts_and_is_never_sent(web: Web) -> None:
+    copil_id = _prepare(web.engine)
+    with unit_of_work(web.engine) as uow:
+        whole = preview_digest(uow.session, copil_id, today())
+        summary = preview_digest(uow.session, copil_id, today(), summary=True)
+    assert whole is not None and summary is not None and summary.summary
+    assert whole.agenda, "the prepared COPIL has an agenda to compare"
+    for part in SUMMARY_PARTS:
+        assert getattr(summary, part) == getattr(whole, part), part
+    assert not summary.follow_up and not summary.year  # not read for the page
+    with pytest.raises(ValueError, match="summary"):
+        render_digest(summary, DigestSettings())
+    with pytest.raises(ValueError, match="summary"), unit_of_work(web.engine) as uow:
+        dossier_pdf(uow.session, summary)
+    page = sign_in(web, ONLY_COORDINATOR).get(f"/t/{HOME}/copil/{copil_id}")
+    for row in whole.agenda:
+        assert f">{row['number']}</a>" in page.text
 
 
 def test_a_decision_the_lifecycle_refuses_writes_nothing_then_all_are_recorded(

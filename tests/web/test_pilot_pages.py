@@ -137,6 +137,12 @@ def test_plan_filters_by_axis_state_pilot_and_late(web: Web) -> None:
     assert "FA-02" in skills and "Usine-témoin" not in skills
     mine = client.get(plan + f"?pilote={person_id(web.engine, ONLY_PILOT)}").text
     assert "FA-01" in mine and "Industry-lab" not in mine
+
+    def row(html: str) -> str:
+        return next(r for r in html.split("<tr") if '/actions/FA-01"' in r).split("</tr>")[0]
+
+    # A filtered plan reads only its actions' deadlines: the same ones, late and upcoming.
+    assert row(mine) == row(everything) and "en retard de" in row(mine)
     assert "Aucune action" in client.get(plan + "?etat=completed").text
     late = client.get(plan + "?retard=1").text
     assert "FA-01" in late

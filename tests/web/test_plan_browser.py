@@ -1,13 +1,16 @@
 """Real browsers (Debian's Chromium): two coordinators edit the same sheet, the second save gets
-the conflict and the history has one change; a coordinator creates a draft and proposes it.
+the conflict and the history has one change; a coordinator creates a draft and proposes it;
+a coordinator uploads a workbook with errors, then the corrected one, and imports it.
 
 Two drivers for the whole module (two browser sessions), cookies cleared between tests."""
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Iterator
 from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -16,9 +19,10 @@ from sqlmodel import select
 from flows.usecases.bus import unit_of_work
 from models.lifecycle import State
 from models.tables import ActionChange, BudgetLine, CopilAgendaItem
-from tests.browser import chromium_driver, free_port, serve
-from tests.web.conftest import ONLY_COORDINATOR, Web, eml_links
+from tests.browser import chromium_driver, free_port, page_text, serve
+from tests.web.conftest import ONLY_COORDINATOR, Web, eml_links, sign_in
 from tests.web.test_browser import _submit as _click
+from tests.web.test_plan_import_pages import HOME, NEW_TITLE, edited_plan, titles
 from tiflow.web.app import create_app
 
 EDIT = "/t/grand-est-touraine/actions/FA-01/modifier"
@@ -135,3 +139,42 @@ def test_coordinator_creates_a_draft_and_proposes_it(live: tuple[Web, str, Any, 
             select(CopilAgendaItem).where(CopilAgendaItem.action_id == action.id)
         ).all()
     assert str(amount) == "12500.50" and len(agenda) == 1
+
+
+def test_coordinator_uploads_a_workbook_with_errors_then_the_corrected_one(
+    live: tuple[Web, str, Any, Any], tmp_path: Path
+) -> None:
+    """Issue 16: the workbook upload in a real browser (a file chosen in the file input)."""
+    from selenium.webdriver.common.by import By
+
+    web, url, driver, _ = live
+    maker = sign_in(web, ONLY_COORDINATOR)  # exports the plan the coordinator then edits
+    wrong, corrected = tmp_path / "plan-erreurs.xlsx", tmp_path / "plan-corrige.xlsx"
+    wrong.write_bytes(
+        edited_plan(
+            maker,
+            **{"Intitulé": NEW_TITLE, "Début": "31/02/2024", "Pilote (e-mail)": "x@y.example"},
+        )
+    )
+    corrected.write_bytes(edited_plan(maker, **{"Intitulé": NEW_TITLE}))
+    before = titles(web)
+    _sign_in(driver, web, url, ONLY_COORDINATOR)
+
+    driver.get(url + f"/t/{HOME}/import")
+    driver.find_element(By.ID, "fichier").send_keys(str(wrong))
+    assert "Rien n'a été enregistré" in _submit(driver, "#form-import button[type=submit]")
+    text = page_text(driver)
+    assert "Import impossible : 2 erreurs" in " ".join(text.split())
+    for column in ("Début", "Pilote \\(e-mail\\)"):
+        assert re.search(rf"Feuille\s«\sActions\s»,\sligne\s\d+,\scolonne\s«\s{column}\s»", text)
+    assert not driver.find_elements(By.ID, "form-confirmer")
+    assert titles(web) == before
+
+    driver.get(url + f"/t/{HOME}/import")
+    driver.find_element(By.ID, "fichier").send_keys(str(corrected))
+    _submit(driver, "#form-import button[type=submit]")
+    assert "1 modifiée" in page_text(driver) and titles(web) == before  # a dry run
+    assert "Import enregistré dans le territoire" in _submit(
+        driver, "#form-confirmer button[type=submit]"
+    )
+    assert titles(web) == {**before, "FA-01": NEW_TITLE}

@@ -3,25 +3,26 @@
 from __future__ import annotations
 
 import secrets
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
 from urllib.parse import parse_qsl, quote
 
+import sqlalchemy as sa
 from fastapi import Depends, FastAPI, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, RedirectResponse
 from fastapi.staticfiles import StaticFiles
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
-from sqlalchemy.engine import Engine
-from sqlmodel import SQLModel, select
+from sqlalchemy.engine import Connection, Engine
+from sqlmodel import SQLModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Message, Receive, Send
+from starlette.types import Scope as Scope_
 
-from flows.usecases.bus import unit_of_work
 from models.db import engine_for
-from models.errors import NotFound
 from models.tables import ActionSheet, CopilMeeting, Territory
 from models.vocabulary import Role
 from notifications.fr import typeset_html
@@ -98,7 +99,10 @@ async def read_form(request: Request) -> dict[str, str]:
 
 
 def guard(request: Request, form: Annotated[dict[str, str], Depends(read_form)]) -> Context:
-    """Runs before every route: session, CSRF, then the route's rule from `ROUTES`."""
+    """Runs before every route: session, CSRF, then the route's rule from `ROUTES`.
+
+    One connection for all of it (the session with its people and roles, then what the path
+    names): a page's request pays one checkout and one transaction here, not one per read."""
     route = request.scope.get("route")
     rule = ROUTES.get(getattr(route, "name", ""))
     if rule is None:  # default deny: a route missing from the table opens to nobody
@@ -106,26 +110,29 @@ def guard(request: Request, form: Annotated[dict[str, str], Depends(read_form)])
     web: WebSettings = request.app.state.web
     engine: Engine = request.app.state.engine
     now = utcnow()
-    principal = principal_of(engine, web, request.cookies.get(SESSION_COOKIE), now)
-    cookies: dict[str, tuple[str, int | None]] = {}
-    holder = principal.session_token if principal else request.cookies.get(VISITOR_COOKIE)
-    if rule.write and not security.csrf_valid(web.secret_key, holder, form.get("csrf")):
-        raise Refusal(403, "Jeton de sécurité absent ou périmé : rechargez la page et recommencez.")
-    if holder is None:
-        holder = secrets.token_urlsafe(24)
-        cookies[VISITOR_COOKIE] = (holder, None)
-    ctx = Context(
-        request, web, engine, rule, principal, security.csrf_token(web.secret_key, holder), form
-    )
-    ctx.cookies = cookies
-    if rule.scope is Scope.PUBLIC:
-        return ctx
-    if principal is None:
-        if request.method == "GET":
-            target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
-            raise SignInNeeded(target)
-        raise Refusal(403, "Session expirée : reconnectez-vous.")
-    _resolve(ctx, request.path_params)
+    with engine.connect() as conn:
+        principal = principal_of(conn, web, request.cookies.get(SESSION_COOKIE), now)
+        cookies: dict[str, tuple[str, int | None]] = {}
+        holder = principal.session_token if principal else request.cookies.get(VISITOR_COOKIE)
+        if rule.write and not security.csrf_valid(web.secret_key, holder, form.get("csrf")):
+            raise Refusal(
+                403, "Jeton de sécurité absent ou périmé : rechargez la page et recommencez."
+            )
+        if holder is None:
+            holder = secrets.token_urlsafe(24)
+            cookies[VISITOR_COOKIE] = (holder, None)
+        ctx = Context(
+            request, web, engine, rule, principal, security.csrf_token(web.secret_key, holder), form
+        )
+        ctx.cookies = cookies
+        if rule.scope is Scope.PUBLIC:
+            return ctx
+        if principal is None:
+            if request.method == "GET":
+                target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+                raise SignInNeeded(target)
+            raise Refusal(403, "Session expirée : reconnectez-vous.")
+        _resolve(conn, ctx, request.path_params)
     if ctx.territory is not None:
         assert ctx.territory.id is not None
         pilot = ctx.action.pilot_id if ctx.action else None
@@ -133,43 +140,52 @@ def guard(request: Request, form: Annotated[dict[str, str], Depends(read_form)])
     return ctx
 
 
-def _resolve(ctx: Context, params: dict[str, Any]) -> None:
+_T, _A, _C = (
+    Territory.__table__,  # type: ignore[attr-defined]
+    ActionSheet.__table__,  # type: ignore[attr-defined]
+    CopilMeeting.__table__,  # type: ignore[attr-defined]
+)
+# What a path names, read as plain rows (statements built once): the page gets plain objects
+# that no session expires.
+_TERRITORY_BY_CODE = sa.select(_T).where(_T.c.code == sa.bindparam("code"))
+_TERRITORY_BY_ID = sa.select(_T).where(_T.c.id == sa.bindparam("id"))
+_ACTION_BY_ID = sa.select(_A).where(_A.c.id == sa.bindparam("id"))
+_ACTION_BY_NUMBER = sa.select(_A).where(
+    _A.c.territory_id == sa.bindparam("territory_id"), _A.c.number == sa.bindparam("number")
+)
+_COPIL_BY_ID = sa.select(_C).where(_C.c.id == sa.bindparam("id"))
+
+
+def _one(conn: Connection, model: type[T], statement: sa.Select[Any], **values: Any) -> T:
+    """The row as a plain `model` object, or 404."""
+    row = conn.execute(statement, values).first()
+    if row is None:
+        raise Refusal(404, NOT_FOUND)
+    return model(**row._mapping)
+
+
+def _resolve(conn: Connection, ctx: Context, params: dict[str, Any]) -> None:
     """Load the territory, action or COPIL the path names (404 for what does not exist)."""
-    with unit_of_work(ctx.engine) as uow:
-        try:
-            if ctx.rule.scope is Scope.ACTION_ID:
-                action = uow.session.get(ActionSheet, _int(params["action_id"]))
-                if action is None:
-                    raise Refusal(404, NOT_FOUND)
-                ctx.action = _copy(action)
-                ctx.territory = _copy(uow.session.get_one(Territory, action.territory_id))
-                return
-            if "territory" in params:
-                ctx.territory = _copy(uow.repo.territory(params["territory"]))
-            if ctx.rule.scope is Scope.ACTION:
-                assert ctx.territory is not None
-                action = uow.session.exec(
-                    select(ActionSheet).where(
-                        ActionSheet.territory_id == ctx.territory.id,
-                        ActionSheet.number == params["number"],
-                    )
-                ).first()
-                if action is None:
-                    raise Refusal(404, NOT_FOUND)
-                ctx.action = _copy(action)
-            elif ctx.rule.scope is Scope.COPIL:
-                copil = uow.repo.copil(_int(params["copil_id"]))
-                if ctx.territory is None or copil.territory_id != ctx.territory.id:
-                    raise Refusal(404, NOT_FOUND)
-                ctx.copil = _copy(copil)
-        except NotFound:
-            raise Refusal(404, NOT_FOUND) from None
-
-
-def _copy(row: T) -> T:
-    """A plain copy: the guard's unit of work closes (and expires its objects) before the
-    page runs."""
-    return type(row)(**row.model_dump(warnings=False))
+    if ctx.rule.scope is Scope.ACTION_ID:
+        ctx.action = _one(conn, ActionSheet, _ACTION_BY_ID, id=_int(params["action_id"]))
+        ctx.territory = _one(conn, Territory, _TERRITORY_BY_ID, id=ctx.action.territory_id)
+        return
+    if "territory" in params:
+        ctx.territory = _one(conn, Territory, _TERRITORY_BY_CODE, code=params["territory"])
+    if ctx.rule.scope is Scope.ACTION:
+        assert ctx.territory is not None
+        ctx.action = _one(
+            conn,
+            ActionSheet,
+            _ACTION_BY_NUMBER,
+            territory_id=ctx.territory.id,
+            number=params["number"],
+        )
+    elif ctx.rule.scope is Scope.COPIL:
+        copil = _one(conn, CopilMeeting, _COPIL_BY_ID, id=_int(params["copil_id"]))
+        if ctx.territory is None or copil.territory_id != ctx.territory.id:
+            raise Refusal(404, NOT_FOUND)
+        ctx.copil = copil
 
 
 def _int(value: str) -> int:
@@ -256,6 +272,45 @@ def error_page(request: Request, status: int, message: str) -> HTMLResponse:
 # ---------------------------------------------------------------------------------------------
 # The application
 
+SECURITY_HEADERS = (
+    (
+        b"content-security-policy",
+        b"default-src 'self'; img-src 'self' data:; frame-ancestors 'none'; form-action 'self'",
+    ),
+    (b"x-content-type-options", b"nosniff"),
+    (b"referrer-policy", b"no-referrer"),
+)
+NO_STORE = (b"cache-control", b"no-store")
+
+
+class SecurityHeaders:
+    """Every answer's security headers (and no-store, but for static files), unless the route
+    set its own. A plain ASGI middleware, not ``@app.middleware("http")``: Starlette's
+    BaseHTTPMiddleware runs each request in a task group and copies the body through a
+    stream, a cost on every page for what is only a few headers."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope_, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        static = scope["path"].startswith("/static/")
+        wanted: tuple[tuple[bytes, bytes], ...] = (
+            SECURITY_HEADERS if static else (*SECURITY_HEADERS, NO_STORE)
+        )
+
+        async def with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = list(message.get("headers", []))
+                present = {name.lower() for name, _ in headers}
+                headers += [(name, value) for name, value in wanted if name not in present]
+                message = {**message, "headers": headers}
+            await send(message)
+
+        await self.app(scope, receive, with_headers)
+
 
 def create_app(web: WebSettings, engine: Engine | None = None) -> FastAPI:
     from tiflow.web import copil, pilot, signin
@@ -311,19 +366,5 @@ def create_app(web: WebSettings, engine: Engine | None = None) -> FastAPI:
     def bad_request(request: Request, exc: RequestValidationError) -> HTMLResponse:
         return error_page(request, 400, "Adresse de page mal formée.")
 
-    @app.middleware("http")
-    async def headers(
-        request: Request, call_next: Callable[[Request], Awaitable[Response]]
-    ) -> Response:
-        response = await call_next(request)
-        response.headers.setdefault(
-            "Content-Security-Policy",
-            "default-src 'self'; img-src 'self' data:; frame-ancestors 'none'; form-action 'self'",
-        )
-        response.headers.setdefault("X-Content-Type-Options", "nosniff")
-        response.headers.setdefault("Referrer-Policy", "no-referrer")
-        if not request.url.path.startswith("/static/"):
-            response.headers.setdefault("Cache-Control", "no-store")
-        return response
-
+    app.add_middleware(SecurityHeaders)
     return app

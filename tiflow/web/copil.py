@@ -6,7 +6,7 @@ from fastapi import FastAPI
 from fastapi.responses import HTMLResponse
 
 from flows.usecases.bus import unit_of_work
-from flows.usecases.copil import copil_info
+from flows.usecases.copil import copil_info, copil_label
 from flows.usecases.digest import preview_digest
 from models.lifecycle import State
 from models.vocabulary import Axis, CopilStatus
@@ -52,14 +52,21 @@ def copil_page(ctx: Guarded) -> HTMLResponse:
     """A scheduled COPIL: its agenda and its digest as it stands today; a held one: its
     decisions."""
     assert ctx.copil is not None and ctx.copil.id is not None
+    scheduled = ctx.copil.status == CopilStatus.SCHEDULED
     with unit_of_work(ctx.engine) as uow:
-        info = copil_info(uow, ctx.copil.id)
+        # A scheduled COPIL shows the digest's agenda: the meeting's own (`copil_info`) is
+        # read only for the others.
+        info = None if scheduled else copil_info(uow, ctx.copil.id)
         digest = (
-            preview_digest(uow.session, ctx.copil.id, today())
-            if ctx.copil.status == CopilStatus.SCHEDULED
-            else None
+            preview_digest(uow.session, ctx.copil.id, today(), summary=True) if scheduled else None
         )
         decisions = decisions_of(uow, ctx.copil)
         return page(
-            ctx, "copil.html", info=info, digest=digest, decisions=decisions, meeting=ctx.copil
+            ctx,
+            "copil.html",
+            label=copil_label(ctx.copil.held_at),
+            info=info,
+            digest=digest,
+            decisions=decisions,
+            meeting=ctx.copil,
         )

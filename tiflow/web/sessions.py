@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import sqlalchemy as sa
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
 from sqlmodel import col, select
 
 from flows.usecases.bus import unit_of_work
@@ -157,46 +157,64 @@ def end_session(engine: Engine, token: str, now: datetime) -> None:
         )
 
 
+_WS = WebSession.__table__.c  # type: ignore[attr-defined]
+_P = Person.__table__.c  # type: ignore[attr-defined]
+_R = PersonRole.__table__.c  # type: ignore[attr-defined]
+# The session and the people of its address with their roles, in one query built once (a
+# page's request reads it before anything else).
+_SESSION_AND_PEOPLE = (
+    sa.select(
+        _WS.id,
+        _WS.email,
+        _WS.last_seen_at,
+        _WS.expires_at,
+        _P.id.label("person_id"),
+        _P.territory_id,
+        _P.full_name,
+        _R.role,
+    )
+    .select_from(WebSession.__table__)  # type: ignore[attr-defined]
+    .outerjoin(Person.__table__, sa.func.lower(_P.email) == _WS.email)  # type: ignore[attr-defined]
+    .outerjoin(PersonRole.__table__, _R.person_id == _P.id)  # type: ignore[attr-defined]
+    .where(_WS.token_hash == sa.bindparam("token_hash"), _WS.ended_at.is_(None))
+    .order_by(_P.id)
+)
+_TOUCH = (
+    sa.update(WebSession.__table__)  # type: ignore[attr-defined]
+    .where(_WS.id == sa.bindparam("session_id"))
+    .values(last_seen_at=sa.bindparam("now"))
+)
+
+
 def principal_of(
-    engine: Engine, web: WebSettings, cookie: str | None, now: datetime
+    conn: Connection, web: WebSettings, cookie: str | None, now: datetime
 ) -> Principal | None:
-    """The signed-in person of this cookie, or None (no cookie, ended, idle or expired)."""
+    """The signed-in person of this cookie, or None (no cookie, ended, idle or expired).
+
+    Reads on `conn`, and commits it when the session's last request is written."""
     token = security.unsign(web.secret_key, SESSION, cookie)
     if token is None:
         return None
-    table = WebSession.__table__  # type: ignore[attr-defined]
-    with engine.connect() as conn:
-        row = conn.execute(
-            sa.select(table.c.id, table.c.email, table.c.last_seen_at, table.c.expires_at).where(
-                table.c.token_hash == security.digest(token), table.c.ended_at.is_(None)
-            )
-        ).first()
-        if row is None or row.expires_at <= now or row.last_seen_at + web.session_idle <= now:
-            return None
-        if (now - row.last_seen_at).total_seconds() >= TOUCH_EVERY_SECONDS:
-            conn.execute(sa.update(table).where(table.c.id == row.id).values(last_seen_at=now))
-            conn.commit()
-        people = conn.execute(
-            sa.select(
-                col(Person.id),
-                col(Person.territory_id),
-                col(Person.full_name),
-                col(PersonRole.role),
-            )
-            .outerjoin(PersonRole, col(PersonRole.person_id) == col(Person.id))
-            .where(sa.func.lower(Person.email) == row.email)
-            .order_by(col(Person.id))
-        ).all()
+    rows = conn.execute(_SESSION_AND_PEOPLE, {"token_hash": security.digest(token)}).all()
+    if not rows:
+        return None
+    row = rows[0]
+    if row.expires_at <= now or row.last_seen_at + web.session_idle <= now:
+        return None
+    if (now - row.last_seen_at).total_seconds() >= TOUCH_EVERY_SECONDS:
+        conn.execute(_TOUCH, {"session_id": row.id, "now": now})
+        conn.commit()
     roles: dict[int, set[Role]] = {}
     person_ids: dict[int, int] = {}
     name = row.email
-    for person_id, territory_id, full_name, role in people:
-        assert person_id is not None
-        person_ids.setdefault(territory_id, person_id)
-        name = full_name if name == row.email else name
-        bucket = roles.setdefault(territory_id, set())
-        if role is not None:
-            bucket.add(role)
+    for found in rows:
+        if found.person_id is None:  # an address no longer known: signed in, no role
+            continue
+        person_ids.setdefault(found.territory_id, found.person_id)
+        name = found.full_name if name == row.email else name
+        bucket = roles.setdefault(found.territory_id, set())
+        if found.role is not None:
+            bucket.add(Role(found.role))
     return Principal(
         email=row.email,
         name=name,

@@ -113,6 +113,7 @@ def plan_rows(
     if filters.state is not None:
         query = query.where(ActionSheet.state == filters.state)
     actions = uow.session.exec(query.order_by(col(ActionSheet.number))).all()
+    narrowed = wanted_pilot is not None or filters.axis is not None or filters.state is not None
     people = pilots_of(uow, territory)
     budgets = dict(
         uow.session.exec(
@@ -122,14 +123,21 @@ def plan_rows(
             .group_by(col(BudgetLine.action_id))
         ).all()
     )
-    snapshot = load_snapshot(uow.session, territory_ids=[territory.id], silences=False)
+    # The deadlines of the actions shown: a pilot's page reads those of their own actions,
+    # not the whole territory's.
+    snapshot = (
+        load_snapshot(uow.session, action_ids=[a.id for a in actions if a.id], silences=False)
+        if narrowed
+        else load_snapshot(uow.session, territory_ids=[territory.id], silences=False)
+    )
     by_action: dict[int, list[Deadline]] = defaultdict(list)
     for deadline in snapshot.deadlines:
         by_action[deadline.action.id].append(deadline)
     rows = []
     for action in actions:
         assert action.id is not None
-        deadlines = sorted(by_action.get(action.id, []), key=lambda d: d.due)
+        # Ties of a day in a fixed order (the queries have none): every page lists them alike.
+        deadlines = sorted(by_action.get(action.id, []), key=lambda d: (d.due, *d.key))
         row = PlanRow(
             action=action,
             pilot=people.get(action.pilot_id or 0, "—"),
@@ -143,13 +151,14 @@ def plan_rows(
 
 
 def pilots_of(uow: UnitOfWork, territory: Territory) -> dict[int, str]:
-    return {
-        p.id: p.full_name
-        for p in uow.session.exec(
-            select(Person).where(Person.territory_id == territory.id).order_by(Person.full_name)
-        ).all()
-        if p.id is not None
-    }
+    """Names of the territory's people by id (two columns, no Person objects to build)."""
+    people = Person.__table__.c  # type: ignore[attr-defined]
+    rows = uow.session.execute(
+        sa.select(people.id, people.full_name)
+        .where(people.territory_id == territory.id)
+        .order_by(people.full_name)
+    )
+    return {row.id: row.full_name for row in rows}
 
 
 def pilot_choices(uow: UnitOfWork, territory: Territory) -> list[Person]:
