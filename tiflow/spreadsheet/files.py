@@ -55,7 +55,7 @@ from tiflow.spreadsheet.limits import (
     scan_sheet,
 )
 from tiflow.spreadsheet.problems import FileKind, Problems
-from tiflow.spreadsheet.progress import NO_PROGRESS, Progress
+from tiflow.spreadsheet.progress import NO_PROGRESS, PROGRESS_STEP, Progress
 
 
 @dataclass
@@ -234,18 +234,25 @@ def _read_sheet(sheet: Sheet, scan: SheetScan, result: RawFile, progress: Progre
     label = f"Feuille « {sheet.title} »"
     columns = _header_map(sheet, header, result.problems, result.warnings, label)
     raw = RawSheet(sheet, frozenset(c.key for c in columns.values()))
+    formulas, read = scan.formulas, 0
     for number, values in enumerate(rows, start=2):
-        progress.advance()
-        if all(is_blank(v) for v in values) and not _has_formula(scan, number, columns):
+        read += 1
+        if read == PROGRESS_STEP:  # the bar moves by steps: advancing it costs more than a row
+            progress.advance(read)
+            read = 0
+        if all(map(is_blank, values)) and not (formulas and _has_formula(scan, number, columns)):
             continue
         row = RawRow(number, {})
+        width = len(values)
         for position, column in columns.items():
-            formula = scan.formulas.get((number, position + 1))
-            if formula is not None:
-                result.problems.add(sheet, number, column.key, _no_cached_value(formula))
-                row.refused.add(column.key)
-            row.cells[column.key] = _clean(values[position]) if position < len(values) else None
+            if formulas:
+                formula = formulas.get((number, position + 1))
+                if formula is not None:
+                    result.problems.add(sheet, number, column.key, _no_cached_value(formula))
+                    row.refused.add(column.key)
+            row.cells[column.key] = _clean(values[position]) if position < width else None
         raw.rows.append(row)
+    progress.advance(read)
     return raw
 
 

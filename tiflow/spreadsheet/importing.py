@@ -77,7 +77,7 @@ from tiflow.spreadsheet.layout import (
 )
 from tiflow.spreadsheet.preferences import check_preferences, write_preferences
 from tiflow.spreadsheet.problems import Problems
-from tiflow.spreadsheet.progress import NO_PROGRESS, Progress
+from tiflow.spreadsheet.progress import NO_PROGRESS, PROGRESS_STEP, Progress
 from tiflow.spreadsheet.reading import parse_raw
 from tiflow.spreadsheet.records import (
     ActionRecord,
@@ -763,6 +763,7 @@ class _Writer:
         )
         have = _Children.load(self.uow, self.tid) if self.snapshot.actions else _Children()
         updated: list[tuple[str, Values]] = []
+        done = 0
         for row, is_new, entry, values in entries:
             details = self._children(row, ids[row.number], have)
             if not is_new:
@@ -772,7 +773,10 @@ class _Writer:
                     entry.details.extend(details)
                     values["updated_at"] = self.now
                     updated.append((row.number, values))
-            self.progress.advance()
+            done += 1
+            if done % PROGRESS_STEP == 0:
+                self.progress.advance(PROGRESS_STEP)
+        self.progress.advance(done % PROGRESS_STEP)
         versioned_update(self.uow, ActionSheet, updated)
         self.writes.apply(self.uow)
 
