@@ -192,18 +192,25 @@ class _CellDecoder:
         self._dates: set[int] = set(workbook._date_formats)
         self._durations: set[int] = set(workbook._timedelta_formats)
         self._epoch = workbook.epoch
+        # A plan repeats its dates on many rows; a date (or time) is immutable: shared.
+        self._days: dict[tuple[str, str | None], Any] = {}
 
     def __call__(self, kind: str | None, style: str | None, text: str) -> Any:
         if kind is None or kind == "n":
+            day = self._days.get((text, style))
+            if day is not None:
+                return day
             number = float(text) if "." in text or "E" in text or "e" in text else int(text)
             style_id = int(style) if style else 0
             if style_id not in self._dates:
                 return number
             try:
                 duration = style_id in self._durations
-                return self._from_excel(number, self._epoch, timedelta=duration)
+                day = self._from_excel(number, self._epoch, timedelta=duration)
             except (OverflowError, ValueError):
                 return "#VALUE!"
+            self._days[(text, style)] = day
+            return day
         if kind == "s":
             return self._strings[int(text)]
         if kind == "b":
@@ -270,6 +277,8 @@ def _no_cached_value(formula: str) -> str:
 
 
 def _clean(value: Any) -> CellValue:
+    if value is None:
+        return None
     if isinstance(value, str):
         return None if is_blank(value) else restore_formula(value)
     if isinstance(value, (int, float, bool, date, Decimal)) or value is None:
