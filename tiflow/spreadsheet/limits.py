@@ -13,7 +13,9 @@ hours on a small file, and each is refused here in seconds with a French message
   spreadsheet): openpyxl reads them as empty; `scan_sheet` lists them so they are refused.
 
 The same pass can also hand over the values (`scan_sheet(..., decode=...)`): the reader then
-reads each sheet once, not a scan and then openpyxl's own parse of the same XML.
+reads each sheet once, not a scan and then openpyxl's own parse of the same XML. A part of at
+most `FAST_PART_BYTES` written the usual way is then read whole by one regex (`_fast_scan`),
+with the same values and refusals; the streaming pass reads the others.
 """
 
 from __future__ import annotations
