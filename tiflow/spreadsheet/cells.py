@@ -43,7 +43,9 @@ _SPACES = re.compile(r"[\s\u00a0\u202f\u2009\u2007]+")
 
 
 def is_blank(value: object) -> bool:
-    return value is None or (isinstance(value, str) and not _SPACES.sub("", value))
+    # str.isspace() knows the same spaces as `_SPACES` (the regex's \s is Unicode whitespace,
+    # which includes the no-break and thin spaces), without building a new string per cell.
+    return value is None or (isinstance(value, str) and (not value or value.isspace()))
 
 
 class _WithoutCombining(dict[int, int | None]):

@@ -55,7 +55,7 @@ from tiflow.spreadsheet.limits import (
     scan_sheet,
 )
 from tiflow.spreadsheet.problems import FileKind, Problems
-from tiflow.spreadsheet.progress import NO_PROGRESS, Progress
+from tiflow.spreadsheet.progress import NO_PROGRESS, PROGRESS_STEP, Progress
 
 
 @dataclass
@@ -192,18 +192,25 @@ class _CellDecoder:
         self._dates: set[int] = set(workbook._date_formats)
         self._durations: set[int] = set(workbook._timedelta_formats)
         self._epoch = workbook.epoch
+        # A plan repeats its dates on many rows; a date (or time) is immutable: shared.
+        self._days: dict[tuple[str, str | None], Any] = {}
 
     def __call__(self, kind: str | None, style: str | None, text: str) -> Any:
         if kind is None or kind == "n":
+            day = self._days.get((text, style))
+            if day is not None:
+                return day
             number = float(text) if "." in text or "E" in text or "e" in text else int(text)
             style_id = int(style) if style else 0
             if style_id not in self._dates:
                 return number
             try:
                 duration = style_id in self._durations
-                return self._from_excel(number, self._epoch, timedelta=duration)
+                day = self._from_excel(number, self._epoch, timedelta=duration)
             except (OverflowError, ValueError):
                 return "#VALUE!"
+            self._days[(text, style)] = day
+            return day
         if kind == "s":
             return self._strings[int(text)]
         if kind == "b":
@@ -234,18 +241,25 @@ def _read_sheet(sheet: Sheet, scan: SheetScan, result: RawFile, progress: Progre
     label = f"Feuille « {sheet.title} »"
     columns = _header_map(sheet, header, result.problems, result.warnings, label)
     raw = RawSheet(sheet, frozenset(c.key for c in columns.values()))
+    formulas, read = scan.formulas, 0
     for number, values in enumerate(rows, start=2):
-        progress.advance()
-        if all(is_blank(v) for v in values) and not _has_formula(scan, number, columns):
+        read += 1
+        if read == PROGRESS_STEP:  # the bar moves by steps: advancing it costs more than a row
+            progress.advance(read)
+            read = 0
+        if all(map(is_blank, values)) and not (formulas and _has_formula(scan, number, columns)):
             continue
         row = RawRow(number, {})
+        width = len(values)
         for position, column in columns.items():
-            formula = scan.formulas.get((number, position + 1))
-            if formula is not None:
-                result.problems.add(sheet, number, column.key, _no_cached_value(formula))
-                row.refused.add(column.key)
-            row.cells[column.key] = _clean(values[position]) if position < len(values) else None
+            if formulas:
+                formula = formulas.get((number, position + 1))
+                if formula is not None:
+                    result.problems.add(sheet, number, column.key, _no_cached_value(formula))
+                    row.refused.add(column.key)
+            row.cells[column.key] = _clean(values[position]) if position < width else None
         raw.rows.append(row)
+    progress.advance(read)
     return raw
 
 
@@ -263,6 +277,8 @@ def _no_cached_value(formula: str) -> str:
 
 
 def _clean(value: Any) -> CellValue:
+    if value is None:
+        return None
     if isinstance(value, str):
         return None if is_blank(value) else restore_formula(value)
     if isinstance(value, (int, float, bool, date, Decimal)) or value is None:

@@ -26,7 +26,6 @@ Rules the issue left open, decided here (see the README, "Importing and exportin
 
 from __future__ import annotations
 
-import gc
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -38,6 +37,7 @@ import sqlalchemy as sa
 from sqlmodel import SQLModel, col, select
 
 from models import clock
+from models.collector import collector_paused
 from models.errors import InvalidInput, TiflowError
 from models.lifecycle import State
 from models.tables import (
@@ -78,7 +78,7 @@ from tiflow.spreadsheet.layout import (
 )
 from tiflow.spreadsheet.preferences import check_preferences, write_preferences
 from tiflow.spreadsheet.problems import Problems
-from tiflow.spreadsheet.progress import NO_PROGRESS, Progress
+from tiflow.spreadsheet.progress import NO_PROGRESS, PROGRESS_STEP, Progress
 from tiflow.spreadsheet.reading import parse_raw
 from tiflow.spreadsheet.records import (
     ActionRecord,
@@ -178,19 +178,10 @@ def import_plan(
     Raises InvalidInput listing every problem (sheet, row, column), and writes nothing, if any
     row is wrong; TiflowError if the file cannot be read at all.
     """
-    # The import allocates a few objects per cell and frees them by reference counting; its
-    # few reference cycles (openpyxl's workbook) are collected once the collector is back on.
-    # Left on, the cyclic collector runs every
-    # few hundred allocations and walks every live object each time it reaches the older
-    # generations: 20-35 % of a large import, growing with the file. Off for the import only
-    # (process-wide, so other threads' cycles wait those few seconds; nothing is lost).
-    collecting = gc.isenabled()
-    gc.disable()
-    try:
+    # Its few reference cycles (openpyxl's workbook) are collected once the collector is back
+    # on (`models.collector`).
+    with collector_paused():
         return _import_plan(uow, source, territory, progress)
-    finally:
-        if collecting:
-            gc.enable()
 
 
 def _import_plan(
@@ -761,6 +752,7 @@ class _Writer:
         )
         have = _Children.load(self.uow, self.tid) if self.snapshot.actions else _Children()
         updated: list[tuple[str, Values]] = []
+        done = 0
         for row, is_new, entry, values in entries:
             details = self._children(row, ids[row.number], have)
             if not is_new:
@@ -770,7 +762,10 @@ class _Writer:
                     entry.details.extend(details)
                     values["updated_at"] = self.now
                     updated.append((row.number, values))
-            self.progress.advance()
+            done += 1
+            if done % PROGRESS_STEP == 0:
+                self.progress.advance(PROGRESS_STEP)
+        self.progress.advance(done % PROGRESS_STEP)
         versioned_update(self.uow, ActionSheet, updated)
         self.writes.apply(self.uow)
 

@@ -21,3 +21,5 @@ class _Silent:
 
 
 NO_PROGRESS: Progress = _Silent()
+# Rows handled between two advances of a long phase: a bar's advance costs more than a row.
+PROGRESS_STEP = 500

@@ -11,7 +11,7 @@ from models.vocabulary import Priority
 from tiflow.spreadsheet import cells as c
 from tiflow.spreadsheet.files import RawFile, RawRow, RawSheet
 from tiflow.spreadsheet.layout import Column, Kind
-from tiflow.spreadsheet.progress import NO_PROGRESS, Progress
+from tiflow.spreadsheet.progress import NO_PROGRESS, PROGRESS_STEP, Progress
 from tiflow.spreadsheet.records import (
     ActionRecord,
     BudgetRecord,
@@ -110,7 +110,9 @@ def parse_raw(raw: RawFile, progress: Progress = NO_PROGRESS) -> PlanFile:
         records = []
         for row in sheet_rows.rows:
             records.append(_record(raw, sheet_rows, row, parse))
-            progress.advance()
+            if len(records) % PROGRESS_STEP == 0:
+                progress.advance(PROGRESS_STEP)
+        progress.advance(len(records) % PROGRESS_STEP)
         setattr(plan, key, records)
     return plan
 

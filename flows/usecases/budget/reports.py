@@ -40,6 +40,7 @@ from flows.usecases.budget.consolidation import (
     View,
 )
 from flows.usecases.budget.snapshots import Snapshot, changes
+from models.collector import collector_paused
 from models.money import ZERO, format_eur
 from models.safe_text import neutralise_formula
 from notifications import fr
@@ -437,8 +438,11 @@ def write_reports(snapshot: Snapshot, directory: Path) -> ReportFiles:
     directory.mkdir(parents=True, exist_ok=True)
     base = report_basename(snapshot)
     files = ReportFiles(xlsx=directory / f"{base}.xlsx", csv=directory / f"{base}.csv")
-    _atomic_write(files.xlsx, workbook_bytes(snapshot))
-    _atomic_write(files.csv, csv_bytes(snapshot))
+    # ~200 000 cells at national scale, a few objects each (`models.collector`)
+    with collector_paused():
+        xlsx, text = workbook_bytes(snapshot), csv_bytes(snapshot)
+    _atomic_write(files.xlsx, xlsx)
+    _atomic_write(files.csv, text)
     return files
 
 

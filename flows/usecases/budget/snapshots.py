@@ -31,6 +31,7 @@ from flows.usecases.budget.consolidation import (
     ValidatedBudget,
     View,
 )
+from models.collector import collector_paused
 from models.errors import ConcurrencyConflict, NotFound
 from models.lifecycle import State
 from models.money import ZERO, from_cents, to_cents
@@ -149,7 +150,7 @@ def store_snapshot(
     """Record and commit the next version, in its own transaction; retry if another run of
     the same scope took the number meanwhile."""
     for attempt in range(1, attempts + 1):
-        with new_uow() as uow:
+        with new_uow() as uow, collector_paused():  # the lines, twice (models.collector)
             try:
                 snapshot = record_snapshot(uow, consolidation, flow_run_id)
                 uow.commit()
