@@ -112,11 +112,16 @@ def typeset(text: str) -> str:
     colon, narrow no-break space before ; ! ?, one apostrophe (U+0027, as everywhere in
     tiflow's texts: ’ is folded into it), guillemets never nested (`unnest_quotes`). Spaces
     are only replaced, never added (a URL's ``?`` or a time's ``:`` have none before them)."""
+    # Each pass only where its mark occurs (``in`` is far cheaper than a regex pass), and
+    # none of them adds or removes another pass's mark.
     text = unnest_quotes(text.replace("\u2019", "'"))
-    text = _OPEN_QUOTE.sub(f"«{NBSP}", text)
-    text = _CLOSE_QUOTE.sub(f"{NBSP}»", text)
-    text = _BEFORE_HIGH.sub(NNBSP, text)
-    return _BEFORE_COLON.sub(NBSP, text)
+    if "«" in text:
+        text = _OPEN_QUOTE.sub(f"«{NBSP}", text)
+    if "»" in text:
+        text = _CLOSE_QUOTE.sub(f"{NBSP}»", text)
+    if "?" in text or "!" in text or ";" in text:
+        text = _BEFORE_HIGH.sub(NNBSP, text)
+    return _BEFORE_COLON.sub(NBSP, text) if ":" in text else text
 
 
 # What typography must never touch: URLs, e-mail addresses (a ``?`` or ``:`` in them is
@@ -129,12 +134,19 @@ _PROTECTED = re.compile(
 _PROTECTED_PARTS = re.compile(f"({_PROTECTED.pattern})", re.IGNORECASE)
 
 
+def _has_scheme(lower: str) -> bool:
+    """Whether a lowercase text holds a URL scheme of _PROTECTED (else: no URL in it)."""
+    return "http:" in lower or "https:" in lower or "mailto:" in lower or "ftp:" in lower
+
+
 @lru_cache(maxsize=16384)  # headings, labels, dates, footers: the same from one e-mail to the next
 def _typeset_chunk(text: str) -> str:
     """`typeset` between the URLs and addresses of `text`; `text` itself when it holds none
     of the characters typography acts on (most lines and text nodes)."""
     if not _TYPESET_CHARS.search(text):
         return text
+    if "@" not in text and not _has_scheme(text.lower()):
+        return typeset(text)  # nothing to protect (the regex below tries every position)
     parts = _PROTECTED_PARTS.split(text)  # text, URL, text…: one group around the pattern
     parts[::2] = map(typeset, parts[::2])
     return "".join(parts)
