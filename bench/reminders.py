@@ -2,8 +2,10 @@
 
 Builds a fresh database with 183 territories × 25 actions × 4 milestones (10 pilots and one
 coordinator per territory; due dates spread so that every pilot has something to hear about
-on the bench day and each coordinator an escalation), starts an aiosmtpd sink on loopback in
-its own process, then times, in the same run:
+on the bench day and each coordinator an escalation; titles differ from one territory to the
+next, as in real plans, so that what tiflow computes once per distinct line of text is not
+flattered by a plan that repeats itself), starts an aiosmtpd sink on loopback in its own
+process, then times, in the same run:
 
 * tiflow: the real flow ``rappels-echeances`` on a Prefect server that is already running
   (Prefect's test harness — the same server code as ``prefect server start``, on a database
@@ -187,7 +189,7 @@ def build_plan(engine: Engine, preferences: bool = True) -> dict[str, int]:
                     "id": action_id,
                     "territory_id": t,
                     "number": f"FA-{a + 1:02d}",
-                    "title": f"Action {a + 1:02d} : usine-témoin de l'industrie du futur",
+                    "title": f"Action {a + 1:02d} du territoire n° {t} : usine-témoin",
                     "description": "",
                     "axis": "innovation",
                     "pilot_id": pilots[a % PILOTS],
@@ -208,7 +210,7 @@ def build_plan(engine: Engine, preferences: bool = True) -> dict[str, int]:
                     {
                         "id": milestone_id,
                         "action_id": action_id,
-                        "title": f"Jalon {m + 1} de l'action {a + 1:02d}",
+                        "title": f"Jalon {m + 1} de l'action {a + 1:02d} du territoire n° {t}",
                         "due_date": AS_OF + timedelta(days=offset),
                         "done_on": None,
                     }

@@ -77,7 +77,10 @@ class DeliveryPhase(StrEnum):
 
     @property
     def rank(self) -> int:
-        return list(DeliveryPhase).index(self)
+        return _PHASE_RANKS[self]  # read a few times per message sent: not a list each time
+
+
+_PHASE_RANKS = {phase: rank for rank, phase in enumerate(DeliveryPhase)}
 
 
 class OutboxMessage(SQLModel, table=True):

@@ -80,7 +80,7 @@ from models.outbox import (
     OutboxStatus,
 )
 from models.preferences import KIND_CATEGORY
-from models.settings import Settings
+from models.settings import Settings, load_settings
 from models.tables import Funding, Milestone, Person
 from models.uow import UnitOfWork
 from models.vocabulary import Role
@@ -1007,6 +1007,7 @@ class _Round:
     ) -> None:
         self.deliverer, self.token, self.policy, self.clock = deliverer, token, policy, clock
         self.report, self.correlation_id, self.on_sent = report, correlation_id, on_sent
+        self.settings = load_settings()  # once per round, not per message
 
     def write(self, action: Callable[[], T], what: str) -> T:
         """``action`` (one autocommit statement or a few), retried while the database is busy."""
@@ -1023,7 +1024,9 @@ class _Round:
     ) -> None:
         """Claim, send, record one row. ``channel``: the ``canal-…`` its person chose."""
         try:
-            email = _outgoing_email(row, attachments, list_unsubscribe(self.conn, row))
+            email = _outgoing_email(
+                row, attachments, list_unsubscribe(self.conn, row, self.settings)
+            )
         except InvalidAddress as exc:  # e.g. an address edited by hand in the table
             self._refuse(
                 row,

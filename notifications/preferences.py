@@ -35,7 +35,7 @@ from models.preferences import (
     obligation_reason,
     unsubscribe_token,
 )
-from models.settings import load_settings
+from models.settings import Settings, load_settings
 
 M = OutboxMessage.__table__  # type: ignore[attr-defined]
 I = OutboxItem.__table__  # type: ignore[attr-defined]  # noqa: E741
@@ -286,12 +286,15 @@ def period_groups(conn: Connection, rows: Sequence[Any], now: datetime) -> list[
     return [group for group in mates.values() if len(group) > 1]
 
 
-def list_unsubscribe(conn: Connection, row: Any) -> dict[str, str]:
+def list_unsubscribe(
+    conn: Connection, row: Any, settings: Settings | None = None
+) -> dict[str, str]:
     """``List-Unsubscribe`` and ``List-Unsubscribe-Post`` (RFC 8058, one click) for an outbox
     row its person may switch off; nothing for an obligation (escalation, convocation), a
-    row without a person, or when tiflow web's address or secret key is not configured."""
+    row without a person, or when tiflow web's address or secret key is not configured.
+    ``settings``: read once by a delivery round (default: read now)."""
     category = category_of(row.kind)
-    settings = load_settings()
+    settings = settings or load_settings()
     if category is None or row.person_id is None or not row.address or not settings.web_secret:
         return {}
     if row.kind == "digest" and _is_convocation(conn, row):

@@ -10,11 +10,11 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from email.headerregistry import Address as Mailbox
-from functools import cache
+from functools import cache, lru_cache
 from pathlib import Path
 from typing import Any
 
-from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
+from jinja2 import Environment, FileSystemLoader, StrictUndefined, Template, select_autoescape
 
 from . import fr
 
@@ -50,9 +50,20 @@ def environment() -> Environment:
         trim_blocks=True,
         lstrip_blocks=True,
         keep_trailing_newline=True,
+        # Shipped with the package: never re-read from disk (no stat per e-mail of a sweep).
+        auto_reload=False,
     )
     env.filters.update(FRENCH_FILTERS)
     return env
+
+
+@cache
+def _templates(template_name: str) -> tuple[Template, Template]:
+    """The text and HTML templates of a kind, compiled once per process."""
+    if not _NAME_RE.fullmatch(template_name):
+        raise ValueError(f"invalid template name: {template_name!r}")
+    env = environment()
+    return env.get_template(f"{template_name}.txt.j2"), env.get_template(f"{template_name}.html.j2")
 
 
 @dataclass(frozen=True)
@@ -65,8 +76,13 @@ class ReplyTo:
     @property
     def header(self) -> str:
         """``Claire Moreau <claire.moreau@…>`` (checked again by the outbox)."""
-        name = _CONTROL_RE.sub(" ", self.name).strip()
-        return str(Mailbox(display_name=name, addr_spec=self.address.strip()))
+        return _mailbox_header(self.name, self.address)
+
+
+@lru_cache(maxsize=4096)  # the same coordinator heads the replies of a whole territory
+def _mailbox_header(name: str, address: str) -> str:
+    shown = _CONTROL_RE.sub(" ", name).strip()
+    return str(Mailbox(display_name=shown, addr_spec=address.strip()))
 
 
 _CONTROL_RE = re.compile(r"[\x00-\x1f\x7f]")
@@ -78,11 +94,9 @@ def render(
     """Render ``NAME.txt.j2`` and ``NAME.html.j2`` with the same context: ``(text, html)``,
     typeset (no-break spaces inside « » and before : ; ? !, see `fr.typeset_text`).
     With `reply_to`, the footer says whom a reply reaches (a ``mailto:`` link in HTML)."""
-    if not _NAME_RE.fullmatch(template_name):
-        raise ValueError(f"invalid template name: {template_name!r}")
+    text_template, html_template = _templates(template_name)
     context["reply"] = reply_to
-    env = environment()
-    text = env.get_template(f"{template_name}.txt.j2").render(**context)
-    html = env.get_template(f"{template_name}.html.j2").render(**context)
+    text = text_template.render(**context)
+    html = html_template.render(**context)
     # French typography once, here, for every kind of message (text nodes only in HTML).
     return fr.typeset_text(text.strip()) + "\n", fr.typeset_html(html)

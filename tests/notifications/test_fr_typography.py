@@ -7,6 +7,8 @@ import re
 from decimal import Decimal
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from notifications import fr
 from notifications.templates import FRENCH_FILTERS, render
@@ -91,3 +93,39 @@ def test_render_typesets_both_parts_of_every_template(name: str) -> None:
     if name == "generic":
         assert f"Question{NBSP}: «{NBSP}Le Rubixco{NBSP}»{NNBSP}?" in text
         assert f"Où en êtes-vous{NNBSP}? Relancé{NNBSP}; prêt{NNBSP}!" in prose
+
+
+# Pieces of HTML e-mails and of French prose, mixed at random: typeset_html does its work in
+# one pass (tags, comments, verbatim elements, URLs and addresses at once); it must give what
+# typesetting each text node on its own gives, whatever the document.
+_PIECES = [
+    "<p>", "</p>", '<a href="https://x.fr/a?b=1 : c">', "</a>", "<br>", "<!-- a : b ? -->",
+    "<style>p { content: ' ! ' ; }</style>", "<code>x ; y</code>", "<PRE>a : b</PRE>", "<",
+    "<Script>a ; b</SCRIPT>", "<code>", "</code>", "<!--", "-->", "<pre\n>x ?\n</pre >",
+    ">", "« ", " »", "«", "»", " : ", ":", " ; ", " ? ", " !", "?", "’", "’x’", "\n", "  ",
+    "Où en êtes-vous", "Rappel", "https://x.fr/?a=1", "mailto:a@b.fr?subject=Re : x",
+    "claire.moreau@cc-tev.fr", "a@b", "10:30", "FA-07", "« « Le Rubixco » »", "é",
+]  # fmt: skip
+
+
+def _typeset_html_node_by_node(html: str) -> str:
+    verbatim = re.compile(
+        r"<(style|script|pre|code)\b.*?</\1\s*>|<!--.*?-->|<[^>]*>", re.IGNORECASE | re.DOTALL
+    )
+    out, last = [], 0
+    for match in verbatim.finditer(html):
+        out += [fr.typeset_text(html[last : match.start()]), match.group()]
+        last = match.end()
+    return "".join([*out, fr.typeset_text(html[last:])])
+
+
+@settings(max_examples=300)
+@given(st.lists(st.sampled_from(_PIECES), max_size=40))
+def test_typeset_html_in_one_pass_is_typeset_text_on_each_text_node(pieces: list[str]) -> None:
+    html = "".join(pieces)
+    assert fr.typeset_html(html) == _typeset_html_node_by_node(html)
+    text = html.replace("<", "")
+    assert fr.typeset_text(text) == "".join(
+        fr.typeset(part) if i % 2 == 0 else part
+        for i, part in enumerate(re.split(f"({fr._PROTECTED.pattern})", text, flags=re.I))
+    )
