@@ -13,9 +13,7 @@ hours on a small file, and each is refused here in seconds with a French message
   spreadsheet): openpyxl reads them as empty; `scan_sheet` lists them so they are refused.
 
 The same pass can also hand over the values (`scan_sheet(..., decode=...)`): the reader then
-reads each sheet once, not a scan and then openpyxl's own parse of the same XML. A part of at
-most `FAST_PART_BYTES` written the usual way is then read whole by one regex (`_fast_scan`),
-with the same values and refusals; the streaming pass reads the others.
+reads each sheet once, not a scan and then openpyxl's own parse of the same XML.
 """
 
 from __future__ import annotations
@@ -26,7 +24,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
-from xml.etree.ElementTree import ParseError, XMLParser
+from xml.etree.ElementTree import XMLParser
 
 from models.errors import TiflowError
 
@@ -116,184 +114,13 @@ _TEXT, _PHONETIC = f"{_MAIN_NS}t", f"{_MAIN_NS}rPh"
 def scan_sheet(source: IO[bytes], title: str, decode: Decode | None = None) -> SheetScan:
     """One streaming pass over a sheet's XML. No tree is built (expat calls `_SheetTarget` for
     each tag), so memory stays flat whatever the number of rows, empty or not (with `decode`,
-    it holds the cells that have a value, nothing for empty ones).
-
-    With `decode`, a part of at most `FAST_PART_BYTES` written the way spreadsheet programs
-    write it is read by `_fast_scan` instead (same values, same refusals, about 2.5 times
-    less work); any other part takes the streaming pass."""
-    head = b""
-    if decode is not None:
-        head = source.read(FAST_PART_BYTES + 1)
-        if len(head) <= FAST_PART_BYTES:
-            scan = _fast_scan(head, title, decode)
-            if scan is not None:
-                return scan
+    it holds the cells that have a value, nothing for empty ones)."""
     target = _SheetTarget(title, decode)
     parser = XMLParser(target=target)
-    if head:
-        parser.feed(head)
     while chunk := source.read(1 << 16):
         parser.feed(chunk)
     parser.close()
     return target.scan
-
-
-# -- the fast path: a sheet as spreadsheet programs write it ---------------------------------
-
-FAST_PART_BYTES = 64 * 1024 * 1024  # read whole (larger parts stream: memory stays bounded)
-_MAIN = b"http://schemas.openxmlformats.org/spreadsheetml/2006/main"
-_ROOT = re.compile(
-    rb'(?:\xef\xbb\xbf)?(?:<\?xml(?P<decl>[^>]*)\?>)?\s*<worksheet\b[^>]*\sxmlns="' + _MAIN + rb'"'
-)
-_UTF8 = re.compile(rb"""\sencoding\s*=\s*["']utf-?8["']""", re.IGNORECASE)
-# Elements the streaming pass reads; outside <sheetData> they send a part to that pass.
-_CELL_TAGS = re.compile(rb"<(?:c|row|v|f|is|t|rPh)[\s/>]")
-_VALUE_CHARS = rb'[^"<&\t\n\r]*'  # attribute values expat would return unchanged
-# One token of <sheetData>: a row start (or empty row), a row end, or a whole cell without
-# formula: empty, a <v> value, or a plain inline string. Attributes r, s, t in that order are
-# read by the pattern; any other attribute sends the cell to `_attributes`.
-_TOKEN = re.compile(
-    rb"\s*(?:<row(?P<row>(?:\s+[\w:.-]+=\"" + _VALUE_CHARS + rb'")*)\s*(?P<empty>/)?>'
-    rb"|(?P<end></row\s*>)"
-    rb"|<c(?P<attrs>"
-    rb'(?:\s+r="(?:(?P<letters>[A-Z]{1,3})\d+|(?P<ref>' + _VALUE_CHARS + rb'))")?'
-    rb'(?:\s+s="(?P<s>' + _VALUE_CHARS + rb')")?'
-    rb'(?:\s+t="(?P<t>' + _VALUE_CHARS + rb')")?'
-    rb"(?P<other>(?:\s+[\w:.-]+=\"" + _VALUE_CHARS + rb'")*))\s*'
-    rb"(?:/>|>(?:<v>(?P<v>[^<]*)</v>|<v\s*/>"
-    rb'|(?P<inline><is>(?:<t(?:\s+xml:space="preserve")?>(?P<text>[^<]*)</t>'
-    rb'|<t(?:\s+xml:space="preserve")?\s*/>)</is>))?</c\s*>))'
-)
-_ATTRIBUTE = re.compile(rb'([\w:.-]+)="([^"]*)"')
-_NAME = re.compile(rb"[A-Za-z_][\w.-]*\Z")
-_PREFIX = re.compile(rb"\sxmlns:([A-Za-z_][\w.-]*)=")
-_NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
-_ENTITY = re.compile(r"&(?:(lt|gt|amp|quot|apos)|#([0-9]+)|#x([0-9a-fA-F]+));")
-_NAMED = {"lt": "<", "gt": ">", "amp": "&", "quot": '"', "apos": "'"}
-
-
-class _Quiet:
-    """A target without callbacks: expat only checks that the part is well-formed XML."""
-
-
-def _fast_scan(data: bytes, title: str, decode: Decode) -> SheetScan | None:
-    """`_SheetTarget`'s result for a whole part, or None when the part is not in the shape
-    this reads exactly: then the streaming pass reads it (and raises what it raises).
-
-    The shape: well-formed (expat checks it, at C speed), UTF-8, no DOCTYPE, comment, CDATA
-    or carriage return, the main namespace as the only default one, and a <sheetData> made of
-    rows and formula-free cells (empty, <v>, or a plain inline string) only."""
-    root = _ROOT.match(data)
-    if root is None:
-        return None
-    declaration = root["decl"] or b""
-    if b"encoding" in declaration and not _UTF8.search(declaration):
-        return None
-    if b"<!" in data or b"\r" in data or data.count(b"xmlns=") != 1:
-        return None
-    start, end = data.find(b"<sheetData>"), data.find(b"</sheetData>")
-    if start < 0 or end < start or data.count(b"<sheetData") != 1:
-        return None
-    head, body, tail = data[:start], data[start + 11 : end], data[end + 12 :]
-    if _CELL_TAGS.search(head) or _CELL_TAGS.search(tail) or b"xmlns" in body:
-        return None
-    try:  # what the tokens below do not check: the rest of the part, the characters
-        checker = XMLParser(target=_Quiet())
-        checker.feed(head + b"<sheetData/>" + tail)
-        checker.close()
-        if _NOT_XML.search(body.decode()) or b"]]>" in body:
-            return None
-    except (ParseError, UnicodeDecodeError):
-        return None
-    prefixes = {b"xml", *_PREFIX.findall(head)}
-    scan = SheetScan()
-    values = scan.values
-    columns: dict[bytes, int] = {}
-    row = column = last_row = last_column = position = depth = 0
-    cells: dict[int, Any] | None = None
-    for match in _TOKEN.finditer(body):
-        if match.start() != position:
-            return None
-        position = match.end()
-        attrs, letters, ref, style, kind, other, value, inline, text = match.group(
-            "attrs", "letters", "ref", "s", "t", "other", "v", "inline", "text"
-        )
-        if attrs is None:
-            if match["end"] is not None:
-                depth -= 1
-                if depth < 0:
-                    return None
-                continue
-            found = _attributes(match["row"], prefixes)
-            if found is None:
-                return None
-            depth += match["empty"] is None
-            row_ref = found.get(b"r")
-            row = int(row_ref.decode() if row_ref else row + 1)
-            column, cells = 0, None
-            continue
-        if other:
-            found = _attributes(attrs, prefixes)
-            if found is None:
-                return None
-            ref, style, kind = found.get(b"r"), found.get(b"s"), found.get(b"t")
-            letters = None
-        if ref is not None:  # not a plain A1 reference: the streaming pass's own rule
-            cell_ref = _CELL_REF.match(ref.decode())
-            letters = cell_ref.group(1).encode() if cell_ref else None
-        if letters is not None:
-            known = columns.get(letters)
-            if known is None:
-                known = columns[letters] = column_number(letters.decode())
-            column = known
-        else:
-            column += 1
-        if value:
-            content = value
-        elif inline is not None:
-            content = text or b""
-        else:
-            continue  # no value: an empty (formatted) cell costs nothing
-        if row - 1 > MAX_ROWS or column > MAX_COLUMNS:
-            _scan_cell(scan, True, None, row, column, title)  # raises the limits' refusal
-        if row > last_row:
-            last_row = row
-        if column > last_column:
-            last_column = column
-        type_ = None if kind is None else kind.decode()
-        if not content and type_ != "inlineStr":
-            continue
-        string = content.decode()
-        if "&" in string:
-            string = _ENTITY.sub(_entity, string)
-        if cells is None:
-            cells = values.setdefault(row, {})
-        cells[column] = decode(type_, None if style is None else style.decode(), string)
-    if position != len(body) or depth:
-        return None
-    scan.last_row, scan.last_column = last_row, last_column
-    return scan
-
-
-def _attributes(text: bytes, prefixes: set[bytes]) -> dict[bytes, bytes] | None:
-    """Name -> value (the token pattern has checked the layout), or None where expat would
-    refuse them: a name twice, a name that does not start like one, an unknown prefix."""
-    pairs = _ATTRIBUTE.findall(text)
-    found = dict(pairs)
-    if len(found) != len(pairs):
-        return None
-    for name in found:
-        prefix, colon, local = name.partition(b":")
-        if not _NAME.match(local if colon else name) or (colon and prefix not in prefixes):
-            return None
-    return found
-
-
-def _entity(match: re.Match[str]) -> str:
-    name, decimal, hexadecimal = match.groups()
-    if name:
-        return _NAMED[name]
-    return chr(int(decimal) if decimal else int(hexadecimal, 16))
 
 
 class _SheetTarget:
