@@ -1096,9 +1096,9 @@ class _Round:
         self.report.skipped += len(rows) - len(stale) - len(claimed)
         if not claimed:
             return
-        email = _grouped_email(claimed, files, list_unsubscribe(self.conn, claimed[0]))
-        personal = bool(self.deliverer.personal_channel(channel))
         first = claimed[0]
+        email = _grouped_email(claimed, files, list_unsubscribe(self.conn, first, self.settings))
+        personal = bool(self.deliverer.personal_channel(channel))
         only = None if personal else [first.address]
         progress = _GroupPhase([PhaseRecorder(self, r.id) for r in claimed])
         results = self._send(email, first, only, progress, channel if personal else None, claimed)
