@@ -85,3 +85,28 @@ def test_a_missing_variable_is_an_error_not_an_empty_string() -> None:
 def test_template_names_are_plain(name: str) -> None:
     with pytest.raises(ValueError):
         render(name, title="x")
+
+
+def test_a_reminder_gives_each_action_its_title_line_then_one_line_per_deadline() -> None:
+    # The title line ends with a block tag (« pour le compte de … » when the pilot is away):
+    # with trim_blocks it ate its own line break and glued the first deadline to the title.
+    items = [
+        {"what": "Dépôt du dossier (État)", "due": "mardi 2 janvier 2024", "phrase": "demain"},
+        {"what": "Dépôt du dossier (Région)", "due": "mardi 2 janvier 2024", "phrase": "demain"},
+    ]
+    action = {"number": "FA-04", "title": "Couverture mobile", "items": items}
+    text, _ = render(
+        "reminders",
+        greeting="Bonjour Karim,",
+        as_of="lundi 1er janvier 2024",
+        territory="Grand Est Touraine",
+        sections=[{"title": "À venir", "actions": [action]}],
+        nudges=[],
+        contacts=[],
+    )
+    lines = text.splitlines()
+    title = lines.index("  - FA-04 «\u00a0Couverture mobile\u00a0»")
+    assert lines[title + 1 : title + 3] == [
+        "    Dépôt du dossier (État)\u00a0: mardi 2 janvier 2024 (demain)",
+        "    Dépôt du dossier (Région)\u00a0: mardi 2 janvier 2024 (demain)",
+    ]
