@@ -190,6 +190,7 @@ def minutes_reminder(
         to=coordinators,
         subject=f"Compte rendu du {_label(copil)} à enregistrer ({territory.name})",
         territory=territory,
+        reply_to=coordinators[0],  # as every message: a reply reaches a person, not no-reply
         context={
             "title": f"Compte rendu du {_label(copil)} à enregistrer",
             "territory": territory.name,

@@ -87,7 +87,7 @@ def _message(
     subject: str,
     territory: Territory,
     context: dict[str, object],
-    reply_to: Person | None = None,
+    reply_to: Person | None,  # required: every notice says whom a reply reaches
 ) -> NewMessage:
     reply = ReplyTo(reply_to.full_name, reply_to.email) if reply_to else None
     text, html = render("generic", reply_to=reply, signature=SIGNATURE, **context)
@@ -268,6 +268,7 @@ def decision_notice(
                 "greeting": f"Bonjour {pilot.full_name},",
                 "paragraphs": paragraphs,
             },
+            reply_to=next(iter(_coordinators(uow, action.territory_id)), None),
         )
     ]
 
