@@ -170,3 +170,72 @@ def test_exported_preferences_come_back_identical_in_an_empty_database(
         assert copy.preferences == original.preferences
         assert choices_of(u, _person(u, ROUX).id)[Category.DEADLINES] == weekly  # type: ignore[arg-type]
         assert {via for _, via, _ in _history(u)} == {"import"}
+
+
+def test_the_canal_column_sets_a_configured_channel_and_an_empty_cell_keeps_the_stored_one(
+    uow: UowFactory,
+    example_plan: str,
+    write_workbook: Callable[..., Path],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("TIFLOW_NOTIFY_CONFIG", "canal-equipe=json://127.0.0.1:9/")
+    with uow() as u:  # Karim Haddad chose the team's channel for his notices, on the web
+        on_channel = Choice(Frequency.IMMEDIATELY, None, 8, "canal-equipe")
+        set_preference(u, _person(u, HADDAD), Category.NOTICES, on_channel, actor="K", via="web")
+        u.commit()
+    path = write_workbook(
+        {
+            "Préférences": [
+                [*HEADER, "Canal"],
+                [ROUX, "rappels d'échéance", "immédiat", None, None, "Canal-Equipe"],
+                [ROUX, "budget", "jamais", None, None, "e-mail"],
+                [HADDAD, "avis", "quotidien", None, 9, None],  # empty: his channel stays
+            ]
+        }
+    )
+    with uow() as u:
+        import_plan(u, path)
+        u.commit()
+    with uow() as u:
+        roux = choices_of(u, _person(u, ROUX).id)  # type: ignore[arg-type]
+        assert roux[Category.DEADLINES].channel == "canal-equipe"
+        assert roux[Category.BUDGET] == Choice(Frequency.NEVER, None, 8, "email")
+        haddad = choices_of(u, _person(u, HADDAD).id)  # type: ignore[arg-type]
+        assert haddad[Category.NOTICES] == Choice(Frequency.DAILY, None, 9, "canal-equipe")
+        exported = plan_from_database(u, example_plan).preferences
+    assert exported is not None
+    assert {(r.email, r.category, r.channel) for r in exported} == {
+        (ROUX, Category.DEADLINES, "canal-equipe"),
+        (ROUX, Category.BUDGET, "email"),
+        (HADDAD, Category.NOTICES, "canal-equipe"),
+    }
+
+
+def test_a_channel_the_operator_did_not_configure_is_refused_by_row_and_column(
+    uow: UowFactory,
+    example_plan: str,
+    write_workbook: Callable[..., Path],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("TIFLOW_NOTIFY_CONFIG", "canal-equipe=json://127.0.0.1:9/")
+    path = write_workbook(
+        {
+            "Préférences": [
+                [*HEADER, "Canal"],
+                [ROUX, "budget", "jamais", None, None, "canal-equipe"],  # good, yet not written
+                [ROUX, "avis", "immédiat", None, None, "canal-secret"],
+                [HADDAD, "avis", "immédiat", None, None, "https://evil.example/hook"],
+            ]
+        }
+    )
+    with uow() as u, pytest.raises(InvalidInput) as raised:
+        import_plan(u, path)
+    where = "Feuille « Préférences », ligne"
+    assert raised.value.problems == [
+        f"{where} 3, colonne « Canal » : canal « canal-secret » inconnu de l'exploitant"
+        " (canaux possibles : e-mail, canal-equipe)",
+        f"{where} 4, colonne « Canal » : canal invalide « https://evil.example/hook » (attendu"
+        " « e-mail » ou « canal-… »)",
+    ]
+    with uow() as u:
+        assert u.session.exec(select(PersonPreference)).all() == []

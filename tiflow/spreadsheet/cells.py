@@ -19,6 +19,7 @@ from typing import Any, TypeVar
 from models.lifecycle import STATE_LABELS, State
 from models.money import CENT, parse_number
 from models.preferences import (
+    EMAIL,
     Category,
     Frequency,
     PreferenceError,
@@ -27,6 +28,7 @@ from models.preferences import (
     weekday_of,
 )
 from models.vocabulary import Axis, BudgetKind, OrganisationKind, Priority, Role
+from notifications.config import PERSON_CHANNEL_PREFIX
 
 MAX_AMOUNT = Decimal("1e13")  # far below what integer cents can hold
 
@@ -352,6 +354,8 @@ def parse_weekday(value: CellValue) -> int:
 
 
 _HOUR = re.compile(r"^(\d{1,2})\s*(?:h|:00|h00)?$")
+_CHANNEL = re.compile(re.escape(PERSON_CHANNEL_PREFIX) + r"[a-z0-9_-]+\Z")
+_EMAIL_WORDS = frozenset(fold(w) for w in ("e-mail", "email", "courriel"))
 
 
 def parse_hour(value: CellValue) -> int:
@@ -364,6 +368,17 @@ def parse_hour(value: CellValue) -> int:
     if match is None or not 0 <= int(match.group(1)) <= 23:
         raise CellError(f"heure invalide {quote(value)} (attendu de 0 à 23, par exemple 9)")
     return int(match.group(1))
+
+
+def parse_channel(value: CellValue) -> str:
+    """« e-mail » → the e-mail channel; « canal-… » → that tag (whether the operator configured
+    it is checked with the rest of the sheet)."""
+    text = str(value).strip().lower()
+    if fold(text) in _EMAIL_WORDS:
+        return EMAIL
+    if not _CHANNEL.match(text):
+        raise CellError(f"canal invalide {quote(value)} (attendu « e-mail » ou « canal-… »)")
+    return text
 
 
 def split_list(value: CellValue) -> list[str]:

@@ -230,6 +230,7 @@ def _preferences(
             frequency=Frequency(p.frequency),
             weekday=p.weekday if p.frequency == Frequency.WEEKLY else None,
             hour=p.hour,
+            channel=p.channel,
         )
         for p in stored
     ]

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from models.errors import TiflowError
-from models.preferences import WEEKDAYS
+from models.preferences import EMAIL, WEEKDAYS
 from models.safe_text import neutralise_formula, one_line, restore_formula
 from models.vocabulary import Role
 from tiflow.spreadsheet.cells import (
@@ -427,6 +427,8 @@ def csv_text(kind: Kind, value: object) -> str:
     if kind is Kind.WEEKDAY:
         assert isinstance(value, int)
         return WEEKDAYS[value]
+    if kind is Kind.CHANNEL and value == EMAIL:
+        return "e-mail"
     if isinstance(value, Enum):
         return str(getattr(value, "label", value.value))  # every vocabulary has a French label
     return str(value)

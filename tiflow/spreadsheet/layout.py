@@ -39,6 +39,7 @@ class Kind(StrEnum):
     FREQUENCY = "frequency"
     WEEKDAY = "weekday"
     HOUR = "hour"
+    CHANNEL = "channel"  # e-mail, or a « canal-… » the operator configured
 
 
 FORMATS: dict[Kind, str] = {
@@ -63,6 +64,7 @@ FORMATS: dict[Kind, str] = {
     Kind.FREQUENCY: "une des valeurs : " + ", ".join(f.label for f in Frequency),
     Kind.WEEKDAY: "jour de la semaine : " + ", ".join(WEEKDAYS),
     Kind.HOUR: "heure d'envoi de 0 à 23 (heure de Paris) : 9 ou 9 h",
+    Kind.CHANNEL: "« e-mail » ou un canal « canal-… » configuré par l'exploitant",
 }
 
 # Closed lists offered as drop-downs in the workbook (data validation).
@@ -426,6 +428,14 @@ PREFERENCES = Sheet(
             width=8,
             example="9",
             note="pour « une fois par jour » et « une fois par semaine » ; vide : 8 h",
+        ),
+        Column(
+            "channel",
+            "Canal",
+            Kind.CHANNEL,
+            width=20,
+            example="e-mail",
+            note="e-mail, ou un canal « canal-… » configuré par l'exploitant ; vide : inchangé",
         ),
     ),
     "comment chaque personne reçoit les messages de tiflow (sans ligne : tout de suite, par"

@@ -6,7 +6,8 @@ if any row is wrong) and written through the preferences use case
 (:func:`flows.usecases.preferences.set_preference`, ``via="import"``), so an imported change
 is in the person's history like one made on the web, and moves their pending messages the same
 way. A row equal to the stored choice changes nothing; a type of message without a row keeps its
-stored choice. The channel is not in the sheet: an imported row keeps the person's channel.
+stored choice. The « Canal » column names e-mail or one of the operator's « canal-… » channels;
+left empty (or absent, in a file of an older layout) it keeps the person's channel.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
-from flows.usecases.preferences import set_preference
+from flows.usecases.preferences import offered_channels, set_preference
 from models.preferences import DEFAULT_HOUR, EMAIL, Choice, Frequency
 from models.tables import Person
 from models.uow import UnitOfWork
@@ -35,8 +36,11 @@ def check_preferences(
     emails: set[str],
     problems: Problems,
     duplicates: Duplicates,
+    channels: frozenset[str] | None = None,
 ) -> None:
-    """Every reference and rule of the sheet; ``emails``: the people of the file or base."""
+    """Every reference and rule of the sheet; ``emails``: the people of the file or base;
+    ``channels``: the ``canal-…`` one may choose (default: those the operator configured)."""
+    offered = offered_channels() if channels is None else channels
     duplicates(
         PREFERENCES,
         rows,
@@ -60,6 +64,15 @@ def check_preferences(
                 "weekday",
                 "une fois par semaine : indiquez le jour (lundi … dimanche)",
             )
+        chosen = row.channel if row.ok("channel") else None
+        if chosen is not None and chosen != EMAIL and chosen not in offered:
+            known = ", ".join(["e-mail", *sorted(offered)])
+            problems.add(
+                PREFERENCES,
+                row.row,
+                "channel",
+                f"canal « {chosen} » inconnu de l'exploitant (canaux possibles : {known})",
+            )
 
 
 def write_preferences(
@@ -78,10 +91,11 @@ def write_preferences(
         person = people[row.email]
         assert person.id is not None
         current = stored.get((person.id, row.category), Choice())
-        choice = _choice(row, current.channel)
+        choice = _choice(row, row.channel or current.channel)
         changed = choice != _comparable(current)
         if changed:
-            channels = frozenset({current.channel}) - {EMAIL}
+            # The stored channel stays possible even if the operator has since removed it.
+            channels = offered_channels() | ({current.channel} - {EMAIL})
             set_preference(
                 uow, person, row.category, choice, actor=actor, via="import", channels=channels
             )

@@ -80,6 +80,7 @@ PARSERS: dict[Kind, Parser] = {
     Kind.FREQUENCY: lambda v, _: c.parse_frequency(v),
     Kind.WEEKDAY: lambda v, _: c.parse_weekday(v),
     Kind.HOUR: lambda v, _: c.parse_hour(v),
+    Kind.CHANNEL: lambda v, _: c.parse_channel(v),
 }
 
 # What an empty cell means, for optional columns.
@@ -98,6 +99,7 @@ BLANKS: dict[Kind, object] = {
     Kind.PERSON_REF: "",
     Kind.WEEKDAY: None,
     Kind.HOUR: None,
+    Kind.CHANNEL: None,
 }
 
 

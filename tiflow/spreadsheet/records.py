@@ -126,6 +126,7 @@ class PreferenceRecord(Record):
     frequency: Frequency = Frequency.IMMEDIATELY
     weekday: int | None = None  # 0 = lundi
     hour: int | None = None  # None: the default hour
+    channel: str | None = None  # None (empty cell, or no column): the stored channel stays
 
 
 @dataclass
