@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 from datetime import date
+from typing import Any
 
 from fastapi import FastAPI
 from fastapi.responses import HTMLResponse, PlainTextResponse, Response
@@ -300,13 +301,20 @@ def _person_page(ctx: Context, done: str | None) -> HTMLResponse:
         name=name,
         person_id=person_id,
         choices=choices,
-        frequencies=list(Frequency),
-        weekdays=WEEKDAYS,
-        channels=sorted(offered_channels()),
+        **_form_choices(),
         changes=changes,
         absences=absences,
         done=done,
     )
+
+
+def _form_choices() -> dict[str, Any]:
+    """What a preferences form offers: the frequencies, the days, the operator's channels."""
+    return {
+        "frequencies": list(Frequency),
+        "weekdays": WEEKDAYS,
+        "channels": sorted(offered_channels()),
+    }
 
 
 def _described(change: PersonPreferenceChange) -> str:
@@ -326,9 +334,7 @@ def _own_page(ctx: Context, done: str | None) -> HTMLResponse:
         ctx,
         "my_preferences.html",
         choices=choices,
-        frequencies=list(Frequency),
-        weekdays=WEEKDAYS,
-        channels=sorted(offered_channels()),
+        **_form_choices(),
         obligations=[ESCALATION_REASON, CONVOCATION_REASON],
         absences=absences,
         done=done,
