@@ -217,10 +217,26 @@ class Consolidation:
     validated: ValidatedBudget | None = None
 
     def view(self, view: View) -> list[Line]:
-        return [line for line in self.lines if line.view is view]
+        return list(self._views[view])
 
     def total(self, view: View = View.ACTION) -> Figures:
-        return Figures.total(line.figures for line in self.view(view))
+        totals = self._totals
+        if view not in totals:
+            totals[view] = Figures.total(line.figures for line in self._views[view])
+        return totals[view]
+
+    # The lines never change: each view is picked, and each total summed, once. A national
+    # run reads them a dozen times (workbook, CSV, e-mail, artifacts, the run's log).
+    @functools.cached_property
+    def _views(self) -> dict[View, tuple[Line, ...]]:
+        views: dict[View, list[Line]] = {view: [] for view in View}
+        for line in self.lines:
+            views[line.view].append(line)
+        return {view: tuple(lines) for view, lines in views.items()}
+
+    @functools.cached_property
+    def _totals(self) -> dict[View, Figures]:
+        return {}
 
     @property
     def is_empty(self) -> bool:
