@@ -101,8 +101,8 @@ def prefect_session(
     """Flow runs for a command: see the module docstring. Yields the `PrefectApi` used (its
     line is printed already); call its `wait()` before the first flow run. `server`: an
     ephemeral server already starting (`start_ephemeral_server`). `heartbeat=False` turns the
-    heartbeat off on a real server too (the demo: dozens of short runs, each of which would
-    otherwise wait up to 1 s at its end)."""
+    heartbeat off on a real server too (the demo: dozens of short runs, each sending an event
+    it does not need)."""
     import prefect  # noqa: F401  (configures Prefect's logging, found by quiet_console)
 
     from flows.runtime import without_heartbeat
