@@ -30,14 +30,15 @@ Guarantees:
   (:class:`PhaseRecorder`), the rest with the outcome. Claims are committed without a disk
   flush of their own; the ``data_sent`` flush that precedes any content covers them
   (:func:`_claims_connection`). The in-doubt window is the content, the server's reply and
-  the outcome's commit: nothing else. A row left ``sending`` by a dead round
-  is taken up after ``in_doubt_after``: at ``claimed`` it never reached the server and is sent
-  again (``report.resumed``); at ``data_sent`` it is in doubt (``report.in_doubt``), like a
-  message whose server cut the connection before its 250. In doubt is resent by default —
-  the Message-ID is derived from the key and the recipient, so the copy is recognisable —
-  or held as ``failed``/``in_doubt`` for the kinds of ``DeliveryPolicy.hold_in_doubt``. A
-  database that stays locked raises :class:`models.errors.DatabaseBusy` after bounded
-  retries; a row whose claim or ``data_sent`` could not be written was not sent.
+  the outcome's flushed commit: nothing else (the next claim comes after it). A row left
+  ``sending`` by a dead round is taken up after ``in_doubt_after``: at ``claimed`` it never
+  reached the server and is sent again (``report.resumed``); at ``data_sent`` it is in doubt
+  (``report.in_doubt``), like a message whose server cut the connection before its 250. In
+  doubt is resent by default — the Message-ID is derived from the key and the recipient, so
+  the copy is recognisable — or held as ``failed``/``in_doubt`` for the kinds of
+  ``DeliveryPolicy.hold_in_doubt``. A database that stays locked raises
+  :class:`models.errors.DatabaseBusy` after bounded retries; a row whose claim or
+  ``data_sent`` could not be written was not sent.
 """
 
 from __future__ import annotations
