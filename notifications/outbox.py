@@ -323,8 +323,8 @@ def _insert_all(session: sa.orm.Session, table: sa.Table, rows: list[dict[str, A
 def _unnested(table: sa.Table, rows: list[dict[str, Any]]) -> tuple[list[str], sa.Select[Any]]:
     """PostgreSQL: ``rows`` as one ``SELECT * FROM unnest(array, array...)``, one array per
     column. A multi-row VALUES of the same rows is a statement of ~0.5 MB per thousand
-    outbox rows, which psycopg parses in Python on every execution (measured: 1.4 s of a
-    national sweep's 3 s of planning); the arrays travel as a few parameters."""
+    outbox rows, which psycopg parses in Python on every execution; the arrays travel as a
+    few parameters (national sweep, bench/reminders.py's plan: 0.3 s less CPU, 1.6 -> 1.3 s)."""
     columns = list(rows[0])  # every row has the same keys
     arrays = [
         sa.bindparam(f"all_{name}", [row[name] for row in rows], type_=ARRAY(table.c[name].type))
