@@ -12,9 +12,10 @@ process, then times, in the same run:
   of its own — started and warmed up by one run before any timing), **flow heartbeat on** as
   in production: compute and enqueue every message in one transaction, then one delivery
   round over one SMTP connection (each message claimed, marked ``data_sent`` and its outcome
-  recorded: three small commits). Its parts are printed: planning (compute + enqueue), the
-  delivery round (messages per second), and the rest (Prefect: flow and task runs, heartbeat,
-  artifact);
+  recorded: three small commits, two of them flushed to disk). Its parts are printed:
+  planning (compute + enqueue), the delivery round (messages per second), the rest (Prefect:
+  flow and task runs, heartbeat, artifact), and what one flushed commit costs on the round's
+  database just before (on a shared machine, the disk makes most of the round's spread);
 * the baseline, the floor of the same work: the same reminders read with one SQL query, and
   one pre-built text + HTML e-mail per recipient (built before the clock starts) sent with
   ``smtplib`` over one reused connection.
@@ -382,6 +383,21 @@ class Timed:
         setattr(self.module, self.name, self.original)
 
 
+def flushed_commit_ms(engine: Engine, count: int = 30) -> float:
+    """What one commit flushed to disk costs now, on this round's database: the outbox needs
+    two per message (``data_sent`` before the content, the outcome after the reply), so on a
+    shared machine this figure, not tiflow's code, is most of the delivery round's spread."""
+    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+        conn.execute(sa.text("CREATE TABLE bench_flush (id INTEGER PRIMARY KEY, n INTEGER)"))
+        conn.execute(sa.text("INSERT INTO bench_flush VALUES (1, 0)"))
+        started = time.perf_counter()
+        for _ in range(count):
+            conn.execute(sa.text("UPDATE bench_flush SET n = n + 1 WHERE id = 1"))
+        elapsed = time.perf_counter() - started
+        conn.execute(sa.text("DROP TABLE bench_flush"))
+    return elapsed / count * 1000
+
+
 def one_round(number: int, port: int, scratch: Path, preferences: bool) -> dict[str, float]:
     """A fresh national plan, one sweep through the flow, then the baseline."""
     import flows.reminders
@@ -400,6 +416,7 @@ def one_round(number: int, port: int, scratch: Path, preferences: bool) -> dict[
             f" {sizes['preferences']} préférences"
             f" ({engine.dialect.name}, built in {time.perf_counter() - started:.1f} s)"
         )
+        flush = flushed_commit_ms(engine)
         with Timed(flows.reminders, "plan_and_enqueue") as planning:
             started = time.perf_counter()
             result = deadline_reminders(as_of=AS_OF)
@@ -412,7 +429,7 @@ def one_round(number: int, port: int, scratch: Path, preferences: bool) -> dict[
             f" {tiflow:.2f} s = {sent / tiflow:.0f} msg/s\n"
             f"      planning (compute + enqueue) {planning.seconds:.2f} s, delivery round"
             f" {delivery:.2f} s = {sent / delivery:.0f} msg/s, Prefect and the rest"
-            f" {rest:.2f} s"
+            f" {rest:.2f} s; one flushed commit {flush:.2f} ms (2 per message)"
         )
         messages, queried, plain = baseline(engine, port)
         print(

@@ -30,14 +30,15 @@ Guarantees:
   (:class:`PhaseRecorder`), the rest with the outcome. Claims are committed without a disk
   flush of their own; the ``data_sent`` flush that precedes any content covers them
   (:func:`_claims_connection`). The in-doubt window is the content, the server's reply and
-  the outcome's commit: nothing else. A row left ``sending`` by a dead round
-  is taken up after ``in_doubt_after``: at ``claimed`` it never reached the server and is sent
-  again (``report.resumed``); at ``data_sent`` it is in doubt (``report.in_doubt``), like a
-  message whose server cut the connection before its 250. In doubt is resent by default —
-  the Message-ID is derived from the key and the recipient, so the copy is recognisable —
-  or held as ``failed``/``in_doubt`` for the kinds of ``DeliveryPolicy.hold_in_doubt``. A
-  database that stays locked raises :class:`models.errors.DatabaseBusy` after bounded
-  retries; a row whose claim or ``data_sent`` could not be written was not sent.
+  the outcome's flushed commit: nothing else (the next claim comes after it). A row left
+  ``sending`` by a dead round is taken up after ``in_doubt_after``: at ``claimed`` it never
+  reached the server and is sent again (``report.resumed``); at ``data_sent`` it is in doubt
+  (``report.in_doubt``), like a message whose server cut the connection before its 250. In
+  doubt is resent by default — the Message-ID is derived from the key and the recipient, so
+  the copy is recognisable — or held as ``failed``/``in_doubt`` for the kinds of
+  ``DeliveryPolicy.hold_in_doubt``. A database that stays locked raises
+  :class:`models.errors.DatabaseBusy` after bounded retries; a row whose claim or
+  ``data_sent`` could not be written was not sent.
 """
 
 from __future__ import annotations
@@ -59,6 +60,7 @@ from typing import Any, TypeVar
 
 import sqlalchemy as sa
 from pydantic import BaseModel, ConfigDict, Field
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.engine import Connection, Engine
 
 from models import clock
@@ -291,20 +293,44 @@ def _headers_json(headers: Mapping[str, str]) -> str | None:
     return json.dumps(checked, ensure_ascii=False, sort_keys=True) if checked else None
 
 
-def _insert_ignoring_duplicates(dialect: str) -> Any:
+def _insert_ignoring_duplicates(session: sa.orm.Session, rows: list[dict[str, Any]]) -> list[Any]:
+    """Insert ``rows``, leaving alone those whose ``(key, address)`` exists: the new rows'
+    ``(id, key, address)`` (``INSERT ... ON CONFLICT DO NOTHING RETURNING``)."""
     from sqlalchemy.dialects import postgresql, sqlite
 
-    inserts: dict[str, Callable[..., Any]] = {
-        "postgresql": postgresql.insert,
-        "sqlite": sqlite.insert,
-    }
-    if dialect not in inserts:  # pragma: no cover - tiflow supports SQLite and PostgreSQL
+    dialect = session.get_bind().dialect.name
+    returned = (M.c.id, M.c.key, M.c.address)
+    if dialect == "postgresql":
+        columns, source = _unnested(M, rows)
+        insert = postgresql.insert(M).from_select(columns, source, include_defaults=False)
+        stmt = insert.on_conflict_do_nothing(index_elements=["key", "address"])
+        return list(session.execute(stmt.returning(*returned)))
+    if dialect != "sqlite":  # pragma: no cover - tiflow supports SQLite and PostgreSQL
         raise NotImplementedError(f"outbox: unsupported database {dialect}")
-    return (
-        inserts[dialect](M)
-        .on_conflict_do_nothing(index_elements=["key", "address"])
-        .returning(M.c.id, M.c.key, M.c.address)
-    )
+    page = sqlite.insert(M).on_conflict_do_nothing(index_elements=["key", "address"])
+    pages = (rows[start : start + 1000] for start in range(0, len(rows), 1000))
+    return [row for chunk in pages for row in session.execute(page.returning(*returned), chunk)]
+
+
+def _insert_all(session: sa.orm.Session, table: sa.Table, rows: list[dict[str, Any]]) -> None:
+    if session.get_bind().dialect.name == "postgresql":
+        columns, source = _unnested(table, rows)
+        session.execute(sa.insert(table).from_select(columns, source, include_defaults=False))
+    else:
+        session.execute(sa.insert(table), rows)
+
+
+def _unnested(table: sa.Table, rows: list[dict[str, Any]]) -> tuple[list[str], sa.Select[Any]]:
+    """PostgreSQL: ``rows`` as one ``SELECT * FROM unnest(array, array...)``, one array per
+    column. A multi-row VALUES of the same rows is a statement of ~0.5 MB per thousand
+    outbox rows, which psycopg parses in Python on every execution; the arrays travel as a
+    few parameters (national sweep, bench/reminders.py's plan: 0.3 s less CPU, 1.6 -> 1.3 s)."""
+    columns = list(rows[0])  # every row has the same keys
+    arrays = [
+        sa.bindparam(f"all_{name}", [row[name] for row in rows], type_=ARRAY(table.c[name].type))
+        for name in columns
+    ]
+    return columns, sa.select(sa.func.unnest(*arrays).table_valued(*columns).render_derived())
 
 
 def enqueue(
@@ -328,12 +354,12 @@ def enqueue(
     rows = [row for _, message_rows in by_message for row in message_rows]
     if not rows:
         return result
+    # One set of columns for every row: a bulk insert takes them from the first row only,
+    # and route_rows adds some (drop_reason) to a few.
+    columns = dict.fromkeys(name for row in rows for name in row)
+    rows = [{**columns, **row} for row in rows]
     session = uow.session
-    stmt = _insert_ignoring_duplicates(session.get_bind().dialect.name)
-    ids: dict[tuple[str, str], int] = {}
-    for start in range(0, len(rows), 1000):
-        for inserted in session.execute(stmt, rows[start : start + 1000]):
-            ids[(inserted.key, inserted.address)] = inserted.id
+    ids = {(r.key, r.address): r.id for r in _insert_ignoring_duplicates(session, rows)}
     result.existing = len(rows) - len(ids)
     items: list[dict[str, Any]] = []
     attachments: list[dict[str, Any]] = []
@@ -364,7 +390,7 @@ def enqueue(
                 for att in message.attachments
             )
     if items:
-        session.execute(sa.insert(I), items)
+        _insert_all(session, I, items)
     if attachments:
         session.execute(sa.insert(A), attachments)
     return result
