@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import secrets
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -210,7 +211,41 @@ def add_route(
     methods: list[str] | None = None,
 ) -> None:
     """A page: its `name` is its key in `access.ROUTES` (checked by the guard)."""
-    router.add_api_route(path, endpoint, name=name, methods=methods or ["GET"], response_model=None)
+    router.add_api_route(
+        path, _with_guard(endpoint), name=name, methods=methods or ["GET"], response_model=None
+    )
+
+
+def _with_guard(endpoint: Callable[..., Any]) -> Callable[..., Any]:
+    """The page with the guard called at its start, in the same worker thread.
+
+    As a dependency of its own, the (blocking) guard took a turn in FastAPI's thread pool and
+    the page another: two hand-overs between the event loop and a worker for every request.
+    Here one. The guard still runs before any of the page's code; the page's other parameters
+    are all strings with defaults or path segments (nothing to refuse before the guard)."""
+    signature = inspect.signature(endpoint, eval_str=True)
+    names = [n for n, p in signature.parameters.items() if p.annotation == Guarded]
+    if not names or inspect.iscoroutinefunction(endpoint):
+        return endpoint
+    (ctx_name,) = names
+    guard_parameters = [
+        inspect.Parameter("guard_request", _KEYWORD, annotation=Request),
+        inspect.Parameter("guard_form", _KEYWORD, annotation=_Form),
+    ]
+    others = [p.replace(kind=_KEYWORD) for n, p in signature.parameters.items() if n != ctx_name]
+
+    def guarded(guard_request: Request, guard_form: dict[str, str], **values: Any) -> Any:
+        return endpoint(**{ctx_name: guard(guard_request, guard_form)}, **values)
+
+    guarded.__signature__ = signature.replace(  # type: ignore[attr-defined]
+        parameters=[*guard_parameters, *others]
+    )
+    guarded.__name__ = getattr(endpoint, "__name__", "page")
+    return guarded
+
+
+_KEYWORD = inspect.Parameter.KEYWORD_ONLY
+_Form = Annotated[dict[str, str], Depends(read_form)]
 
 
 # ---------------------------------------------------------------------------------------------
