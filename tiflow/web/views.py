@@ -12,7 +12,6 @@ from typing import Any
 
 import sqlalchemy as sa
 from sqlmodel import col, select
-from sqlmodel.sql.expression import SelectOfScalar
 
 from models.deadlines import (
     ACTION_END,
@@ -67,9 +66,21 @@ def territories_of(uow: UnitOfWork, principal: Principal) -> list[Place]:
     return places
 
 
+@dataclass(frozen=True)
+class ActionLine:
+    """What a row of the plan shows of its action (read as columns, not as an ORM object)."""
+
+    id: int
+    number: str
+    title: str
+    axis: Axis
+    state: State
+    pilot_id: int | None
+
+
 @dataclass
 class PlanRow:
-    action: ActionSheet
+    action: ActionLine
     pilot: str
     late: list[Deadline] = field(default_factory=list)
     upcoming: list[Deadline] = field(default_factory=list)
@@ -118,14 +129,14 @@ def plan_rows(
     query = _plan_query(
         wanted_pilot is not None, filters.axis is not None, filters.state is not None
     )
-    actions = uow.session.exec(query, params=values).all()
+    actions = [ActionLine(*row) for row in uow.session.execute(query, values)]
     narrowed = wanted_pilot is not None or filters.axis is not None or filters.state is not None
     people = pilots_of(uow, territory)
     budgets = dict(uow.session.exec(_BUDGET_BY_ACTION, params={"territory_id": territory.id}).all())
     # The deadlines of the actions shown: a pilot's page reads those of their own actions,
     # not the whole territory's.
     snapshot = (
-        load_snapshot(uow.session, action_ids=[a.id for a in actions if a.id], silences=False)
+        load_snapshot(uow.session, action_ids=[a.id for a in actions], silences=False)
         if narrowed
         else load_snapshot(uow.session, territory_ids=[territory.id], silences=False)
     )
@@ -134,7 +145,6 @@ def plan_rows(
         by_action[deadline.action.id].append(deadline)
     rows = []
     for action in actions:
-        assert action.id is not None
         # Ties of a day in a fixed order (the queries have none): every page lists them alike.
         deadlines = sorted(by_action.get(action.id, []), key=lambda d: (d.due, *d.key))
         row = PlanRow(
@@ -154,16 +164,20 @@ def plan_rows(
 
 
 @cache
-def _plan_query(by_pilot: bool, by_axis: bool, by_state: bool) -> SelectOfScalar[ActionSheet]:
-    """The plan's actions, narrowed by the filters given (one statement per combination)."""
-    query = select(ActionSheet).where(ActionSheet.territory_id == sa.bindparam("territory_id"))
+def _plan_query(by_pilot: bool, by_axis: bool, by_state: bool) -> sa.Select[Any]:
+    """The plan's actions (the columns of `ActionLine`, in its order), narrowed by the filters
+    given (one statement per combination)."""
+    a = ActionSheet.__table__.c  # type: ignore[attr-defined]
+    query = sa.select(a.id, a.number, a.title, a.axis, a.state, a.pilot_id).where(
+        a.territory_id == sa.bindparam("territory_id")
+    )
     if by_pilot:
-        query = query.where(ActionSheet.pilot_id == sa.bindparam("pilot_id"))
+        query = query.where(a.pilot_id == sa.bindparam("pilot_id"))
     if by_axis:
-        query = query.where(ActionSheet.axis == sa.bindparam("axis"))
+        query = query.where(a.axis == sa.bindparam("axis"))
     if by_state:
-        query = query.where(ActionSheet.state == sa.bindparam("state"))
-    return query.order_by(col(ActionSheet.number))
+        query = query.where(a.state == sa.bindparam("state"))
+    return query.order_by(a.number)
 
 
 _BUDGET_BY_ACTION = (
