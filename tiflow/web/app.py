@@ -103,9 +103,9 @@ def guard(request: Request, form: Annotated[dict[str, str], Depends(read_form)])
     """Runs before every route: session, CSRF, then the route's rule from `ROUTES`.
 
     One connection for all of it (the session with its people and roles, then what the path
-    names): a page's request pays one checkout here, not one per read. In autocommit: these
-    are single-statement reads (and the once-a-minute touch, committed at once), so no
-    transaction to open and roll back, two round trips fewer on PostgreSQL for every page;
+    names): a page's request pays one checkout here, not one per read. On PostgreSQL in
+    autocommit: these are single-statement reads (and the once-a-minute touch, committed at
+    once), so no transaction to open and roll back, two round trips fewer for every page;
     the page's own reads and writes run in its unit of work's transaction, as before."""
     route = request.scope.get("route")
     rule = ROUTES.get(getattr(route, "name", ""))
@@ -115,7 +115,10 @@ def guard(request: Request, form: Annotated[dict[str, str], Depends(read_form)])
     engine: Engine = request.app.state.engine
     now = utcnow()
     with engine.connect() as conn:
-        conn.execution_options(isolation_level="AUTOCOMMIT")
+        if conn.dialect.name != "sqlite":
+            # SQLite opens no transaction for reads anyway, and setting its isolation level
+            # back on check-in (a PRAGMA) expires every statement the connection had prepared.
+            conn.execution_options(isolation_level="AUTOCOMMIT")
         principal = principal_of(conn, web, request.cookies.get(SESSION_COOKIE), now)
         cookies: dict[str, tuple[str, int | None]] = {}
         holder = principal.session_token if principal else request.cookies.get(VISITOR_COOKIE)
