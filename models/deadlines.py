@@ -20,6 +20,8 @@ from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal
+from functools import cache
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
@@ -167,29 +169,48 @@ def load_snapshot(
 
     Four queries whatever the size of the plan: actions, milestones, funding, last notes.
     """
-    a = ActionSheet.__table__.c  # type: ignore[attr-defined]
     if action_ids is not None:
         snap = Snapshot()
         for chunk in _chunks(action_ids):
-            part = _load(session, a.id.in_(chunk), funding, silences)
+            part = _load(session, _queries("action"), {"ids": chunk}, funding, silences)
             snap.actions.update(part.actions)
             snap.deadlines.extend(part.deadlines)
             snap.silences.extend(part.silences)
         return snap
-    scope: sa.ColumnElement[bool] = sa.true()
     if territory_ids is not None:
-        scope = a.territory_id.in_(sorted(territory_ids))
-    return _load(session, scope, funding, silences)
+        ids = {"ids": sorted(territory_ids)}
+        return _load(session, _queries("territory"), ids, funding, silences)
+    return _load(session, _queries("all"), {}, funding, silences)
 
 
-def _load(
-    session: Reader, scope: sa.ColumnElement[bool], funding: bool, silences: bool
-) -> Snapshot:
+@dataclass(frozen=True)
+class _Queries:
+    actions: sa.Select[Any]
+    milestones: sa.Select[Any]
+    funding: sa.Select[Any]
+    notes: sa.Select[Any]
+
+
+@cache
+def _queries(scope: str) -> _Queries:
+    """The four statements of one scope ("all", "territory", "action"), built once per
+    process: a page or a sweep pays for binding its ids, not for building and keying the
+    statements again (the ids are an expanding parameter, ``IN (...)`` as before)."""
     a = ActionSheet.__table__.c  # type: ignore[attr-defined]
-    open_scope = sa.and_(a.state.in_([s.value for s in OPEN_STATES]), scope)
-    snap = Snapshot()
-    rows = session.execute(
-        sa.select(
+    m = Milestone.__table__.c  # type: ignore[attr-defined]
+    f = Funding.__table__.c  # type: ignore[attr-defined]
+    o = Organisation.__table__.c  # type: ignore[attr-defined]
+    n = FollowUpNote.__table__.c  # type: ignore[attr-defined]
+    ids: sa.BindParameter[Any] = sa.bindparam("ids", expanding=True)
+    where: sa.ColumnElement[bool] = {
+        "all": sa.true(),
+        "territory": a.territory_id.in_(ids),
+        "action": a.id.in_(ids),
+    }[scope]
+    open_scope = sa.and_(a.state.in_([s.value for s in OPEN_STATES]), where)
+    carried_out = [s.value for s in EXECUTION_STATES]
+    return _Queries(
+        actions=sa.select(
             a.id,
             a.territory_id,
             a.number,
@@ -199,9 +220,38 @@ def _load(
             a.start_date,
             a.end_date,
             a.created_at,
-        ).where(open_scope)
+        ).where(open_scope),
+        milestones=sa.select(m.id, m.action_id, m.title, m.due_date)
+        .join(ActionSheet, a.id == m.action_id)
+        .where(open_scope, m.done_on.is_(None)),
+        funding=sa.select(
+            f.id,
+            f.action_id,
+            o.short_name,
+            o.name,
+            f.dossier_due,
+            f.decision_expected,
+            f.payment_expected,
+            f.decision_date,
+            f.dossier_filed_on,
+            f.granted,
+            f.paid,
+        )
+        .join(ActionSheet, a.id == f.action_id)
+        .join(Organisation, o.id == f.funder_id)
+        .where(open_scope),
+        notes=sa.select(n.action_id, n.author_id, sa.func.max(n.written_on).label("last"))
+        .join(ActionSheet, a.id == n.action_id)
+        .where(a.state.in_(carried_out), where)
+        .group_by(n.action_id, n.author_id),
     )
-    for row in rows:
+
+
+def _load(
+    session: Reader, queries: _Queries, ids: dict[str, Any], funding: bool, silences: bool
+) -> Snapshot:
+    snap = Snapshot()
+    for row in session.execute(queries.actions, ids):
         snap.actions[row.id] = ActionFacts(
             id=row.id,
             territory_id=row.territory_id,
@@ -220,13 +270,7 @@ def _load(
             snap.deadlines.append(
                 Deadline(ACTION_END, facts.id, facts, "fin prévue de l'action", facts.end_date)
             )
-    m = Milestone.__table__.c  # type: ignore[attr-defined]
-    rows = session.execute(
-        sa.select(m.id, m.action_id, m.title, m.due_date)
-        .join(ActionSheet, a.id == m.action_id)
-        .where(open_scope, m.done_on.is_(None))
-    )
-    for row in rows:
+    for row in session.execute(queries.milestones, ids):
         snap.deadlines.append(
             Deadline(
                 MILESTONE,
@@ -237,34 +281,13 @@ def _load(
             )
         )
     if funding:
-        _load_funding(session, snap, open_scope)
+        _load_funding(session.execute(queries.funding, ids), snap)
     if silences:
-        _load_silences(session, snap, scope)
+        _load_silences(session.execute(queries.notes, ids), snap)
     return snap
 
 
-def _load_funding(session: Reader, snap: Snapshot, open_scope: sa.ColumnElement[bool]) -> None:
-    a = ActionSheet.__table__.c  # type: ignore[attr-defined]
-    f = Funding.__table__.c  # type: ignore[attr-defined]
-    o = Organisation.__table__.c  # type: ignore[attr-defined]
-    rows = session.execute(
-        sa.select(
-            f.id,
-            f.action_id,
-            o.short_name,
-            o.name,
-            f.dossier_due,
-            f.decision_expected,
-            f.payment_expected,
-            f.decision_date,
-            f.dossier_filed_on,
-            f.granted,
-            f.paid,
-        )
-        .join(ActionSheet, a.id == f.action_id)
-        .join(Organisation, o.id == f.funder_id)
-        .where(open_scope)
-    )
+def _load_funding(rows: Iterable[Any], snap: Snapshot) -> None:
     for row in rows:
         action = snap.actions[row.action_id]
         funder = _funder(row.short_name, row.name)
@@ -301,17 +324,8 @@ def _payment_what(funder: str, granted: Decimal, paid: Decimal) -> str:
     )
 
 
-def _load_silences(session: Reader, snap: Snapshot, scope: sa.ColumnElement[bool]) -> None:
-    a = ActionSheet.__table__.c  # type: ignore[attr-defined]
-    n = FollowUpNote.__table__.c  # type: ignore[attr-defined]
-    carried_out = [s.value for s in EXECUTION_STATES]
+def _load_silences(rows: Iterable[Any], snap: Snapshot) -> None:
     last: dict[int, date] = {}
-    rows = session.execute(
-        sa.select(n.action_id, n.author_id, sa.func.max(n.written_on).label("last"))
-        .join(ActionSheet, a.id == n.action_id)
-        .where(a.state.in_(carried_out), scope)
-        .group_by(n.action_id, n.author_id)
-    )
     for row in rows:
         action = snap.actions.get(row.action_id)
         # The pilot's own notes count, and notes without an author (imported, or written by

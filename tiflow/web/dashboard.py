@@ -58,14 +58,41 @@ class Counts:
         return sum(self.cells.values())
 
 
+# Statements built once per process (bound parameters): a request binds its values.
+_A = ActionSheet.__table__.c  # type: ignore[attr-defined]
+_COUNTS = (
+    sa.select(_A.axis, _A.state, sa.func.count())
+    .where(_A.territory_id == sa.bindparam("territory_id"))
+    .group_by(_A.axis, _A.state)
+)
+_NEXT_MEETING = (
+    select(CopilMeeting)
+    .where(
+        CopilMeeting.territory_id == sa.bindparam("territory_id"),
+        CopilMeeting.status == CopilStatus.SCHEDULED,
+        col(CopilMeeting.held_at) >= sa.bindparam("now"),
+    )
+    .order_by(col(CopilMeeting.held_at))
+)
+_ON_AGENDA = (
+    select(ActionSheet)
+    .join(CopilAgendaItem, col(CopilAgendaItem.action_id) == col(ActionSheet.id))
+    .where(CopilAgendaItem.copil_id == sa.bindparam("copil_id"))
+    .order_by(col(CopilAgendaItem.position), col(ActionSheet.number))
+)
+_AWAITING = (
+    select(ActionSheet)
+    .where(
+        ActionSheet.territory_id == sa.bindparam("territory_id"),
+        col(ActionSheet.state).in_([s.value for s in AWAITING_DECISION]),
+    )
+    .order_by(col(ActionSheet.number))
+)
+
+
 def counts(session: Session, territory_id: int) -> Counts:
-    a = ActionSheet.__table__.c  # type: ignore[attr-defined]
     cells: Counter[tuple[Axis, State]] = Counter()
-    for axis, state, n in session.execute(
-        sa.select(a.axis, a.state, sa.func.count())
-        .where(a.territory_id == territory_id)
-        .group_by(a.axis, a.state)
-    ):
+    for axis, state, n in session.execute(_COUNTS, {"territory_id": territory_id}):
         cells[(Axis(axis), State(state))] = n
     states = [s for s in State if any(k[1] is s for k in cells)]
     axes = [x for x in Axis if any(k[0] is x for k in cells)]
@@ -80,31 +107,13 @@ class NextCopil:
 
 def next_copil(session: Session, territory: Territory) -> NextCopil | None:
     meeting = session.exec(
-        select(CopilMeeting)
-        .where(
-            CopilMeeting.territory_id == territory.id,
-            CopilMeeting.status == CopilStatus.SCHEDULED,
-            col(CopilMeeting.held_at) >= utcnow(),
-        )
-        .order_by(col(CopilMeeting.held_at))
+        _NEXT_MEETING, params={"territory_id": territory.id, "now": utcnow()}
     ).first()
     if meeting is None:
         return None
-    listed = session.exec(
-        select(ActionSheet)
-        .join(CopilAgendaItem, col(CopilAgendaItem.action_id) == col(ActionSheet.id))
-        .where(CopilAgendaItem.copil_id == meeting.id)
-        .order_by(col(CopilAgendaItem.position), col(ActionSheet.number))
-    ).all()
+    listed = session.exec(_ON_AGENDA, params={"copil_id": meeting.id}).all()
     seen = {x.id for x in listed}
-    waiting = session.exec(
-        select(ActionSheet)
-        .where(
-            ActionSheet.territory_id == territory.id,
-            col(ActionSheet.state).in_([s.value for s in AWAITING_DECISION]),
-        )
-        .order_by(col(ActionSheet.number))
-    ).all()
+    waiting = session.exec(_AWAITING, params={"territory_id": territory.id}).all()
     return NextCopil(meeting, [*listed, *(x for x in waiting if x.id not in seen)])
 
 

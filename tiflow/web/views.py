@@ -7,6 +7,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal
+from functools import cache
+from typing import Any
 
 import sqlalchemy as sa
 from sqlmodel import col, select
@@ -37,6 +39,7 @@ from models.tables import (
     Organisation,
     Person,
     Territory,
+    TransitionRecord,
 )
 from models.uow import UnitOfWork
 from models.vocabulary import Axis, CopilStatus, Priority, Role
@@ -63,9 +66,21 @@ def territories_of(uow: UnitOfWork, principal: Principal) -> list[Place]:
     return places
 
 
+@dataclass(frozen=True)
+class ActionLine:
+    """What a row of the plan shows of its action (read as columns, not as an ORM object)."""
+
+    id: int
+    number: str
+    title: str
+    axis: Axis
+    state: State
+    pilot_id: int | None
+
+
 @dataclass
 class PlanRow:
-    action: ActionSheet
+    action: ActionLine
     pilot: str
     late: list[Deadline] = field(default_factory=list)
     upcoming: list[Deadline] = field(default_factory=list)
@@ -104,29 +119,24 @@ def plan_rows(
     """The territory's actions (or one pilot's), with what is late and what comes next."""
     filters = filters or PlanFilters()
     assert territory.id is not None
-    query = select(ActionSheet).where(ActionSheet.territory_id == territory.id)
     wanted_pilot = pilot_id if pilot_id is not None else filters.pilot_id
-    if wanted_pilot is not None:
-        query = query.where(ActionSheet.pilot_id == wanted_pilot)
-    if filters.axis is not None:
-        query = query.where(ActionSheet.axis == filters.axis)
-    if filters.state is not None:
-        query = query.where(ActionSheet.state == filters.state)
-    actions = uow.session.exec(query.order_by(col(ActionSheet.number))).all()
+    values = {
+        "territory_id": territory.id,
+        "pilot_id": wanted_pilot,
+        "axis": filters.axis,
+        "state": filters.state,
+    }
+    query = _plan_query(
+        wanted_pilot is not None, filters.axis is not None, filters.state is not None
+    )
+    actions = [ActionLine(*row) for row in uow.session.execute(query, values)]
     narrowed = wanted_pilot is not None or filters.axis is not None or filters.state is not None
     people = pilots_of(uow, territory)
-    budgets = dict(
-        uow.session.exec(
-            select(BudgetLine.action_id, sa.func.sum(BudgetLine.amount))
-            .join(ActionSheet, col(ActionSheet.id) == col(BudgetLine.action_id))
-            .where(ActionSheet.territory_id == territory.id)
-            .group_by(col(BudgetLine.action_id))
-        ).all()
-    )
+    budgets = dict(uow.session.exec(_BUDGET_BY_ACTION, params={"territory_id": territory.id}).all())
     # The deadlines of the actions shown: a pilot's page reads those of their own actions,
     # not the whole territory's.
     snapshot = (
-        load_snapshot(uow.session, action_ids=[a.id for a in actions if a.id], silences=False)
+        load_snapshot(uow.session, action_ids=[a.id for a in actions], silences=False)
         if narrowed
         else load_snapshot(uow.session, territory_ids=[territory.id], silences=False)
     )
@@ -135,7 +145,6 @@ def plan_rows(
         by_action[deadline.action.id].append(deadline)
     rows = []
     for action in actions:
-        assert action.id is not None
         # Ties of a day in a fixed order (the queries have none): every page lists them alike.
         deadlines = sorted(by_action.get(action.id, []), key=lambda d: (d.due, *d.key))
         row = PlanRow(
@@ -150,14 +159,44 @@ def plan_rows(
     return rows
 
 
+# The pages' statements are built once per process (bound parameters, no values inside):
+# a request pays for binding its values, not for building and keying the statement again.
+
+
+@cache
+def _plan_query(by_pilot: bool, by_axis: bool, by_state: bool) -> sa.Select[Any]:
+    """The plan's actions (the columns of `ActionLine`, in its order), narrowed by the filters
+    given (one statement per combination)."""
+    a = ActionSheet.__table__.c  # type: ignore[attr-defined]
+    query = sa.select(a.id, a.number, a.title, a.axis, a.state, a.pilot_id).where(
+        a.territory_id == sa.bindparam("territory_id")
+    )
+    if by_pilot:
+        query = query.where(a.pilot_id == sa.bindparam("pilot_id"))
+    if by_axis:
+        query = query.where(a.axis == sa.bindparam("axis"))
+    if by_state:
+        query = query.where(a.state == sa.bindparam("state"))
+    return query.order_by(a.number)
+
+
+_BUDGET_BY_ACTION = (
+    select(BudgetLine.action_id, sa.func.sum(BudgetLine.amount))
+    .join(ActionSheet, col(ActionSheet.id) == col(BudgetLine.action_id))
+    .where(ActionSheet.territory_id == sa.bindparam("territory_id"))
+    .group_by(col(BudgetLine.action_id))
+)
+_PEOPLE = Person.__table__.c  # type: ignore[attr-defined]
+_NAMES = (
+    sa.select(_PEOPLE.id, _PEOPLE.full_name)
+    .where(_PEOPLE.territory_id == sa.bindparam("territory_id"))
+    .order_by(_PEOPLE.full_name)
+)
+
+
 def pilots_of(uow: UnitOfWork, territory: Territory) -> dict[int, str]:
     """Names of the territory's people by id (two columns, no Person objects to build)."""
-    people = Person.__table__.c  # type: ignore[attr-defined]
-    rows = uow.session.execute(
-        sa.select(people.id, people.full_name)
-        .where(people.territory_id == territory.id)
-        .order_by(people.full_name)
-    )
+    rows = uow.session.execute(_NAMES, {"territory_id": territory.id})
     return {row.id: row.full_name for row in rows}
 
 
@@ -188,10 +227,16 @@ class SentMessage:
     status: str
 
 
+@dataclass(frozen=True)
+class Named:
+    id: int
+    full_name: str
+
+
 @dataclass
 class ActionPage:
     action: ActionSheet
-    pilot: Person | None
+    pilot: Named | None
     milestones: Sequence[Milestone]
     indicators: Sequence[Indicator]
     budget: Sequence[BudgetLine]
@@ -207,43 +252,52 @@ class ActionPage:
         return Priority(self.action.priority).label
 
 
+_MILESTONES = (
+    select(Milestone)
+    .where(Milestone.action_id == sa.bindparam("action_id"))
+    .order_by(col(Milestone.due_date), col(Milestone.id))
+)
+_INDICATORS = (
+    select(Indicator)
+    .where(Indicator.action_id == sa.bindparam("action_id"))
+    .order_by(col(Indicator.id))
+)
+_BUDGET = (
+    select(BudgetLine)
+    .where(BudgetLine.action_id == sa.bindparam("action_id"))
+    .order_by(col(BudgetLine.year), col(BudgetLine.kind))
+)
+_FUNDING = (
+    select(Funding, Organisation)
+    .join(Organisation, col(Organisation.id) == col(Funding.funder_id))
+    .where(Funding.action_id == sa.bindparam("action_id"))
+    .order_by(col(Funding.year), col(Organisation.short_name))
+)
+_NOTES = (
+    select(FollowUpNote)
+    .where(FollowUpNote.action_id == sa.bindparam("action_id"))
+    .order_by(col(FollowUpNote.written_on).desc(), col(FollowUpNote.id).desc())
+)
+
+
 def action_page(uow: UnitOfWork, territory: Territory, action: ActionSheet) -> ActionPage:
     assert action.id is not None and territory.id is not None
     s = uow.session
-    milestones = s.exec(
-        select(Milestone)
-        .where(Milestone.action_id == action.id)
-        .order_by(col(Milestone.due_date), col(Milestone.id))
-    ).all()
-    indicators = s.exec(
-        select(Indicator).where(Indicator.action_id == action.id).order_by(col(Indicator.id))
-    ).all()
-    budget = s.exec(
-        select(BudgetLine)
-        .where(BudgetLine.action_id == action.id)
-        .order_by(col(BudgetLine.year), col(BudgetLine.kind))
-    ).all()
+    ids = {"action_id": action.id}
+    milestones = s.exec(_MILESTONES, params=ids).all()
+    indicators = s.exec(_INDICATORS, params=ids).all()
+    budget = s.exec(_BUDGET, params=ids).all()
     funding = [
         FundingRow(org.short_name or org.name, line)
-        for line, org in s.exec(
-            select(Funding, Organisation)
-            .join(Organisation, col(Organisation.id) == col(Funding.funder_id))
-            .where(Funding.action_id == action.id)
-            .order_by(col(Funding.year), col(Organisation.short_name))
-        ).all()
+        for line, org in s.exec(_FUNDING, params=ids).all()
     ]
     people = pilots_of(uow, territory)
     notes = [
-        (note, people.get(note.author_id or 0, "—"))
-        for note in s.exec(
-            select(FollowUpNote)
-            .where(FollowUpNote.action_id == action.id)
-            .order_by(col(FollowUpNote.written_on).desc(), col(FollowUpNote.id).desc())
-        ).all()
+        (note, people.get(note.author_id or 0, "—")) for note in s.exec(_NOTES, params=ids).all()
     ]
     return ActionPage(
         action=action,
-        pilot=uow.repo.person(action.pilot_id),
+        pilot=_pilot(uow, action, people),
         milestones=milestones,
         indicators=indicators,
         budget=budget,
@@ -256,8 +310,31 @@ def action_page(uow: UnitOfWork, territory: Territory, action: ActionSheet) -> A
     )
 
 
+_T = TransitionRecord.__table__.c  # type: ignore[attr-defined]
+_TRANSITIONS = (
+    sa.select(_T.at, _T.actor, _T.from_state, _T.to_state, _T.reason)
+    .where(_T.action_id == sa.bindparam("action_id"))
+    .order_by(_T.id)
+)
+_C = ActionChange.__table__.c  # type: ignore[attr-defined]
+_CHANGES = sa.select(_C.at, _C.actor, _C.summary).where(_C.action_id == sa.bindparam("action_id"))
+
+
+def _pilot(uow: UnitOfWork, action: ActionSheet, people: dict[int, str]) -> Named | None:
+    """The pilot's name among the territory's people already read (no query of its own),
+    else read (a pilot of another territory)."""
+    if action.pilot_id is None:
+        return None
+    if action.pilot_id in people:
+        return Named(action.pilot_id, people[action.pilot_id])
+    found = uow.repo.person(action.pilot_id)
+    return None if found is None or found.id is None else Named(found.id, found.full_name)
+
+
 def history(uow: UnitOfWork, action: ActionSheet) -> list[HistoryEntry]:
-    """Changes of state and other changes (progress reported), newest first."""
+    """Changes of state and other changes (progress reported), newest first (the columns
+    shown only: rows, not history objects)."""
+    ids = {"action_id": action.id}
     entries = [
         HistoryEntry(
             t.at,
@@ -265,15 +342,36 @@ def history(uow: UnitOfWork, action: ActionSheet) -> list[HistoryEntry]:
             f"{State(t.from_state).label} → {State(t.to_state).label}"
             + (f" : {t.reason}" if t.reason else ""),
         )
-        for t in uow.repo.history(action.id or 0)
+        for t in uow.session.execute(_TRANSITIONS, ids)
     ]
-    entries += [
-        HistoryEntry(c.at, c.actor, c.summary)
-        for c in uow.session.exec(
-            select(ActionChange).where(ActionChange.action_id == action.id)
-        ).all()
-    ]
+    entries += [HistoryEntry(c.at, c.actor, c.summary) for c in uow.session.execute(_CHANGES, ids)]
     return sorted(entries, key=lambda e: e.at, reverse=True)
+
+
+def _messages_query() -> sa.Select[Any]:
+    m, i = OutboxMessage.__table__.c, OutboxItem.__table__.c  # type: ignore[attr-defined]
+    refs = [
+        sa.and_(i.ref_kind.in_([ACTION_END, NUDGE]), i.ref_id == sa.bindparam("action_id")),
+        sa.and_(
+            i.ref_kind == MILESTONE,
+            i.ref_id.in_(sa.bindparam("milestone_ids", expanding=True)),
+        ),
+        sa.and_(
+            i.ref_kind.in_([FUNDING_DOSSIER, FUNDING_DECISION, FUNDING_PAYMENT]),
+            i.ref_id.in_(sa.bindparam("funding_ids", expanding=True)),
+        ),
+    ]
+    about = sa.select(i.message_id).where(sa.or_(*refs))
+    named = m.key.like(sa.bindparam("key_pattern"))
+    return (
+        sa.select(m.created_at, m.sent_at, m.subject, m.recipient, m.status)
+        .where(sa.or_(m.id.in_(about), named), m.kind != "sign_in")
+        .order_by(m.created_at.desc(), m.id.desc())
+        .limit(50)
+    )
+
+
+_MESSAGES = _messages_query()
 
 
 def messages_about(
@@ -285,22 +383,14 @@ def messages_about(
 ) -> list[SentMessage]:
     """Messages of the outbox about this action: reminders of its deadlines, nudges, notices
     (whose keys name the territory and the number)."""
-    m, i = OutboxMessage.__table__.c, OutboxItem.__table__.c  # type: ignore[attr-defined]
-    refs = [
-        sa.and_(i.ref_kind.in_([ACTION_END, NUDGE]), i.ref_id == action.id),
-        sa.and_(i.ref_kind == MILESTONE, i.ref_id.in_([x.id for x in milestones])),
-        sa.and_(
-            i.ref_kind.in_([FUNDING_DOSSIER, FUNDING_DECISION, FUNDING_PAYMENT]),
-            i.ref_id.in_([f.id for f in funding]),
-        ),
-    ]
-    about = sa.select(i.message_id).where(sa.or_(*refs))
-    named = m.key.like(f"%:{territory.code}:{action.number}:%")
     rows = uow.session.execute(
-        sa.select(m.created_at, m.sent_at, m.subject, m.recipient, m.status)
-        .where(sa.or_(m.id.in_(about), named), m.kind != "sign_in")
-        .order_by(m.created_at.desc(), m.id.desc())
-        .limit(50)
+        _MESSAGES,
+        {
+            "action_id": action.id,
+            "milestone_ids": [x.id for x in milestones],
+            "funding_ids": [f.id for f in funding],
+            "key_pattern": f"%:{territory.code}:{action.number}:%",
+        },
     ).all()
     return [
         SentMessage(r.created_at, r.sent_at, r.subject, r.recipient, OutboxStatus(r.status).label)
@@ -326,13 +416,16 @@ def copils(uow: UnitOfWork, territory: Territory) -> tuple[list[CopilMeeting], l
     return upcoming, [CopilRow(c, decisions_of(uow, c)) for c in held]
 
 
+_DECISIONS = (
+    select(CopilDecision, ActionSheet)
+    .join(ActionSheet, col(ActionSheet.id) == col(CopilDecision.action_id))
+    .where(CopilDecision.copil_id == sa.bindparam("copil_id"))
+    .order_by(col(ActionSheet.number))
+)
+
+
 def decisions_of(uow: UnitOfWork, copil: CopilMeeting) -> list[tuple[CopilDecision, ActionSheet]]:
     return [
         (decision, action)
-        for decision, action in uow.session.exec(
-            select(CopilDecision, ActionSheet)
-            .join(ActionSheet, col(ActionSheet.id) == col(CopilDecision.action_id))
-            .where(CopilDecision.copil_id == copil.id)
-            .order_by(col(ActionSheet.number))
-        ).all()
+        for decision, action in uow.session.exec(_DECISIONS, params={"copil_id": copil.id}).all()
     ]
