@@ -164,6 +164,13 @@ class Happening:
     number: str = ""  # the action, for funding records
     detail: str = ""  # « Région 20 000,00 € », for funding records
 
+    def line(self) -> str:
+        """The line on its own, as the month's artifact shows it (the terminal's timeline
+        makes one line of an action's funding records in a month)."""
+        if self.kind == "financement":
+            return f"{self.number} : financement {self.detail}{self.text}"
+        return self.text
+
 
 @dataclass(frozen=True)
 class SentEmail:
@@ -290,7 +297,7 @@ class Year:
                 shown = Happening(self.today, "")
             if shown is not None:
                 self.report.happenings.append(replace(shown, emails=sent))
-                shown_today.append(shown.text)
+                shown_today.append(shown.line())
             self.progress.advance()
         return shown_today
 
@@ -728,8 +735,10 @@ def month_markdown(
     flows it ran (headings pushed two levels down, under the day's)."""
     lines = [f"# Démonstration : {month_label(month)}", ""]
     for day, gathered in summaries.items():
-        lines += [f"## Journée du {format_date(day)}", ""]
-        lines += [f"- {text}" for text in shown[day.isoformat()] if text]
+        lines.append(f"## Journée du {format_date(day)}")
+        told = [f"- {text}" for text in shown[day.isoformat()] if text]
+        if told:
+            lines += ["", *told]
         for summary in gathered:
             lines += ["", *(_pushed_down(line) for line in summary.markdown.splitlines())]
         lines.append("")
