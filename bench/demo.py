@@ -1,9 +1,8 @@
 """The demo's year twice in one run: through the Prefect flows, then the same code without Prefect.
 
 * **with Prefect**: what ``tiflow demo`` does — Prefect's ephemeral server (started first, its
-  start timed on its own line), then each simulated week of the year with something to play as
-  one real flow run (50 of them, holding the 128 days and their flows: 210 in the year),
-  heartbeat off;
+  start timed on its own line), then each simulated month of the year as one real flow run (13
+  of them, holding the 128 days and their flows: 210 in the year), heartbeat off;
 * **without Prefect**: the same days calling the same flow bodies, tasks and use cases as plain
   Python functions (``flow.fn``, ``task.fn``): no flow or task runs, no API calls, no logs or
   artifacts sent, no events. Only what Prefect adds is left out; the database work, the
@@ -171,7 +170,7 @@ def main() -> None:
             plain_year = plain(work / "plain")
     load = " (both cores kept busy)" if args.busy else ""
     print(f"Prefect ephemeral server start{load}: {server_start:.2f} s")
-    days = f"{runs} flow runs, one per simulated week with days to play"
+    days = f"{runs} flow runs, one per simulated month"
     print(f"year with Prefect ({days}){load}: {prefect_year:.2f} s")
     print(f"year without Prefect (same code, plain calls){load}: {plain_year:.2f} s")
     print(f"ratio: {prefect_year / plain_year:.2f}")

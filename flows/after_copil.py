@@ -10,9 +10,9 @@ from datetime import date
 from typing import Annotated, Any
 
 from prefect import flow, task
-from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 
+from flows._shared import publish_summary
 from flows.forms import OptionalDate, parameter
 from flows.outbox import delivery_markdown, delivery_round
 from flows.runtime import current_run_id, database
@@ -68,7 +68,7 @@ def after_copil(
         f" {plural(len(done.reminders), 'rappel du compte rendu', 'rappels du compte rendu')},"
         f" {plural(done.enqueued, 'message mis', 'messages mis')} en file ; {report.summary()}"
     )
-    create_markdown_artifact(
+    publish_summary(
         key="suites-copil",
         markdown=f"# Suites des COPIL du {format_date(day)}\n\n"
         + ("\n".join(lines) or "Rien à envoyer ce jour.")

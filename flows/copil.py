@@ -16,10 +16,9 @@ from decimal import Decimal
 from typing import Annotated
 
 from prefect import flow, get_run_logger, pause_flow_run, task
-from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 
-from flows._shared import artifact_key, committed, publish_events, refusals_logged, run_name
+from flows._shared import artifact_key, committed, publish_summary, refusals_logged, run_name
 from flows.forms import (
     CopilDecisionsForm,
     CopilDecisionsInput,
@@ -34,13 +33,12 @@ from flows.usecases import copil as service
 from flows.usecases.bus import unit_of_work
 from flows.usecases.copil import CopilInfo, CopilOutcome, DecisionInput
 from flows.usecases.service import short_date, short_datetime
-from models.events import DomainEvent
 from models.money import format_eur
 from notifications.fr import plural
 
 
 @task(name="Planifier la réunion et son ordre du jour", cache_policy=NO_CACHE)
-def plan_meeting(form: CopilScheduleForm) -> tuple[CopilInfo, list[DomainEvent]]:
+def plan_meeting(form: CopilScheduleForm) -> CopilInfo:
     return committed(
         lambda uow, run_id: service.schedule_copil(
             uow,
@@ -68,7 +66,7 @@ def schedule_copil(
 ) -> CopilInfo:
     logger = get_run_logger()
     with refusals_logged("COPIL non planifié"):
-        info, events = plan_meeting(meeting)
+        info = plan_meeting(meeting)
     logger.info(
         "%s planifié (n° %s) le %s%s : %s à l'ordre du jour, %s.",
         info.label,
@@ -80,12 +78,11 @@ def schedule_copil(
     )
     for item in info.agenda:
         logger.info("  %s — %s (%s)", item.number, item.title, item.state.label)
-    create_markdown_artifact(
+    publish_summary(
         service.agenda_markdown(info),
         key=artifact_key("copil", info.territory_code, info.copil_id, "ordre-du-jour"),
         description=f"Ordre du jour du {info.label}",
     )
-    publish_events(events)
     return info
 
 
@@ -97,7 +94,7 @@ def record_decisions(
     validated_budget: Decimal | None,
     recorded_by: str,
     at: datetime | None,
-) -> tuple[CopilOutcome, list[DomainEvent]]:
+) -> CopilOutcome:
     inputs = [
         DecisionInput(d.number, Outcome(d.outcome).state, d.conditions, d.comment)
         for d in decisions
@@ -126,7 +123,7 @@ def _apply(
 ) -> CopilOutcome:
     logger = get_run_logger()
     with refusals_logged(f"Décisions du COPIL n° {copil_id} refusées"):
-        outcome, events = record_decisions(
+        outcome = record_decisions(
             copil_id, decisions, budget_year, validated_budget, recorded_by, at
         )
     for d in outcome.decisions:
@@ -145,14 +142,13 @@ def _apply(
             "Budget %s validé : %s.", outcome.budget_year, format_eur(outcome.validated_budget)
         )
     copil = outcome.copil
-    create_markdown_artifact(
+    publish_summary(
         service.decisions_markdown(outcome),
         key=artifact_key(
             "copil", copil.territory_code, copil.held_at.strftime("%Y-%m-%d"), "decisions"
         ),
         description=f"Décisions du {copil.label}",
     )
-    publish_events(events)
     return outcome
 
 

@@ -11,10 +11,10 @@ from datetime import date
 from typing import Annotated, Any
 
 from prefect import flow, task
-from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 from prefect.utilities.annotations import quote
 
+from flows._shared import publish_summary
 from flows.forms import OptionalDate, parameter
 from flows.outbox import delivery_markdown, delivery_round
 from flows.runtime import current_run_id, database
@@ -94,7 +94,7 @@ def copil_digest(
         f" {plural(len(result.created), 'message mis', 'messages mis')} en file ;"
         f" {report.summary()}"
     )
-    create_markdown_artifact(
+    publish_summary(
         key="synthese-copil",
         markdown=f"# Synthèses COPIL du {format_date(day)}\n\n"
         + ("\n".join(lines) or "Aucun COPIL à annoncer ce jour.")

@@ -11,19 +11,17 @@ from __future__ import annotations
 from typing import Annotated
 
 from prefect import flow, get_run_logger, task
-from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 
-from flows._shared import artifact_key, committed, publish_events, refusals_logged, run_name
+from flows._shared import artifact_key, committed, publish_summary, refusals_logged, run_name
 from flows.forms import FundingForm, parameter
 from flows.usecases import funding as service
 from flows.usecases.funding import FundingResult
-from models.events import DomainEvent
 from models.money import format_eur
 
 
 @task(name="Enregistrer le financement", cache_policy=NO_CACHE)
-def record(form: FundingForm) -> tuple[FundingResult, list[DomainEvent]]:
+def record(form: FundingForm) -> FundingResult:
     return committed(
         lambda uow, run_id: service.record_funding(
             uow,
@@ -78,12 +76,11 @@ def record_funding(
 ) -> FundingResult:
     logger = get_run_logger()
     with refusals_logged("Financement refusé"):
-        result, events = record(funding)
+        result = record(funding)
     logger.info(result.summary())
-    create_markdown_artifact(
+    publish_summary(
         summary_markdown(result),
         key=artifact_key("financement", result.number, result.funder, result.year),
         description=f"Financement de {result.number} par {result.funder}",
     )
-    publish_events(events)
     return result

@@ -11,18 +11,17 @@ from typing import Annotated
 from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
-from flows._shared import committed, publish_events, refusals_logged, run_name
+from flows._shared import committed, refusals_logged, run_name
 from flows.forms import AbandonForm, ProgressForm, StepForm, parameter
 from flows.usecases import progress as service
 from flows.usecases.progress import IndicatorValue, MilestoneDone, ProgressResult, StepResult
 from flows.usecases.service import short_date
-from models.events import DomainEvent
 from models.lifecycle import State
 from models.uow import UnitOfWork
 
 
 @task(name="Enregistrer l'avancement", cache_policy=NO_CACHE)
-def record_progress(form: ProgressForm) -> tuple[ProgressResult, list[DomainEvent]]:
+def record_progress(form: ProgressForm) -> ProgressResult:
     return committed(
         lambda uow, run_id: service.report_progress(
             uow,
@@ -56,7 +55,7 @@ def report_progress(
 ) -> ProgressResult:
     logger = get_run_logger()
     with refusals_logged("Avancement refusé"):
-        result, events = record_progress(progress)
+        result = record_progress(progress)
     for title in result.milestones_done:
         logger.info("%s : jalon « %s » franchi.", result.number, title)
     for indicator in result.indicators:
@@ -78,12 +77,11 @@ def report_progress(
             milestone.title,
             short_date(milestone.due_date),
         )
-    publish_events(events)
     return result
 
 
 @task(name="Changer l'état de l'action", cache_policy=NO_CACHE)
-def move(target: State, form: StepForm | AbandonForm) -> tuple[StepResult, list[DomainEvent]]:
+def move(target: State, form: StepForm | AbandonForm) -> StepResult:
     steps = {
         State.IN_PROGRESS: service.start_action,
         State.COMPLETED: service.complete_action,
@@ -116,7 +114,7 @@ def move(target: State, form: StepForm | AbandonForm) -> tuple[StepResult, list[
 def _step(target: State, form: StepForm | AbandonForm, refusal: str) -> StepResult:
     logger = get_run_logger()
     with refusals_logged(refusal):
-        result, events = move(target, form)
+        result = move(target, form)
     logger.info(
         "%s « %s » : %s → %s.",
         result.number,
@@ -130,7 +128,6 @@ def _step(target: State, form: StepForm | AbandonForm, refusal: str) -> StepResu
             result.number,
             "; ".join(f"« {m.title} »" for m in result.open_milestones),
         )
-    publish_events(events)
     return result
 
 

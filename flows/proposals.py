@@ -10,7 +10,7 @@ from typing import Annotated
 from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
-from flows._shared import committed, publish_events, refusals_logged, run_name
+from flows._shared import committed, refusals_logged, run_name
 from flows.forms import ProposalForm, parameter
 from flows.usecases import proposals as service
 from flows.usecases.proposals import (
@@ -21,7 +21,6 @@ from flows.usecases.proposals import (
     SheetDetails,
 )
 from flows.usecases.service import short_datetime
-from models.events import DomainEvent
 from models.money import format_eur
 
 
@@ -43,7 +42,7 @@ def details_from(form: ProposalForm) -> SheetDetails:
 
 
 @task(name="Enregistrer la proposition", cache_policy=NO_CACHE)
-def record_proposal(form: ProposalForm) -> tuple[ProposalResult, list[DomainEvent]]:
+def record_proposal(form: ProposalForm) -> ProposalResult:
     return committed(
         lambda uow, run_id: service.propose(
             uow,
@@ -72,7 +71,7 @@ def propose_action(
 ) -> ProposalResult:
     logger = get_run_logger()
     with refusals_logged("Proposition refusée"):
-        result, events = record_proposal(proposal)
+        result = record_proposal(proposal)
     logger.info(
         "%s « %s » %s : %s → proposée (budget %s).",
         result.number,
@@ -89,5 +88,4 @@ def propose_action(
         )
     else:
         logger.info("Aucun COPIL planifié : elle sera à l'ordre du jour du prochain.")
-    publish_events(events)
     return result

@@ -11,9 +11,9 @@ from datetime import date
 from typing import Annotated, Any
 
 from prefect import flow, task
-from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 
+from flows._shared import publish_summary
 from flows.forms import OptionalDate, parameter
 from flows.outbox import delivery_markdown, delivery_round
 from flows.runtime import current_run_id, database
@@ -72,7 +72,7 @@ def deadline_reminders(
     summary = plan_reminders(day, reminders, run_id)
     report = delivery_round(delivery, run_id)
     print(f"Rappels du {format_date(day)} : {enqueued_fr(summary)} ; {report.summary()}")
-    create_markdown_artifact(
+    publish_summary(
         key="rappels-echeances",
         markdown=f"# Rappels d'échéances du {format_date(day)}\n\n"
         f"{enqueued_fr(summary)}.\n\n" + delivery_markdown(report),

@@ -1,14 +1,15 @@
 """One year of the Grand Est Touraine example (January 2024 → January 2025), played through the
 real flows with a simulated clock: what `tiflow demo` runs.
 
-Every simulated week with something to play is one Prefect flow run, « Semaine du plan d'actions »
-(``semaine-2024-02-12``, after its Monday: 50 runs holding the year's 128 days), that plays its
-days in order, each announced in the run's log (« Journée du lundi 12 février 2024 »), then the
-day's steps in order. A step runs the flows a coordinator or a schedule runs (`flows/*.py`), their
-bodies inside the week's run: their tasks, logs, artifacts and correlation id are the week's. One
-flow run per week rather than one per flow or per day: each flow run costs a fixed 0.1–0.3 s here
-(seven requests to the server, one of them sometimes refused as busy by its SQLite database and
-retried 2 s later), more than most days' work. The simulated instant is passed as the forms' ``at``
+Every simulated month is one Prefect flow run, « Mois du plan d'actions » (``mois-2024-02``: 13
+runs holding the year's 128 days), that plays its days in order, each announced in the run's log
+(« Journée du lundi 12 février 2024 »), then the day's steps in order. A step runs the flows a
+coordinator or a schedule runs (`flows/*.py`), their bodies inside the month's run: their tasks,
+logs and correlation id are the month's, and their summaries (the artifacts each would publish
+on its own) make one artifact of the month, day by day, with the timeline's lines. One flow run
+per month rather than one per flow, day or week: each flow run costs a fixed 0.1–0.3 s here (six
+requests to the server, one of them sometimes refused as busy by its SQLite database and retried
+2 s later), more than most days' work. The simulated instant is passed as the forms' ``at``
 (history rows, notes, funding decisions) and the sweeps' ``as_of`` (reminders, digests, budget):
 proposals, the first COPIL of 25 January 2024 validating the plan and the 2024 budget, funding
 (most actions fully funded, FA-03 and FA-10 left *validée* with funding missing, FA-06 funded by
@@ -53,8 +54,10 @@ from typing import Any, Protocol, TypeVar
 
 import sqlalchemy as sa
 from prefect import get_run_logger
+from prefect.artifacts import create_markdown_artifact
 from sqlalchemy.engine import Engine
 
+from flows._shared import Summary, artifact_key, summaries_gathered
 from flows.after_copil import after_copil
 from flows.budget import BudgetParameters, BudgetRunResult, consolidate_budget
 from flows.copil import hold_copil, schedule_copil
@@ -107,7 +110,7 @@ class Runner(Protocol):
 START = date(2024, 1, 1)  # a Monday: the first sweep
 LAST_SWEEP = date(2024, 12, 30)
 SWEEP_EVERY = timedelta(weeks=4)
-WEEK_FLOW = "Semaine du plan d'actions"
+MONTH_FLOW = "Mois du plan d'actions"
 BUDGET_YEAR = 2024
 BUDGET_RUN = datetime(2025, 1, 2, 7, 0)  # first working day of January 2025, 07:00
 SITUATION = date(2024, 12, 31)  # date of situation of the late actions in the budget
@@ -161,6 +164,13 @@ class Happening:
     number: str = ""  # the action, for funding records
     detail: str = ""  # « Région 20 000,00 € », for funding records
 
+    def line(self) -> str:
+        """The line on its own, as the month's artifact shows it (the terminal's timeline
+        makes one line of an action's funding records in a month)."""
+        if self.kind == "financement":
+            return f"{self.number} : financement {self.detail}{self.text}"
+        return self.text
+
 
 @dataclass(frozen=True)
 class SentEmail:
@@ -177,8 +187,8 @@ class SentEmail:
 class YearReport:
     territory_code: str
     happenings: list[Happening] = field(default_factory=list)
-    flow_runs: int = 0  # one per simulated week with something to play
-    days_played: int = 0  # the simulated days with steps, each inside its week's run
+    flow_runs: int = 0  # one per simulated month with something to play
+    days_played: int = 0  # the simulated days with steps, each inside its month's run
     flows_played: int = 0  # the coordinator's and scheduled flows run inside them
     sweeps: int = 0
     budget: BudgetRunResult | None = None
@@ -229,39 +239,47 @@ class Year:
         agenda = sorted([*sweeps, *steps], key=lambda step: step.at)
         self.progress.phase("Une année du plan d'actions (flux Prefect)", len(agenda))
         self.days = {day: list(group) for day, group in groupby(agenda, lambda s: s.at.date())}
-        week_flow = simulated_week(self)
+        month_flow = simulated_month(self)
         # The one clock shows each step's simulated instant: every timestamp the flows write
         # (history, outbox, Date: headers, .eml names, .ics, "consolidé le") is in the year.
         with clock.frozen(agenda[0].at), self.client_kept():
-            # Weeks are found as they are played: a day's delivery round may add a later day.
-            while (monday := self.next_week()) is not None:
-                self.runner(week_flow, monday)
+            # Months are found as they are played: a day's delivery round may add a later day.
+            while (month := self.next_month()) is not None:
+                self.runner(month_flow, month)
                 self.report.flow_runs += 1
         self.report.notable = self.notable_emails()
         return self.report
 
-    def play_week(self, monday: date) -> dict[str, list[str]]:
-        """The week's days in order, inside the week's flow run, each announced in its log;
-        returns their timeline lines, per day."""
+    def play_month(self, month: date) -> dict[str, list[str]]:
+        """The month's days in order, inside the month's flow run, each announced in its log;
+        publishes the month's artifact (`month_markdown`) and returns the timeline's lines,
+        per day."""
         logger = get_run_logger()
         shown: dict[str, list[str]] = {}
-        while (day := self.next_day(monday)) is not None:
+        summaries: dict[date, list[Summary]] = {}
+        while (day := self.next_day(month)) is not None:
             logger.info("Journée du %s", format_date(day))
-            shown[day.isoformat()] = self.play_day(day)
+            with summaries_gathered() as summaries[day]:
+                shown[day.isoformat()] = self.play_day(day)
             self.played.add(day)
             self.report.days_played += 1
             self.deliveries_after(day)
+        create_markdown_artifact(
+            month_markdown(month, shown, summaries),
+            key=artifact_key("demo", month.isoformat()[:7]),
+            description=f"Démonstration : {month_label(month)}, journée par journée",
+        )
         return shown
 
-    def next_day(self, monday: date) -> date | None:
-        """The first day of `monday`'s week with steps not played yet."""
-        week = [d for d in self.days if monday_of(d) == monday and d not in self.played]
-        return min(week, default=None)
+    def next_day(self, month: date) -> date | None:
+        """The first day of `month` with steps not played yet."""
+        days = [d for d in self.days if month_of(d) == month and d not in self.played]
+        return min(days, default=None)
 
-    def next_week(self) -> date | None:
-        """The Monday of the first day with steps not played yet."""
+    def next_month(self) -> date | None:
+        """The month (its first day) of the first day with steps not played yet."""
         first = min((d for d in self.days if d not in self.played), default=None)
-        return None if first is None else monday_of(first)
+        return None if first is None else month_of(first)
 
     def play_day(self, day: date) -> list[str]:
         """The day's steps in order; returns its timeline lines."""
@@ -279,12 +297,12 @@ class Year:
                 shown = Happening(self.today, "")
             if shown is not None:
                 self.report.happenings.append(replace(shown, emails=sent))
-                shown_today.append(shown.text)
+                shown_today.append(shown.line())
             self.progress.advance()
         return shown_today
 
     def run(self, flow: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-        """`flow`'s body, inside the week's flow run (a refused step raises its French error:
+        """`flow`'s body, inside the month's flow run (a refused step raises its French error:
         a demo bug)."""
         result = in_this_run(flow, *args, **kwargs)
         self.report.flows_played += 1
@@ -293,7 +311,7 @@ class Year:
     def deliveries_after(self, today: date) -> None:
         """A delivery round on each later day of the year a pending message waits for (a
         nudge enqueued ahead), at the hour it waits for: what production's every-15-minutes
-        delivery would send then: the new days are played in their week."""
+        delivery would send then: the new days are played in their month."""
         m = OutboxMessage.__table__.c  # type: ignore[attr-defined]
         with self.engine.connect() as conn:
             waiting = conn.execute(
@@ -706,36 +724,58 @@ def in_this_run(flow: Callable[..., T], *args: Any, **kwargs: Any) -> T:
     return result.result() if isinstance(result, PrefectState) else result
 
 
-def monday_of(day: date) -> date:
-    return day - timedelta(days=day.weekday())
+def month_of(day: date) -> date:
+    return day.replace(day=1)
 
 
-def simulated_week(year: Year) -> Callable[[date], dict[str, list[str]]]:
-    """The flow « Semaine du plan d'actions » of `year`: one run per simulated week with
-    something to play (``semaine-2024-02-12``, named after its Monday), which plays its days
-    in order, each announced in the run's log by a line « Journée du … », then the day's
+def month_markdown(
+    month: date, shown: dict[str, list[str]], summaries: dict[date, list[Summary]]
+) -> str:
+    """The month's artifact: for each day, its timeline lines, then the summaries of the
+    flows it ran (headings pushed two levels down, under the day's)."""
+    lines = [f"# Démonstration : {month_label(month)}", ""]
+    for day, gathered in summaries.items():
+        lines.append(f"## Journée du {format_date(day)}")
+        told = [f"- {text}" for text in shown[day.isoformat()] if text]
+        if told:
+            lines += ["", *told]
+        for summary in gathered:
+            lines += ["", *(_pushed_down(line) for line in summary.markdown.splitlines())]
+        lines.append("")
+    return "\n".join(lines)
+
+
+def _pushed_down(line: str) -> str:
+    return "##" + line if line.startswith("#") else line
+
+
+def simulated_month(year: Year) -> Callable[[date], dict[str, list[str]]]:
+    """The flow « Mois du plan d'actions » of `year`: one run per simulated month with
+    something to play (``mois-2024-02``, `month` its first day), which plays its days in
+    order, each announced in the run's log by a line « Journée du … », then the day's
     coordinator steps and sweeps: the same flows a coordinator or a schedule runs, their
-    bodies in this run (their tasks, logs, artifacts and correlation id are the week's)."""
+    bodies in this run (their tasks, logs and correlation id are the month's; their
+    summaries are the month's artifact)."""
     from prefect import flow
     from prefect.settings import PREFECT_LOCAL_STORAGE_PATH
 
-    # Its result (the week's timeline lines) is not persisted, as by Prefect's default; saying
+    # Its result (the month's timeline lines) is not persisted, as by Prefect's default; saying
     # so, and where it would go (Prefect's local storage, the default without a server
     # block), spares each run three requests asking the server for its default storage.
     @flow(
-        name=WEEK_FLOW,
-        description="Une semaine de l'année de démonstration : ses journées, dans l'ordre, et"
+        name=MONTH_FLOW,
+        description="Un mois de l'année de démonstration : ses journées, dans l'ordre, et"
         " les flux de chacune.",
-        flow_run_name="semaine-{monday}",
+        flow_run_name="mois-{month:%Y-%m}",
         log_prints=True,
         validate_parameters=False,
         persist_result=False,
         result_storage=Path(PREFECT_LOCAL_STORAGE_PATH.value()),
     )
-    def semaine(monday: date) -> dict[str, list[str]]:
-        return year.play_week(monday)
+    def mois(month: date) -> dict[str, list[str]]:
+        return year.play_month(month)
 
-    return semaine
+    return mois
 
 
 def paris_day(instant: datetime) -> date:

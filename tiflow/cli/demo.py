@@ -240,7 +240,7 @@ def _show(
         console.print(f"  {escape(label)} : {path}", highlight=False, soft_wrap=True)
     console.print()
     console.print(
-        f"{report.flow_runs} exécutions de flux Prefect (une par semaine d'activité,"
+        f"{report.flow_runs} exécutions de flux Prefect (une par mois,"
         f" {report.days_played} journées simulées), où ont tourné {report.flows_played} flux du"
         f" plan, dont {report.sweeps} passages des rappels (le"
         f" lundi, toutes les quatre semaines), en {elapsed:.0f} s.",
