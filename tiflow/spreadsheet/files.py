@@ -196,6 +196,8 @@ class _CellDecoder:
         self._days: dict[tuple[str, str | None], Any] = {}
 
     def __call__(self, kind: str | None, style: str | None, text: str) -> Any:
+        if kind == "inlineStr":  # what openpyxl writes for every text cell
+            return text
         if kind is None or kind == "n":
             day = self._days.get((text, style))
             if day is not None:
@@ -264,7 +266,11 @@ def _read_sheet(sheet: Sheet, scan: SheetScan, result: RawFile, progress: Progre
                     result.problems.add(sheet, number, key, _no_cached_value(formula))
                     row.refused.add(key)
             value = values.get(place)
-            cells[key] = None if value is None else _clean(value)
+            if value.__class__ is str:  # most cells: `_clean`'s text case, inlined
+                value = restore_formula(value) if value and not value.isspace() else None
+            elif value is not None:
+                value = _clean(value)
+            cells[key] = value
         raw.rows.append(row)
     progress.advance(read)
     return raw
