@@ -43,7 +43,8 @@ def neutralise_formula(text: str) -> str:
 def restore_formula(text: str) -> str:
     """Undo `neutralise_formula` on a text cell read back from a file tiflow (or a person
     following the same convention) wrote."""
-    return text[1:] if _looks_neutralised(text) else text
+    # Called for every text cell of a national workbook: the first character rules most out.
+    return text[1:] if text[:1] == MARKER and _looks_neutralised(text) else text
 
 
 # -- names and titles -----------------------------------------------------------------------

@@ -65,9 +65,13 @@ _STRIP_COMBINING = _WithoutCombining()
 
 def fold(text: str) -> str:
     """Comparison key for labels: no accents, no case, `_`/`-`/spaces alike, one apostrophe."""
-    decomposed = unicodedata.normalize("NFKD", text.replace("’", "'"))
-    plain = decomposed.translate(_STRIP_COMBINING).casefold()
-    return " ".join(re.sub(r"[_\-]", " ", plain).split())
+    # Called for every name, title and reference of a plan, on both sides of the comparison:
+    # plain ASCII (most keys) has nothing to decompose, and str.replace beats re.sub.
+    if not text.isascii():
+        decomposed = unicodedata.normalize("NFKD", text.replace("’", "'"))
+        text = decomposed.translate(_STRIP_COMBINING)
+    plain = text.casefold().replace("_", " ").replace("-", " ")
+    return " ".join(plain.split())
 
 
 def quote(value: object) -> str:

@@ -196,6 +196,8 @@ class _CellDecoder:
         self._days: dict[tuple[str, str | None], Any] = {}
 
     def __call__(self, kind: str | None, style: str | None, text: str) -> Any:
+        if kind == "inlineStr":  # what openpyxl writes for every text cell
+            return text
         if kind is None or kind == "n":
             day = self._days.get((text, style))
             if day is not None:
@@ -235,29 +237,40 @@ def _rows(scan: SheetScan) -> Iterator[tuple[Any, ...]]:
 
 
 def _read_sheet(sheet: Sheet, scan: SheetScan, result: RawFile, progress: Progress) -> RawSheet:
-    """The rows of one sheet, within the range that holds values (see `limits.scan_sheet`)."""
-    rows = _rows(scan)
-    header = next(rows, None) or ()
+    """The rows of one sheet, within the range that holds values (see `limits.scan_sheet`).
+
+    Read from the scan's cells row by row (a row with no value is not there at all), not
+    from full-width rows: a large plan has hundreds of thousands of cells, many empty."""
+    header = next(_rows(scan), None) or ()
     label = f"Feuille « {sheet.title} »"
     columns = _header_map(sheet, header, result.problems, result.warnings, label)
     raw = RawSheet(sheet, frozenset(c.key for c in columns.values()))
+    keys = [(position + 1, column.key) for position, column in columns.items()]
     formulas, read = scan.formulas, 0
-    for number, values in enumerate(rows, start=2):
+    for number in range(2, scan.last_row + 1):
         read += 1
         if read == PROGRESS_STEP:  # the bar moves by steps: advancing it costs more than a row
             progress.advance(read)
             read = 0
-        if all(map(is_blank, values)) and not (formulas and _has_formula(scan, number, columns)):
+        values = scan.values.get(number) or {}
+        if all(map(is_blank, values.values())) and not (
+            formulas and _has_formula(scan, number, columns)
+        ):
             continue
         row = RawRow(number, {})
-        width = len(values)
-        for position, column in columns.items():
+        cells = row.cells
+        for place, key in keys:
             if formulas:
-                formula = formulas.get((number, position + 1))
+                formula = formulas.get((number, place))
                 if formula is not None:
-                    result.problems.add(sheet, number, column.key, _no_cached_value(formula))
-                    row.refused.add(column.key)
-            row.cells[column.key] = _clean(values[position]) if position < width else None
+                    result.problems.add(sheet, number, key, _no_cached_value(formula))
+                    row.refused.add(key)
+            value = values.get(place)
+            if value.__class__ is str:  # most cells: `_clean`'s text case, inlined
+                value = restore_formula(value) if value and not value.isspace() else None
+            elif value is not None:
+                value = _clean(value)
+            cells[key] = value
         raw.rows.append(row)
     progress.advance(read)
     return raw

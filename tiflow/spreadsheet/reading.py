@@ -107,11 +107,11 @@ def parse_raw(raw: RawFile, progress: Progress = NO_PROGRESS) -> PlanFile:
     """Typed records for every row; each unreadable cell adds a problem to `raw.problems`."""
     plan = PlanFile(warnings=list(raw.warnings))
     progress.phase("Vérification des lignes", sum(len(s.rows) for s in raw.sheets.values()))
-    parse = _Parser()
     for key, sheet_rows in raw.sheets.items():
+        read = _SheetReader(raw, sheet_rows)
         records = []
         for row in sheet_rows.rows:
-            records.append(_record(raw, sheet_rows, row, parse))
+            records.append(read(row))
             if len(records) % PROGRESS_STEP == 0:
                 progress.advance(PROGRESS_STEP)
         progress.advance(len(records) % PROGRESS_STEP)
@@ -123,54 +123,74 @@ def parse_raw(raw: RawFile, progress: Progress = NO_PROGRESS) -> PlanFile:
 # but reads "1.0" as text), not float (-0.0 == 0.0), not an aware datetime (equal instants
 # in two zones).
 _SAME_WHEN_EQUAL = frozenset({str, int, bool, date, datetime})
+_NO_BLANK = object()  # a required column, or a kind whose empty cell gives no value
 
 
-class _Parser:
-    """`PARSERS`, each distinct value parsed once per column: a plan repeats its labels,
+class _ColumnReader:
+    """`PARSERS` for one column, each distinct value parsed once: a plan repeats its labels,
     e-mails, dates and amounts on every row, and parsing a cell depends on nothing else."""
 
-    def __init__(self) -> None:
-        self._seen: dict[tuple[int, type, object], tuple[Any, str | None]] = {}
+    def __init__(self, column: Column) -> None:
+        self.column, self.key, self.required = column, column.key, column.required
+        self.blank = BLANKS.get(column.kind, _NO_BLANK) if not column.required else _NO_BLANK
+        self._parse = PARSERS[column.kind]
+        self._texts: dict[str, tuple[Any, str | None]] = {}  # most cells are text
+        self._others: dict[tuple[type, object], tuple[Any, str | None]] = {}
 
-    def __call__(self, column: Column, value: c.CellValue) -> Any:
+    def __call__(self, value: c.CellValue) -> Any:
         kind = type(value)
-        if kind not in _SAME_WHEN_EQUAL or (kind is datetime and value.tzinfo):  # type: ignore[union-attr]
-            return PARSERS[column.kind](value, column)
-        key = (id(column), kind, value)  # columns are module constants: ids stay unique
-        seen = self._seen.get(key)
-        if seen is None:
-            try:
-                seen = (PARSERS[column.kind](value, column), None)
-            except c.CellError as error:
-                seen = (None, str(error))
-            self._seen[key] = seen
+        if kind is str:
+            seen = self._texts.get(value)  # type: ignore[arg-type]
+            if seen is None:
+                seen = self._texts[value] = self._parsed(value)  # type: ignore[index]
+        elif kind not in _SAME_WHEN_EQUAL or (kind is datetime and value.tzinfo):  # type: ignore[union-attr]
+            return self._parse(value, self.column)
+        else:
+            key = (kind, value)  # with its type: 1, 1.0 and True are equal keys otherwise
+            seen = self._others.get(key)
+            if seen is None:
+                seen = self._others[key] = self._parsed(value)
         result, problem = seen
         if problem is not None:
             raise c.CellError(problem)
         return result
 
-
-def _record(raw: RawFile, sheet: RawSheet, row: RawRow, parse: _Parser) -> Record:
-    number = row.number
-    values: dict[str, Any] = {}
-    invalid: set[str] = set(row.refused)  # already reported by the file reader
-    spec = sheet.sheet
-    for column in spec.columns:
-        if column.key not in sheet.present or column.key in invalid:
-            continue
-        value = row.cells.get(column.key)
-        if c.is_blank(value):
-            if column.required:
-                raw.problems.add(spec, number, column.key, "valeur obligatoire manquante")
-                invalid.add(column.key)
-            elif column.kind in BLANKS:
-                values[column.key] = BLANKS[column.kind]
-            continue
+    def _parsed(self, value: c.CellValue) -> tuple[Any, str | None]:
         try:
-            values[column.key] = parse(column, value)
+            return self._parse(value, self.column), None
         except c.CellError as error:
-            raw.problems.add(spec, number, column.key, str(error))
-            invalid.add(column.key)
-    record = RECORD_TYPES[spec.key](row=number, present=sheet.present, **values)
-    record.invalid = invalid
-    return record
+            return None, str(error)
+
+
+class _SheetReader:
+    """One sheet's rows → records, through the readers of the columns the sheet has."""
+
+    def __init__(self, raw: RawFile, sheet: RawSheet) -> None:
+        self.raw, self.spec, self.present = raw, sheet.sheet, sheet.present
+        self.record_type = RECORD_TYPES[self.spec.key]
+        self.columns = [_ColumnReader(col) for col in self.spec.columns if col.key in self.present]
+
+    def __call__(self, row: RawRow) -> Record:
+        number, cells = row.number, row.cells
+        values: dict[str, Any] = {}
+        invalid: set[str] = set(row.refused)  # already reported by the file reader
+        for column in self.columns:
+            key = column.key
+            if key in invalid:
+                continue
+            value = cells.get(key)
+            if c.is_blank(value):
+                if column.required:
+                    self.raw.problems.add(self.spec, number, key, "valeur obligatoire manquante")
+                    invalid.add(key)
+                elif column.blank is not _NO_BLANK:
+                    values[key] = column.blank
+                continue
+            try:
+                values[key] = column(value)
+            except c.CellError as error:
+                self.raw.problems.add(self.spec, number, key, str(error))
+                invalid.add(key)
+        record = self.record_type(row=number, present=self.present, **values)
+        record.invalid = invalid
+        return record
