@@ -479,7 +479,7 @@ def _fill(session: Session, digest: Digest, settings: DigestSettings) -> None:
         return
     _fill_new_funding(session, digest, facts, since)
     _fill_budget_delta(session, digest, facts, previous)
-    digest.year = _year_figures(session, digest.territory.code, facts.year, digest.as_of)
+    digest.year = _year_figures(session, digest.territory, facts.year, digest.as_of)
     digest.conditions = _conditions(session, digest.copil, facts.actions)
     digest.follow_up = _follow_up(session, facts.actions, since, digest.as_of)
     earlier = _earlier_digest(session, digest)
@@ -874,10 +874,10 @@ def _left_to_fund_by_action(session: Session, territory_id: int) -> dict[int, De
     )
 
 
-def _year_figures(session: Session, code: str, year: int, as_of: date) -> dict[str, Any]:
+def _year_figures(session: Session, territory: Territory, year: int, as_of: date) -> dict[str, Any]:
     """The year's figures exactly as the budget consolidation defines them (same scope,
     same labels as the budget e-mail and the workbook)."""
-    c = consolidate_with(session, year, code, as_of)
+    c = consolidate_with(session, year, territory, as_of)
     total = c.total()
     actions = c.view(View.ACTION)
 
