@@ -21,8 +21,7 @@ from flows.usecases.budget.consolidation import Consolidation, View, consolidate
 from models import figures
 from models.deadlines import is_late
 from models.lifecycle import DROPPED_OUT
-from models.repository import Repository
-from models.tables import ActionSheet, Milestone
+from models.tables import ActionSheet, Milestone, Territory
 from notifications.charts import Chart, png, series_of, svg
 from notifications.fr import month_abbreviation
 
@@ -89,29 +88,29 @@ def milestones_over_year(session: Session, territory_id: int, year: int, as_of: 
 
 
 def plan_charts(
-    session: Session, territory: str, year: int, as_of: date | None = None
+    session: Session, territory: str | Territory, year: int, as_of: date | None = None
 ) -> list[Chart]:
-    """The three charts of a territory's year (territory: its code)."""
+    """The three charts of a territory's year (territory: its code, or itself when the caller
+    has it: looked up once, by the consolidation, or not at all)."""
     as_of = as_of or paris_today()
-    found = Repository(session).territory(territory)
-    assert found.id is not None
     consolidation = consolidate_with(session, year, territory, as_of)
+    assert consolidation.territory_id is not None
     return [
         budget_per_axis(consolidation),
         funding_per_funder(consolidation),
-        milestones_over_year(session, found.id, year, as_of),
+        milestones_over_year(session, consolidation.territory_id, year, as_of),
     ]
 
 
 def charts_svg(
-    session: Session, territory: str, year: int, as_of: date | None = None
+    session: Session, territory: str | Territory, year: int, as_of: date | None = None
 ) -> list[tuple[str, str, str]]:
     """(slug, French title, SVG document) of each chart: for the COPIL dossier."""
     return [(c.slug, c.title, svg(c)) for c in plan_charts(session, territory, year, as_of)]
 
 
 def charts_png(
-    session: Session, territory: str, year: int, as_of: date | None = None
+    session: Session, territory: str | Territory, year: int, as_of: date | None = None
 ) -> list[tuple[str, str, bytes]]:
     """(slug, French title, PNG bytes) of each chart."""
     return [(c.slug, c.title, png(c)) for c in plan_charts(session, territory, year, as_of)]

@@ -22,6 +22,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
+from functools import cache
 from typing import Any, TypeVar
 
 import icalendar
@@ -90,6 +91,96 @@ LIST_MAX = 40  # rows per section in the e-mail; the CSV has them all
 B = BudgetLine.__table__.c  # type: ignore[attr-defined]
 F = Funding.__table__.c  # type: ignore[attr-defined]
 A = ActionSheet.__table__.c  # type: ignore[attr-defined]
+
+
+@dataclass(frozen=True)
+class _Statements:
+    """The statements every digest reads (and the COPIL's page on each request), with bound
+    parameters: ``tid`` (territory), ``copil``, ``held_at``, ``since``."""
+
+    members: Any
+    territory_members: Any
+    coordinator: Any
+    actions: sa.Select[Any]
+    pilots: sa.Select[Any]
+    planned: sa.Select[Any]
+    funded: sa.Select[Any]
+    agenda: Any
+    previous: Any
+    changes: sa.Select[Any]
+    changes_since: sa.Select[Any]
+    committed: sa.Select[Any]
+
+
+def _sums_statement(columns: Sequence[Any], table: Any) -> sa.Select[Any]:
+    """Sums of `columns` per action and year, the territory's actions (one grouped query)."""
+    return (
+        sa.select(table.action_id, table.year, *(sa.func.sum(c) for c in columns))
+        .join(ActionSheet, A.id == table.action_id)
+        .where(A.territory_id == sa.bindparam("tid"))
+        .group_by(table.action_id, table.year)
+    )
+
+
+@cache
+def _statements() -> _Statements:
+    """Built once per process: a page or a digest pays for binding its parameters, not for
+    building and keying the same statements again."""
+    tid: sa.BindParameter[Any] = sa.bindparam("tid")
+    copil: sa.BindParameter[Any] = sa.bindparam("copil")
+    held_at: sa.BindParameter[Any] = sa.bindparam("held_at")
+    p = Person.__table__.c  # type: ignore[attr-defined]
+    t = TransitionRecord.__table__.c  # type: ignore[attr-defined]
+    changes = (
+        sa.select(t.at, t.action_id, t.from_state, t.to_state)
+        .join(ActionSheet, A.id == t.action_id)
+        .where(A.territory_id == tid)
+        .order_by(t.at, t.id)
+    )
+    return _Statements(
+        members=select(Person)
+        .join(CopilMember, col(CopilMember.person_id) == col(Person.id))
+        .where(col(CopilMember.copil_id) == copil)
+        .order_by(col(Person.full_name)),
+        territory_members=select(Person)
+        .join(PersonRole, col(PersonRole.person_id) == col(Person.id))
+        .where(col(Person.territory_id) == tid, col(PersonRole.role) == Role.COPIL_MEMBER)
+        .order_by(col(Person.full_name)),
+        coordinator=select(Person)
+        .join(PersonRole, col(PersonRole.person_id) == col(Person.id))
+        .where(col(Person.territory_id) == tid, col(PersonRole.role) == Role.COORDINATOR)
+        .order_by(col(Person.full_name))
+        .limit(1),
+        actions=sa.select(
+            A.id,
+            A.number,
+            A.title,
+            A.axis,
+            A.state,
+            A.pilot_id,
+            A.firm_commitment,
+            A.start_date,
+        ).where(A.territory_id == tid),
+        pilots=sa.select(p.id, p.full_name).where(p.territory_id == tid),
+        planned=_sums_statement((B.amount,), B),
+        funded=_sums_statement((F.requested, F.granted), F),
+        agenda=select(CopilAgendaItem.action_id)
+        .where(col(CopilAgendaItem.copil_id) == copil)
+        .order_by(col(CopilAgendaItem.position), col(CopilAgendaItem.action_id)),
+        previous=select(CopilMeeting)
+        .where(
+            col(CopilMeeting.territory_id) == tid,
+            col(CopilMeeting.held_at) < held_at,
+            col(CopilMeeting.status) != CopilStatus.CANCELLED,
+        )
+        .order_by(col(CopilMeeting.held_at).desc())
+        .limit(1),
+        changes=changes,
+        changes_since=changes.where(t.at > sa.bindparam("since")),
+        committed=sa.select(A.id, A.number, A.title, A.state, A.start_date).where(
+            A.territory_id == tid, A.state.in_([s.value for s in COMMITTED])
+        ),
+    )
 
 
 class DigestSettings(BaseModel):
@@ -306,36 +397,15 @@ def _copy(row: _T) -> _T:
 
 
 def _members(session: Session, copil: CopilMeeting) -> list[Person]:
-    listed = session.execute(
-        select(Person)
-        .join(CopilMember, col(CopilMember.person_id) == col(Person.id))
-        .where(col(CopilMember.copil_id) == copil.id)
-        .order_by(col(Person.full_name))
-    ).scalars()
-    members = list(listed)
+    q = _statements()
+    members = list(session.execute(q.members, {"copil": copil.id}).scalars())
     if members:
         return members
-    return list(
-        session.execute(
-            select(Person)
-            .join(PersonRole, col(PersonRole.person_id) == col(Person.id))
-            .where(
-                col(Person.territory_id) == copil.territory_id,
-                col(PersonRole.role) == Role.COPIL_MEMBER,
-            )
-            .order_by(col(Person.full_name))
-        ).scalars()
-    )
+    return list(session.execute(q.territory_members, {"tid": copil.territory_id}).scalars())
 
 
 def _coordinator(session: Session, territory_id: int) -> Person | None:
-    return session.execute(
-        select(Person)
-        .join(PersonRole, col(PersonRole.person_id) == col(Person.id))
-        .where(col(Person.territory_id) == territory_id, col(PersonRole.role) == Role.COORDINATOR)
-        .order_by(col(Person.full_name))
-        .limit(1)
-    ).scalar_one_or_none()
+    return session.execute(_statements().coordinator, {"tid": territory_id}).scalar_one_or_none()
 
 
 def _already_sent(session: Session, digest: Digest) -> bool:
@@ -348,15 +418,10 @@ def _already_sent(session: Session, digest: Digest) -> bool:
 
 
 def _sums_by_action_year(
-    session: Session, columns: Sequence[Any], table: Any, territory_id: int
+    session: Session, statement: sa.Select[Any], territory_id: int
 ) -> dict[tuple[int, int], list[Decimal]]:
-    """Sums of `columns` per action and year, the territory's actions (one grouped query)."""
-    rows = session.execute(
-        sa.select(table.action_id, table.year, *(sa.func.sum(c) for c in columns))
-        .join(ActionSheet, A.id == table.action_id)
-        .where(A.territory_id == territory_id)
-        .group_by(table.action_id, table.year)
-    )
+    """The sums of a `_sums_statement` per action and year, for one territory."""
+    rows = session.execute(statement, {"tid": territory_id})
     return {(row[0], row[1]): [v or ZERO for v in row[2:]] for row in rows}
 
 
@@ -414,7 +479,7 @@ def _fill(session: Session, digest: Digest, settings: DigestSettings) -> None:
         return
     _fill_new_funding(session, digest, facts, since)
     _fill_budget_delta(session, digest, facts, previous)
-    digest.year = _year_figures(session, digest.territory.code, facts.year, digest.as_of)
+    digest.year = _year_figures(session, digest.territory, facts.year, digest.as_of)
     digest.conditions = _conditions(session, digest.copil, facts.actions)
     digest.follow_up = _follow_up(session, facts.actions, since, digest.as_of)
     earlier = _earlier_digest(session, digest)
@@ -427,27 +492,11 @@ def _facts(session: Session, digest: Digest) -> _Facts:
     copil, tid = digest.copil, digest.territory.id
     assert tid is not None
     year = copil.budget_year or paris_date(copil.held_at).year
-    actions = {
-        row.id: row
-        for row in session.execute(
-            sa.select(
-                A.id,
-                A.number,
-                A.title,
-                A.axis,
-                A.state,
-                A.pilot_id,
-                A.firm_commitment,
-                A.start_date,
-            ).where(A.territory_id == tid)
-        )
-    }
-    pilots = {
-        p.id: p.full_name
-        for p in session.execute(select(Person).where(col(Person.territory_id) == tid)).scalars()
-    }
-    planned = _sums_by_action_year(session, (B.amount,), B, tid)
-    funded = _sums_by_action_year(session, (F.requested, F.granted), F, tid)
+    q, scope = _statements(), {"tid": tid}
+    actions = {row.id: row for row in session.execute(q.actions, scope)}
+    pilots = {p.id: p.full_name for p in session.execute(q.pilots, scope)}
+    planned = _sums_by_action_year(session, q.planned, tid)
+    funded = _sums_by_action_year(session, q.funded, tid)
     return _Facts(
         tid,
         year,
@@ -543,14 +592,7 @@ def _fill_agenda(session: Session, digest: Digest, facts: _Facts) -> None:
     budget, requested, granted = facts.budget, facts.requested, facts.granted
     # Agenda: the meeting's own agenda first (in its order), then every other action awaiting
     # a decision.
-    listed = [
-        row.action_id
-        for row in session.execute(
-            select(CopilAgendaItem.action_id)
-            .where(col(CopilAgendaItem.copil_id) == copil.id)
-            .order_by(col(CopilAgendaItem.position), col(CopilAgendaItem.action_id))
-        )
-    ]
+    listed = [row.action_id for row in session.execute(_statements().agenda, {"copil": copil.id})]
     awaiting = sorted(
         (a for a in actions.values() if State(a.state) in AWAITING_DECISION and a.id not in listed),
         key=lambda a: a.number,
@@ -576,31 +618,16 @@ def _previous_copil(session: Session, digest: Digest) -> CopilMeeting | None:
     copil, tid = digest.copil, digest.territory.id
     # Since the previous COPIL of the territory (held, or at least not cancelled).
     previous = session.execute(
-        select(CopilMeeting)
-        .where(
-            col(CopilMeeting.territory_id) == tid,
-            col(CopilMeeting.held_at) < copil.held_at,
-            col(CopilMeeting.status) != CopilStatus.CANCELLED,
-        )
-        .order_by(col(CopilMeeting.held_at).desc())
-        .limit(1)
+        _statements().previous, {"tid": tid, "held_at": copil.held_at}
     ).scalar_one_or_none()
     digest.previous = _copy(previous) if previous is not None else None
     return previous
 
 
 def _fill_changes(session: Session, digest: Digest, facts: _Facts, since: datetime | None) -> None:
-    tid, actions = facts.tid, facts.actions
-    t = TransitionRecord.__table__.c  # type: ignore[attr-defined]
-    changes = (
-        sa.select(t.at, t.action_id, t.from_state, t.to_state)
-        .join(ActionSheet, A.id == t.action_id)
-        .where(A.territory_id == tid)
-        .order_by(t.at, t.id)
-    )
-    if since is not None:
-        changes = changes.where(t.at > since)
-    for row in session.execute(changes):
+    q, actions = _statements(), facts.actions
+    changes = q.changes if since is None else q.changes_since
+    for row in session.execute(changes, {"tid": facts.tid, "since": since}):
         a = actions[row.action_id]
         digest.changes.append(
             {
@@ -710,11 +737,7 @@ def late_and_at_risk(
     left = (
         left_to_fund if left_to_fund is not None else _left_to_fund_by_action(session, territory_id)
     )
-    committed = session.execute(
-        sa.select(A.id, A.number, A.title, A.state, A.start_date).where(
-            A.territory_id == territory_id, A.state.in_([s.value for s in COMMITTED])
-        )
-    )
+    committed = session.execute(_statements().committed, {"tid": territory_id})
     for a in sorted(committed, key=lambda a: a.number):
         gap, state = left.get(a.id, ZERO), State(a.state)
         risk = _funding_risk(state, a.start_date, as_of) if gap > 0 and state.is_open else None
@@ -844,16 +867,17 @@ def _funding_risk(state: State, start: date | None, as_of: date) -> dict[str, st
 
 def _left_to_fund_by_action(session: Session, territory_id: int) -> dict[int, Decimal]:
     """*Reste à financer* per action, all years: each year's own (models.figures)."""
+    q = _statements()
     return _left_to_fund(
-        _sums_by_action_year(session, (B.amount,), B, territory_id),
-        _sums_by_action_year(session, (F.requested, F.granted), F, territory_id),
+        _sums_by_action_year(session, q.planned, territory_id),
+        _sums_by_action_year(session, q.funded, territory_id),
     )
 
 
-def _year_figures(session: Session, code: str, year: int, as_of: date) -> dict[str, Any]:
+def _year_figures(session: Session, territory: Territory, year: int, as_of: date) -> dict[str, Any]:
     """The year's figures exactly as the budget consolidation defines them (same scope,
     same labels as the budget e-mail and the workbook)."""
-    c = consolidate_with(session, year, code, as_of)
+    c = consolidate_with(session, year, territory, as_of)
     total = c.total()
     actions = c.view(View.ACTION)
 

@@ -64,7 +64,7 @@ def dossier_pdf(session: Session, digest: Digest) -> bytes:
         raise ValueError("a summary digest (the COPIL page's) has no dossier")
     copil, territory = digest.copil, digest.territory
     year = copil.budget_year or paris_date(copil.held_at).year
-    charts = charts_svg(session, territory.code, year, digest.as_of)
+    charts = charts_svg(session, territory, year, digest.as_of)
     title = f"Dossier du COPIL du {fr.format_datetime(copil.held_at)}"
     blocks: list[Block] = [
         Paragraph(f"Territoire d'industrie {territory.name}", bold=True),
@@ -134,7 +134,7 @@ def _budget(digest: Digest) -> list[Block]:
 def _figures(session: Session, digest: Digest, charts: Sequence[Chart]) -> list[Block]:
     """The charts (when given) and, always, the figures they draw as tables."""
     year = int(digest.year.get("year") or paris_date(digest.copil.held_at).year)
-    c = consolidate_with(session, year, digest.territory.code, digest.as_of)
+    c = consolidate_with(session, year, digest.territory, digest.as_of)
     F = figures.Figure
     heads = (F.PLANNED.label, F.GRANTED.label, F.PAID.label)
     blocks: list[Block] = [Heading(f"Graphiques et chiffres {year}", new_page=True)]

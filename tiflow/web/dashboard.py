@@ -131,7 +131,7 @@ def dashboard(ctx: Guarded, annee: str = "") -> HTMLResponse:
     with unit_of_work(ctx.engine) as uow:
         s = uow.session
         late, at_risk = late_and_at_risk(s, ctx.territory.id, as_of)
-        plan_charts = charts.plan_charts(s, ctx.territory.code, year, as_of)
+        plan_charts = charts.plan_charts(s, ctx.territory, year, as_of)
         return page(
             ctx,
             "dashboard.html",
@@ -156,7 +156,7 @@ def chart_png(ctx: Guarded, slug: str, annee: str = "") -> Response:
     with unit_of_work(ctx.engine) as uow:
         found = [
             c
-            for c in charts.plan_charts(uow.session, ctx.territory.code, year, today())
+            for c in charts.plan_charts(uow.session, ctx.territory, year, today())
             if c.slug == slug
         ]
     if not found:

@@ -38,6 +38,7 @@ from models.tables import (
     Milestone,
     Organisation,
     Person,
+    PersonRole,
     Territory,
     TransitionRecord,
 )
@@ -200,9 +201,18 @@ def pilots_of(uow: UnitOfWork, territory: Territory) -> dict[int, str]:
     return {row.id: row.full_name for row in rows}
 
 
-def pilot_choices(uow: UnitOfWork, territory: Territory) -> list[Person]:
-    assert territory.id is not None
-    return list(uow.repo.people_with_role(territory.id, Role.PILOT))
+_ROLE = PersonRole.__table__.c  # type: ignore[attr-defined]
+_PILOTS = (
+    sa.select(_PEOPLE.id, _PEOPLE.full_name, _PEOPLE.email)
+    .join(PersonRole, _ROLE.person_id == _PEOPLE.id)
+    .where(_PEOPLE.territory_id == sa.bindparam("territory_id"), _ROLE.role == Role.PILOT)
+    .order_by(_PEOPLE.full_name)
+)
+
+
+def pilot_choices(uow: UnitOfWork, territory: Territory) -> list[sa.Row[Any]]:
+    """The territory's pilots for a choice list: id, full_name, email (no Person objects)."""
+    return list(uow.session.execute(_PILOTS, {"territory_id": territory.id}))
 
 
 @dataclass(frozen=True)

@@ -283,21 +283,31 @@ def consolidate(
 
 
 def consolidate_with(
-    session: Session, year: int, territory: str | None = None, as_of: date | None = None
+    session: Session,
+    year: int,
+    territory: str | Territory | None = None,
+    as_of: date | None = None,
 ) -> Consolidation:
-    """`consolidate` on an open session (the digest reads the year's figures in its own)."""
+    """`consolidate` on an open session (the digest reads the year's figures in its own).
+
+    ``territory``: its code, or the territory itself when the caller has it (a page's): not
+    looked up again."""
     with collector_paused():  # 12 000 lines of Decimals at national scale (models.collector)
         return _consolidate(session, year, territory, as_of)
 
 
 def _consolidate(
-    session: Session, year: int, territory: str | None, as_of: date | None
+    session: Session, year: int, territory: str | Territory | None, as_of: date | None
 ) -> Consolidation:
     as_of = as_of or paris_today()
     territory_id: int | None = None
     scope, scope_label = ALL_TERRITORIES, ALL_TERRITORIES_LABEL
     if territory is not None:
-        found = Repository(session).territory(territory)
+        found = (
+            territory
+            if isinstance(territory, Territory)
+            else Repository(session).territory(territory)
+        )
         territory_id, scope, scope_label = found.id, found.code, found.name
 
     parameters: dict[str, Any] = {"year": year, "as_of": as_of}
