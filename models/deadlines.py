@@ -29,6 +29,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 
 from models import figures
+from models.db import one_of
 from models.lifecycle import OPEN_STATES, State
 from models.money import ZERO, format_eur
 from models.tables import (
@@ -360,7 +361,7 @@ def current_fingerprints(
     for ids, table in ((milestone_ids, m), (funding_ids, f)):
         for chunk in _chunks(ids):
             action_ids.update(
-                session.execute(sa.select(table.action_id).where(table.id.in_(chunk))).scalars()
+                session.execute(sa.select(table.action_id).where(one_of(table.id, chunk))).scalars()
             )
     if action_ids:
         snap = load_snapshot(
@@ -375,12 +376,12 @@ def current_fingerprints(
     copil_ids = set(refs.get(COPIL, ()))
     c = CopilMeeting.__table__.c  # type: ignore[attr-defined]
     for chunk in _chunks(copil_ids):
-        for row in session.execute(sa.select(c.id, c.held_at, c.status).where(c.id.in_(chunk))):
+        for row in session.execute(sa.select(c.id, c.held_at, c.status).where(one_of(c.id, chunk))):
             found[(COPIL, row.id)] = copil_fingerprint(row.held_at, row.status)
     for chunk in _chunks(set(refs.get(COPIL_MINUTES, ()))):
         for row in session.execute(
             sa.select(c.id, c.held_at, c.status).where(
-                c.id.in_(chunk), c.minutes_recorded_at.is_(None)
+                one_of(c.id, chunk), c.minutes_recorded_at.is_(None)
             )
         ):
             found[(COPIL_MINUTES, row.id)] = copil_fingerprint(row.held_at, row.status)

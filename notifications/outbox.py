@@ -64,7 +64,7 @@ from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.engine import Connection, Engine
 
 from models import clock
-from models.db import is_busy, retry_when_busy
+from models.db import is_busy, one_of, retry_when_busy
 from models.deadlines import (
     ACTION_END,
     FUNDING_KINDS,
@@ -776,7 +776,7 @@ def _drop_stale(conn: Connection, ids: list[int], report: DeliveryReport) -> set
     """Drop the pending rows whose facts changed since they were enqueued."""
     items = conn.execute(
         sa.select(I.c.message_id, I.c.item_key, I.c.ref_kind, I.c.ref_id, I.c.fingerprint).where(
-            I.c.message_id.in_(ids)
+            one_of(I.c.message_id, ids)
         )
     ).all()
     if not items:
@@ -934,7 +934,7 @@ def _attachments(conn: Connection, ids: list[int]) -> dict[int, list[Attachment]
     if ids:
         for att in conn.execute(
             sa.select(A.c.message_id, A.c.filename, A.c.content_type, A.c.data)
-            .where(A.c.message_id.in_(ids))
+            .where(one_of(A.c.message_id, ids))
             .order_by(A.c.id)
         ):
             files[att.message_id].append(

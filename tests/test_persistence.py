@@ -12,6 +12,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 from sqlmodel import func, select
 
+from models.db import one_of
 from models.errors import ConcurrencyConflict
 from models.lifecycle import TRANSITIONS, Guard, IllegalTransition, State, Transition
 from models.tables import (
@@ -270,3 +271,22 @@ def test_example_plan_matches_the_articles(uow: UowFactory, example_plan: str) -
         }
         assert all(a.start_date and a.end_date and a.start_date <= a.end_date for a in actions)
         assert all(a.start_date >= date(2024, 1, 1) for a in actions)  # type: ignore[operator]
+
+
+def test_one_of_selects_the_same_rows_as_in_on_both_databases(engine: Engine) -> None:
+    """``one_of`` is ``IN`` (one array parameter on PostgreSQL): same rows, for integers and
+    text, a chunk of 2 000 values as the callers pass, and none for an empty list."""
+    t = Territory.__table__  # type: ignore[attr-defined]
+    codes = [(1, "ti-un"), (2, "ti-deux"), (3, "ti-trois")]
+    rows = [{"id": i, "code": c, "name": c, "is_example": False} for i, c in codes]
+    ids = sa.select(t.c.id).order_by(t.c.id)
+    with engine.begin() as conn:
+        conn.execute(sa.insert(t), rows)
+        assert conn.execute(ids.where(one_of(t.c.id, [2, 3, *range(10, 2008)]))).all() == [
+            (2,),
+            (3,),
+        ]
+        assert conn.execute(ids.where(one_of(t.c.code, ["ti-un"]))).all() == [(1,)]
+        assert conn.execute(ids.where(one_of(t.c.id, []))).all() == []
+    sql = str(ids.where(one_of(t.c.id, [1])).compile(dialect=engine.dialect))
+    assert ("= ANY" in sql) == (engine.dialect.name == "postgresql")

@@ -49,7 +49,7 @@ from sqlalchemy.orm import Session
 
 from flows.usecases.bus import unit_of_work
 from models.cadence import LastNudge, nudge_days, sent_ahead_at
-from models.db import retry_when_busy
+from models.db import one_of, retry_when_busy
 from models.deadlines import (
     NUDGE,
     Deadline,
@@ -345,7 +345,7 @@ def _people(session: Session, ids: set[int]) -> dict[int, _Person]:
     for start in range(0, len(ordered), 2000):
         for row in session.execute(
             sa.select(p.id, p.territory_id, p.full_name, p.email).where(
-                p.id.in_(ordered[start : start + 2000])
+                one_of(p.id, ordered[start : start + 2000])
             )
         ):
             found[row.id] = _Person(row.id, row.territory_id, row.full_name, row.email)
@@ -380,7 +380,7 @@ def _last_nudges(session: Session, action_ids: Sequence[int]) -> dict[int, LastN
             .join(M, M.c.id == I.c.message_id)
             .where(
                 I.c.ref_kind == NUDGE,
-                I.c.ref_id.in_(ordered[start : start + 2000]),
+                one_of(I.c.ref_id, ordered[start : start + 2000]),
                 M.c.status != OutboxStatus.DROPPED.value,
             )
             .group_by(I.c.ref_id)
@@ -414,7 +414,7 @@ def live_item_keys(
     wanted = sorted(set(keys))
     for start in range(0, len(wanted), 2000):
         chunk = wanted[start : start + 2000]
-        found.update(session.execute(query.where(I.c.item_key.in_(chunk))).scalars())
+        found.update(session.execute(query.where(one_of(I.c.item_key, chunk))).scalars())
     return found
 
 
@@ -461,7 +461,7 @@ def _unsent_sources(
                 I.c.ref_id,
                 I.c.fingerprint,
                 I.c.remind_on,
-            ).where(I.c.message_id.in_(ids[start : start + 2000]))
+            ).where(one_of(I.c.message_id, ids[start : start + 2000]))
         ):
             items[item.message_id].append(item)
     return [_Source(r.id, r.kind, r.address, r.status, items[r.id]) for r in rows]
@@ -582,7 +582,7 @@ def _absences(session: Session, people: set[int], as_of: date) -> dict[int, Away
     for row in session.execute(
         sa.select(a.person_id, a.starts_on, a.ends_on, a.delegate_id, a.hold)
         .where(
-            a.person_id.in_(sorted(people)),
+            one_of(a.person_id, sorted(people)),
             a.starts_on <= as_of,
             a.ends_on >= as_of,
             a.cancelled_at.is_(None),
