@@ -6,7 +6,7 @@ import inspect
 import secrets
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from functools import cache
+from functools import cache, lru_cache
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
 from urllib.parse import parse_qsl, quote
@@ -26,7 +26,7 @@ from starlette.types import Scope as Scope_
 from models.db import engine_for
 from models.tables import ActionSheet, CopilMeeting, Territory
 from models.vocabulary import Role
-from notifications.fr import typeset_html
+from notifications.fr import deadline_phrase, format_date, typeset_html
 from notifications.templates import FRENCH_FILTERS
 from tiflow.web import security, uploads
 from tiflow.web.access import NOT_FOUND, ROUTES, Principal, Refusal, Rule, Scope, check
@@ -268,7 +268,24 @@ def templates() -> Environment:
         auto_reload=False,
     )
     env.filters.update(FRENCH_FILTERS)
+    env.filters.update(_CACHED_FILTERS)
     return env
+
+
+def _first_upper(text: str) -> str:
+    """The text with its first letter in capitals, the rest as it is (a deadline's « jalon … »
+    opening a line); ``capitalize`` would lower the rest."""
+    return text[:1].upper() + text[1:]
+
+
+# Pure formatters a page calls per cell with few distinct values (the plan: a date, a
+# deadline phrase and a deadline's name per deadline, the same ones over and over): each
+# computed once per process.
+_CACHED_FILTERS = {
+    "first_upper": lru_cache(maxsize=4096)(_first_upper),
+    "date_fr": lru_cache(maxsize=4096)(format_date),
+    "deadline": lru_cache(maxsize=4096)(deadline_phrase),
+}
 
 
 def render_page(template: str, **values: Any) -> str:

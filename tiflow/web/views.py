@@ -247,13 +247,13 @@ class Named:
 class ActionPage:
     action: ActionSheet
     pilot: Named | None
-    milestones: Sequence[Milestone]
+    milestones: Sequence[sa.Row[Any]]  # id, title, due_date, done_on
     indicators: Sequence[Indicator]
-    budget: Sequence[BudgetLine]
+    budget: Sequence[sa.Row[Any]]  # year, kind, amount
     budget_total: Decimal
     funding: list[FundingRow]
     granted_total: Decimal
-    notes: list[tuple[FollowUpNote, str]]
+    notes: list[tuple[sa.Row[Any], str]]  # (written_on, text, author_id), author's name
     history: list[HistoryEntry]
     messages: list[SentMessage]
 
@@ -262,20 +262,24 @@ class ActionPage:
         return Priority(self.action.priority).label
 
 
+# The action's milestones, budget lines and notes as the columns the page shows (rows, not
+# ORM objects: nothing on the page changes them).
+_M = Milestone.__table__.c  # type: ignore[attr-defined]
 _MILESTONES = (
-    select(Milestone)
-    .where(Milestone.action_id == sa.bindparam("action_id"))
-    .order_by(col(Milestone.due_date), col(Milestone.id))
+    sa.select(_M.id, _M.title, _M.due_date, _M.done_on)
+    .where(_M.action_id == sa.bindparam("action_id"))
+    .order_by(_M.due_date, _M.id)
 )
 _INDICATORS = (
     select(Indicator)
     .where(Indicator.action_id == sa.bindparam("action_id"))
     .order_by(col(Indicator.id))
 )
+_B = BudgetLine.__table__.c  # type: ignore[attr-defined]
 _BUDGET = (
-    select(BudgetLine)
-    .where(BudgetLine.action_id == sa.bindparam("action_id"))
-    .order_by(col(BudgetLine.year), col(BudgetLine.kind))
+    sa.select(_B.year, _B.kind, _B.amount)
+    .where(_B.action_id == sa.bindparam("action_id"))
+    .order_by(_B.year, _B.kind)
 )
 _FUNDING = (
     select(Funding, Organisation)
@@ -283,10 +287,11 @@ _FUNDING = (
     .where(Funding.action_id == sa.bindparam("action_id"))
     .order_by(col(Funding.year), col(Organisation.short_name))
 )
+_N = FollowUpNote.__table__.c  # type: ignore[attr-defined]
 _NOTES = (
-    select(FollowUpNote)
-    .where(FollowUpNote.action_id == sa.bindparam("action_id"))
-    .order_by(col(FollowUpNote.written_on).desc(), col(FollowUpNote.id).desc())
+    sa.select(_N.written_on, _N.text, _N.author_id)
+    .where(_N.action_id == sa.bindparam("action_id"))
+    .order_by(_N.written_on.desc(), _N.id.desc())
 )
 
 
@@ -294,17 +299,15 @@ def action_page(uow: UnitOfWork, territory: Territory, action: ActionSheet) -> A
     assert action.id is not None and territory.id is not None
     s = uow.session
     ids = {"action_id": action.id}
-    milestones = s.exec(_MILESTONES, params=ids).all()
+    milestones = s.execute(_MILESTONES, ids).all()
     indicators = s.exec(_INDICATORS, params=ids).all()
-    budget = s.exec(_BUDGET, params=ids).all()
+    budget = s.execute(_BUDGET, ids).all()
     funding = [
         FundingRow(org.short_name or org.name, line)
         for line, org in s.exec(_FUNDING, params=ids).all()
     ]
     people = pilots_of(uow, territory)
-    notes = [
-        (note, people.get(note.author_id or 0, "—")) for note in s.exec(_NOTES, params=ids).all()
-    ]
+    notes = [(note, people.get(note.author_id or 0, "—")) for note in s.execute(_NOTES, ids)]
     return ActionPage(
         action=action,
         pilot=_pilot(uow, action, people),
@@ -388,7 +391,7 @@ def messages_about(
     uow: UnitOfWork,
     territory: Territory,
     action: ActionSheet,
-    milestones: Sequence[Milestone],
+    milestones: Sequence[sa.Row[Any]],
     funding: Sequence[Funding],
 ) -> list[SentMessage]:
     """Messages of the outbox about this action: reminders of its deadlines, nudges, notices
