@@ -1,10 +1,10 @@
 """Consolider le budget annuel: the year's budget for one territory or all, stored and reported.
 
-Coarse tasks, whatever the number of actions: consolidate (a few SQL GROUP BY queries)
+Four coarse tasks, whatever the number of actions: consolidate (a few SQL GROUP BY queries)
 → store an immutable, numbered snapshot → write the XLSX and CSV reports under
-``TIFLOW_DATA_DIR/reports/`` → e-mail the workbook to the coordinators through the outbox
-(`flows.usecases.budget.mail`) and deliver it (one delivery round) → publish a table and a Markdown
-artifact in the run.
+``TIFLOW_DATA_DIR/reports/`` and publish a table and a Markdown artifact in the run → e-mail the
+workbook to the coordinators through the outbox (`flows.usecases.budget.mail`) and deliver it
+(one delivery round, in the same task).
 
 Scheduled yearly on the first working day of January at 07:00 Europe/Paris, for the year that
 starts (see `yearly_schedule`); runnable by hand for any year and territory::
@@ -50,7 +50,7 @@ from flows.usecases.bus import unit_of_work
 from models import clock
 from models.money import format_eur
 from notifications.fr import plural
-from notifications.outbox import DeliverySettings
+from notifications.outbox import DeliveryReport, DeliverySettings
 
 T = TypeVar("T")
 FLOW_NAME = "Consolider le budget annuel"
@@ -135,23 +135,30 @@ def save_snapshot(consolidation: Consolidation, flow_run_id: str | None) -> Snap
     return store_snapshot(lambda: unit_of_work(engine), consolidation, flow_run_id)
 
 
-@task(name="Écrire les rapports", cache_policy=NO_CACHE)
+@task(name="Écrire et publier les rapports", cache_policy=NO_CACHE)
 def write_report_files(snapshot: Snapshot) -> ReportFiles:
-    return write_reports(snapshot, settings().reports_dir)
+    """The XLSX and CSV files, then the run's artifacts (one task: two API calls, no more
+    worth a task run of their own)."""
+    files = write_reports(snapshot, settings().reports_dir)
+    publish_artifacts(snapshot, files)
+    return files
 
 
 @task(name="Envoyer le classeur aux chargés de mission", cache_policy=NO_CACHE)
-def enqueue_budget_email(snapshot: Snapshot, files: ReportFiles, flow_run_id: str | None) -> int:
+def send_budget_email(
+    snapshot: Snapshot, files: ReportFiles, flow_run_id: str | None
+) -> tuple[int, DeliveryReport]:
     """Put the e-mail with the workbook in the outbox (idempotent per snapshot version): the
-    very file just written, byte for byte."""
+    very file just written, byte for byte; then, once committed, one delivery round (the
+    outbox's own, `flows.outbox.delivery_round`, inside this task rather than as one more).
+    Returns the outbox rows created (0: already enqueued) and the round's report."""
     workbook = (files.xlsx.read_bytes(), files.xlsx.name)
     with unit_of_work(database()) as uow:
         result = enqueue_budget_mail(uow, snapshot, workbook=workbook, correlation_id=flow_run_id)
         uow.commit()
-    return len(result.created)
+    return len(result.created), delivery_round.fn(DeliverySettings(), flow_run_id)
 
 
-@task(name="Publier les artefacts", cache_policy=NO_CACHE)
 def publish_artifacts(snapshot: Snapshot, files: ReportFiles) -> None:
     c = snapshot.figures
     create_table_artifact(
@@ -197,9 +204,7 @@ def consolidate_budget(
     consolidation = consolidate_figures(year, params.territory, params.as_of)
     snapshot = save_snapshot(_as_is(consolidation), run_id)
     files = write_report_files(_as_is(snapshot))
-    emails = enqueue_budget_email(_as_is(snapshot), files, run_id)
-    delivery = delivery_round(DeliverySettings(), run_id)
-    publish_artifacts(_as_is(snapshot), files)
+    emails, delivery = send_budget_email(_as_is(snapshot), files, run_id)
     total = snapshot.figures.total()
     logger.info(
         "Budget %s (%s) : version %s enregistrée, %s actions, prévu %s, accordé %s ; rapports : %s",

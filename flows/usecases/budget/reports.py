@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import csv
 import io
+import operator
 import os
 import re
 import unicodedata
@@ -111,12 +112,17 @@ _COUNT = _Column("Nombre d'actions", 10, "count")
 _FUNDER_MEASURES = ("requested", "granted", "paid", "left_to_pay")
 
 
+# The amounts of a line in column order, read by one C call each (12 000 lines, twice).
+_MEASURE_VALUES = operator.attrgetter(*(measure for measure, _ in MEASURES))
+_FUNDER_VALUES = operator.attrgetter(*_FUNDER_MEASURES)
+
+
 def _money_values(f: Figures) -> list[Decimal]:
-    return [getattr(f, measure) for measure, _ in MEASURES]
+    return list(_MEASURE_VALUES(f))
 
 
 def _funding_values(f: Figures) -> list[Decimal | None]:
-    return [*(getattr(f, m) for m in _FUNDER_MEASURES), _ratio(f.granted, f.requested)]
+    return [*_FUNDER_VALUES(f), _ratio(f.granted, f.requested)]
 
 
 def _yes_no(value: bool | None) -> str:
@@ -413,17 +419,17 @@ def csv_bytes(snapshot: Snapshot) -> bytes:
     writer = csv.writer(out, delimiter=";", lineterminator="\r\n")
     writer.writerow(CSV_HEADERS)
     for view in SHEET_VIEWS:
+        name = view.label
         for line in snapshot.figures.view(view):
-            f = line.figures
             writer.writerow(
                 [
-                    view.label,
+                    name,
                     *map(neutralise_formula, (line.territory, line.key, line.label)),
                     line.axis.label if line.axis else "",
                     line.state.label if line.state else "",
                     _yes_no(line.firm_commitment),
                     line.action_count,
-                    *(decimal_comma(getattr(f, measure)) for measure, _ in MEASURES),
+                    *map(decimal_comma, _MEASURE_VALUES(line.figures)),
                     neutralise_formula(line.note),
                 ]
             )

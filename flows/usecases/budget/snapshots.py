@@ -201,6 +201,8 @@ def _changes(snapshot: Snapshot) -> list[Change]:
     result: list[Change] = []
     for identity in [*after, *(i for i in before if i not in after)]:
         old, new = before.get(identity), after.get(identity)
+        if old is not None and new is not None and old.figures == new.figures:
+            continue  # most lines of a new version: equal stored amounts, no change to list
         label = (new or old).label  # type: ignore[union-attr]
         for measure, _ in CHANGE_MEASURES:
             a = getattr(old.figures, measure) if old else ZERO
