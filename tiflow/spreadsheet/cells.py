@@ -14,6 +14,7 @@ import unicodedata
 from datetime import date, datetime
 from decimal import Decimal, InvalidOperation
 from enum import Enum
+from functools import lru_cache
 from typing import Any, TypeVar
 
 from models.lifecycle import STATE_LABELS, State
@@ -63,10 +64,13 @@ class _WithoutCombining(dict[int, int | None]):
 _STRIP_COMBINING = _WithoutCombining()
 
 
+# An import folds each title and name up to three times (the checks, the file's side and the
+# database's side of the comparison): the later calls are one lookup. Bounded, for the web
+# process that lives on between imports.
+@lru_cache(maxsize=1 << 16)
 def fold(text: str) -> str:
     """Comparison key for labels: no accents, no case, `_`/`-`/spaces alike, one apostrophe."""
-    # Called for every name, title and reference of a plan, on both sides of the comparison:
-    # plain ASCII (most keys) has nothing to decompose, and str.replace beats re.sub.
+    # Plain ASCII (most keys) has nothing to decompose, and str.replace beats re.sub.
     if not text.isascii():
         decomposed = unicodedata.normalize("NFKD", text.replace("’", "'"))
         text = decomposed.translate(_STRIP_COMBINING)

@@ -988,8 +988,10 @@ class _Children:
 
         def of_territory(model: type[SQLModel]) -> sa.Select[Any]:
             table = table_of(model)
+            # `updated_at` is set, never compared (a changed row gets the import's time): not
+            # read, it saves decoding a timestamp per funding line.
             return (
-                sa.select(table)
+                sa.select(*(c for c in table.c if c.name != "updated_at"))
                 .join(actions, actions.c.id == table.c.action_id)
                 .where(actions.c.territory_id == territory_id)
             )
