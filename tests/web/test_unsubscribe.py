@@ -5,6 +5,7 @@ weekly summary. On SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import sqlalchemy as sa
@@ -70,8 +71,30 @@ def click_and_wait(driver: Any, button: str) -> str:
 
     old = driver.find_element(By.TAG_NAME, "html")
     driver.find_element(By.ID, button).click()
-    WebDriverWait(driver, 30).until(ec.staleness_of(old))
-    return str(driver.find_element(By.ID, "fait").text)
+    WebDriverWait(driver, 30).until(left_behind(old))
+    return str(
+        WebDriverWait(driver, 30).until(ec.presence_of_element_located((By.ID, "fait"))).text
+    )
+
+
+def left_behind(old: Any) -> Callable[[Any], bool]:
+    """True once `old` belongs to a page the browser has left. Chromedriver says so either as a
+    stale element or, when asked while the next page replaces it, as an inspector error that
+    the node « does not belong to the document »: both mean the same."""
+    from selenium.common.exceptions import StaleElementReferenceException, WebDriverException
+
+    def gone(_driver: Any) -> bool:
+        try:
+            old.is_enabled()
+        except StaleElementReferenceException:
+            return True
+        except WebDriverException as error:
+            if "does not belong to the document" not in str(error):
+                raise
+            return True
+        return False
+
+    return gone
 
 
 def test_in_a_real_browser_the_link_offers_never_or_a_weekly_summary(
