@@ -172,13 +172,18 @@ def test_exported_preferences_come_back_identical_in_an_empty_database(
         assert {via for _, via, _ in _history(u)} == {"import"}
 
 
+@pytest.fixture
+def team_channel(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The operator configured one channel besides e-mail: « canal-equipe »."""
+    monkeypatch.setenv("TIFLOW_NOTIFY_CONFIG", "canal-equipe=json://127.0.0.1:9/")
+
+
 def test_the_canal_column_sets_a_configured_channel_and_an_empty_cell_keeps_the_stored_one(
     uow: UowFactory,
     example_plan: str,
     write_workbook: Callable[..., Path],
-    monkeypatch: pytest.MonkeyPatch,
+    team_channel: None,
 ) -> None:
-    monkeypatch.setenv("TIFLOW_NOTIFY_CONFIG", "canal-equipe=json://127.0.0.1:9/")
     with uow() as u:  # Karim Haddad chose the team's channel for his notices, on the web
         on_channel = Choice(Frequency.IMMEDIATELY, None, 8, "canal-equipe")
         set_preference(u, _person(u, HADDAD), Category.NOTICES, on_channel, actor="K", via="web")
@@ -215,9 +220,8 @@ def test_a_channel_the_operator_did_not_configure_is_refused_by_row_and_column(
     uow: UowFactory,
     example_plan: str,
     write_workbook: Callable[..., Path],
-    monkeypatch: pytest.MonkeyPatch,
+    team_channel: None,
 ) -> None:
-    monkeypatch.setenv("TIFLOW_NOTIFY_CONFIG", "canal-equipe=json://127.0.0.1:9/")
     path = write_workbook(
         {
             "Préférences": [
