@@ -305,6 +305,27 @@ def test_a_delivery_round_alone_drops_a_stale_reminder(
     assert smtp_sink.received == []
 
 
+@pytest.mark.parametrize(("after", "dropped"), [(29, False), (30, True)])
+def test_facts_read_by_the_enqueue_are_checked_again_once_30_seconds_old(
+    engine: Engine, plan: SmallPlan, smtp_sink: SmtpSink, after: int, dropped: bool
+) -> None:
+    """A round right after its sweep sends what the sweep read seconds ago without reading
+    it again (DeliveryPolicy.recheck_after); from 30 seconds on, the edit is seen."""
+    from flows.usecases.reminders import plan_and_enqueue
+    from notifications.outbox import deliver_pending
+
+    mid = add_milestone(engine, plan.fa01, "Installation des démonstrateurs", D + timedelta(days=7))
+    enqueued_at = at_8_paris(D)
+    plan_and_enqueue(engine, D, QUIET, now=enqueued_at)
+    with UnitOfWork(engine) as uow:
+        uow.session.get_one(Milestone, mid).done_on = D
+        uow.commit()
+    with smtp_deliverer(smtp_sink) as deliverer:
+        report = deliver_pending(engine, deliverer, now=enqueued_at + timedelta(seconds=after))
+    assert (report.dropped, report.sent) == ((1, 0) if dropped else (0, 1))
+    assert len(inbox(smtp_sink, HELENE)) == (0 if dropped else 1)
+
+
 def test_yesterdays_unsent_reminder_is_folded_into_todays_single_email(
     engine: Engine, plan: SmallPlan, smtp_sink: SmtpSink
 ) -> None:
