@@ -119,7 +119,7 @@ def typeset(text: str) -> str:
         text = _OPEN_QUOTE.sub(f"«{NBSP}", text)
     if "»" in text:
         text = _close_quotes(text)
-    if "?" in text or "!" in text or ";" in text:
+    if ("?" in text or "!" in text or ";" in text) and _space_before_high(text):
         text = _BEFORE_HIGH.sub(NNBSP, text)
     if ":" not in text:
         return text
@@ -128,6 +128,19 @@ def typeset(text: str) -> str:
     # no-break here is no longer one the regex would match, and no lookahead reads it.
     text = text.replace(" : ", f"{NBSP}: ")
     return _BEFORE_COLON.sub(NBSP, text) if " :" in text or "\u202f:" in text else text
+
+
+def _space_before_high(text: str) -> bool:
+    """Whether `_BEFORE_HIGH` can match at all: its space then its mark, side by side. Most
+    ``;`` of an e-mail's HTML are entities (``l&#39;action``), which it never touches."""
+    return (
+        " ;" in text
+        or " ?" in text
+        or " !" in text
+        or "\u00a0;" in text
+        or "\u00a0?" in text
+        or "\u00a0!" in text
+    )
 
 
 def _close_quotes(text: str) -> str:
@@ -191,17 +204,30 @@ def typeset_html(html: str) -> str:
     """`typeset_text` on the text nodes of an HTML document only: tags, attributes (``href``,
     ``style``), comments and ``style``/``script``/``pre``/``code``/``textarea`` elements are kept
     verbatim."""
-    # Most documents (every e-mail of tiflow) hold none of the verbatim elements: then the
-    # split is the same with tags alone, a pattern tried faster at each ``<``.
-    pattern = _HTML_VERBATIM if _VERBATIM_START.search(html) else _HTML_TAG
-    parts = pattern.split(html)
+    if _NOT_LINE_BY_LINE.search(html):
+        parts = _HTML_VERBATIM.split(html)
+        parts[::2] = map(_typeset_chunk, parts[::2])
+        return "".join(parts)
+    # No verbatim element and no tag across a line break (every e-mail of tiflow): the split
+    # at tags falls at the same places line by line, and typography never spans a line, so
+    # each line is typeset on its own, once: a template's fixed lines (most of a document)
+    # are found in the cache, only the lines holding the message's own facts are computed.
+    return "\n".join(map(_typeset_html_line, html.split("\n")))
+
+
+@lru_cache(maxsize=16384)
+def _typeset_html_line(line: str) -> str:
+    parts = _HTML_TAG.split(line)
     parts[::2] = map(_typeset_chunk, parts[::2])
     return "".join(parts)
 
 
 # Where one of `_HTML_VERBATIM`'s alternatives other than a plain tag could start (with the
-# same flags): none in a document, and `_HTML_VERBATIM` matches exactly what `_HTML_TAG` does.
-_VERBATIM_START = re.compile(r"<(?:style|script|pre|code|textarea)\b|<!--", re.IGNORECASE)
+# same flags), or a tag that spans a line break: none in a document, and `_HTML_VERBATIM`
+# splits it where `_HTML_TAG` splits each of its lines.
+_NOT_LINE_BY_LINE = re.compile(
+    r"<(?:style|script|pre|code|textarea)\b|<!--|<[^>]*\n", re.IGNORECASE
+)
 _HTML_TAG = re.compile(r"(<[^>]*>)")
 
 
