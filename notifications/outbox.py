@@ -60,7 +60,6 @@ from typing import Any, TypeVar
 
 import sqlalchemy as sa
 from pydantic import BaseModel, ConfigDict, Field
-from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.engine import Connection, Engine
 
 from models import clock
@@ -296,15 +295,12 @@ def _headers_json(headers: Mapping[str, str]) -> str | None:
 def _insert_ignoring_duplicates(session: sa.orm.Session, rows: list[dict[str, Any]]) -> list[Any]:
     """Insert ``rows``, leaving alone those whose ``(key, address)`` exists: the new rows'
     ``(id, key, address)`` (``INSERT ... ON CONFLICT DO NOTHING RETURNING``)."""
-    from sqlalchemy.dialects import postgresql, sqlite
+    from sqlalchemy.dialects import sqlite
 
     dialect = session.get_bind().dialect.name
     returned = (M.c.id, M.c.key, M.c.address)
     if dialect == "postgresql":
-        columns, source = _unnested(M, rows)
-        insert = postgresql.insert(M).from_select(columns, source, include_defaults=False)
-        stmt = insert.on_conflict_do_nothing(index_elements=["key", "address"])
-        return list(session.execute(stmt.returning(*returned)))
+        return _copy_ignoring_duplicates(session, rows)
     if dialect != "sqlite":  # pragma: no cover - tiflow supports SQLite and PostgreSQL
         raise NotImplementedError(f"outbox: unsupported database {dialect}")
     page = sqlite.insert(M).on_conflict_do_nothing(index_elements=["key", "address"])
@@ -314,23 +310,84 @@ def _insert_ignoring_duplicates(session: sa.orm.Session, rows: list[dict[str, An
 
 def _insert_all(session: sa.orm.Session, table: sa.Table, rows: list[dict[str, Any]]) -> None:
     if session.get_bind().dialect.name == "postgresql":
-        columns, source = _unnested(table, rows)
-        session.execute(sa.insert(table).from_select(columns, source, include_defaults=False))
+        columns = list(rows[0])  # every row has the same keys
+        with _driver_cursor(session) as cursor:
+            _copy_rows(session, cursor, table, table.name, columns, rows)
     else:
         session.execute(sa.insert(table), rows)
 
 
-def _unnested(table: sa.Table, rows: list[dict[str, Any]]) -> tuple[list[str], sa.Select[Any]]:
-    """PostgreSQL: ``rows`` as one ``SELECT * FROM unnest(array, array...)``, one array per
-    column. A multi-row VALUES of the same rows is a statement of ~0.5 MB per thousand
-    outbox rows, which psycopg parses in Python on every execution; the arrays travel as a
-    few parameters (national sweep, bench/reminders.py's plan: 0.3 s less CPU, 1.6 -> 1.3 s)."""
-    columns = list(rows[0])  # every row has the same keys
-    arrays = [
-        sa.bindparam(f"all_{name}", [row[name] for row in rows], type_=ARRAY(table.c[name].type))
-        for name in columns
-    ]
-    return columns, sa.select(sa.func.unnest(*arrays).table_valued(*columns).render_derived())
+# PostgreSQL: the rows travel by COPY (psycopg formats them in C). The earlier forms cost more
+# CPU than the database's work: a multi-row VALUES is a statement of ~0.5 MB per thousand
+# outbox rows, parsed in Python on every execution; `unnest` arrays are dumped value by value
+# in Python (bench/reminders.py's national plan, 1917 messages and 15358 items: client CPU
+# of the two inserts 0.5-0.8 s -> 0.1-0.3 s; what is left is the server's work).
+_LOAD_TABLE = "outbox_message_load"  # per transaction, dropped after use (and at commit)
+
+
+def _copy_ignoring_duplicates(session: sa.orm.Session, rows: list[dict[str, Any]]) -> list[Any]:
+    """COPY into a temporary table of the same columns, then one ``INSERT ... SELECT ... ON
+    CONFLICT DO NOTHING RETURNING``: duplicates are ignored by the same unique index, in the
+    caller's transaction, rows inserted in their given order (ids ascending, as before)."""
+    columns = list(rows[0])
+    quote = session.get_bind().dialect.identifier_preparer.quote
+    names = ", ".join(quote(c) for c in columns)
+    load = quote(_LOAD_TABLE)
+    with _driver_cursor(session) as cursor:
+        cursor.execute(
+            f"CREATE TEMPORARY TABLE {load} ON COMMIT DROP AS"
+            f" SELECT 0 AS load_order, {names} FROM {quote(M.name)} WITH NO DATA"
+        )
+        _copy_rows(session, cursor, M, _LOAD_TABLE, columns, rows, numbered=True)
+        cursor.execute(
+            f"INSERT INTO {quote(M.name)} ({names}) SELECT {names} FROM {load}"
+            " ORDER BY load_order ON CONFLICT (key, address) DO NOTHING"
+            " RETURNING id, key, address"
+        )
+        found = cursor.fetchall()
+        cursor.execute(f"DROP TABLE {load}")  # a second enqueue of the transaction makes its own
+    return [_Inserted(*row) for row in found]
+
+
+@dataclass(frozen=True, slots=True)
+class _Inserted:
+    id: int
+    key: str
+    address: str
+
+
+@contextmanager
+def _driver_cursor(session: sa.orm.Session) -> Iterator[Any]:
+    """A psycopg cursor on the session's own connection (same transaction)."""
+    raw = session.connection().connection.driver_connection
+    with raw.cursor() as cursor:  # type: ignore[union-attr]
+        yield cursor
+
+
+def _copy_rows(
+    session: sa.orm.Session,
+    cursor: Any,
+    table: sa.Table,
+    target: str,
+    columns: list[str],
+    rows: list[dict[str, Any]],
+    *,
+    numbered: bool = False,
+) -> None:
+    """``COPY target (columns) FROM STDIN``, each value through its column's bind processing
+    (the UTC conversion of `UTCDateTime`, the enum's check), as an INSERT would do; with
+    ``numbered``, a first column ``load_order``: the rows' order."""
+    dialect = session.get_bind().dialect
+    quote = dialect.identifier_preparer.quote
+    processors = [table.c[c].type.dialect_impl(dialect).bind_processor(dialect) for c in columns]
+    names = ", ".join(quote(c) for c in (["load_order", *columns] if numbered else columns))
+    with cursor.copy(f"COPY {quote(target)} ({names}) FROM STDIN") as copy:
+        for n, row in enumerate(rows):
+            values = [
+                value if process is None else process(value)
+                for process, value in zip(processors, map(row.__getitem__, columns), strict=True)
+            ]
+            copy.write_row((n, *values) if numbered else values)
 
 
 def enqueue(

@@ -89,7 +89,7 @@ from notifications.outbox import (
     utcnow,
 )
 from notifications.preferences import Choices, categories_of, choices_for, load_choices
-from notifications.templates import ReplyTo, render
+from notifications.templates import ReplyTo, environment, render
 from notifications.transports import Deliverer
 
 REMINDER = "reminder"  # outbox kind: a pilot's daily e-mail
@@ -281,6 +281,8 @@ def plan_items(
         for audience in audiences:
             yield (ESCALATION, audience), _item(subject, day, label, audience, fingerprint)
 
+    escalate_after = _days(settings.escalate_after_days)  # once, not per deadline
+    escalation_label = f"E+{settings.escalate_after_days}"
     for deadline in snapshot.deadlines:
         found = day_for(deadline.due)
         if found is not None:
@@ -292,9 +294,9 @@ def plan_items(
             else:
                 for group, item in to_coordinators(deadline, day, label, deadline.fingerprint()):
                     grouped[group].append(item)
-        escalation = deadline.due + _days(settings.escalate_after_days)
+        escalation = deadline.due + escalate_after
         if deadline.pilot_id is not None and window_start <= escalation <= as_of:
-            label = f"E+{settings.escalate_after_days}"
+            label = escalation_label
             fingerprint = deadline.fingerprint(with_pilot=False)
             for group, item in to_coordinators(deadline, escalation, label, fingerprint):
                 grouped[group].append(item)
@@ -974,6 +976,18 @@ def _phrase(due: date, as_of: date) -> str:
 _plural = fr.plural  # one rule for French plurals (0 and 1 singular)
 
 
+class _Fields(dict[str, Any]):
+    """A row or an action block of the reminder templates. The templates ask ``row["url"] is
+    defined`` (and ``behalf``) of every action: on a plain dict Jinja's lookup raises
+    KeyError, then AttributeError, before giving its undefined (~30 000 times per national
+    sweep). A missing key here gives the same undefined at once."""
+
+    __slots__ = ()
+
+    def __missing__(self, key: str) -> Any:
+        return environment().undefined(obj=self, name=key)
+
+
 def _row(
     item: PlannedItem,
     as_of: date,
@@ -982,7 +996,7 @@ def _row(
 ) -> dict[str, str]:
     s = item.subject
     action = s.action
-    row = {"number": action.number, "title": action.title}
+    row = _Fields(number=action.number, title=action.title)
     if settings is not None and (url := settings.action_url(action.id)):
         row["url"] = url  # "Mettre à jour mon action" (tiflow web)
     if isinstance(s, Deadline):
@@ -1141,7 +1155,7 @@ def _by_action(rows: list[dict[str, str]]) -> list[dict[str, Any]]:
     blocks: dict[str, dict[str, Any]] = {}
     for row in rows:  # rows come in due-date order: each block keeps it
         block = blocks.setdefault(
-            row["number"], {"number": row["number"], "title": row["title"], "items": []}
+            row["number"], _Fields(number=row["number"], title=row["title"], items=[])
         )
         for extra in ("url", "behalf"):
             if extra in row:

@@ -129,3 +129,23 @@ def test_typeset_html_in_one_pass_is_typeset_text_on_each_text_node(pieces: list
         fr.typeset(part) if i % 2 == 0 else part
         for i, part in enumerate(re.split(f"({fr._PROTECTED.pattern})", text, flags=re.I))
     )
+
+
+def _typeset_by_the_rules(text: str) -> str:
+    """`fr.typeset` spelled as its rules, one regex pass each (the implementation takes
+    shortcuts where a mark is absent or usual: it must give the same text)."""
+    text = fr.unnest_quotes(text.replace("’", "'"))
+    text = re.sub("«[ \u00a0\u202f]*", "«\u00a0", text)
+    text = re.sub("[ \u00a0\u202f]*»", "\u00a0»", text)
+    text = re.sub(r"[ \u00a0](?=[;!?](?:[\s»”)]|$))", NNBSP, text)
+    return re.sub(r"[ \u202f](?=:(?:\s|$))", "\u00a0", text)
+
+
+_MARKS = ["«", "»", ":", ";", "!", "?", " ", "  ", "\u00a0", NNBSP, "\n", "\t", "’", "”", ")"]
+
+
+@settings(max_examples=500)
+@given(st.lists(st.sampled_from([*_MARKS, " : ", " :", "a", "é", "10:30", "»»"]), max_size=30))
+def test_typeset_gives_what_its_rules_give(pieces: list[str]) -> None:
+    text = "".join(pieces)
+    assert fr.typeset(text) == _typeset_by_the_rules(text)

@@ -4,17 +4,22 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from email import policy
+from email.utils import parseaddr
 from email.message import EmailMessage
 from email.parser import BytesParser
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from notifications.message import (
     Attachment,
     InvalidAddress,
+    Mailbox,
     OutgoingEmail,
     ascii_filename,
     build_mime,
+    parse_mailbox,
     validate_address,
 )
 from tests.smtp_sink import body_of
@@ -156,3 +161,27 @@ def test_key_gives_a_stable_message_id_per_recipient() -> None:
 def test_a_person_listed_twice_gets_one_copy() -> None:
     email = simple(to=["marie@example.org", "Marie Dupont <Marie@Example.org>", "jean@example.org"])
     assert email.recipients == ("marie@example.org", "jean@example.org")
+
+
+# parse_mailbox reads the usual forms (a bare address, ``Words <addr>``) without the stdlib's
+# parser, whose word it otherwise asks as a second opinion: on those forms both must agree.
+_ATOMS = st.text("abcXYZ09!#$%&'*+/=?^_`{|}~-", min_size=1, max_size=6)
+_LABELS = st.from_regex(r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,4}[A-Za-z0-9])?", fullmatch=True)
+_ADDRESSES = st.builds(
+    lambda local, domain: ".".join(local) + "@" + ".".join(domain),
+    st.lists(_ATOMS, min_size=1, max_size=3),
+    st.lists(_LABELS, min_size=2, max_size=3),
+)
+_WORDS = st.lists(st.text("aéÉçßſİK0_'-\u0301ǅ", min_size=1, max_size=6), min_size=1, max_size=4)
+
+
+@settings(max_examples=400)
+@given(_ADDRESSES, _WORDS)
+def test_the_usual_addresses_parse_as_the_stdlib_parses_them(
+    address: str, words: list[str]
+) -> None:
+    assert parse_mailbox.__wrapped__(address) == Mailbox(*parseaddr(address))
+    assert parseaddr(address) == ("", address)
+    named = f"{' '.join(words)} <{address}>"
+    name, addr = parseaddr(named)
+    assert parse_mailbox.__wrapped__(named) == Mailbox(name.strip(), addr)
