@@ -358,7 +358,10 @@ class _Inserted:
 
 @contextmanager
 def _driver_cursor(session: sa.orm.Session) -> Iterator[Any]:
-    """A psycopg cursor on the session's own connection (same transaction)."""
+    """A psycopg cursor on the session's own connection (same transaction). What the caller
+    added to the session is flushed first: COPY bypasses the session, and the rows' foreign
+    keys must find what the caller wrote before enqueuing."""
+    session.flush()
     raw = session.connection().connection.driver_connection
     with raw.cursor() as cursor:  # type: ignore[union-attr]
         yield cursor
