@@ -222,27 +222,33 @@ _INSERTED = (
     *("firm_commitment", "action_count"),
     *_AMOUNTS,
 )
-# The driver's positional marker: both drivers take the values as plain tuples.
-_MARKERS = {"qmark": "?", "format": "%s", "pyformat": "%s"}
+# Every name double-quoted, as standard SQL allows: `view` and `key` are reserved words.
+_COLUMNS = ", ".join(f'"{name}"' for name in _INSERTED)
+_SQLITE_INSERT = (
+    f'INSERT INTO "{_LINE_TABLE.name}" ({_COLUMNS}) VALUES ({", ".join("?" * len(_INSERTED))})'
+)
 
 
 def _insert_lines(uow: UnitOfWork, snapshot_id: int, lines: tuple[Line, ...]) -> None:
-    """One executemany of plain tuples, handed to the driver as they are: through SQLAlchemy,
-    building each row's parameters (`construct_params`) cost as much as the insert itself
-    (12 000 rows: 0.35 → 0.24 s CPU on SQLite, 0.59 → 0.34 s on PostgreSQL)."""
+    """The rows as plain tuples, handed to the driver as they are: through SQLAlchemy,
+    building each row's parameters (`construct_params`) cost as much as the insert itself."""
     connection = uow.session.connection()
     rows = [_line_row(snapshot_id, line) for line in lines]
-    connection.exec_driver_sql(_insert_sql(connection.dialect), rows)
+    if connection.dialect.name == "postgresql":
+        _copy(connection.connection.driver_connection, rows)
+        return
+    connection.exec_driver_sql(_SQLITE_INSERT, rows)  # one executemany, in process
 
 
-@functools.cache
-def _insert_sql(dialect: sa.Dialect) -> str:
-    quote = dialect.identifier_preparer.quote
-    marker = _MARKERS[dialect.paramstyle]
-    return (
-        f"INSERT INTO {quote(_LINE_TABLE.name)} ({', '.join(map(quote, _INSERTED))})"
-        f" VALUES ({', '.join([marker] * len(_INSERTED))})"
-    )
+def _copy(driver_connection: Any, rows: list[tuple[Any, ...]]) -> None:
+    """PostgreSQL's bulk load, in the unit of work's transaction: one COPY for all the rows,
+    where an executemany runs one INSERT per row on the server (12 000 lines: ~1 s of wall)."""
+    with (
+        driver_connection.cursor() as cursor,
+        cursor.copy(f'COPY "{_LINE_TABLE.name}" ({_COLUMNS}) FROM STDIN') as copy,
+    ):
+        for row in rows:
+            copy.write_row(row)
 
 
 def _line_row(snapshot_id: int, line: Line) -> tuple[Any, ...]:
