@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from email import policy
-from email.utils import parseaddr
 from email.message import EmailMessage
 from email.parser import BytesParser
+from email.utils import parseaddr
 
 import pytest
 from hypothesis import given, settings
