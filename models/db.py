@@ -147,3 +147,16 @@ def _one_of(element: OneOf, compiler: Any, **kw: Any) -> str:
 def _one_of_array(element: OneOf, compiler: Any, **kw: Any) -> str:
     array = sa.bindparam(None, element.values, type_=sa.ARRAY(element.column.type))
     return str(compiler.process(element.column == sa.any_(array), **kw))
+
+
+def copy_rows(cursor: Any, table: str, columns: Iterable[str], rows: Iterable[Any]) -> None:
+    """PostgreSQL's bulk load on a psycopg ``cursor`` (its connection's transaction): one
+    ``COPY table (columns) FROM STDIN`` for all ``rows`` (sequences in ``columns`` order),
+    formatted by psycopg in C, where an executemany runs one INSERT per row on the server and a
+    multi-row VALUES or ``unnest`` arrays are built value by value in Python. Names are
+    double-quoted (``view`` and ``key`` are reserved words); values go as given: converting
+    them to what each column stores is the caller's part."""
+    names = ", ".join(f'"{name}"' for name in columns)
+    with cursor.copy(f'COPY "{table}" ({names}) FROM STDIN') as copy:
+        for row in rows:
+            copy.write_row(row)

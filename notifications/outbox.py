@@ -63,7 +63,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.engine import Connection, Engine
 
 from models import clock
-from models.db import is_busy, one_of, retry_when_busy
+from models.db import copy_rows, is_busy, one_of, retry_when_busy
 from models.deadlines import (
     ACTION_END,
     FUNDING_KINDS,
@@ -377,20 +377,24 @@ def _copy_rows(
     *,
     numbered: bool = False,
 ) -> None:
-    """``COPY target (columns) FROM STDIN``, each value through its column's bind processing
+    """``rows`` into ``target`` by COPY, each value through its column's bind processing
     (the UTC conversion of `UTCDateTime`, the enum's check), as an INSERT would do; with
     ``numbered``, a first column ``load_order``: the rows' order."""
     dialect = session.get_bind().dialect
-    quote = dialect.identifier_preparer.quote
     processors = [table.c[c].type.dialect_impl(dialect).bind_processor(dialect) for c in columns]
-    names = ", ".join(quote(c) for c in (["load_order", *columns] if numbered else columns))
-    with cursor.copy(f"COPY {quote(target)} ({names}) FROM STDIN") as copy:
-        for n, row in enumerate(rows):
-            values = [
-                value if process is None else process(value)
-                for process, value in zip(processors, map(row.__getitem__, columns), strict=True)
-            ]
-            copy.write_row((n, *values) if numbered else values)
+
+    def values(row: dict[str, Any]) -> list[Any]:
+        return [
+            value if process is None else process(value)
+            for process, value in zip(processors, map(row.__getitem__, columns), strict=True)
+        ]
+
+    if numbered:
+        copy_rows(
+            cursor, target, ["load_order", *columns], ((n, *values(r)) for n, r in enumerate(rows))
+        )
+    else:
+        copy_rows(cursor, target, columns, map(values, rows))
 
 
 def enqueue(

@@ -32,6 +32,7 @@ from flows.usecases.budget.consolidation import (
     View,
 )
 from models.collector import collector_paused
+from models.db import copy_rows
 from models.errors import ConcurrencyConflict, NotFound
 from models.lifecycle import State
 from models.money import ZERO, from_cents, to_cents
@@ -235,20 +236,12 @@ def _insert_lines(uow: UnitOfWork, snapshot_id: int, lines: tuple[Line, ...]) ->
     connection = uow.session.connection()
     rows = [_line_row(snapshot_id, line) for line in lines]
     if connection.dialect.name == "postgresql":
-        _copy(connection.connection.driver_connection, rows)
+        # One COPY for all the lines: an executemany is one INSERT per row on the server
+        # (12 000 lines: ~1 s of wall).
+        with connection.connection.driver_connection.cursor() as cursor:  # type: ignore[union-attr]
+            copy_rows(cursor, _LINE_TABLE.name, _INSERTED, rows)
         return
     connection.exec_driver_sql(_SQLITE_INSERT, rows)  # one executemany, in process
-
-
-def _copy(driver_connection: Any, rows: list[tuple[Any, ...]]) -> None:
-    """PostgreSQL's bulk load, in the unit of work's transaction: one COPY for all the rows,
-    where an executemany runs one INSERT per row on the server (12 000 lines: ~1 s of wall)."""
-    with (
-        driver_connection.cursor() as cursor,
-        cursor.copy(f'COPY "{_LINE_TABLE.name}" ({_COLUMNS}) FROM STDIN') as copy,
-    ):
-        for row in rows:
-            copy.write_row(row)
 
 
 def _line_row(snapshot_id: int, line: Line) -> tuple[Any, ...]:
