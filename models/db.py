@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from functools import cache
 from pathlib import Path
 from typing import Any, TypeVar
@@ -13,6 +14,7 @@ from alembic import command
 from alembic.config import Config
 from sqlalchemy.engine import Engine
 from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.orm import Session
 
 from models.errors import DatabaseBusy
 
@@ -147,6 +149,17 @@ def _one_of(element: OneOf, compiler: Any, **kw: Any) -> str:
 def _one_of_array(element: OneOf, compiler: Any, **kw: Any) -> str:
     array = sa.bindparam(None, element.values, type_=sa.ARRAY(element.column.type))
     return str(compiler.process(element.column == sa.any_(array), **kw))
+
+
+@contextmanager
+def driver_cursor(session: Session) -> Iterator[Any]:
+    """A psycopg cursor on the session's own connection (same transaction), for COPY. What
+    the caller added to the session is flushed first: COPY bypasses the session, and the
+    rows' foreign keys must find what the caller wrote before."""
+    session.flush()
+    raw = session.connection().connection.driver_connection
+    with raw.cursor() as cursor:  # type: ignore[union-attr]
+        yield cursor
 
 
 def copy_rows(cursor: Any, table: str, columns: Iterable[str], rows: Iterable[Any]) -> None:

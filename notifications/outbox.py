@@ -63,7 +63,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.engine import Connection, Engine
 
 from models import clock
-from models.db import copy_rows, is_busy, one_of, retry_when_busy
+from models.db import copy_rows, driver_cursor, is_busy, one_of, retry_when_busy
 from models.deadlines import (
     ACTION_END,
     FUNDING_KINDS,
@@ -311,7 +311,7 @@ def _insert_ignoring_duplicates(session: sa.orm.Session, rows: list[dict[str, An
 def _insert_all(session: sa.orm.Session, table: sa.Table, rows: list[dict[str, Any]]) -> None:
     if session.get_bind().dialect.name == "postgresql":
         columns = list(rows[0])  # every row has the same keys
-        with _driver_cursor(session) as cursor:
+        with driver_cursor(session) as cursor:
             _copy_rows(session, cursor, table, table.name, columns, rows)
     else:
         session.execute(sa.insert(table), rows)
@@ -333,7 +333,7 @@ def _copy_ignoring_duplicates(session: sa.orm.Session, rows: list[dict[str, Any]
     quote = session.get_bind().dialect.identifier_preparer.quote
     names = ", ".join(quote(c) for c in columns)
     load = quote(_LOAD_TABLE)
-    with _driver_cursor(session) as cursor:
+    with driver_cursor(session) as cursor:
         cursor.execute(
             f"CREATE TEMPORARY TABLE {load} ON COMMIT DROP AS"
             f" SELECT 0 AS load_order, {names} FROM {quote(M.name)} WITH NO DATA"
@@ -354,17 +354,6 @@ class _Inserted:
     id: int
     key: str
     address: str
-
-
-@contextmanager
-def _driver_cursor(session: sa.orm.Session) -> Iterator[Any]:
-    """A psycopg cursor on the session's own connection (same transaction). What the caller
-    added to the session is flushed first: COPY bypasses the session, and the rows' foreign
-    keys must find what the caller wrote before enqueuing."""
-    session.flush()
-    raw = session.connection().connection.driver_connection
-    with raw.cursor() as cursor:  # type: ignore[union-attr]
-        yield cursor
 
 
 def _copy_rows(

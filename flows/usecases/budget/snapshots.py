@@ -32,7 +32,7 @@ from flows.usecases.budget.consolidation import (
     View,
 )
 from models.collector import collector_paused
-from models.db import copy_rows
+from models.db import copy_rows, driver_cursor
 from models.errors import ConcurrencyConflict, NotFound
 from models.lifecycle import State
 from models.money import ZERO, from_cents, to_cents
@@ -238,7 +238,7 @@ def _insert_lines(uow: UnitOfWork, snapshot_id: int, lines: tuple[Line, ...]) ->
     if connection.dialect.name == "postgresql":
         # One COPY for all the lines: an executemany is one INSERT per row on the server
         # (12 000 lines: ~1 s of wall).
-        with connection.connection.driver_connection.cursor() as cursor:  # type: ignore[union-attr]
+        with driver_cursor(uow.session) as cursor:
             copy_rows(cursor, _LINE_TABLE.name, _INSERTED, rows)
         return
     connection.exec_driver_sql(_SQLITE_INSERT, rows)  # one executemany, in process
