@@ -3,6 +3,7 @@
 
     python3 dev.py demo     # install into .venv, then play the example year (the main job)
     python3 dev.py test     # install into .venv (with test tools), then run the whole test suite
+                            # over every core (extra arguments go to pytest; -n 0: one process)
     python3 dev.py lint     # ruff check, ruff format --check, mypy
     python3 dev.py lock     # re-create the lock files after editing pyproject.toml
 
@@ -53,6 +54,14 @@ def tool(name: str) -> Path:
     return BIN / name
 
 
+def spread_over_cores(args: list[str]) -> list[str]:
+    """pytest's arguments, with the tests spread over every core (pytest-xdist), one test
+    file per worker at a time so that a file's module fixtures (servers, browsers) start once,
+    unless the caller chose: ``-n 0`` (or ``-p no:xdist``) runs in this process, for ``--pdb``."""
+    chosen = any(a.startswith(("-n", "--numprocesses")) or a == "no:xdist" for a in args)
+    return args if chosen else ["-n", "auto", "--dist", "loadfile", *args]
+
+
 def main(argv: list[str]) -> None:
     if sys.version_info < (3, 11):  # noqa: UP036  (the user may run an older python3)
         sys.exit("tiflow needs Python 3.11 or newer")
@@ -62,7 +71,7 @@ def main(argv: list[str]) -> None:
         run(tool("tiflow"), "demo", *rest)
     elif command == "test":
         ensure_environment("dev")
-        run(tool("pytest"), *rest)
+        run(tool("pytest"), *spread_over_cores(rest))
     elif command == "lint":
         ensure_environment("dev")
         run(tool("ruff"), "check", ".")
@@ -73,8 +82,9 @@ def main(argv: list[str]) -> None:
         ensure_environment("dev")
         compile_ = [PYTHON, "-m", "uv", "pip", "compile", "--quiet", "--generate-hashes"]
         compile_ += ["--python-version", "3.11", "pyproject.toml"]
-        run(*compile_, "-o", LOCKS["runtime"])
-        run(*compile_, "--extra", "dev", "-o", LOCKS["dev"])
+        # Relative paths: uv writes the command into each lock file's header.
+        run(*compile_, "-o", LOCKS["runtime"].relative_to(ROOT))
+        run(*compile_, "--extra", "dev", "-o", LOCKS["dev"].relative_to(ROOT))
     else:
         print(__doc__)
         sys.exit(0 if command == "help" else 2)
