@@ -47,7 +47,7 @@ import sqlalchemy as sa
 import xlsxwriter
 from sqlalchemy.engine import Engine
 
-from bench._common import busy_cores, scratch_folder
+from bench._common import Stolen, busy_cores, scratch_folder
 from flows.usecases.budget.consolidation import Consolidation, Figures, View, consolidate
 from flows.usecases.budget.reports import write_reports
 from flows.usecases.budget.snapshots import store_snapshot
@@ -621,14 +621,14 @@ def main() -> None:
         )
         server = nullcontext() if args.no_flow else prefect_server(engine, folder)
         results: dict[str, list[Parts]] = {"plain": [], "steps": [], "flow": []}
-        with server, busy_cores(args.busy):
+        with server, busy_cores(args.busy), Stolen() as stolen:
             one_territory(engine, year, as_of)
             for n in range(args.rounds):
                 results["plain"].append(plain_national(engine, year, as_of, folder, n))
                 results["steps"].append(tiflow_steps(engine, year, as_of, folder))
                 if not args.no_flow:
                     results["flow"].append(run_flow(year, as_of))
-        print(f"median of {args.rounds} rounds, seconds:")
+        print(f"median of {args.rounds} rounds, seconds ({stolen} by the hypervisor meanwhile):")
         plain = medians(results["plain"])
         show("plain (statement, insert, reports)", plain)
         steps = medians(results["steps"])

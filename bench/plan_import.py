@@ -46,7 +46,7 @@ import sqlalchemy as sa
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench._common import busy_cores, scratch_folder
+from bench._common import Stolen, busy_cores, scratch_folder
 from flows.usecases.bus import unit_of_work
 from models.db import make_engine, normalise_url, upgrade
 from models.lifecycle import State
@@ -448,10 +448,11 @@ def main(argv: Sequence[str] | None = None) -> None:
     print(f"plan import on {database}{', both cores busy' if args.busy else ''}")
     ratio = 0.0
     medians: dict[int, Medians] = {}
-    with scratch_folder() as folder, busy_cores(args.busy):
+    with scratch_folder() as folder, busy_cores(args.busy), Stolen() as stolen:
         for count in sorted(args.sizes):
             ratio = measure(folder, count, args.rounds, medians)
     print_slopes(medians)
+    print(f"\nCPU time stolen by the hypervisor while measuring: {stolen}")
     print(f"ratio: {ratio:.2f}")
 
 

@@ -15,7 +15,9 @@ process, then times, in the same run:
   recorded: three small commits, two of them flushed to disk). Its parts are printed:
   planning (compute + enqueue), the delivery round (messages per second), the rest (Prefect:
   flow and task runs, heartbeat, artifact), and what one flushed commit costs on the round's
-  database just before (on a shared machine, the disk makes most of the round's spread);
+  database just before (on a shared machine, the disk makes much of the round's spread), and
+  the CPU time the hypervisor gave to other machines meanwhile (``bench._common.Stolen``: a
+  round with seconds stolen runs up to twice as slow, whatever the code);
 * the baseline, the floor of the same work: the same reminders read with one SQL query, and
   one pre-built text + HTML e-mail per recipient (built before the clock starts) sent with
   ``smtplib`` over one reused connection.
@@ -62,7 +64,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from bench._common import busy_cores, scratch_folder
+from bench._common import Stolen, busy_cores, scratch_folder
 from models import clock
 from models.db import make_engine, normalise_url, upgrade
 from models.lifecycle import State
@@ -417,7 +419,7 @@ def one_round(number: int, port: int, scratch: Path, preferences: bool) -> dict[
             f" ({engine.dialect.name}, built in {time.perf_counter() - started:.1f} s)"
         )
         flush = flushed_commit_ms(engine)
-        with Timed(flows.reminders, "plan_and_enqueue") as planning:
+        with Timed(flows.reminders, "plan_and_enqueue") as planning, Stolen() as stolen:
             started = time.perf_counter()
             result = deadline_reminders(as_of=AS_OF)
             tiflow = time.perf_counter() - started
@@ -429,13 +431,14 @@ def one_round(number: int, port: int, scratch: Path, preferences: bool) -> dict[
             f" {tiflow:.2f} s = {sent / tiflow:.0f} msg/s\n"
             f"      planning (compute + enqueue) {planning.seconds:.2f} s, delivery round"
             f" {delivery:.2f} s = {sent / delivery:.0f} msg/s, Prefect and the rest"
-            f" {rest:.2f} s; one flushed commit {flush:.2f} ms (2 per message)"
+            f" {rest:.2f} s; one flushed commit {flush:.2f} ms (2 per message); {stolen}"
         )
-        messages, queried, plain = baseline(engine, port)
+        with Stolen() as stolen_plain:
+            messages, queried, plain = baseline(engine, port)
         print(
             f"  (b) baseline 1 query + pre-built messages over 1 SMTP connection: {messages}"
-            f" e-mails in {plain:.2f} s (query {queried:.2f} s) = {messages / plain:.0f} msg/s"
-            f"   -> ratio {tiflow / plain:.2f}"
+            f" e-mails in {plain:.2f} s (query {queried:.2f} s) = {messages / plain:.0f} msg/s;"
+            f" {stolen_plain}   -> ratio {tiflow / plain:.2f}"
         )
         if messages != sent or result["failed"] or result["retry"]:
             print(
@@ -443,7 +446,13 @@ def one_round(number: int, port: int, scratch: Path, preferences: bool) -> dict[
                 f" {result['retry']}), the baseline {messages}"
             )
         engine.dispose()
-        return {"ratio": tiflow / plain, "rate": sent / delivery, "tiflow": tiflow, "plain": plain}
+        return {
+            "ratio": tiflow / plain,
+            "rate": sent / delivery,
+            "tiflow": tiflow,
+            "plain": plain,
+            "stolen": -1.0 if stolen.seconds is None else stolen.seconds,
+        }
     finally:
         drop()
 
@@ -490,6 +499,9 @@ def main() -> None:
         f"ratios: {', '.join(f'{r:.2f}' for r in ratios)} (median below;"
         " goal <= 1.5 idle, <= 2 busy)"
     )
+    if all(f["stolen"] >= 0 for f in figures):
+        stolen = ", ".join(f"{f['stolen']:.1f}" for f in figures)
+        print(f"CPU seconds stolen by the hypervisor during tiflow's runs: {stolen}")
     print(f"ratio: {statistics.median(ratios):.2f}")
 
 
