@@ -5,7 +5,7 @@
 ``--busy`` is what a user sees on a machine doing other work.
 
 On a virtual machine the hypervisor may give this machine's cores to other machines for a
-while (``steal`` in ``/proc/stat``): the same code then runs up to twice as slow. Each script
+while (``steal`` in ``/proc/stat``): the same code then ran up to 2.6 times slower here. Each script
 prints the time stolen during what it times (:class:`Stolen`), so that a slow figure can be
 told from slow code.
 """

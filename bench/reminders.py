@@ -17,7 +17,7 @@ process, then times, in the same run:
   flow and task runs, heartbeat, artifact), and what one flushed commit costs on the round's
   database just before (on a shared machine, the disk makes much of the round's spread), and
   the CPU time the hypervisor gave to other machines meanwhile (``bench._common.Stolen``: a
-  round with seconds stolen runs up to twice as slow, whatever the code);
+  round with seconds stolen ran up to 2.6 times slower here, whatever the code);
 * the baseline, the floor of the same work: the same reminders read with one SQL query, and
   one pre-built text + HTML e-mail per recipient (built before the clock starts) sent with
   ``smtplib`` over one reused connection.
