@@ -5,9 +5,9 @@
 ``--busy`` is what a user sees on a machine doing other work.
 
 On a virtual machine the hypervisor may give this machine's cores to other machines for a
-while (``steal`` in ``/proc/stat``): the same code then ran up to 2.6 times slower here. Each script
-prints the time stolen during what it times (:class:`Stolen`), so that a slow figure can be
-told from slow code.
+while (``steal`` in ``/proc/stat``): the same code then ran up to 2.6 times slower here. Each
+script prints the time stolen during what it times (:class:`Stolen`), so that a slow figure
+can be told from slow code.
 """
 
 from __future__ import annotations
