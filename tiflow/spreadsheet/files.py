@@ -14,7 +14,7 @@ import io
 import zipfile
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, datetime
 from decimal import Decimal
 from enum import Enum
 from pathlib import Path
@@ -61,7 +61,9 @@ from tiflow.spreadsheet.progress import NO_PROGRESS, PROGRESS_STEP, Progress
 @dataclass
 class RawRow:
     number: int  # the row number a spreadsheet shows (header = 1)
-    cells: dict[str, CellValue]  # column key -> cell value, for the columns the sheet has
+    # column key -> cell value, for the columns the sheet has; an empty cell is absent (or
+    # None), never a blank text
+    cells: dict[str, CellValue]
     refused: set[str] = field(default_factory=set)  # keys of cells already reported unreadable
 
 
@@ -192,27 +194,16 @@ class _CellDecoder:
         self._dates: set[int] = set(workbook._date_formats)
         self._durations: set[int] = set(workbook._timedelta_formats)
         self._epoch = workbook.epoch
-        # A plan repeats its dates on many rows; a date (or time) is immutable: shared.
-        self._days: dict[tuple[str, str | None], Any] = {}
+        # A plan repeats its years, amounts and dates on many rows; a number and a date (or
+        # time) are immutable: each distinct (text, style) is decoded once.
+        self._numbers: dict[tuple[str, str | None], Any] = {}
 
     def __call__(self, kind: str | None, style: str | None, text: str) -> Any:
-        if kind == "inlineStr":  # what openpyxl writes for every text cell
-            return text
         if kind is None or kind == "n":
-            day = self._days.get((text, style))
-            if day is not None:
-                return day
-            number = float(text) if "." in text or "E" in text or "e" in text else int(text)
-            style_id = int(style) if style else 0
-            if style_id not in self._dates:
-                return number
-            try:
-                duration = style_id in self._durations
-                day = self._from_excel(number, self._epoch, timedelta=duration)
-            except (OverflowError, ValueError):
-                return "#VALUE!"
-            self._days[(text, style)] = day
-            return day
+            value = self._numbers.get((text, style))
+            if value is None:
+                value = self._numbers[(text, style)] = self._number(style, text)
+            return value
         if kind == "s":
             return self._strings[int(text)]
         if kind == "b":
@@ -220,6 +211,16 @@ class _CellDecoder:
         if kind == "d":
             return self._from_iso(text)
         return text  # "str" (a formula's text), "inlineStr", "e" (#DIV/0! and other errors)
+
+    def _number(self, style: str | None, text: str) -> Any:
+        number = float(text) if "." in text or "E" in text or "e" in text else int(text)
+        style_id = int(style) if style else 0
+        if style_id not in self._dates:
+            return number
+        try:
+            return self._from_excel(number, self._epoch, timedelta=style_id in self._durations)
+        except (OverflowError, ValueError):
+            return "#VALUE!"
 
 
 def _rows(scan: SheetScan) -> Iterator[tuple[Any, ...]]:
@@ -239,45 +240,64 @@ def _rows(scan: SheetScan) -> Iterator[tuple[Any, ...]]:
 def _read_sheet(sheet: Sheet, scan: SheetScan, result: RawFile, progress: Progress) -> RawSheet:
     """The rows of one sheet, within the range that holds values (see `limits.scan_sheet`).
 
-    Read from the scan's cells row by row (a row with no value is not there at all), not
-    from full-width rows: a large plan has hundreds of thousands of cells, many empty."""
+    Read from the scan's cells row by row (a row with no value is not there at all, a cell
+    with no value neither), not from full-width rows: a large plan has hundreds of thousands
+    of cells, many empty."""
     header = next(_rows(scan), None) or ()
     label = f"Feuille « {sheet.title} »"
     columns = _header_map(sheet, header, result.problems, result.warnings, label)
     raw = RawSheet(sheet, frozenset(c.key for c in columns.values()))
-    keys = [(position + 1, column.key) for position, column in columns.items()]
+    keys = {position + 1: column.key for position, column in columns.items()}
     formulas, read = scan.formulas, 0
     for number in range(2, scan.last_row + 1):
         read += 1
         if read == PROGRESS_STEP:  # the bar moves by steps: advancing it costs more than a row
             progress.advance(read)
             read = 0
-        values = scan.values.get(number) or {}
-        if all(map(is_blank, values.values())) and not (
-            formulas and _has_formula(scan, number, columns)
-        ):
-            continue
-        row = RawRow(number, {})
-        cells = row.cells
-        for place, key in keys:
-            if formulas:
-                formula = formulas.get((number, place))
-                if formula is not None:
-                    result.problems.add(sheet, number, key, _no_cached_value(formula))
-                    row.refused.add(key)
-            value = values.get(place)
-            if value.__class__ is str:  # most cells: `_clean`'s text case, inlined
-                value = restore_formula(value) if value and not value.isspace() else None
-            elif value is not None:
-                value = _clean(value)
-            cells[key] = value
-        raw.rows.append(row)
+        cells, filled = _cells(scan.values.get(number), keys)
+        row = RawRow(number, cells)
+        if formulas:
+            _refuse_formulas(row, scan, keys, result.problems, sheet)
+        if filled or row.refused:
+            raw.rows.append(row)
     progress.advance(read)
     return raw
 
 
-def _has_formula(scan: SheetScan, number: int, columns: dict[int, Column]) -> bool:
-    return any((number, position + 1) in scan.formulas for position in columns)
+def _cells(values: dict[int, Any] | None, keys: dict[int, str]) -> tuple[dict[str, Any], bool]:
+    """A row's cells (column key -> value) for the plan's columns, without the empty ones; and
+    whether the row holds a value at all, in any column (a row with a value only in an
+    unknown column is still a row, its required cells missing)."""
+    cells: dict[str, Any] = {}
+    filled = False
+    for place, value in (values or {}).items():
+        if value.__class__ is str:  # most cells: `_clean`'s text case, inlined
+            if not value or value.isspace():
+                continue
+            value = restore_formula(value)
+        elif value is None:
+            continue
+        elif value.__class__ not in _KEPT:
+            value = _clean(value)
+        filled = True
+        key = keys.get(place)
+        if key is not None:
+            cells[key] = value
+    return cells, filled
+
+
+# What `_clean` keeps as it is, tested first (a national plan has 300 000 numbers and dates).
+_KEPT = frozenset({int, float, bool, date, datetime, Decimal})
+
+
+def _refuse_formulas(
+    row: RawRow, scan: SheetScan, keys: dict[int, str], problems: Problems, sheet: Sheet
+) -> None:
+    for place, key in keys.items():
+        formula = scan.formulas.get((row.number, place))
+        if formula is not None:
+            problems.add(sheet, row.number, key, _no_cached_value(formula))
+            row.refused.add(key)
 
 
 def _no_cached_value(formula: str) -> str:

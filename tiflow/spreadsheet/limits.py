@@ -23,6 +23,7 @@ import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import SimpleNamespace
 from typing import IO, Any
 from xml.etree.ElementTree import XMLParser
 
@@ -95,7 +96,8 @@ class SheetScan:
     values: dict[int, dict[int, Any]] = field(default_factory=dict)
 
 
-# A cell's value from its type attribute `t`, style index `s` and text (see files.py).
+# A cell's value from its type attribute `t`, style index `s` and text (see files.py); an
+# inline string (`t="inlineStr"`) is its text, without a call.
 Decode = Callable[[str | None, str | None, str], Any]
 
 
@@ -112,112 +114,118 @@ _TEXT, _PHONETIC = f"{_MAIN_NS}t", f"{_MAIN_NS}rPh"
 
 
 def scan_sheet(source: IO[bytes], title: str, decode: Decode | None = None) -> SheetScan:
-    """One streaming pass over a sheet's XML. No tree is built (expat calls `_SheetTarget` for
-    each tag), so memory stays flat whatever the number of rows, empty or not (with `decode`,
-    it holds the cells that have a value, nothing for empty ones)."""
-    target = _SheetTarget(title, decode)
-    parser = XMLParser(target=target)
+    """One streaming pass over a sheet's XML. No tree is built (expat calls the handlers of
+    `_sheet_handlers` for each tag), so memory stays flat whatever the number of rows, empty
+    or not (with `decode`, it holds the cells that have a value, nothing for empty ones)."""
+    scan = SheetScan()
+    parser = XMLParser(target=_sheet_handlers(scan, title, decode))
     while chunk := source.read(1 << 16):
         parser.feed(chunk)
     parser.close()
-    return target.scan
+    return scan
 
 
-class _SheetTarget:
-    """Follows rows and cells; a cell is looked at when it ends (its value and formula known).
+_DIGITS = "0123456789"
 
-    expat calls `start`, `data` and `end` five to seven times per cell (a plan of 10 000
-    actions has 700 000 cells), so they test the most frequent tags first, and a cell that
-    holds a value within the limits is kept without further calls."""
 
-    def __init__(self, title: str, decode: Decode | None = None) -> None:
-        self.title = title
-        self.scan = SheetScan()
-        self.decode = decode
-        self.row = self.column = 0
-        self.has_value = False
-        self.formula: str | None = None
-        self.inside: str | None = None  # _VALUE, _FORMULA or _TEXT while reading its text
-        self.type: str | None = None  # the cell's `t` and `s` attributes
-        self.style: str | None = None
-        self.text: list[str] = []  # the value's text (an inline string's runs)
-        self.in_inline = self.in_phonetic = False
-        self.columns: dict[str, int] = {}  # letters -> column number, computed once each
+def _sheet_handlers(scan: SheetScan, title: str, decode: Decode | None) -> SimpleNamespace:
+    """expat's `start`, `data` and `end` for one sheet: they follow rows and cells, and look
+    at a cell when it ends (its value and formula known).
 
-    def start(self, tag: str, attrib: dict[str, str]) -> None:
+    They are called five to seven times per cell (a plan of 10 000 actions has 700 000
+    cells), which is why they are closures over local state rather than methods (a closure's
+    variable costs less than an attribute), test the most frequent tags first, and keep a cell
+    that holds a value within the limits without further calls."""
+    values = scan.values
+    columns: dict[str, int] = {}  # letters -> column number, for the letters already seen
+    row = column = 0
+    kind: str | None = None  # the cell's `t` and `s` attributes
+    style: str | None = None
+    text: str | None = None  # the value's text (an inline string's runs), None: none read
+    formula: str | None = None
+    inside: str | None = None  # _VALUE, _FORMULA or _TEXT while reading its text
+    inline = phonetic = has_value = False
+
+    def start(tag: str, attrib: dict[str, str]) -> None:
+        nonlocal row, column, kind, style, text, formula, inside, inline, phonetic, has_value
         if tag == _CELL:
             # References are optional: without one, a cell follows the previous cell of its
             # row (and a row the previous row).
-            ref = _CELL_REF.match(attrib.get("r") or "")
-            if ref is None:
-                self.column += 1
+            ref = attrib.get("r")
+            if ref:
+                letters = ref.rstrip(_DIGITS)  # "AB12" -> "AB", without a regex per cell
+                known = columns.get(letters) if len(letters) < len(ref) else None
+                column = known if known is not None else _column_of(ref, column, columns)
             else:
-                letters = ref[1]
-                column = self.columns.get(letters)
-                if column is None:
-                    column = self.columns[letters] = column_number(letters)
-                self.column = column
-            self.has_value, self.formula = False, None
-            self.type, self.style = attrib.get("t"), attrib.get("s")
-            self.text = []
-        elif tag == _VALUE:
-            self.inside = _VALUE
-        elif tag == _INLINE:
-            self.has_value = self.in_inline = True
+                column += 1
+            kind, style = attrib.get("t"), attrib.get("s")
+            has_value, formula, text = False, None, None
         elif tag == _TEXT:
-            if self.in_inline and not self.in_phonetic:
-                self.inside = _TEXT
-        elif tag == _ROW:
-            self.row = int(attrib.get("r") or self.row + 1)
-            self.column = 0
-        elif tag == _FORMULA:
-            self.inside, self.formula = _FORMULA, ""
-        elif tag == _PHONETIC:
-            self.in_phonetic = True
-
-    def data(self, text: str) -> None:
-        inside = self.inside
-        if inside in (_VALUE, _TEXT):
-            self.has_value = True
-            self.text.append(text)
-        elif inside == _FORMULA and self.formula is not None and len(self.formula) < 200:
-            self.formula += text
-
-    def end(self, tag: str) -> None:
-        if tag == _CELL:
-            self._end_cell()
-        elif tag in (_VALUE, _TEXT, _FORMULA):
-            self.inside = None
+            if inline and not phonetic:
+                inside = _TEXT
         elif tag == _INLINE:
-            self.in_inline = False
+            has_value = inline = True
+        elif tag == _VALUE:
+            inside = _VALUE
+        elif tag == _ROW:
+            row = int(attrib.get("r") or row + 1)
+            column = 0
+        elif tag == _FORMULA:
+            inside, formula = _FORMULA, ""
         elif tag == _PHONETIC:
-            self.in_phonetic = False
+            phonetic = True
 
-    def _end_cell(self) -> None:
-        scan, row, column = self.scan, self.row, self.column
-        if (
-            not self.has_value
-            or self.formula is not None
-            or row - 1 > MAX_ROWS
-            or column > MAX_COLUMNS
-        ):
-            _scan_cell(scan, self.has_value, self.formula, row, column, self.title)
+    def data(chunk: str) -> None:
+        nonlocal text, formula, has_value
+        if inside is _VALUE or inside is _TEXT:
+            has_value = True
+            text = chunk if text is None else text + chunk  # split only at entities or feeds
+        elif inside is _FORMULA and formula is not None and len(formula) < 200:
+            formula += chunk
+
+    def end(tag: str) -> None:
+        nonlocal inside, inline, phonetic
+        if tag == _CELL:
+            end_cell()
+        elif tag in (_TEXT, _VALUE, _FORMULA):
+            inside = None
+        elif tag == _INLINE:
+            inline = False
+        elif tag == _PHONETIC:
+            phonetic = False
+
+    def end_cell() -> None:
+        if not has_value or formula is not None or row - 1 > MAX_ROWS or column > MAX_COLUMNS:
+            _scan_cell(scan, has_value, formula, row, column, title)
         else:  # the usual cell, `_scan_cell` inlined: a value within the limits
             if row > scan.last_row:
                 scan.last_row = row
             if column > scan.last_column:
                 scan.last_column = column
-        if self.decode is not None and self.has_value:
-            text = "".join(self.text)
-            kind = self.type
-            if text or kind == "inlineStr":  # an empty <v/> is no value, as openpyxl reads it
-                cells = scan.values.get(row)
-                if cells is None:
-                    cells = scan.values[row] = {}
-                cells[column] = self.decode(kind, self.style, text)
+        if decode is not None and has_value:
+            if kind == "inlineStr":  # what openpyxl writes for every text cell: the text
+                value: Any = text or ""
+            elif text:  # (an empty <v/> is no value, as openpyxl reads it)
+                value = decode(kind, style, text)
+            else:
+                return
+            cells = values.get(row)
+            if cells is None:
+                cells = values[row] = {}
+            cells[column] = value
 
-    def close(self) -> SheetScan:
-        return self.scan
+    return SimpleNamespace(start=start, data=data, end=end)
+
+
+def _column_of(ref: str, previous: int, columns: dict[str, int]) -> int:
+    """The column of a cell reference not seen before (noted in `columns`), or the column
+    after `previous` when the reference is not one."""
+    match = _CELL_REF.match(ref)
+    if match is None:
+        return previous + 1
+    letters = match[1]
+    column = columns[letters] = column_number(letters)
+    return column
 
 
 def _scan_cell(

@@ -179,7 +179,7 @@ class _SheetReader:
             if key in invalid:
                 continue
             value = cells.get(key)
-            if c.is_blank(value):
+            if value is None:  # the file readers leave empty cells out (`RawRow.cells`)
                 if column.required:
                     self.raw.problems.add(self.spec, number, key, "valeur obligatoire manquante")
                     invalid.add(key)
