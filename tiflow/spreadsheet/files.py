@@ -542,10 +542,15 @@ def write_xlsx(path: Path, sheets: SheetRows, instructions: list[list[str]]) -> 
             header.font, header.fill = bold, fill
             number_format = {Kind.DATE: DATE_FORMAT, Kind.MONEY: MONEY_FORMAT, Kind.YEAR: "0"}
             if column.kind in number_format:
+                # The column's format for the cells a person fills in later; the filled cells
+                # carry it too (a spreadsheet shows a cell's own format). Empty cells get none:
+                # a styled empty cell is written out, and a national plan has 130 000 of them.
+                worksheet.column_dimensions[letter].number_format = number_format[column.kind]
                 for (cell,) in worksheet.iter_rows(
                     min_row=2, max_row=len(rows) + 1, min_col=index, max_col=index
                 ):
-                    cell.number_format = number_format[column.kind]
+                    if cell.value is not None:
+                        cell.number_format = number_format[column.kind]
             choices = CHOICES.get(column.kind)
             if choices:
                 validation = DataValidation(
