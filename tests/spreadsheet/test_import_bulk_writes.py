@@ -10,12 +10,14 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
+from sqlmodel import SQLModel
 
 from models.db import make_engine
 from models.errors import ConcurrencyConflict
-from models.tables import ActionSheet, BudgetLine
+from models.tables import ActionSheet, BudgetLine, Funding, Indicator, Milestone
 from models.uow import UnitOfWork
 from tiflow.spreadsheet import import_plan
+from tiflow.spreadsheet.bulk import read_rows, table_of
 
 UowFactory = Callable[[], UnitOfWork]
 ACTIONS = ActionSheet.__table__  # type: ignore[attr-defined]
@@ -106,3 +108,20 @@ def test_reimporting_after_a_conflict_applies_the_file(
     after = stored(engine)[0]
     assert after["FA-07"] == ("Plateforme RH du Grand Est Touraine", before["FA-07"][1] + 1)
     assert after["FA-09"][1] == before["FA-09"][1] + 1  # its budget line changed
+
+
+@pytest.mark.parametrize("model", [Funding, BudgetLine, Milestone, Indicator, ActionSheet])
+def test_rows_read_a_table_at_a_time_hold_what_the_column_types_give(
+    engine: Engine, example_plan: str, model: type[SQLModel]
+) -> None:
+    """`read_rows` converts each distinct stored value once, yet every value is the one the
+    column's type gives through SQLAlchemy (dates, exact amounts, enums), type included."""
+    table = table_of(model)
+    query = sa.select(table).order_by(table.c.id)
+    with UnitOfWork(engine) as uow:
+        expected = [dict(row._mapping) for row in uow.session.execute(query)]
+        rows = read_rows(uow, query)
+    assert rows and rows == expected
+    assert [[type(v) for v in r.values()] for r in rows] == [
+        [type(v) for v in r.values()] for r in expected
+    ]
