@@ -40,11 +40,13 @@ def format_time(dt: datetime) -> str:
     return f"{local.hour} h" if local.minute == 0 else f"{local.hour} h {local.minute:02d}"
 
 
-def to_paris(dt: datetime) -> pendulum.DateTime:
+def to_paris(dt: datetime) -> datetime:
     """Convert an aware datetime to Europe/Paris; naive datetimes are ambiguous."""
     if dt.tzinfo is None or dt.utcoffset() is None:
         raise ValueError(f"naive datetime {dt.isoformat()} has no time zone")
-    return pendulum.instance(dt).in_timezone(PARIS)
+    # The standard conversion (pendulum's Timezone is a zoneinfo.ZoneInfo): pendulum 3.3 warns
+    # that its own `in_timezone` will return a standard datetime in a later minor release.
+    return dt.astimezone(PARIS)
 
 
 def format_datetime(dt: datetime) -> str:
