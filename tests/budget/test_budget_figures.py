@@ -13,7 +13,7 @@ import openpyxl
 
 from flows.usecases.budget.consolidation import View, consolidate
 from flows.usecases.budget.mail import budget_message
-from flows.usecases.budget.reports import budget_workbook
+from flows.usecases.budget.reports import budget_workbook, markdown_summary
 from flows.usecases.budget.snapshots import load_snapshot, record_snapshot
 from models import figures
 from models.lifecycle import State
@@ -145,3 +145,44 @@ def test_workbook_and_email_show_validated_against_consolidated_from_the_snapsho
     )
     assert "accordé au-delà du prévu" in message.text
     assert "FA-01 «\u00a0Action FA-01\u00a0»\u00a0: Accordé au-delà du prévu" in message.text
+
+
+def test_a_summary_lists_the_largest_over_grants_and_says_where_the_others_are(
+    uow: UowFactory,
+) -> None:
+    """Beyond OVER_GRANTED_SHOWN (20) the artifact and the e-mail list the largest excesses and
+    count the others; the workbook's summary sheet still lists every one."""
+    with uow() as u:
+        t = add_territory(u, CODE, "Figures (test)")
+        region = add_funder(u, t, "Région")
+        for n in range(1, 24):  # 23 actions, FA-23 granted the most above its plan
+            add_action(
+                u,
+                t,
+                f"FA-{n:02d}",
+                state=State.FUNDED,
+                budget={(2024, INV): "10000.00"},
+                funding={(region, 2024): (f"{10000 + 1000 * n}.00", f"{10000 + 1000 * n}.00", "0")},
+            )
+        u.commit()
+    with uow() as u:
+        record_snapshot(u, consolidate(u, 2024, CODE, as_of=date(2024, 12, 31)))
+        u.commit()
+    with uow() as u:
+        snapshot = load_snapshot(u, 2024, CODE)
+    shown, left_out = snapshot.figures.over_granted_shown()
+    assert [line.key for line in shown] == [f"FA-{n:02d}" for n in range(23, 3, -1)]
+    assert left_out == 3
+    # (e-mails are typeset: a no-break space before the colon)
+    more = "… et 3 autres actions accordées au-delà du prévu", "le classeur les liste toutes"
+    message = budget_message(snapshot, [])
+    assert "FA-23 «\u00a0Action FA-23\u00a0»" in message.text
+    assert "FA-03 «" not in message.text
+    assert all(part in message.text and part in message.html for part in more)
+    artifact = markdown_summary(snapshot)
+    assert "**FA-04**" in artifact and "**FA-03**" not in artifact
+    assert all(part in artifact for part in more)
+    wb = openpyxl.load_workbook(io.BytesIO(budget_workbook(snapshot)[0]))
+    notes = [row[0] for row in wb["Synthèse"].iter_rows(values_only=True) if row and row[0]]
+    flagged = [n for n in map(str, notes) if n.startswith("FA-") and "Accordé au-delà" in n]
+    assert len(flagged) == 23

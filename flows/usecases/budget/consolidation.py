@@ -51,6 +51,7 @@ from models.vocabulary import Axis, BudgetKind, CopilStatus
 
 ALL_TERRITORIES = "*"  # the scope of a consolidation over every territory
 ALL_TERRITORIES_LABEL = "Tous les territoires"
+OVER_GRANTED_SHOWN = 20  # over-granted actions a summary lists (`Consolidation.over_granted_shown`)
 
 
 class View(StrEnum):
@@ -268,6 +269,17 @@ class Consolidation:
     def over_granted(self) -> list[Line]:
         """The actions granted more than they plan this year (flagged, never hidden)."""
         return [line for line in self.view(View.ACTION) if line.figures.over_granted > ZERO]
+
+    def over_granted_shown(self) -> tuple[list[Line], int]:
+        """What a summary (the run's artifact, the e-mail) lists of `over_granted`: every one
+        up to `OVER_GRANTED_SHOWN`, beyond that the largest excesses; and how many it leaves
+        out (the workbook lists them all). A national consolidation flags thousands: listed
+        whole, its e-mail ran to 1.3 MB (text and HTML) and its artifact to 560 KB."""
+        lines = self.over_granted()
+        if len(lines) <= OVER_GRANTED_SHOWN:
+            return lines, 0
+        largest = sorted(lines, key=lambda line: line.figures.over_granted, reverse=True)
+        return largest[:OVER_GRANTED_SHOWN], len(lines) - OVER_GRANTED_SHOWN
 
 
 def consolidate(

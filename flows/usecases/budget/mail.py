@@ -24,7 +24,11 @@ from sqlmodel import col, select
 
 from flows.usecases.budget.calendar import PARIS
 from flows.usecases.budget.consolidation import ALL_TERRITORIES, MEASURES
-from flows.usecases.budget.reports import XLSX_CONTENT_TYPE, budget_workbook
+from flows.usecases.budget.reports import (
+    XLSX_CONTENT_TYPE,
+    budget_workbook,
+    over_granted_left_out,
+)
 from flows.usecases.budget.snapshots import Snapshot
 from models.money import ZERO, format_eur
 from models.tables import Person, PersonRole
@@ -79,6 +83,8 @@ def budget_message(
     report file already written; by default it is rendered from the snapshot."""
     c, g = snapshot.figures, snapshot.figures.governance
     total = c.total()
+    shown, left_out = c.over_granted_shown()
+    more = over_granted_left_out(left_out)
     previous = snapshot.previous
     before = previous.figures.total() if previous else None
     rows = []
@@ -112,7 +118,10 @@ def budget_message(
             {"label": label, "amount": _amount(label, amount)}
             for label, amount in c.against_validated()
         ],
-        over_granted=[f"{line.key} « {line.label} » : {line.note}" for line in c.over_granted()],
+        over_granted=[
+            *(f"{line.key} « {line.label} » : {line.note}" for line in shown),
+            *([more] if more else []),
+        ],
         actions=g.action_count,
         firm=g.firm_count,
         firm_share=_percent(g.firm_share),

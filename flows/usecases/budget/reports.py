@@ -42,7 +42,7 @@ from flows.usecases.budget.consolidation import (
 )
 from flows.usecases.budget.snapshots import Snapshot, changes
 from models.collector import collector_paused
-from models.money import ZERO, format_eur
+from models.money import ZERO, format_eur, group_thousands
 from models.safe_text import neutralise_formula
 from notifications import fr
 
@@ -71,6 +71,7 @@ _WORKBOOK_OPTIONS = {
     "strings_to_numbers": False,
 }
 _MEASURE_LABELS = dict(MEASURES)
+SUMMARY_SHEET = "Synthèse"  # the workbook's first sheet; it lists every over-granted action
 
 
 @dataclass(frozen=True)
@@ -369,7 +370,7 @@ def workbook_bytes(snapshot: Snapshot) -> bytes:
     buffer = io.BytesIO()
     wb = xlsxwriter.Workbook(buffer, _WORKBOOK_OPTIONS)
     styles = _Styles(wb)
-    _summary_sheet(wb.add_worksheet("Synthèse"), styles, snapshot)
+    _summary_sheet(wb.add_worksheet(SUMMARY_SHEET), styles, snapshot)
     names = {line.key: line.label for line in snapshot.figures.view(View.TERRITORY)}
     for view in SHEET_VIEWS:
         columns, rows, totals = _view_table(view, snapshot.figures.view(view), names)
@@ -494,10 +495,24 @@ def _table_row(label: str, count: int, f: Figures) -> dict[str, str]:
     return row
 
 
+def over_granted_left_out(count: int) -> str | None:
+    """The line ending a summary's list of over-granted actions when it leaves `count` out."""
+    if not count:
+        return None
+    more = (
+        "… et 1 autre action accordée au-delà du prévu"
+        if count == 1
+        else f"… et {group_thousands(str(count))} autres actions accordées au-delà du prévu"
+    )
+    return f"{more} : le classeur les liste toutes (feuille « {SUMMARY_SHEET} »)."
+
+
 def markdown_summary(snapshot: Snapshot, files: ReportFiles | None = None) -> str:
     """The run's Markdown artifact: what the COPIL reads first."""
     c, g = snapshot.figures, snapshot.figures.governance
     total = c.total()
+    shown, left_out = c.over_granted_shown()
+    more = over_granted_left_out(left_out)
     lines = [
         f"# Budget {c.year} — {c.scope_label}",
         "",
@@ -518,7 +533,8 @@ def markdown_summary(snapshot: Snapshot, files: ReportFiles | None = None) -> st
             f"- {_md(label)} : {format_eur(v) if v is not None else '—'}"
             for label, v in c.against_validated()
         ),
-        *(f"- **{line.key}** : {_md(line.note)}" for line in c.over_granted()),
+        *(f"- **{line.key}** : {_md(line.note)}" for line in shown),
+        *([f"- {_md(more)}"] if more else []),
         "",
         "## Gouvernance",
         "",
