@@ -14,7 +14,7 @@ import io
 import zipfile
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import date
 from decimal import Decimal
 from enum import Enum
 from pathlib import Path
@@ -271,14 +271,14 @@ def _cells(values: dict[int, Any] | None, keys: dict[int, str]) -> tuple[dict[st
     cells: dict[str, Any] = {}
     filled = False
     for place, value in (values or {}).items():
-        if value.__class__ is str:  # most cells: `_clean`'s text case, inlined
+        if value.__class__ is str:  # most cells
             if not value or value.isspace():
                 continue
             value = restore_formula(value)
         elif value is None:
             continue
-        elif value.__class__ not in _KEPT:
-            value = _clean(value)
+        elif not isinstance(value, _KEPT):
+            value = str(value)  # times, errors (#DIV/0!) and other oddities are read as text
         filled = True
         key = keys.get(place)
         if key is not None:
@@ -286,8 +286,8 @@ def _cells(values: dict[int, Any] | None, keys: dict[int, str]) -> tuple[dict[st
     return cells, filled
 
 
-# What `_clean` keeps as it is, tested first (a national plan has 300 000 numbers and dates).
-_KEPT = frozenset({int, float, bool, date, datetime, Decimal})
+# The values a cell keeps as they are (dates include datetimes); any other is read as text.
+_KEPT = (int, float, bool, date, Decimal)
 
 
 def _refuse_formulas(
@@ -307,16 +307,6 @@ def _no_cached_value(formula: str) -> str:
         " qu'elle vaut. Ouvrez-le et enregistrez-le dans Excel ou LibreOffice (qui calculent"
         " les formules), ou tapez la valeur elle-même dans la cellule."
     )
-
-
-def _clean(value: Any) -> CellValue:
-    if value is None:
-        return None
-    if isinstance(value, str):
-        return None if is_blank(value) else restore_formula(value)
-    if isinstance(value, (int, float, bool, date, Decimal)) or value is None:
-        return value
-    return str(value)  # times, errors (#DIV/0!) and other oddities are read as text
 
 
 def _read_csv(path: Path) -> RawFile:
