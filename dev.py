@@ -7,8 +7,9 @@
     python3 dev.py lint     # ruff check, ruff format --check, mypy
     python3 dev.py lock     # re-create the lock files after editing pyproject.toml
 
-Installs are reproducible: pip installs the pinned, hashed lock file, then tiflow itself in
-editable mode. A stamp records the lock's digest, so a second run skips the install.
+Installs are reproducible: pip installs the pinned, hashed lock file as it is (no resolving),
+then tiflow itself in editable mode, and checks that nothing is missing. A stamp records the
+lock's digest, so a second run skips the install.
 """
 
 from __future__ import annotations
@@ -45,8 +46,13 @@ def ensure_environment(kind: str) -> None:
         venv.create(VENV, with_pip=True)
     print(f"Installation des dépendances ({lock.name}) …", flush=True)
     pip = [PYTHON, "-m", "pip", "install", "--disable-pip-version-check", "-q"]
-    run(*pip, "--require-hashes", "-r", lock)
+    # --no-deps: the lock already names every package, transitive ones included, so pip has
+    # nothing to resolve. Resolving anyway lets pip 23.2 pick a newer release than the pinned
+    # one for a requirement with extras (prefect's httpx[http2]) and then refuse it as unpinned.
+    # `pip check` then proves that the installed set is complete and consistent.
+    run(*pip, "--no-deps", "--require-hashes", "-r", lock)
     run(*pip, "--no-deps", "-e", ROOT)
+    run(PYTHON, "-m", "pip", "check", "--disable-pip-version-check")
     stamp.write_text(digest.hexdigest())
 
 
