@@ -12,7 +12,8 @@ process, then times, in the same run:
   of its own — started and warmed up by one run before any timing), **flow heartbeat on** as
   in production: compute and enqueue every message in one transaction, then one delivery
   round over one SMTP connection (each message claimed, marked ``data_sent`` and its outcome
-  recorded: three small commits, two of them flushed to disk). Its parts are printed:
+  recorded: two commits flushed to disk; on PostgreSQL an outcome and the next claim are one
+  of them, on SQLite the claim is a third commit, not flushed). Its parts are printed:
   planning (compute + enqueue), the delivery round (messages per second), the rest (Prefect:
   flow and task runs, heartbeat, artifact), and what one flushed commit costs on the round's
   database just before (on a shared machine, the disk makes much of the round's spread), and

@@ -907,30 +907,50 @@ def deliver_pending(
         _claims_connection(engine) as claims,
     ):
         round_.conn, round_.claims = conn, claims
+        # PostgreSQL: each outcome travels with the next claim (see _Round._claim), unless
+        # the caller watches between the two (on_sent: it must find the next row unclaimed).
+        round_.pairs_outcomes = conn.dialect.name == "postgresql" and on_sent is None
         round_.write(lambda: _recover_interrupted(conn, policy, clock(), report), "la reprise")
-        last_id = 0
-        while True:
-            due = partial(_due_rows, conn, policy, clock(), last_id, scope)
-            rows = round_.write(due, "la lecture des messages")
-            if not rows:
-                break
-            last_id = rows[-1].id
-            aged = [r.id for r in rows if policy.needs_recheck(r.created_at, clock())]
-            check = partial(_drop_stale, conn, aged, report)
-            stale = round_.write(check, "la vérification des messages")
-            live = [r for r in rows if r.id not in stale]
-            files = _attachments(conn, [r.id for r in live])
-            chosen = chosen_channels(conn, live)
-            groups, grouped = _leads(live, period_groups(conn, live, clock()))
-            for row in live:
-                if row.id in groups:
-                    round_.deliver_group(groups[row.id], chosen.get(row.id))
-                elif row.id not in grouped:
-                    round_.deliver_one(row, files[row.id], chosen.get(row.id))
+        try:
+            _deliver_chunks(round_, policy, clock, scope, report)
+        except BaseException:
+            round_.record_left_outcome(quietly=True)  # the error that stopped it comes first
+            raise
         report.backlog = _backlog_after(conn, clock())
     report.elapsed = time.perf_counter() - started
     log.info("outbox round: %s", report.summary())
     return report
+
+
+def _deliver_chunks(
+    round_: _Round,
+    policy: DeliveryPolicy,
+    clock: Callable[[], datetime],
+    scope: list[sa.ColumnElement[bool]],
+    report: DeliveryReport,
+) -> None:
+    """Every due row, one chunk at a time, in id order: groups as one e-mail, others alone."""
+    conn = round_.conn
+    last_id = 0
+    while True:
+        round_.record_left_outcome()  # before the chunk's reads: it never waits on them
+        due = partial(_due_rows, conn, policy, clock(), last_id, scope)
+        rows = round_.write(due, "la lecture des messages")
+        if not rows:
+            break
+        last_id = rows[-1].id
+        aged = [r.id for r in rows if policy.needs_recheck(r.created_at, clock())]
+        check = partial(_drop_stale, conn, aged, report)
+        stale = round_.write(check, "la vérification des messages")
+        live = [r for r in rows if r.id not in stale]
+        files = _attachments(conn, [r.id for r in live])
+        chosen = chosen_channels(conn, live)
+        groups, grouped = _leads(live, period_groups(conn, live, clock()))
+        for row in live:
+            if row.id in groups:
+                round_.deliver_group(groups[row.id], chosen.get(row.id))
+            elif row.id not in grouped:
+                round_.deliver_one(row, files[row.id], chosen.get(row.id))
 
 
 def _leads(live: list[Any], groups: list[list[Any]]) -> tuple[dict[int, list[Any]], set[int]]:
@@ -1048,6 +1068,21 @@ def _outcome(columns: frozenset[str]) -> sa.Update:
     )
 
 
+@lru_cache(maxsize=32)
+def _claim_after(columns: frozenset[str]) -> sa.Update:
+    """PostgreSQL: the previous row's outcome (its values bound as ``done_<column>``, its id as
+    ``done_id``) and the claim of the next, in one statement — one transaction, one round
+    trip. The two rows differ, so the two updates never meet."""
+    recorded = (
+        sa.update(M)
+        .where(M.c.id == sa.bindparam("done_id"), M.c.claim_token == sa.bindparam("token"))
+        .values({n: sa.bindparam(f"done_{n}", type_=M.c[n].type) for n in sorted(columns)})
+        .returning(M.c.id)
+        .cte("recorded")
+    )
+    return _CLAIM.add_cte(recorded)
+
+
 class PhaseRecorder:
     """How far one attempt got. ``data_sent`` is committed *before* the content leaves (the
     transport calls this between the server's 354 and the content): a row left ``sending``
@@ -1087,6 +1122,7 @@ class _Round:
 
     conn: Connection  # outcomes, data_sent: committed and flushed
     claims: Connection  # claims: committed, flushed with the next data_sent (see above)
+    pairs_outcomes = False  # PostgreSQL: an outcome waits for the next claim (see _claim)
 
     def __init__(
         self,
@@ -1101,6 +1137,7 @@ class _Round:
         self.deliverer, self.token, self.policy, self.clock = deliverer, token, policy, clock
         self.report, self.correlation_id, self.on_sent = report, correlation_id, on_sent
         self.settings = load_settings()  # once per round, not per message
+        self.unrecorded: tuple[Any, dict[str, Any]] | None = None  # (row, outcome): see _claim
 
     def write(self, action: Callable[[], T], what: str) -> T:
         """``action`` (one autocommit statement or a few), retried while the database is busy."""
@@ -1116,6 +1153,11 @@ class _Round:
         self, row: Any, attachments: list[Attachment], channel: str | None = None
     ) -> None:
         """Claim, send, record one row. ``channel``: the ``canal-…`` its person chose."""
+        # Claimed first, built then: the claim may carry the previous row's outcome, which
+        # must be committed right after that row's reply, not after this row is built.
+        if not self._claim(row.id):
+            self.report.skipped += 1
+            return
         try:
             email = _outgoing_email(
                 row, attachments, list_unsubscribe(self.conn, row, self.settings)
@@ -1131,10 +1173,6 @@ class _Round:
             log.exception("outbox row %s cannot be built", row.id)
             self._refuse(row, "Message invalide, non envoyé (détail dans le journal).")
             return
-        # Claim: only one round can move this row from pending to sending.
-        if not self._claim(row.id):
-            self.report.skipped += 1
-            return
         personal = bool(self.deliverer.personal_channel(channel))
         only: list[str] | None = [row.address] if row.address and not personal else None
         if (personal or not row.address) and row.retry_only:
@@ -1144,9 +1182,43 @@ class _Round:
         self._record(row, results, progress.phase, personal)
 
     def _claim(self, row_id: int) -> bool:
-        """Only one round can move a row from pending to sending."""
-        claim = partial(self.execute, _CLAIM, row_id, on=self.claims, started=self.clock())
-        return bool(self.write(claim, "la prise en charge"))
+        """Only one round can move a row from pending to sending. On PostgreSQL the previous
+        row's outcome, if not yet recorded, is committed with this claim (`_claim_after`):
+        one round trip per message less, and the outcome's commit comes as soon as it would
+        alone — nothing is done between the previous reply and this claim. That commit is
+        flushed (the outcome needs it); a claim alone goes through `claims`."""
+        if self.unrecorded is None:
+            claim = partial(self.execute, _CLAIM, row_id, on=self.claims, started=self.clock())
+            return bool(self.write(claim, "la prise en charge"))
+        done, outcome = self.unrecorded
+        values = {f"done_{name}": value for name, value in outcome.items()}
+        paired = partial(
+            self.execute,
+            _claim_after(frozenset(outcome)),
+            row_id,
+            started=self.clock(),
+            done_id=done.id,
+            **values,
+        )
+        claimed = self.write(paired, "l'enregistrement du résultat et la prise en charge")
+        self.unrecorded = None
+        self._count(done, outcome)
+        return bool(claimed)
+
+    def record_left_outcome(self, *, quietly: bool = False) -> None:
+        """The outcome still waiting for a claim, committed alone: before the round reads or
+        writes anything else, and at its end. ``quietly``: the round is already failing; a
+        database error here is logged, the round's own error is the one raised."""
+        if self.unrecorded is None:
+            return
+        row, values = self.unrecorded
+        self.unrecorded = None
+        try:
+            self._write_outcome(row, values)
+        except Exception:
+            if not quietly:
+                raise
+            log.exception("outcome of outbox row %s not recorded (in doubt)", row.id)
 
     def _send(
         self,
@@ -1173,6 +1245,13 @@ class _Round:
     ) -> None:
         values = _settle(row, results, self.policy, self.clock(), self.correlation_id, personal)
         values["delivery_phase"] = phase.value
+        self.record_left_outcome()  # a group's earlier rows
+        if self.pairs_outcomes:
+            self.unrecorded = (row, values)  # committed with the next claim (see _claim)
+        else:
+            self._write_outcome(row, values)
+
+    def _write_outcome(self, row: Any, values: dict[str, Any]) -> None:
         self.write(
             lambda: self.execute(_outcome(frozenset(values)), row.id, **values),
             "l'enregistrement du résultat",
@@ -1183,6 +1262,7 @@ class _Round:
         """The rows of one person's period (:func:`period_groups`) as one e-mail: each row is
         claimed, and the same outcome recorded on each, so every message goes once, together."""
         ids = [r.id for r in rows]
+        self.record_left_outcome()  # before the group's own reads and writes
         stale = self.write(partial(_drop_stale, self.conn, ids, self.report), "la vérification")
         files = _attachments(self.conn, ids)
         claimed = [r for r in rows if r.id not in stale and self._claim(r.id)]
@@ -1199,10 +1279,11 @@ class _Round:
             self._record(row, results, progress.phase, personal)
 
     def _refuse(self, row: Any, error: str) -> None:
+        """A row this round claimed, failed without being sent (it cannot be built)."""
         self.conn.execute(
             sa.update(M)
-            .where(M.c.id == row.id, M.c.status == PENDING.value)
-            .values(status=FAILED.value, last_error=error)
+            .where(M.c.id == row.id, M.c.claim_token == self.token)
+            .values(status=FAILED.value, last_error=error, claim_token=None, send_started_at=None)
         )
         self.report.failed += 1
         self.report.failures.append(Failure(row.id, row.kind, row.recipient or row.tag, error))

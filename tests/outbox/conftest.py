@@ -1,18 +1,23 @@
-"""Fixtures for the outbox tests: a real SMTP server on loopback, and counting helpers; for
+"""Fixtures for the outbox tests: a real SMTP server on loopback, counting helpers, a database
+that gives up on a lock quickly and another transaction to hold one; for
 the preferences' tests, two people of the example plan, a JSON endpoint and the operator's
 channel « canal-equipe »."""
 
 from __future__ import annotations
 
+import sqlite3
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import Any
 
 import pytest
+import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 from sqlmodel import select
 
 from flows.usecases.preferences import set_preference
+from models.db import make_engine
 from models.preferences import Category, Choice
 from models.tables import Person
 from models.uow import UnitOfWork
@@ -108,3 +113,45 @@ def team(
     config = f"{smtp_config(smtp_sink)} canal-equipe={json_receiver.url}"
     monkeypatch.setenv("TIFLOW_NOTIFY_CONFIG", config)
     return Team(engine, people, smtp_sink, json_receiver, config)
+
+
+@pytest.fixture
+def impatient(engine: Engine) -> Iterator[Engine]:
+    """The same database, waiting 0.2 s for a lock instead of 30 s."""
+    url = engine.url
+    if url.get_backend_name() == "sqlite":
+        quick = make_engine(
+            url.render_as_string(hide_password=False),
+            connect_args={"check_same_thread": False, "timeout": 0.2},
+        )
+    else:
+        options = f"{url.query.get('options', '')} -c lock_timeout=200".strip()
+        quick = make_engine(
+            url.render_as_string(hide_password=False), connect_args={"options": options}
+        )
+    yield quick
+    quick.dispose()
+
+
+class Locker:
+    """Another process's transaction holding the outbox table (SQLite: the write lock)."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self.held: Any = None
+
+    def take(self) -> None:
+        if self.engine.url.get_backend_name() == "sqlite":
+            raw = sqlite3.connect(str(self.engine.url.database), isolation_level=None)
+            raw.execute("BEGIN IMMEDIATE")
+            self.held = raw
+        else:
+            conn = self.engine.connect()
+            conn.execute(sa.text("LOCK TABLE outbox_message IN ACCESS EXCLUSIVE MODE"))
+            self.held = conn
+
+    def release(self, *_: object) -> None:
+        if self.held is not None:
+            self.held.rollback()
+            self.held.close()
+            self.held = None

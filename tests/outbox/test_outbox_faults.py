@@ -4,25 +4,21 @@ database locked longer than its timeout, the operator's « maintenant » and « 
 
 from __future__ import annotations
 
-import sqlite3
 import subprocess
 import sys
-from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
 
 import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 import models.db
-from models.db import make_engine
 from models.errors import DatabaseBusy, TiflowError
 from models.outbox import DeliveryPhase, OutboxMessage, OutboxStatus
 from models.uow import UnitOfWork
 from notifications.outbox import DeliveryPolicy, DeliverySettings, deliver_pending, requeue_once
-from tests.outbox.conftest import deliveries, smtp_deliverer
+from tests.outbox.conftest import Locker, deliveries, smtp_deliverer
 from tests.outbox.test_outbox_delivery import PILOTS, T0, notice, rows, statuses, store
 from tests.smtp_sink import SmtpSink
 
@@ -220,48 +216,6 @@ def test_maintenant_sends_what_waits_for_its_back_off_but_not_what_is_scheduled(
 
 # ---------------------------------------------------------------------------------------------
 # A database locked longer than its timeout
-
-
-@pytest.fixture
-def impatient(engine: Engine) -> Iterator[Engine]:
-    """The same database, waiting 0.2 s for a lock instead of 30 s."""
-    url = engine.url
-    if url.get_backend_name() == "sqlite":
-        quick = make_engine(
-            url.render_as_string(hide_password=False),
-            connect_args={"check_same_thread": False, "timeout": 0.2},
-        )
-    else:
-        options = f"{url.query.get('options', '')} -c lock_timeout=200".strip()
-        quick = make_engine(
-            url.render_as_string(hide_password=False), connect_args={"options": options}
-        )
-    yield quick
-    quick.dispose()
-
-
-class Locker:
-    """Another process's transaction holding the outbox table (SQLite: the write lock)."""
-
-    def __init__(self, engine: Engine) -> None:
-        self.engine = engine
-        self.held: Any = None
-
-    def take(self) -> None:
-        if self.engine.url.get_backend_name() == "sqlite":
-            raw = sqlite3.connect(str(self.engine.url.database), isolation_level=None)
-            raw.execute("BEGIN IMMEDIATE")
-            self.held = raw
-        else:
-            conn = self.engine.connect()
-            conn.execute(sa.text("LOCK TABLE outbox_message IN ACCESS EXCLUSIVE MODE"))
-            self.held = conn
-
-    def release(self, *_: object) -> None:
-        if self.held is not None:
-            self.held.rollback()
-            self.held.close()
-            self.held = None
 
 
 def test_a_lock_longer_than_every_retry_ends_with_one_french_error_and_nothing_failed(
