@@ -912,7 +912,7 @@ def deliver_pending(
         round_.pairs_outcomes = conn.dialect.name == "postgresql" and on_sent is None
         round_.write(lambda: _recover_interrupted(conn, policy, clock(), report), "la reprise")
         try:
-            _deliver_chunks(round_, policy, clock, scope, report)
+            _deliver_chunks(round_, policy, clock, scope)
         except BaseException:
             round_.record_left_outcome(quietly=True)  # the error that stopped it comes first
             raise
@@ -927,10 +927,9 @@ def _deliver_chunks(
     policy: DeliveryPolicy,
     clock: Callable[[], datetime],
     scope: list[sa.ColumnElement[bool]],
-    report: DeliveryReport,
 ) -> None:
     """Every due row, one chunk at a time, in id order: groups as one e-mail, others alone."""
-    conn = round_.conn
+    conn, report = round_.conn, round_.report
     last_id = 0
     while True:
         round_.record_left_outcome()  # before the chunk's reads: it never waits on them
