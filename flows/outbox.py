@@ -1,9 +1,10 @@
 """Sending what waits in the outbox (flow « envoi-messages-en-attente »).
 
 Every flow that writes e-mails ends with :func:`delivery_round`, one coarse task that opens one
-Deliverer (one SMTP connection) for the whole round. The standalone flow retries what an
-earlier run could not send (SMTP down), and publishes the Prefect events an outage of the
-Prefect server left in the event outbox; it can be scheduled every 15 minutes or so.
+Deliverer (one SMTP connection) for the whole round, or a few side by side for a large one
+(``DeliverySettings.connections``). The standalone flow retries what an earlier run could not
+send (SMTP down), and publishes the Prefect events an outage of the Prefect server left in the
+event outbox; it can be scheduled every 15 minutes or so.
 """
 
 from __future__ import annotations
@@ -18,7 +19,12 @@ from flows.events import publish_pending_events
 from flows.forms import parameter
 from flows.runtime import current_run_id, database, settings
 from notifications.fr import plural
-from notifications.outbox import DeliveryReport, DeliverySettings, deliver_pending, open_deliverer
+from notifications.outbox import (
+    DeliveryReport,
+    DeliverySettings,
+    deliver_in_parallel,
+    open_deliverer,
+)
 
 
 @task(name="Tournée d'envoi", cache_policy=NO_CACHE, persist_result=False)
@@ -27,14 +33,15 @@ def delivery_round(
 ) -> DeliveryReport:
     """Deliver every due message of the outbox (all kinds, or ``kinds``): one round. The
     round also publishes the Prefect events an outage of the server left waiting."""
-    with open_deliverer(settings()) as deliverer:
-        report = deliver_pending(
-            database(),
-            deliverer,
-            policy=delivery.policy(),
-            kinds=kinds,
-            correlation_id=correlation_id,
-        )
+    config = settings()
+    report = deliver_in_parallel(
+        database(),
+        lambda: open_deliverer(config),
+        connections=delivery.connections,
+        policy=delivery.policy(),
+        kinds=kinds,
+        correlation_id=correlation_id,
+    )
     events = publish_pending_events(database())
     if events.published or events.pending:
         print(f"Événements : {events.summary()}.")
