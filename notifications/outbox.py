@@ -10,6 +10,10 @@ Two calls make the whole API::
     with open_deliverer(load_settings()) as deliverer:    # 2. one delivery round
         report = deliver_pending(engine, deliverer)
 
+A large round may go over several SMTP connections at once, each with its share of the
+addresses: ``deliver_in_parallel(engine, lambda: open_deliverer(settings), connections=2)``
+(what the flows call); the guarantees below are each share's.
+
 Guarantees:
 
 * **Idempotent enqueue.** A message is one row per recipient, unique on ``(key, address)``:
