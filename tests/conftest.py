@@ -10,6 +10,7 @@ from __future__ import annotations
 import gc
 import os
 import uuid
+import warnings
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -56,8 +57,11 @@ def postgres_url() -> Iterator[str]:
 @pytest.fixture(scope="session")
 def database_url(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
-) -> Callable[[str], str]:
-    """Returns a function giving a *fresh, empty* database URL for a backend."""
+) -> Iterator[Callable[[str], str]]:
+    """Returns a function giving a *fresh, empty* database URL for a backend. The PostgreSQL
+    schemas it creates are dropped at the end of the session (they are not inside the
+    session's own schema, so dropping that one would leave them on the server)."""
+    created: list[str] = []
 
     def fresh(backend: str) -> str:
         if backend == "sqlite":
@@ -68,10 +72,22 @@ def database_url(
         with admin.begin() as conn:
             conn.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
         admin.dispose()
+        created.append(schema)
         url = sa.make_url(base).update_query_dict({"options": f"-csearch_path={schema}"})
         return url.render_as_string(hide_password=False)
 
-    return fresh
+    yield fresh
+    if created:
+        admin = make_engine(PG_URL)
+        try:
+            with admin.begin() as conn:
+                conn.execute(sa.text("SET LOCAL lock_timeout = '10s'"))
+                for schema in created:
+                    conn.execute(sa.text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
+        except sa.exc.OperationalError as error:  # a connection a test left open holds a lock
+            warnings.warn(f"fresh test schemas left on the server: {error}", stacklevel=1)
+        finally:
+            admin.dispose()
 
 
 @pytest.fixture(scope="session", params=BACKENDS)
