@@ -918,11 +918,7 @@ def deliver_pending(
     report = DeliveryReport()
     started = time.perf_counter()
     round_ = _Round(deliverer, uuid.uuid4().hex, policy, clock, report, correlation_id, on_sent)
-    scope: list[sa.ColumnElement[bool]] = []
-    if kinds is not None:
-        scope.append(M.c.kind.in_(sorted(kinds)))
-    if ids is not None:
-        scope.append(M.c.id.in_(sorted(ids)))
+    scope = _scope(kinds, ids)
     # AUTOCOMMIT: every statement below is its own transaction, durable when it returns
     # (one round trip on PostgreSQL instead of BEGIN/UPDATE/COMMIT). Each claim and each
     # outcome is a single UPDATE, so nothing here needs a wider transaction. Claims go
@@ -975,7 +971,7 @@ def deliver_in_parallel(
     up, with the backlog read after the last."""
     policy = policy or DeliveryPolicy()
     started = time.perf_counter()
-    scope = [M.c.kind.in_(sorted(kinds))] if kinds is not None else []
+    scope = _scope(kinds, None)
     due = retry_when_busy(
         partial(_due_count, engine, policy, now or utcnow(), scope), "la lecture des messages"
     )
@@ -1006,6 +1002,18 @@ def deliver_in_parallel(
     report.elapsed = time.perf_counter() - started
     log.info("outbox round over %s connections: %s", shares, report.summary())
     return report
+
+
+def _scope(
+    kinds: Collection[str] | None, ids: Collection[int] | None
+) -> list[sa.ColumnElement[bool]]:
+    """The conditions a round's reads add to « due »: only these kinds, only these ids."""
+    scope: list[sa.ColumnElement[bool]] = []
+    if kinds is not None:
+        scope.append(M.c.kind.in_(sorted(kinds)))
+    if ids is not None:
+        scope.append(M.c.id.in_(sorted(ids)))
+    return scope
 
 
 def _due_count(
