@@ -1,7 +1,8 @@
 """A large round over several SMTP connections at once (`deliver_in_parallel`), on SQLite and
 PostgreSQL against a real SMTP server on loopback: each message reaches the server once, every
 message of one address goes over one connection (a period's group too), a small round keeps
-one connection, and a share that fails is reported once the others have ended."""
+one connection, a share that fails is reported once the others have ended, and the flows'
+round does the same inside its Prefect task run."""
 
 from __future__ import annotations
 
@@ -23,9 +24,17 @@ from notifications.outbox import (
     Recipient,
     deliver_in_parallel,
     share_of,
+    utcnow,
 )
 from notifications.transports import Deliverer
-from tests.outbox.conftest import HELENE, choose_choice, deliveries, person, smtp_deliverer
+from tests.outbox.conftest import (
+    HELENE,
+    choose_choice,
+    deliveries,
+    person,
+    smtp_config,
+    smtp_deliverer,
+)
 from tests.outbox.test_outbox_delivery import T0, rows, statuses, store
 from tests.outbox.test_period_grouping import message
 from tests.smtp_sink import SmtpSink
@@ -158,3 +167,20 @@ def test_the_number_of_connections_is_a_french_field_of_the_flows_form() -> None
         field.path: ["Connexions SMTP simultanées : trop grand (au plus 4)"]
     }
     assert DeliverySettings().connections == 2
+
+
+def test_the_flows_round_under_prefect_sends_a_large_backlog_over_two_connections(
+    flow_env: Engine, smtp_sink: SmtpSink, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The threads run inside the flow's task run, as in production: the default setting."""
+    from flows.outbox import deliver_outbox
+
+    monkeypatch.setenv("TIFLOW_NOTIFY_CONFIG", smtp_config(smtp_sink))
+    store(flow_env, messages(250, addresses=50), now=utcnow())
+
+    result = deliver_outbox()
+
+    assert (result["sent"], result["retry"], result["failed"]) == (250, 0, 0)
+    assert len({item.peer for item in smtp_sink.received}) == 2
+    counts = deliveries(smtp_sink)
+    assert len(counts) == 250 and set(counts.values()) == {1}
