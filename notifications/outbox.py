@@ -59,7 +59,7 @@ from collections import defaultdict
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import AbstractContextManager, contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import UTC, date, datetime, timedelta
 from functools import lru_cache, partial
 from typing import Any, TypeVar
@@ -592,6 +592,15 @@ class DeliveryReport:
     def attempted(self) -> int:
         return self.sent + self.retry + self.failed
 
+    def add(self, other: DeliveryReport) -> None:
+        """Another share's counts and failures, added to this round's (every count field:
+        one added to the report is added up too)."""
+        for counter in fields(self):
+            if counter.type in ("int", int):
+                total = getattr(self, counter.name) + getattr(other, counter.name)
+                setattr(self, counter.name, total)
+        self.failures += other.failures
+
     def summary(self) -> str:
         rate = f", {self.sent / self.elapsed:.0f} messages/s" if self.elapsed and self.sent else ""
         text = self.counts() + f" en {self.elapsed:.1f} s{rate}"
@@ -1029,9 +1038,7 @@ def _merged(reports: list[DeliveryReport]) -> DeliveryReport:
     """The shares' reports as one round's: counts added up, failures in id order."""
     total = DeliveryReport()
     for part in reports:
-        for name in ("sent", "retry", "failed", "dropped", "in_doubt", "resumed", "skipped"):
-            setattr(total, name, getattr(total, name) + getattr(part, name))
-        total.failures += part.failures
+        total.add(part)
     total.failures.sort(key=lambda failure: failure.id)
     return total
 

@@ -56,6 +56,13 @@ def messages(count: int, addresses: int) -> list[NewMessage]:
     ]
 
 
+class _Row:
+    """What share_of reads of an outbox row."""
+
+    def __init__(self, address: str, tag: str = "pilots") -> None:
+        self.address, self.tag = address, tag
+
+
 def opener(sink: SmtpSink) -> Callable[[], Deliverer]:
     return lambda: smtp_deliverer(sink)
 
@@ -139,11 +146,7 @@ def test_a_failing_connection_is_reported_after_the_others_and_its_share_waits(
 
 
 def test_shares_follow_the_address_and_every_row_has_one() -> None:
-    class Row:
-        def __init__(self, address: str, tag: str = "pilots") -> None:
-            self.address, self.tag = address, tag
-
-    rows_ = [Row(f"pilote{n}@cc-tev.example") for n in range(200)] + [Row("", "copil")]
+    rows_ = [_Row(f"pilote{n}@cc-tev.example") for n in range(200)] + [_Row("", "copil")]
     for shares in (1, 2, 3, MAX_CONNECTIONS):
         taken = [share_of(row, shares) for row in rows_]
         assert set(taken) == set(range(shares))  # every share gets rows
@@ -184,3 +187,23 @@ def test_the_flows_round_under_prefect_sends_a_large_backlog_over_two_connection
     assert len({item.peer for item in smtp_sink.received}) == 2
     counts = deliveries(smtp_sink)
     assert len(counts) == 250 and set(counts.values()) == {1}
+
+
+def test_the_round_over_two_connections_adds_up_every_count_and_lists_failures_in_order(
+    engine: Engine, smtp_sink: SmtpSink
+) -> None:
+    store(engine, messages(300, addresses=100))
+    addresses = [f"pilote{n}@cc-tev.example" for n in range(100)]
+    by_share = [[a for a in addresses if share_of(_Row(a), 2) == i] for i in (0, 1)]
+    refused = {by_share[0][0], by_share[1][0]}  # one on each connection, and so on
+    deferred = {by_share[0][1], by_share[1][1]}
+    smtp_sink.refuse.update(refused)
+    smtp_sink.defer.update(deferred)
+
+    report = deliver_in_parallel(engine, opener(smtp_sink), connections=2, now=T0)
+
+    assert (report.sent, report.failed, report.retry) == (288, 6, 6)
+    failed = [f for f in report.failures if f.recipient.split("<")[-1].rstrip(">") in refused]
+    assert len(failed) == 6
+    assert [f.id for f in report.failures] == sorted(f.id for f in report.failures)
+    assert len({item.peer for item in smtp_sink.received}) == 2
